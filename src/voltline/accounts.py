@@ -1,0 +1,73 @@
+"""Account set-up shared by the CLI and tests: users, teams, tokens and the demo login."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from voltline.domain.credentials import hash_api_token, new_api_token
+from voltline.domain.ids import TeamId, UserId
+from voltline.errors import NotFoundError
+from voltline.store import users
+from voltline.store.engine import Database
+
+DEMO_EMAIL = "demo@voltline.local"
+DEMO_NAME = "Demo Operator"
+DEMO_TOKEN_FILE = "demo-token"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user, their personal team and (when just made) a plain token."""
+
+    user_id: UserId
+    team_id: TeamId
+    email: str
+    token: str
+
+
+async def create_user(db: Database, *, email: str, name: str) -> tuple[UserId, TeamId]:
+    """Make a user and their personal team."""
+    async with db.write() as conn:
+        user = await users.create_user(conn, name=name, email=email)
+        teams = await users.list_teams_of_user(conn, UserId(user["id"]))
+    return UserId(user["id"]), TeamId(teams[0]["id"])
+
+
+async def create_token(db: Database, *, email: str, name: str = "cli") -> str:
+    """Make an API token for the user; returns the plain token (only its hash is stored)."""
+    token = new_api_token()
+    async with db.write() as conn:
+        user = await users.get_user_by_email(conn, email)
+        if user is None:
+            raise NotFoundError(f"No user with email {email}.")
+        await users.insert_api_token(conn, UserId(user["id"]), name, hash_api_token(token))
+    return token
+
+
+async def create_account(db: Database, *, email: str, name: str) -> Account:
+    """A user with a personal team and a token, in one step (tests, demo)."""
+    user_id, team_id = await create_user(db, email=email, name=name)
+    token = await create_token(db, email=email, name="default")
+    return Account(user_id=user_id, team_id=team_id, email=email, token=token)
+
+
+async def ensure_demo(db: Database, data_dir: str) -> tuple[Account, bool]:
+    """The demo login: made on the first run, its token kept in `<data dir>/demo-token` (0600)."""
+    token_path = Path(data_dir) / DEMO_TOKEN_FILE
+    async with db.read() as conn:
+        user = await users.get_user_by_email(conn, DEMO_EMAIL)
+        teams = await users.list_teams_of_user(conn, UserId(user["id"])) if user else []
+    if user is not None and token_path.exists():
+        token = token_path.read_text().strip()
+        return Account(UserId(user["id"]), TeamId(teams[0]["id"]), DEMO_EMAIL, token), False
+    if user is None:
+        user_id, team_id = await create_user(db, email=DEMO_EMAIL, name=DEMO_NAME)
+    else:
+        user_id, team_id = UserId(user["id"]), TeamId(teams[0]["id"])
+    token = await create_token(db, email=DEMO_EMAIL, name="demo")
+    token_path.parent.mkdir(parents=True, exist_ok=True)
+    token_path.touch(mode=0o600)
+    token_path.chmod(0o600)
+    token_path.write_text(token + "\n")
+    return Account(user_id, team_id, DEMO_EMAIL, token), True

@@ -1,0 +1,102 @@
+"""The route table: each endpoint declared once, wrapped with auth, limits and error mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from voltline.api import auth
+from voltline.api._kit import BadRequestError, message, validation_response
+from voltline.errors import (
+    AuthenticationError,
+    ChargerOfflineError,
+    ChargerTimeoutError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ValidationError,
+)
+
+log = logging.getLogger("voltline.api")
+
+Handler = Callable[[Request], Awaitable[Response]]
+Shape = Literal["data", "page", "list", "raw", "empty"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One operation: where it lives, what it takes and returns (for OpenAPI), and its handler."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: Any = None
+    query: Mapping[str, str] = field(default_factory=dict)
+    response: Any = None
+    shape: Shape = "data"
+    status: int = 200
+    public: bool = False
+    errors: tuple[int, ...] = ()
+
+
+def _error_response(error: Exception) -> Response:
+    if isinstance(error, ValidationError):
+        return validation_response(error)
+    if isinstance(error, BadRequestError):
+        return message(str(error), 400)
+    if isinstance(error, AuthenticationError):
+        return message("Unauthenticated.", 401)
+    if isinstance(error, PermissionDeniedError):
+        return message("This action is unauthorized.", 403)
+    if isinstance(error, NotFoundError):
+        return message("Not found.", 404)
+    if isinstance(error, ChargerOfflineError):
+        return message("The charger is offline.", 409)
+    if isinstance(error, ConflictError):
+        return message(str(error), 409)
+    if isinstance(error, ChargerTimeoutError):
+        return message("The charger did not respond in time.", 504)
+    if isinstance(error, RateLimitedError):
+        return message("Too Many Attempts.", 429, {"Retry-After": str(error.retry_after)})
+    raise error
+
+
+def wrap(endpoint: Endpoint) -> Handler:
+    """The ASGI-facing handler: authenticate, limit, scope to the team, run, map errors."""
+
+    async def handle(request: Request) -> Response:
+        limit_headers: dict[str, str] = {}
+        try:
+            if not endpoint.public:
+                principal = await auth.authenticate(request)
+                limit_headers = auth.consume_rate_limit(request, principal)
+                if "team" in request.path_params:
+                    request.state.scope = await auth.team_scope(request, principal)
+            response = await endpoint.handler(request)
+        except (ValidationError, BadRequestError, AuthenticationError, PermissionDeniedError) as error:
+            response = _error_response(error)
+        except (NotFoundError, ConflictError, ChargerOfflineError, ChargerTimeoutError) as error:
+            response = _error_response(error)
+        except RateLimitedError as error:
+            response = _error_response(error)
+            limit_headers = {"X-RateLimit-Limit": str(error.limit), "X-RateLimit-Remaining": "0"}
+        response.headers.update(limit_headers)
+        return response
+
+    handle.__name__ = endpoint.handler.__name__
+    handle.__doc__ = endpoint.handler.__doc__
+    return handle
+
+
+def build_routes(endpoints: list[Endpoint]) -> list[Route]:
+    """Starlette routes for the table, in order."""
+    return [Route(ep.path, wrap(ep), methods=[ep.method]) for ep in endpoints]

@@ -1,0 +1,189 @@
+"""The current user, teams, and a team's authorization mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy.engine import RowMapping
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voltline.api._kit import envelope, json_body, json_response
+from voltline.api._routing import Endpoint
+from voltline.api._rules import validate
+from voltline.api.auth import runtime, scope
+from voltline.domain.credentials import user_hmac
+from voltline.domain.timestamps import format_timestamp
+from voltline.store import users
+
+TEAM_TYPES = ("Personal", "HOA", "Retailer", "Installer", "Wholesaler", "Company", "OEM", "Other")
+AUTHORIZATION_MODES = ("accept_all", "allow_list")
+
+CREATE_TEAM_RULES = {
+    "name": "required|string|max:255",
+    "email": "nullable|string|email|max:255",
+    "type": "nullable|string|in:" + ",".join(TEAM_TYPES),
+}
+AUTHORIZATION_RULES = {"authorization_mode": "required|string|in:" + ",".join(AUTHORIZATION_MODES)}
+
+
+class Intercom(msgspec.Struct):
+    """Identity-verification HMACs of the user."""
+
+    hmac_android: str
+    hmac_ios: str
+    hmac_web: str
+
+
+class UserResource(msgspec.Struct):
+    """The current user (returned unwrapped)."""
+
+    uuid: str
+    id: int
+    name: str
+    email: str
+    intercom: Intercom
+    created_at: str
+    updated_at: str
+
+
+class TeamResource(msgspec.Struct):
+    """A team as the v2 API shows it."""
+
+    uuid: str
+    id: int
+    is_personal_team: bool
+    name: str
+    type: str
+    email: str | None
+    created_at: str
+    updated_at: str
+
+
+class CreateTeamBody(msgspec.Struct):
+    """Body of POST /teams."""
+
+    name: str
+    email: str | None = None
+    type: str | None = None
+
+
+class AuthorizationResource(msgspec.Struct):
+    """How the team's chargers authorize id tags: `accept_all` or `allow_list`."""
+
+    authorization_mode: str
+
+
+class AuthorizationBody(msgspec.Struct):
+    """Body of PUT /teams/{team}/authorization."""
+
+    authorization_mode: str
+
+
+def team_resource(row: RowMapping) -> TeamResource:
+    """Shape a team row for the API."""
+    return TeamResource(
+        uuid=row["uuid"],
+        id=row["id"],
+        is_personal_team=bool(row["is_personal_team"]),
+        name=row["name"],
+        type=row["type"],
+        email=row["email"],
+        created_at=format_timestamp(row["created_at"]) or "",
+        updated_at=format_timestamp(row["updated_at"]) or "",
+    )
+
+
+async def get_user(request: Request) -> Response:
+    """Return the user behind the token, unwrapped."""
+    principal = request.state.principal
+    rt = runtime(request)
+    async with rt.db.read() as conn:
+        user = await users.get_user(conn, principal.user_id)
+    hmacs = {channel: user_hmac(rt.secret_key, user["uuid"], channel) for channel in ("android", "ios", "web")}
+    return json_response(
+        UserResource(
+            uuid=user["uuid"],
+            id=user["id"],
+            name=user["name"],
+            email=user["email"],
+            intercom=Intercom(hmac_android=hmacs["android"], hmac_ios=hmacs["ios"], hmac_web=hmacs["web"]),
+            created_at=format_timestamp(user["created_at"]) or "",
+            updated_at=format_timestamp(user["updated_at"]) or "",
+        )
+    )
+
+
+async def list_teams(request: Request) -> Response:
+    """Return every team the user belongs to (unpaginated, as observed)."""
+    async with runtime(request).db.read() as conn:
+        rows = await users.list_teams_of_user(conn, request.state.principal.user_id)
+    return envelope([team_resource(row) for row in rows])
+
+
+async def create_team(request: Request) -> Response:
+    """Create a team owned by the caller."""
+    clean: dict[str, Any] = validate(await json_body(request), CREATE_TEAM_RULES)
+    principal = request.state.principal
+    async with runtime(request).db.write() as conn:
+        team = await users.create_team(
+            conn,
+            owner_id=principal.user_id,
+            name=clean["name"],
+            email=clean.get("email"),
+            type_=clean.get("type") or "Other",
+        )
+    return envelope(team_resource(team), 201)
+
+
+async def get_authorization(request: Request) -> Response:
+    """Return the team's id-tag authorization mode."""
+    async with runtime(request).db.read() as conn:
+        team = await users.get_team(conn, scope(request).team_id)
+    return envelope(AuthorizationResource(authorization_mode=team["authorization_mode"]))
+
+
+async def update_authorization(request: Request) -> Response:
+    """Set the team's id-tag authorization mode."""
+    clean = validate(await json_body(request), AUTHORIZATION_RULES)
+    async with runtime(request).db.write() as conn:
+        team = await users.update_team(
+            conn, scope(request).team_id, {"authorization_mode": clean["authorization_mode"]}
+        )
+    return envelope(AuthorizationResource(authorization_mode=team["authorization_mode"]))
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/v2/user", get_user, "Fetch the current user", "Users", response=UserResource, shape="raw"),
+    Endpoint("GET", "/api/v2/teams", list_teams, "Get all teams", "Teams", response=list[TeamResource], shape="data"),
+    Endpoint(
+        "POST",
+        "/api/v2/teams",
+        create_team,
+        "Create a new team",
+        "Teams",
+        body=CreateTeamBody,
+        response=TeamResource,
+        status=201,
+        errors=(422,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v2/teams/{team}/authorization",
+        get_authorization,
+        "Get the id-tag authorization mode",
+        "Id tags",
+        response=AuthorizationResource,
+    ),
+    Endpoint(
+        "PUT",
+        "/api/v2/teams/{team}/authorization",
+        update_authorization,
+        "Set the id-tag authorization mode",
+        "Id tags",
+        body=AuthorizationBody,
+        response=AuthorizationResource,
+        errors=(422,),
+    ),
+]

@@ -1,0 +1,131 @@
+"""`create_app(settings)`: the one ASGI app that serves the REST API, docs and health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import swagger_ui_bundle
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from voltline import codec
+from voltline.api import ENDPOINTS
+from voltline.api._kit import message
+from voltline.api._routing import build_routes
+from voltline.api.health import healthz
+from voltline.api.openapi import build_openapi, docs_page, openapi_json
+from voltline.api.ratelimit import RateLimiter
+from voltline.clock import Clock
+from voltline.runtime import Runtime, ensure_secret_key
+from voltline.settings import Settings
+from voltline.store import migrate
+from voltline.store.engine import Database
+
+log = logging.getLogger("voltline")
+
+_STATUS_TEXT = {404: "Not found.", 405: "Method not allowed.", 413: "The request body is too large."}
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with a JSON 413, whether announced or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _too_large(send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLargeError
+            return msg
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLargeError:
+            if not started:
+                await _too_large(send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _too_large(send: Send) -> None:
+    body = codec.encode_json({"message": _STATUS_TEXT[413]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return message(_STATUS_TEXT.get(exc.status_code, str(exc.detail)), exc.status_code, exc.headers)
+
+
+async def _server_error(_request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return message("Server Error.", 500)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
+    """Wire the routes, the runtime and the lifespan for the given settings."""
+    runtime = Runtime(
+        settings=settings,
+        db=Database(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+        secret_key=ensure_secret_key(settings),
+        clock=clock or Clock(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if settings.is_sqlite:
+            await migrate.upgrade(settings.effective_database_url)
+        try:
+            yield
+        finally:
+            await runtime.db.close()
+
+    docs_assets = Path(swagger_ui_bundle.swagger_ui_path)
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs_page, methods=["GET"]),
+        Mount("/docs/static", app=StaticFiles(directory=docs_assets), name="docs-static"),
+        *build_routes(ENDPOINTS),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    app.state.runtime = runtime
+    app.state.rate_limiter = RateLimiter(settings.rate_limit)
+    app.state.openapi = build_openapi(ENDPOINTS)
+    return BodyLimit(app, settings.max_body_bytes)

@@ -1,0 +1,243 @@
+"""The `voltline` command: serve, migrate, and manage users, teams, tokens and chargers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+
+from voltline import accounts
+from voltline.errors import VoltlineError
+from voltline.settings import Settings, load_settings
+from voltline.store import migrate as migrations
+from voltline.store import users
+from voltline.store.engine import Database
+
+T = TypeVar("T")
+err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def fail(text: str, code: int = 1) -> NoReturn:
+    """Print a one-line error to stderr and exit non-zero."""
+    err.print(f"[bold red]error:[/] {text}", highlight=False)
+    sys.exit(code)
+
+
+def _environ() -> dict[str, str]:
+    env = dict(os.environ)
+    if os.path.exists(".env"):
+        from dotenv import dotenv_values
+
+        env = {**{k: v for k, v in dotenv_values(".env").items() if v is not None}, **env}
+    return env
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    """Settings for this invocation (environment, `.env`, and global options)."""
+    settings: Settings = ctx.obj
+    return settings
+
+
+def run_with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
+    """Run an async action against the configured database, mapping known errors to exits."""
+
+    async def main() -> T:
+        url = settings.effective_database_url
+        if settings.is_sqlite:
+            await migrations.upgrade(url)
+        db = Database(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        try:
+            return await action(db)
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(main())
+    except VoltlineError as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"cannot reach the database: {error}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", envvar="VOLTLINE_DATA_DIR", help="Directory for the SQLite database and secrets.")
+@click.option("--database-url", envvar="VOLTLINE_DATABASE_URL", help="SQLAlchemy URL; default: SQLite in the data dir.")
+@click.version_option(package_name="voltline")
+@click.pass_context
+def main(ctx: click.Context, data_dir: str | None, database_url: str | None) -> None:
+    """Voltline: an open charge point management system (OCPP-J and a Volttime v2 REST API)."""
+    try:
+        ctx.obj = load_settings(_environ(), data_dir=data_dir, database_url=database_url)
+    except VoltlineError as error:
+        fail(str(error), 2)
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default from VOLTLINE_HOST, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default 8000).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the REST API, the docs and the OCPP endpoint."""
+    import uvicorn
+
+    from voltline.app import create_app
+
+    settings = settings_from(ctx)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        log_level=settings.log_level,
+        ws="websockets-sansio",
+        ws_max_size=settings.ocpp_max_frame_bytes,
+        ws_per_message_deflate=False,
+        proxy_headers=True,
+    )
+
+
+@main.command()
+@click.pass_context
+def migrate(ctx: click.Context) -> None:
+    """Apply database migrations (needed for PostgreSQL; SQLite migrates at start)."""
+    settings = settings_from(ctx)
+
+    async def action() -> str | None:
+        await migrations.upgrade(settings.effective_database_url)
+        return await migrations.current_revision(settings.effective_database_url)
+
+    try:
+        revision = asyncio.run(action())
+    except OSError as error:
+        fail(f"cannot reach the database: {error}")
+    out.print(f"database at revision {revision}")
+
+
+@main.command()
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True, help="Where the server listens.")
+@click.pass_context
+def demo(ctx: click.Context, base_url: str) -> None:
+    """Create the demo login on the first run and print it (token in <data dir>/demo-token)."""
+    settings = settings_from(ctx)
+    account, created = run_with_db(settings, lambda db: accounts.ensure_demo(db, settings.data_dir))
+    state = "created" if created else "existing"
+    out.print(f"[bold]Voltline demo login[/] ({state})")
+    out.print(f"  user:  {account.email}")
+    out.print(f"  team:  {account.team_id}")
+    out.print(f"  token: {account.token}")
+    out.print("  try:")
+    out.print(f"    curl -H 'Authorization: Bearer {account.token}' {base_url}/api/v2/teams")
+    out.print(f"  docs:  {base_url}/docs")
+
+
+@main.group()
+def users_group() -> None:
+    """Manage users."""
+
+
+main.add_command(users_group, "users")
+
+
+@users_group.command("create")
+@click.option("--email", required=True, help="The user's email address (unique).")
+@click.option("--name", required=True, help="The user's display name.")
+@click.pass_context
+def users_create(ctx: click.Context, email: str, name: str) -> None:
+    """Create a user and their personal team."""
+    _check_email(email)
+    user_id, team_id = run_with_db(settings_from(ctx), lambda db: accounts.create_user(db, email=email, name=name))
+    out.print(f"created user {user_id} ({email}) with personal team {team_id}")
+
+
+@main.group("teams")
+def teams_group() -> None:
+    """Manage teams."""
+
+
+@teams_group.command("create")
+@click.option("--name", required=True, help="The team's name.")
+@click.option("--owner", required=True, help="Email of the owning user.")
+@click.option(
+    "--type",
+    "type_",
+    default="Other",
+    show_default=True,
+    type=click.Choice(["Personal", "HOA", "Retailer", "Installer", "Wholesaler", "Company", "OEM", "Other"]),
+)
+@click.pass_context
+def teams_create(ctx: click.Context, name: str, owner: str, type_: str) -> None:
+    """Create a team owned by an existing user."""
+
+    async def action(db: Database) -> Any:
+        async with db.write() as conn:
+            user = await users.get_user_by_email(conn, owner)
+            if user is None:
+                raise VoltlineError(f"no user with email {owner}")
+            return await users.create_team(conn, owner_id=user["id"], name=name, email=owner, type_=type_)
+
+    team = run_with_db(settings_from(ctx), action)
+    out.print(f"created team {team['id']} ({team['uuid']}) owned by {owner}")
+
+
+@main.group("tokens")
+def tokens_group() -> None:
+    """Manage API tokens."""
+
+
+@tokens_group.command("create")
+@click.option("--email", required=True, help="Email of the user the token acts as.")
+@click.option("--name", default="cli", show_default=True, help="A label for the token.")
+@click.pass_context
+def tokens_create(ctx: click.Context, email: str, name: str) -> None:
+    """Create an API token; it is printed once, alone on the last line."""
+    token = run_with_db(settings_from(ctx), lambda db: accounts.create_token(db, email=email, name=name))
+    err.print("Store this token now; only its hash is kept.")
+    click.echo(token)
+
+
+@tokens_group.command("list")
+@click.option("--email", required=True, help="Email of the user.")
+@click.pass_context
+def tokens_list(ctx: click.Context, email: str) -> None:
+    """List a user's tokens (ids and names, never the tokens)."""
+    from rich.table import Table
+
+    async def action(db: Database) -> list[Any]:
+        async with db.read() as conn:
+            user = await users.get_user_by_email(conn, email)
+            if user is None:
+                raise VoltlineError(f"no user with email {email}")
+            return await users.list_api_tokens(conn, user["id"])
+
+    table = Table("id", "name", "created", "revoked")
+    for row in run_with_db(settings_from(ctx), action):
+        table.add_row(str(row["id"]), row["name"], str(row["created_at"]), str(row["revoked_at"] or "-"))
+    out.print(table)
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id", type=click.IntRange(min=1))
+@click.pass_context
+def tokens_revoke(ctx: click.Context, token_id: int) -> None:
+    """Revoke an API token by its id (see `tokens list`)."""
+
+    async def action(db: Database) -> bool:
+        async with db.write() as conn:
+            return await users.revoke_api_token(conn, token_id)
+
+    if not run_with_db(settings_from(ctx), action):
+        fail(f"no active token with id {token_id}")
+    out.print(f"revoked token {token_id}")
+
+
+def _check_email(email: str) -> None:
+    from voltline.api._rules import _EMAIL
+
+    if not _EMAIL.match(email):
+        fail(f"--email: {email!r} is not a valid email address", 2)

@@ -1,0 +1,57 @@
+"""The error hierarchy: the domain and the store raise these, adapters map them."""
+
+from __future__ import annotations
+
+
+class VoltlineError(Exception):
+    """Root of every error Voltline raises on purpose."""
+
+
+class SettingsError(VoltlineError):
+    """A setting has a value that cannot be used."""
+
+
+class NotFoundError(VoltlineError):
+    """The object does not exist, or not for the caller's team."""
+
+
+class PermissionDeniedError(VoltlineError):
+    """The caller may not act on this team."""
+
+
+class AuthenticationError(VoltlineError):
+    """No valid credentials were presented."""
+
+
+class ValidationError(VoltlineError):
+    """Input broke one or more rules; `errors` maps field names to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(next(iter(errors.values()))[0] if errors else "The given data was invalid.")
+        self.errors = errors
+
+    @classmethod
+    def single(cls, field: str, message: str) -> ValidationError:
+        """One message for one field."""
+        return cls({field: [message]})
+
+
+class ConflictError(VoltlineError):
+    """The request conflicts with the current state."""
+
+
+class RateLimitedError(VoltlineError):
+    """Too many attempts; `retry_after` is in seconds."""
+
+    def __init__(self, retry_after: int, limit: int = 0) -> None:
+        super().__init__("Too Many Attempts.")
+        self.retry_after = retry_after
+        self.limit = limit
+
+
+class ChargerOfflineError(VoltlineError):
+    """The charger has no open connection."""
+
+
+class ChargerTimeoutError(VoltlineError):
+    """The charger did not answer a call in time."""

@@ -1,0 +1,37 @@
+"""What the running process holds: settings, database, clock and the server secret."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from voltline.clock import Clock
+from voltline.settings import Settings
+from voltline.store.engine import Database
+
+SECRET_FILE = "secret-key"
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """The configured secret, or one kept in `<data dir>/secret-key` (made on first use, mode 0600)."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.data_dir) / SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
+
+
+@dataclass
+class Runtime:
+    """Shared by every handler through `request.app.state.runtime`."""
+
+    settings: Settings
+    db: Database
+    secret_key: str
+    clock: Clock = field(default_factory=Clock)

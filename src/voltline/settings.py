@@ -1,0 +1,95 @@
+"""Settings: one frozen struct, built from `VOLTLINE_*` variables by a pure function."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from voltline.errors import SettingsError
+
+PREFIX = "VOLTLINE_"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the process is configured by; passed to `create_app`, never global."""
+
+    data_dir: str = "./data"
+    database_url: str = ""
+    secret_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    rate_limit: int = 500
+    max_body_bytes: int = 1024 * 1024
+    sqlite_busy_timeout_ms: int = 5000
+    log_level: str = "info"
+    bus_url: str = ""
+    auth_cache_seconds: float = 5.0
+    ocpp_auto_register: bool = False
+    ocpp_log: str = "default"
+    ocpp_heartbeat_interval: int = 300
+    ocpp_call_timeout: float = 30.0
+    ocpp_lenient: bool = False
+    ocpp_ping_interval: float = 60.0
+    ocpp_max_frame_bytes: int = 256 * 1024
+    ocpp_log_retention_days: int = 30
+    attach_attempts_per_minute: int = 5
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{Path(self.data_dir) / 'voltline.sqlite3'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the store is the embedded SQLite database."""
+        return self.effective_database_url.startswith("sqlite")
+
+
+_FIELDS = frozenset(Settings.__struct_fields__)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse(name: str, raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise SettingsError(f"{PREFIX}{name.upper()} must be true or false, got {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be a whole number, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be a number, got {raw!r}") from None
+    return raw
+
+
+def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
+    """Build settings from an environment mapping (`VOLTLINE_*`) plus explicit overrides."""
+    defaults = Settings()
+    values: dict[str, object] = {}
+    for name in Settings.__struct_fields__:
+        raw = environ.get(PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = _parse(name, raw, getattr(defaults, name))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - set(_FIELDS)
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+    settings = msgspec.structs.replace(defaults, **values)
+    if settings.ocpp_log not in {"all", "default", "off"}:
+        raise SettingsError(f"{PREFIX}OCPP_LOG must be all, default or off, got {settings.ocpp_log!r}")
+    if settings.rate_limit < 0:
+        raise SettingsError(f"{PREFIX}RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
+    return settings

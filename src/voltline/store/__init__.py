@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core tables and the queries the services need."""

@@ -1,0 +1,206 @@
+"""The relational schema, shared by SQLite and PostgreSQL; Alembic migrations follow it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _timestamps() -> list[Column[object]]:
+    return [
+        Column("created_at", DateTime(), nullable=False),
+        Column("updated_at", DateTime(), nullable=False),
+    ]
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("email", String(255), nullable=False, unique=True),
+    *_timestamps(),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("email", String(255), nullable=True),
+    Column("is_personal_team", Boolean, nullable=False, default=False),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("authorization_mode", String(16), nullable=False, default="accept_all"),
+    *_timestamps(),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False, default="member"),
+    Column("created_at", DateTime(), nullable=False),
+    Index("ix_team_members_user_id", "user_id"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("last_used_at", DateTime(), nullable=True),
+    Column("revoked_at", DateTime(), nullable=True),
+    *_timestamps(),
+)
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("team_id", Integer, ForeignKey("teams.id"), nullable=False, index=True),
+    Column("name", String(255), nullable=False),
+    Column("street", String(255), nullable=False),
+    Column("house_number", Integer, nullable=False),
+    Column("house_number_addition", String(255), nullable=True),
+    Column("postal_code", String(255), nullable=False),
+    Column("city", String(255), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("phase", Integer, nullable=False, default=3),
+    Column("main_fuse_amperage", Integer, nullable=False, default=25),
+    Column("load_management", Boolean, nullable=False, default=False),
+    Column("net_type", String(2), nullable=True),
+    Column("timezone", String(64), nullable=True),
+    Column("price_zone", String(16), nullable=True),
+    Column("kwh_price", String(32), nullable=True),
+    Column("start_cost", String(32), nullable=True),
+    Column("smart_charging", String(32), nullable=False, default="disabled"),
+    Column("day_ahead_pricing_strategy", String(16), nullable=False, default="automatic"),
+    Column("day_ahead_pricing_threshold", Integer, nullable=True),
+    Column("off_peak_start", String(5), nullable=False, default="23:00"),
+    Column("off_peak_end", String(5), nullable=False, default="07:00"),
+    Column("deleted_at", DateTime(), nullable=True),
+    *_timestamps(),
+)
+
+meters = Table(
+    "meters",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("team_id", Integer, ForeignKey("teams.id"), nullable=False, index=True),
+    Column("type", String(32), nullable=False, default="ct_meter"),
+    # No foreign key: chargers -> groups -> meters would form a cycle; the store checks it.
+    Column("charger_id", Integer, nullable=True),
+    *_timestamps(),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("site_id", Integer, ForeignKey("sites.id"), nullable=False, index=True),
+    Column("group_id", Integer, ForeignKey("groups.id"), nullable=True, index=True),
+    Column("meter_id", Integer, ForeignKey("meters.id", ondelete="SET NULL"), nullable=True),
+    Column("name", String(255), nullable=True),
+    Column("total_amps", Integer, nullable=False),
+    Column("method", String(16), nullable=False, default="boost"),
+    Column("net_type", String(2), nullable=True),
+    Column("solar_additional_amps", Integer, nullable=False, default=0),
+    Column("solar_always_charge", Boolean, nullable=False, default=False),
+    Column("solar_always_charge_amps", Integer, nullable=False, default=0),
+    Column("peak_shaving_enabled", Boolean, nullable=False, default=False),
+    Column("peak_shaving_threshold", Integer, nullable=False, default=0),
+    *_timestamps(),
+)
+
+chargers = Table(
+    "chargers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("identity", String(45), nullable=False, unique=True),
+    Column("team_id", Integer, ForeignKey("teams.id"), nullable=True, index=True),
+    Column("site_id", Integer, ForeignKey("sites.id"), nullable=True, index=True),
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="SET NULL"), nullable=True),
+    Column("reference", String(255), nullable=True),
+    Column("serial_number", String(64), nullable=True, index=True),
+    Column("pincode", String(8), nullable=False),
+    Column("password_hash", String(64), nullable=True),
+    Column("connection_status", String(16), nullable=False, default="never_seen"),
+    Column("status", String(32), nullable=True),
+    Column("error", String(64), nullable=True),
+    Column("error_info", String(255), nullable=True),
+    Column("vendor", String(64), nullable=True),
+    Column("model", String(64), nullable=True),
+    Column("firmware_version", String(64), nullable=True),
+    Column("ocpp_version", String(16), nullable=True),
+    Column("lenient", Boolean, nullable=True),
+    Column("license_smart", Boolean, nullable=False, default=False),
+    Column("license_pro", Boolean, nullable=False, default=False),
+    Column("last_seen_at", DateTime(), nullable=True),
+    *_timestamps(),
+)
+
+connectors = Table(
+    "connectors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("evse_id", Integer, nullable=True),
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="SET NULL"), nullable=True),
+    Column("status", String(32), nullable=True),
+    Column("error", String(64), nullable=True),
+    Column("error_info", String(255), nullable=True),
+    Column("max_amperage", Integer, nullable=True),
+    Column("max_voltage", Integer, nullable=True),
+    Column("phases", Integer, nullable=False, default=3),
+    Column("phase_rotation", String(8), nullable=True),
+    Column("smart_charging_state", String(16), nullable=False, default="none"),
+    *_timestamps(),
+    UniqueConstraint("charger_id", "connector_id", name="uq_connectors_charger_id_connector_id"),
+)
+
+id_tags = Table(
+    "id_tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("id_tag", String(20), nullable=False),
+    Column("status", String(16), nullable=False, default="Accepted"),
+    Column("expiry_date", DateTime(), nullable=True),
+    Column("parent_id_tag", String(20), nullable=True),
+    Column("name", String(255), nullable=True),
+    *_timestamps(),
+    UniqueConstraint("team_id", "id_tag", name="uq_id_tags_team_id_id_tag"),
+)

@@ -53,6 +53,7 @@ async def check(url: str) -> None:
 
 async def current_revision(url: str) -> str | None:
     """The revision the database is at, or None for an empty database."""
+
     def read(config: Config) -> str | None:
         return MigrationContext.configure(config.attributes["connection"]).get_current_revision()
 

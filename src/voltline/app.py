@@ -50,7 +50,6 @@ class BodyLimit:
             await _too_large(send)
             return
         received = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -58,23 +57,10 @@ class BodyLimit:
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLargeError
+                    raise HTTPException(status_code=413)  # answered as JSON by _http_error
             return msg
 
-        async def tracking_send(msg: Message) -> None:
-            nonlocal started
-            started = started or msg["type"] == "http.response.start"
-            await send(msg)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLargeError:
-            if not started:
-                await _too_large(send)
-
-
-class _BodyTooLargeError(Exception):
-    pass
+        await self.app(scope, limited_receive, send)
 
 
 async def _too_large(send: Send) -> None:

@@ -1,0 +1,48 @@
+"""Settings: one pure `load_settings(environ)` (DESIGN: Settings)."""
+
+from __future__ import annotations
+
+import pytest
+
+from voltline.errors import SettingsError
+from voltline.settings import load_settings
+
+
+def test_defaults_use_embedded_sqlite_in_the_data_dir() -> None:
+    settings = load_settings({})
+    assert settings.effective_database_url == "sqlite+aiosqlite:///data/voltline.sqlite3"
+    assert settings.is_sqlite and settings.rate_limit == 500 and settings.port == 8000
+
+
+def test_environment_variables_with_the_prefix_are_read_and_typed() -> None:
+    settings = load_settings(
+        {
+            "VOLTLINE_DATABASE_URL": "postgresql+asyncpg://u@h/db",
+            "VOLTLINE_PORT": "9000",
+            "VOLTLINE_OCPP_AUTO_REGISTER": "true",
+            "VOLTLINE_OCPP_CALL_TIMEOUT": "2.5",
+            "OTHER": "ignored",
+        }
+    )
+    assert settings.effective_database_url == "postgresql+asyncpg://u@h/db" and not settings.is_sqlite
+    assert (settings.port, settings.ocpp_auto_register, settings.ocpp_call_timeout) == (9000, True, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "text"),
+    [
+        ("VOLTLINE_PORT", "eighty", "VOLTLINE_PORT must be a whole number"),
+        ("VOLTLINE_OCPP_AUTO_REGISTER", "maybe", "must be true or false"),
+        ("VOLTLINE_OCPP_LOG", "verbose", "must be all, default or off"),
+        ("VOLTLINE_RATE_LIMIT", "-1", "must be 0 (off) or more"),
+    ],
+)
+def test_bad_values_raise_a_clear_settings_error(name: str, value: str, text: str) -> None:
+    with pytest.raises(SettingsError, match=text.replace("(", r"\(").replace(")", r"\)")):
+        load_settings({name: value})
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings({})
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]

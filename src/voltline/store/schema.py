@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -166,6 +168,10 @@ chargers = Table(
     Column("license_smart", Boolean, nullable=False, default=False),
     Column("license_pro", Boolean, nullable=False, default=False),
     Column("last_seen_at", DateTime(), nullable=True),
+    Column("heartbeat_interval", Integer, nullable=True),
+    Column("firmware_status", String(32), nullable=True),
+    Column("diagnostics_status", String(32), nullable=True),
+    Column("boot_payload", Text, nullable=True),
     *_timestamps(),
 )
 
@@ -203,4 +209,78 @@ id_tags = Table(
     Column("name", String(255), nullable=True),
     *_timestamps(),
     UniqueConstraint("team_id", "id_tag", name="uq_id_tags_team_id_id_tag"),
+)
+
+
+# SQLite only aliases rowid for INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("team_id", Integer, ForeignKey("teams.id"), nullable=True),
+    Column("site_id", Integer, ForeignKey("sites.id"), nullable=True),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("connector_ref", Integer, ForeignKey("connectors.id", ondelete="SET NULL"), nullable=True),
+    Column("connector_number", Integer, nullable=False),
+    Column("ocpp_transaction_id", String(64), nullable=True),
+    Column("id_tag", String(36), nullable=True),
+    Column("reservation_id", Integer, nullable=True),
+    Column("meter_start", BigInteger, nullable=True),
+    Column("meter_stop", BigInteger, nullable=True),
+    Column("register_wh", BigInteger, nullable=True),
+    Column("started_at", DateTime(), nullable=True),
+    Column("stopped_at", DateTime(), nullable=True),
+    Column("stop_reason", String(32), nullable=True),
+    Column("kwh_price", String(32), nullable=True),
+    Column("start_cost", String(32), nullable=True),
+    Column("status", String(16), nullable=False, default="active"),
+    *_timestamps(),
+    UniqueConstraint("charger_id", "ocpp_transaction_id", name="uq_transactions_charger_id_ocpp_transaction_id"),
+    Index("ix_transactions_site_id_started_at", "site_id", "started_at"),
+    Index("ix_transactions_charger_id_started_at", "charger_id", "started_at"),
+)
+
+meter_frames = Table(
+    "meter_frames",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("team_id", Integer, nullable=True),
+    Column("site_id", Integer, nullable=True),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("connector_number", Integer, nullable=False),
+    Column("transaction_id", BigInteger, nullable=True),
+    Column("timestamp", DateTime(), nullable=False),
+    Column("samples", Text, nullable=False),
+    Column("received_at", DateTime(), nullable=False),
+    Index("ix_meter_frames_charger_id_timestamp", "charger_id", "timestamp"),
+)
+
+meter_latest = Table(
+    "meter_latest",
+    metadata,
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), primary_key=True),
+    Column("connector_number", Integer, primary_key=True),
+    Column("measurand", String(48), primary_key=True),
+    Column("phase", String(8), primary_key=True),
+    Column("value", String(64), nullable=False),
+    Column("unit", String(16), nullable=True),
+    Column("normalised", String(64), nullable=True),
+    Column("timestamp", DateTime(), nullable=False),
+)
+
+ocpp_messages = Table(
+    "ocpp_messages",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("direction", String(3), nullable=False),
+    Column("message_type", Integer, nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("action", String(64), nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("created_at", DateTime(), nullable=False),
+    Index("ix_ocpp_messages_charger_id_id", "charger_id", "id"),
+    Index("ix_ocpp_messages_created_at", "created_at"),
 )

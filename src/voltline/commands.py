@@ -1,0 +1,89 @@
+"""The commands service: how the API and smart charging ask a charger to do something.
+
+Commands are version-neutral (`remote_start`, `set_charging_profile`, ...) and travel over
+the bus to `charger.<identity>.command`; the gateway that holds the charger's socket turns
+them into OCPP calls for the charger's protocol version and replies with the outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from voltline import codec
+from voltline.bus import Bus, NoRespondersError
+from voltline.errors import ChargerOfflineError, ChargerTimeoutError, VoltlineError
+
+COMMANDS = (
+    "remote_start",
+    "remote_stop",
+    "reset",
+    "unlock",
+    "change_availability",
+    "trigger",
+    "get_configuration",
+    "change_configuration",
+    "set_charging_profile",
+    "clear_charging_profile",
+    "get_composite_schedule",
+)
+
+
+class CommandFailedError(VoltlineError):
+    """The charger answered with a CALLERROR; `code` is its OCPP error code."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(f"The charger answered {code}: {description}".rstrip(": "))
+        self.code = code
+        self.description = description
+
+
+def command_subject(identity: str) -> str:
+    """The bus subject a charger's gateway answers commands on."""
+    return f"charger.{identity}.command"
+
+
+def encode_request(command: str, args: dict[str, Any]) -> bytes:
+    """The bus payload of a command."""
+    return codec.encode_json({"command": command, "args": args})
+
+
+def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
+    """The command name and arguments of a bus payload."""
+    body = codec.decode_json(data)
+    return str(body["command"]), dict(body.get("args") or {})
+
+
+def encode_reply(outcome: str, result: dict[str, Any] | None = None, **extra: Any) -> bytes:
+    """A reply: outcome `ok` (with the charger's result), `offline`, `timeout` or `error` (code, description)."""
+    return codec.encode_json({"outcome": outcome, "result": result or {}, **extra})
+
+
+class Commands:
+    """Sends commands to chargers over the bus and turns outcomes into results or errors."""
+
+    def __init__(self, bus: Bus, call_timeout: float) -> None:
+        self.bus = bus
+        self.call_timeout = call_timeout
+
+    async def send(self, identity: str, command: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run one command on the charger; the charger's answer as a plain dict."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown command {command!r}")
+        try:
+            # The gateway enforces the call timeout; the bus waits a little longer for its reply.
+            data = await self.bus.request(
+                command_subject(identity), encode_request(command, args or {}), self.call_timeout + 5
+            )
+        except NoRespondersError:
+            raise ChargerOfflineError(identity) from None
+        except TimeoutError:
+            raise ChargerTimeoutError(identity) from None
+        reply = codec.decode_json(data)
+        outcome = reply.get("outcome")
+        if outcome == "ok":
+            return dict(reply.get("result") or {})
+        if outcome == "offline":
+            raise ChargerOfflineError(identity)
+        if outcome == "timeout":
+            raise ChargerTimeoutError(identity)
+        raise CommandFailedError(str(reply.get("code", "GenericError")), str(reply.get("description", "")))

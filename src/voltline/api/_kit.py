@@ -16,7 +16,12 @@ from voltline.errors import NotFoundError, ValidationError
 
 PER_PAGE_DEFAULT = 25
 PER_PAGE_MAX = 100
-PAGE_RULES = {"page": "nullable|integer|min:1", "per_page": f"nullable|integer|min:1|max:{PER_PAGE_MAX}"}
+# Ids are 32-bit integer columns on PostgreSQL; a larger number names nothing.
+INT_MAX = 2_147_483_647
+PAGE_RULES = {
+    "page": "nullable|integer|min:1",
+    "per_page": f"nullable|integer|min:1|max:{PER_PAGE_MAX}",
+}
 
 
 class BadRequestError(Exception):
@@ -51,7 +56,7 @@ def validation_response(error: ValidationError) -> Response:
 def path_ref(request: Request, name: str) -> Ref:
     """A path segment as an integer id or a uuid; anything else names nothing (404)."""
     raw: str = request.path_params[name]
-    if raw.isdigit() and len(raw) <= 18:
+    if raw.isdigit() and len(raw) <= 10 and int(raw) <= INT_MAX:
         return int(raw)
     if len(raw) == 36 and raw.count("-") == 4:
         return raw.lower()
@@ -69,20 +74,37 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise BadRequestError("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequestError("The request body must be a JSON object.")
-    return data
+    return normalise_input(data)
+
+
+def normalise_input(data: dict[str, Any]) -> dict[str, Any]:
+    """Laravel's TrimStrings and ConvertEmptyStringsToNull middleware, on top-level values."""
+    return {key: _normalise_value(value) for key, value in data.items()}
+
+
+def _normalise_value(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return value.strip() or None
 
 
 async def input_data(request: Request) -> dict[str, Any]:
     """Laravel's `$request->input()`: the query string merged with a JSON body (body wins)."""
-    data: dict[str, Any] = dict(request.query_params)
+    data = normalise_input(dict(request.query_params))
     data.update(await json_body(request))
     return data
 
 
 def page_params(request: Request) -> tuple[int, int]:
     """`page` and `per_page` from the query string, checked (422 on bad values)."""
-    clean = validate(dict(request.query_params), PAGE_RULES)
+    clean = validate(normalise_input(dict(request.query_params)), PAGE_RULES)
     return int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
+
+
+def page_window(request: Request) -> tuple[int, int, int]:
+    """`page`, `per_page` and the row offset (clamped: no table holds more than INT_MAX rows)."""
+    page, per_page = page_params(request)
+    return page, per_page, min((page - 1) * per_page, INT_MAX)
 
 
 def _page_url(request: Request, page: int) -> str:

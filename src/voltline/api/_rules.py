@@ -238,8 +238,8 @@ _VALUE_CHECKS: dict[str, Callable[[Rule, tuple[Rule, ...], str, Any], str | None
 
 def _coerce(rules: tuple[Rule, ...], value: Any) -> Any:
     names = {rule.name for rule in rules}
-    if value is None:
-        return None
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None if value is None or names & (NUMERIC_RULES | {"boolean"}) else value
     if "integer" in names and isinstance(value, str | float):
         return int(value)
     if "boolean" in names and not isinstance(value, bool):

@@ -1,7 +1,291 @@
-"""(filled in by the work on this resource)"""
+"""Load-balancing groups of a site: a tree under the root group (the main fuse)."""
 
 from __future__ import annotations
 
-from voltline.api._routing import Endpoint
+from typing import Any
 
-ENDPOINTS: list[Endpoint] = []
+import msgspec
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
+from voltline.api._routing import Endpoint
+from voltline.api._rules import is_integer, validate
+from voltline.api.auth import runtime, scope
+from voltline.domain.groups import find_root, is_valid_parent
+from voltline.domain.ids import GroupId, MeterId, Ref, SiteId, TeamId
+from voltline.domain.timestamps import format_timestamp
+from voltline.errors import ValidationError
+from voltline.store import groups, sites
+
+INVALID_PARENT = "The selected group id is invalid."
+INVALID_METER = "The selected meter id is invalid."
+INVALID_CHARGER = "The selected charger is invalid."
+ROOT_NOT_DELETABLE = "The root group cannot be deleted."
+_UUID_LENGTH = 36
+
+CREATE_GROUP_RULES = {
+    "total_amps": f"required|integer|min:1|max:{INT_MAX}",
+    "name": "nullable|string|max:255",
+    "method": "nullable|in:boost,solar",
+    "net_type": "nullable|in:TN,TT,IT",
+    "group_id": "nullable|integer",
+    "meter_id": "nullable|integer",
+    "solar_additional_amps": f"integer|min:0|max:{INT_MAX}",
+    "peak_shaving_enabled": "boolean",
+    "peak_shaving_threshold": f"integer|min:0|max:{INT_MAX}",
+    "solar_always_charge": "boolean",
+    "solar_always_charge_amps": f"integer|min:0|max:{INT_MAX}",
+}
+ASSIGN_RULES = {"charger": "required"}
+
+
+class GroupResource(msgspec.Struct):
+    """A load-balancing group; `group_id` is its parent (null for the root)."""
+
+    uuid: str
+    id: int
+    site_id: int
+    group_id: int | None
+    meter_id: int | None
+    name: str | None
+    total_amps: int
+    method: str
+    net_type: str | None
+    solar_additional_amps: int
+    peak_shaving_enabled: bool
+    peak_shaving_threshold: int
+    solar_always_charge: bool
+    solar_always_charge_amps: int
+    created_at: str
+    updated_at: str
+
+
+class CreateGroupBody(msgspec.Struct):
+    """Body of POST .../groups (`parent_group_id` is accepted for `group_id`)."""
+
+    total_amps: int
+    name: str | None = None
+    method: str | None = None
+    net_type: str | None = None
+    group_id: int | None = None
+    parent_group_id: int | None = None
+    meter_id: int | None = None
+    solar_additional_amps: int = 0
+    peak_shaving_enabled: bool = False
+    peak_shaving_threshold: int = 0
+    solar_always_charge: bool = False
+    solar_always_charge_amps: int = 0
+
+
+class UpdateGroupBody(msgspec.Struct):
+    """Body of PUT .../groups/{group}: every field optional."""
+
+    total_amps: int | None = None
+    name: str | None = None
+    method: str | None = None
+    net_type: str | None = None
+    group_id: int | None = None
+    parent_group_id: int | None = None
+    meter_id: int | None = None
+    solar_additional_amps: int | None = None
+    peak_shaving_enabled: bool | None = None
+    peak_shaving_threshold: int | None = None
+    solar_always_charge: bool | None = None
+    solar_always_charge_amps: int | None = None
+
+
+class AssignChargerBody(msgspec.Struct):
+    """Body of POST .../groups/{group}/chargers: the charger's id or uuid."""
+
+    charger: int | str
+
+
+def group_resource(row: RowMapping) -> GroupResource:
+    """Shape a group row for the API."""
+    return GroupResource(
+        uuid=row["uuid"],
+        id=row["id"],
+        site_id=row["site_id"],
+        group_id=row["group_id"],
+        meter_id=row["meter_id"],
+        name=row["name"],
+        total_amps=row["total_amps"],
+        method=row["method"],
+        net_type=row["net_type"],
+        solar_additional_amps=row["solar_additional_amps"],
+        peak_shaving_enabled=bool(row["peak_shaving_enabled"]),
+        peak_shaving_threshold=row["peak_shaving_threshold"],
+        solar_always_charge=bool(row["solar_always_charge"]),
+        solar_always_charge_amps=row["solar_always_charge_amps"],
+        created_at=format_timestamp(row["created_at"]) or "",
+        updated_at=format_timestamp(row["updated_at"]) or "",
+    )
+
+
+def body_ref(value: Any) -> Ref | None:
+    """An id (integer or digits) or a uuid given in a body; None when it cannot name a row."""
+    if is_integer(value) and 0 < int(value) <= INT_MAX:
+        return int(value)
+    if isinstance(value, str) and len(value) == _UUID_LENGTH and value.count("-") == 4:
+        return value.lower()
+    return None
+
+
+def _group_input(body: dict[str, Any]) -> dict[str, Any]:
+    if "group_id" not in body and "parent_group_id" in body:
+        body = {**body, "group_id": body["parent_group_id"]}
+    return body
+
+
+def _collect(data: dict[str, Any], rules: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Every field checked on its own, so that lookups can join the rule errors (Laravel's `exists`)."""
+    clean: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for field, spec in rules.items():
+        try:
+            clean.update(validate(data, {field: spec}))
+        except ValidationError as error:
+            errors.update(error.errors)
+    return clean, errors
+
+
+async def _parent(
+    conn: AsyncConnection, site_id: SiteId, parent: GroupId | None, group: RowMapping | None
+) -> tuple[GroupId | None, bool]:
+    """The parent to store (null means the root, except for the root itself) and whether it is allowed."""
+    parents = await groups.get_parent_map(conn, site_id)
+    if parent is None and (group is None or group["group_id"] is not None):
+        parent = find_root(parents)
+    return parent, is_valid_parent(parents, None if group is None else GroupId(group["id"]), parent)
+
+
+async def _checked_values(
+    conn: AsyncConnection, team_id: TeamId, site_id: SiteId, body: dict[str, Any], group: RowMapping | None
+) -> dict[str, Any]:
+    """The group's new values, or a ValidationError with every rule and lookup failure in rule order."""
+    rules = CREATE_GROUP_RULES if group is None else {k: v for k, v in CREATE_GROUP_RULES.items() if k in body}
+    clean, errors = _collect(body, rules)
+    if "group_id" in clean or group is None:
+        clean["group_id"], valid = await _parent(conn, site_id, clean.get("group_id"), group)
+        if not valid:
+            errors["group_id"] = [INVALID_PARENT]
+    meter = clean.get("meter_id")
+    if meter is not None and not (0 < meter <= INT_MAX and await groups.team_has_meter(conn, team_id, MeterId(meter))):
+        errors["meter_id"] = [INVALID_METER]
+    if errors:
+        raise ValidationError({field: errors[field] for field in rules if field in errors})
+    if "method" in clean and clean["method"] is None:
+        clean["method"] = "boost"
+    return clean
+
+
+async def list_groups(request: Request) -> Response:
+    """Return a page of the site's groups, the root first."""
+    page, per_page, offset = page_window(request)
+    async with runtime(request).db.read() as conn:
+        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
+        rows = await groups.list_groups(conn, site_id, offset=offset, limit=per_page + 1)
+    items = [group_resource(row) for row in rows[:per_page]]
+    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+
+
+async def create_group(request: Request) -> Response:
+    """Create a group under a parent of the same site (default: the root group)."""
+    body = _group_input(await json_body(request))
+    team_id = scope(request).team_id
+    async with runtime(request).db.write() as conn:
+        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
+        values = await _checked_values(conn, team_id, site_id, body, None)
+        row = await groups.create_group(conn, site_id, values)
+    return envelope(group_resource(row), 201)
+
+
+async def get_group(request: Request) -> Response:
+    """Return one group of the site."""
+    async with runtime(request).db.read() as conn:
+        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
+        row = await groups.get_group(conn, site_id, path_ref(request, "group"))
+    return envelope(group_resource(row))
+
+
+async def update_group(request: Request) -> Response:
+    """Change the fields sent; a new parent must not be the group itself or below it."""
+    body = _group_input(await json_body(request))
+    team_id = scope(request).team_id
+    async with runtime(request).db.write() as conn:
+        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
+        group = await groups.get_group(conn, site_id, path_ref(request, "group"))
+        values = await _checked_values(conn, team_id, site_id, body, group)
+        row = await groups.update_group(conn, site_id, GroupId(group["id"]), values)
+    return envelope(group_resource(row))
+
+
+async def delete_group(request: Request) -> Response:
+    """Delete a group; its child groups, chargers and connectors move to its parent."""
+    async with runtime(request).db.write() as conn:
+        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
+        group = await groups.get_group(conn, site_id, path_ref(request, "group"))
+        if group["group_id"] is None:
+            raise ValidationError.single("group", ROOT_NOT_DELETABLE)
+        await groups.delete_group(conn, group)
+    return no_content()
+
+
+async def assign_charger(request: Request) -> Response:
+    """Put a whole charger of the site in the group; its connectors follow the charger."""
+    body = await json_body(request)
+    async with runtime(request).db.write() as conn:
+        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
+        group = await groups.get_group(conn, site_id, path_ref(request, "group"))
+        ref = body_ref(validate(body, ASSIGN_RULES)["charger"])
+        charger_id = None if ref is None else await groups.get_site_charger_id(conn, site_id, ref)
+        if charger_id is None:
+            raise ValidationError.single("charger", INVALID_CHARGER)
+        await groups.assign_charger(conn, GroupId(group["id"]), charger_id)
+    return envelope(group_resource(group))
+
+
+_GROUPS = "/api/v2/teams/{team}/sites/{site}/groups"
+_GROUP = _GROUPS + "/{group}"
+
+ENDPOINTS = [
+    Endpoint(
+        "GET", _GROUPS, list_groups, "Get all groups", "Groups", query=PAGE_RULES, response=GroupResource, shape="page"
+    ),
+    Endpoint(
+        "POST",
+        _GROUPS,
+        create_group,
+        "Create a group",
+        "Groups",
+        body=CreateGroupBody,
+        response=GroupResource,
+        status=201,
+        errors=(422,),
+    ),
+    Endpoint("GET", _GROUP, get_group, "Get a specific group", "Groups", response=GroupResource),
+    Endpoint(
+        "PUT",
+        _GROUP,
+        update_group,
+        "Update a group",
+        "Groups",
+        body=UpdateGroupBody,
+        response=GroupResource,
+        errors=(422,),
+    ),
+    Endpoint("DELETE", _GROUP, delete_group, "Delete a group", "Groups", shape="empty", status=204, errors=(422,)),
+    Endpoint(
+        "POST",
+        _GROUP + "/chargers",
+        assign_charger,
+        "Assign a charger to a group",
+        "Groups",
+        body=AssignChargerBody,
+        response=GroupResource,
+        errors=(422,),
+    ),
+]

@@ -1,7 +1,120 @@
-"""(filled in by the work on this resource)"""
+"""A site's smart-charging settings: spec/smart-charging.md §1.3 R-01..R-03, volttime-api A9/A10.
+
+The settings are columns of the site (its `timezone` is the same column the site shows).
+A PUT replaces the fields it sends and keeps the others (R-02): a threshold survives a
+switch to `automatic`, the off-peak window survives while smart charging is disabled.
+"""
 
 from __future__ import annotations
 
-from voltline.api._routing import Endpoint
+from typing import Any
 
-ENDPOINTS: list[Endpoint] = []
+import msgspec
+from sqlalchemy.engine import RowMapping
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voltline.api._kit import INT_MAX, envelope, json_body, path_ref
+from voltline.api._routing import Endpoint
+from voltline.api._rules import validate
+from voltline.api.auth import runtime, scope
+from voltline.store import sites
+
+MODES = ("day_ahead_pricing", "disabled", "off_peak")
+STRATEGIES = ("automatic", "manual")
+THRESHOLD = "day_ahead_pricing_threshold"
+STRATEGY = "day_ahead_pricing_strategy"
+
+SETTINGS_RULES = {
+    "timezone": "required|timezone",
+    "smart_charging": "required|in:" + ",".join(MODES),
+    STRATEGY: "nullable|in:" + ",".join(STRATEGIES),
+    THRESHOLD: f"nullable|integer|min:-{INT_MAX}|max:{INT_MAX}",
+    "off_peak_start": "required_if:smart_charging,off_peak|date_format:H:i",
+    "off_peak_end": "required_if:smart_charging,off_peak|date_format:H:i",
+}
+
+
+class SmartChargingResource(msgspec.Struct):
+    """The site's smart-charging settings; always all seven keys (R-03)."""
+
+    timezone: str | None
+    smart_charging: str
+    day_ahead_pricing_strategy: str
+    day_ahead_pricing_threshold: int | None
+    day_ahead_pricing_smart_mode_price: float | None
+    off_peak_start: str
+    off_peak_end: str
+
+
+class SmartChargingBody(msgspec.Struct):
+    """Body of PUT .../smart-charging (the smart mode price is read-only and ignored)."""
+
+    timezone: str
+    smart_charging: str
+    day_ahead_pricing_strategy: str | None = None
+    day_ahead_pricing_threshold: int | None = None
+    off_peak_start: str | None = None
+    off_peak_end: str | None = None
+
+
+def settings_resource(row: RowMapping) -> SmartChargingResource:
+    """Shape a site row's smart-charging columns for the API."""
+    return SmartChargingResource(
+        timezone=row["timezone"],
+        smart_charging=row["smart_charging"],
+        day_ahead_pricing_strategy=row[STRATEGY],
+        day_ahead_pricing_threshold=row[THRESHOLD],
+        # R-04: computed from day-ahead prices, which are not imported yet.
+        day_ahead_pricing_smart_mode_price=None,
+        off_peak_start=row["off_peak_start"],
+        off_peak_end=row["off_peak_end"],
+    )
+
+
+def check_settings(body: dict[str, Any], site: RowMapping) -> dict[str, Any]:
+    """Validate a PUT body against the stored settings; the values to store."""
+    data, rules = dict(body), dict(SETTINGS_RULES)
+    if data.get(STRATEGY) is None:
+        data[STRATEGY] = site[STRATEGY]
+    # R-01 (Plugchoice wording): a threshold stored earlier satisfies a manual strategy.
+    if THRESHOLD in data or site[THRESHOLD] is None:
+        rules[THRESHOLD] = f"required_if:{STRATEGY},manual|{rules[THRESHOLD]}"
+    return validate(data, rules)
+
+
+async def get_settings(request: Request) -> Response:
+    """Return the site's smart-charging settings."""
+    async with runtime(request).db.read() as conn:
+        site = await sites.get_site(conn, scope(request).team_id, path_ref(request, "site"))
+    return envelope(settings_resource(site))
+
+
+async def update_settings(request: Request) -> Response:
+    """Change the site's smart-charging settings; fields not sent keep their values."""
+    body = await json_body(request)
+    team_id = scope(request).team_id
+    async with runtime(request).db.write() as conn:
+        site = await sites.get_site(conn, team_id, path_ref(request, "site"))
+        values = check_settings(body, site)
+        site = await sites.update_site(conn, team_id, site["id"], values)
+    return envelope(settings_resource(site))
+
+
+_PATH = "/api/v2/teams/{team}/sites/{site}/smart-charging"
+
+ENDPOINTS = [
+    Endpoint(
+        "GET", _PATH, get_settings, "Get smart charging settings", "Smart charging", response=SmartChargingResource
+    ),
+    Endpoint(
+        "PUT",
+        _PATH,
+        update_settings,
+        "Update smart charging settings",
+        "Smart charging",
+        body=SmartChargingBody,
+        response=SmartChargingResource,
+        errors=(422,),
+    ),
+]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voltline.domain.ids import Ref, SiteId, TeamId
 from voltline.errors import NotFoundError
 from voltline.store._common import new_uuid, ref_clause, stamped, utcnow
-from voltline.store.schema import chargers, groups, sites
+from voltline.store.schema import chargers, connectors, groups, sites
 
 _CHARGERS_COUNT = (
     select(func.count())
@@ -63,10 +63,14 @@ async def list_sites(conn: AsyncConnection, team_id: TeamId, *, offset: int, lim
 
 
 async def update_site(conn: AsyncConnection, team_id: TeamId, ref: Ref, values: dict[str, Any]) -> RowMapping:
-    """Change a live site's fields."""
+    """Change a live site's fields; a new main fuse is also the root group's capacity."""
     site_id = await get_site_id(conn, team_id, ref)
     if values:
         await conn.execute(update(sites).where(sites.c.id == site_id).values(stamped(values)))
+    if "main_fuse_amperage" in values:
+        root = await get_root_group_id(conn, site_id)
+        amps = {"total_amps": values["main_fuse_amperage"]}
+        await conn.execute(update(groups).where(groups.c.id == root).values(stamped(amps)))
     return await get_site(conn, team_id, site_id)
 
 
@@ -75,6 +79,10 @@ async def delete_site(conn: AsyncConnection, team_id: TeamId, ref: Ref) -> None:
     site_id = await get_site_id(conn, team_id, ref)
     now = utcnow()
     await conn.execute(update(sites).where(sites.c.id == site_id).values(deleted_at=now, updated_at=now))
+    site_chargers = select(chargers.c.id).where(chargers.c.site_id == site_id)
+    await conn.execute(
+        update(connectors).where(connectors.c.charger_id.in_(site_chargers)).values(group_id=None, updated_at=now)
+    )
     await conn.execute(
         update(chargers).where(chargers.c.site_id == site_id).values(site_id=None, group_id=None, updated_at=now)
     )

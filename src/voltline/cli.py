@@ -241,3 +241,130 @@ def _check_email(email: str) -> None:
 
     if not _EMAIL.match(email):
         fail(f"--email: {email!r} is not a valid email address", 2)
+
+
+@main.group("chargers")
+def chargers_group() -> None:
+    """Manage chargers."""
+
+
+_ROW_ID = click.IntRange(1, 2**31 - 1)
+
+
+@chargers_group.command("add")
+@click.argument("identity")
+@click.option("--password", help="OCPP password for HTTP Basic auth: 16 to 40 printable ASCII characters.")
+@click.option("--team", "team_id", type=_ROW_ID, help="Id of the owning team (default: none, attach by pincode).")
+@click.option("--site", "site_id", type=_ROW_ID, help="Id of a site to place it on (in its root group).")
+@click.pass_context
+def chargers_add(
+    ctx: click.Context, identity: str, password: str | None, team_id: int | None, site_id: int | None
+) -> None:
+    """Create a charger; prints its id, uuid and the pincode that attaches it to a site."""
+    from voltline.domain.credentials import hash_ocpp_password, ocpp_password_problem
+    from voltline.runtime import ensure_secret_key
+
+    if not identity.strip() or len(identity) > 45:
+        fail("IDENTITY must be 1 to 45 characters", 2)
+    settings = settings_from(ctx)
+    password_hash = None
+    if password is not None:
+        problem = ocpp_password_problem(password)
+        if problem is not None:
+            fail(f"--password {problem}", 2)
+        password_hash = hash_ocpp_password(ensure_secret_key(settings), password)
+    from rich.markup import escape
+
+    charger = run_with_db(settings, lambda db: _add_charger(db, identity, password_hash, team_id, site_id))
+    out.print(f"created charger {charger['id']} ({escape(charger['identity'])})")
+    out.print(f"  uuid:    {charger['uuid']}")
+    out.print(f"  pincode: {charger['pincode']}")
+
+
+async def _add_charger(
+    db: Database, identity: str, password_hash: str | None, team_id: int | None, site_id: int | None
+) -> Any:
+    from voltline.domain.credentials import new_pincode
+    from voltline.store import chargers
+
+    async with db.write() as conn:
+        placement = await _charger_placement(conn, team_id, site_id)
+        values = {**placement, "password_hash": password_hash}
+        return await chargers.create_charger(conn, identity, new_pincode(), values)
+
+
+async def _charger_placement(conn: Any, team_id: int | None, site_id: int | None) -> dict[str, Any]:
+    from voltline.domain.ids import SiteId
+    from voltline.store import chargers
+
+    if site_id is not None:
+        site_team, group_id = await chargers.get_site_placement(conn, SiteId(site_id))
+        if team_id is not None and team_id != site_team:
+            raise VoltlineError(f"site {site_id} belongs to team {site_team}, not to team {team_id}")
+        return {"team_id": site_team, "site_id": site_id, "group_id": group_id}
+    if team_id is not None and await users.get_team_by_ref(conn, team_id) is None:
+        raise VoltlineError(f"no team with id {team_id}")
+    return {"team_id": team_id}
+
+
+@chargers_group.command("show")
+@click.argument("identity")
+@click.pass_context
+def chargers_show(ctx: click.Context, identity: str) -> None:
+    """Show one charger by identity, with its attach pincode."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from voltline.store import chargers
+
+    async def action(db: Database) -> tuple[Any, str, str]:
+        async with db.read() as conn:
+            charger = await chargers.get_charger_by_identity(conn, identity)
+            if charger is None:
+                raise VoltlineError(f"no charger with identity {identity}")
+            return charger, *await _owner_names(conn, charger)
+
+    charger, team, site = run_with_db(settings_from(ctx), action)
+    table = Table("field", "value")
+    rows = [("identity", charger["identity"]), ("uuid", charger["uuid"]), ("team", team), ("site", site)]
+    rows += [("connection status", charger["connection_status"]), ("pincode", charger["pincode"])]
+    for name, value in rows:
+        table.add_row(name, escape(value))
+    out.print(table)
+
+
+async def _owner_names(conn: Any, charger: Any) -> tuple[str, str]:
+    from voltline.domain.ids import TeamId
+    from voltline.store import sites
+
+    if charger["team_id"] is None:
+        return "-", "-"
+    team = await users.get_team(conn, TeamId(charger["team_id"]))
+    if charger["site_id"] is None:
+        return f"{team['id']} ({team['name']})", "-"
+    site = await sites.get_site(conn, TeamId(team["id"]), charger["site_id"])
+    return f"{team['id']} ({team['name']})", f"{site['id']} ({site['name']})"
+
+
+@chargers_group.command("list")
+@click.option("--team", "team_id", type=_ROW_ID, help="Only the chargers of this team.")
+@click.pass_context
+def chargers_list(ctx: click.Context, team_id: int | None) -> None:
+    """List chargers (all of them, or one team's)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from voltline.domain.ids import TeamId
+    from voltline.store import chargers
+
+    async def action(db: Database) -> list[Any]:
+        async with db.read() as conn:
+            if team_id is None:
+                return await chargers.list_all_chargers(conn)
+            return await chargers.list_team_chargers(conn, TeamId(team_id))
+
+    table = Table("id", "identity", "team", "site", "connection status")
+    for row in run_with_db(settings_from(ctx), action):
+        team, site = (str(row[key]) if row[key] is not None else "-" for key in ("team_id", "site_id"))
+        table.add_row(str(row["id"]), escape(row["identity"]), team, site, row["connection_status"])
+    out.print(table)

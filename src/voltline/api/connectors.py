@@ -1,7 +1,194 @@
-"""(filled in by the work on this resource)"""
+"""Connectors of the chargers on a site: listing, and the settings load balancing needs."""
 
 from __future__ import annotations
 
-from voltline.api._routing import Endpoint
+from typing import Any
 
-ENDPOINTS: list[Endpoint] = []
+import msgspec
+from sqlalchemy.engine import RowMapping
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voltline.api._kit import PAGE_RULES, envelope, json_body, page_params, paginated, path_ref
+from voltline.api._routing import Endpoint
+from voltline.api._rules import validate
+from voltline.api.auth import runtime, scope
+from voltline.domain.ids import ConnectorId, SiteId
+from voltline.domain.timestamps import format_timestamp
+from voltline.errors import NotFoundError, ValidationError
+from voltline.store import chargers, groups, sites
+
+PHASE_ROTATIONS = ("RST", "RTS", "SRT", "STR", "TRS", "TSR")
+UPDATE_RULES = {
+    "max_amperage": "nullable|integer|min:6|max:1000",
+    "max_voltage": "nullable|integer|min:1|max:1000",
+    "phases": "in:1,3",
+    "phase_rotation": "nullable|in:" + ",".join(PHASE_ROTATIONS),
+    "group_id": "nullable|integer",
+}
+GROUP_INVALID = "The selected group id is invalid."
+
+
+class ConnectorCharger(msgspec.Struct):
+    """The charger a connector belongs to, as a site's connector list nests it."""
+
+    uuid: str
+    id: int
+    identity: str
+    connection_status: str
+    status: str | None
+
+
+class ChargerConnectorResource(msgspec.Struct):
+    """A connector inside a single-charger response."""
+
+    uuid: str
+    id: int
+    charger_id: int
+    connector_id: int
+    evse_id: int | None
+    status: str | None
+    error: str | None
+    error_info: str | None
+    max_amperage: int | None
+    max_voltage: int | None
+    phases: int
+    phase_rotation: str | None
+    group_id: int | None
+    smart_charging_state: str
+    created_at: str
+    updated_at: str
+
+
+class ConnectorResource(msgspec.Struct):
+    """A connector in a site's list, with its charger nested."""
+
+    uuid: str
+    id: int
+    charger_id: int
+    connector_id: int
+    evse_id: int | None
+    status: str | None
+    error: str | None
+    error_info: str | None
+    max_amperage: int | None
+    max_voltage: int | None
+    phases: int
+    phase_rotation: str | None
+    group_id: int | None
+    smart_charging_state: str
+    charger: ConnectorCharger
+    created_at: str
+    updated_at: str
+
+
+class UpdateConnectorBody(msgspec.Struct):
+    """Body of PUT /sites/{site}/connectors/{connector}; a null group_id inherits the charger's group."""
+
+    max_amperage: int | None = None
+    max_voltage: int | None = None
+    phases: int | None = None
+    phase_rotation: str | None = None
+    group_id: int | None = None
+
+
+def _fields(row: RowMapping) -> dict[str, Any]:
+    return {
+        "uuid": row["uuid"],
+        "id": row["id"],
+        "charger_id": row["charger_id"],
+        "connector_id": row["connector_id"],
+        "evse_id": row["evse_id"],
+        "status": row["status"],
+        "error": row["error"],
+        "error_info": row["error_info"],
+        "max_amperage": row["max_amperage"],
+        "max_voltage": row["max_voltage"],
+        "phases": row["phases"],
+        "phase_rotation": row["phase_rotation"],
+        "group_id": chargers.effective_group_id(row),
+        "smart_charging_state": row["smart_charging_state"],
+    }
+
+
+def _stamps(row: RowMapping) -> dict[str, Any]:
+    return {
+        "created_at": format_timestamp(row["created_at"]) or "",
+        "updated_at": format_timestamp(row["updated_at"]) or "",
+    }
+
+
+def charger_connector_resource(row: RowMapping) -> ChargerConnectorResource:
+    """Shape a connector row (with its charger's group) for a single-charger response."""
+    return ChargerConnectorResource(**_fields(row), **_stamps(row))
+
+
+def connector_resource(row: RowMapping) -> ConnectorResource:
+    """Shape a connector row (with its charger's summary) for a site's list."""
+    charger = ConnectorCharger(
+        uuid=row["charger_uuid"],
+        id=row["charger_id"],
+        identity=row["charger_identity"],
+        connection_status=row["charger_connection_status"],
+        status=row["charger_status"],
+    )
+    return ConnectorResource(**_fields(row), charger=charger, **_stamps(row))
+
+
+async def list_site_connectors(request: Request) -> Response:
+    """Return a page of the connectors of the chargers on the site."""
+    page, per_page = page_params(request)
+    async with runtime(request).db.read() as conn:
+        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
+        rows = await chargers.list_site_connectors(conn, site_id, offset=(page - 1) * per_page, limit=per_page + 1)
+    items = [connector_resource(row) for row in rows[:per_page]]
+    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+
+
+async def _checked_group(conn: Any, site_id: SiteId, group_id: int | None) -> None:
+    if group_id is None:
+        return
+    try:
+        if not 0 < group_id <= chargers.MAX_ROW_ID:
+            raise NotFoundError("group")
+        await groups.get_group(conn, site_id, group_id)
+    except NotFoundError:
+        raise ValidationError.single("group_id", GROUP_INVALID) from None
+
+
+async def update_site_connector(request: Request) -> Response:
+    """Change a connector's limits, phases and group (null inherits the charger's group)."""
+    data = await json_body(request)
+    async with runtime(request).db.write() as conn:
+        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
+        connector = await chargers.get_site_connector(conn, site_id, path_ref(request, "connector"))
+        clean = validate(data, UPDATE_RULES)
+        await _checked_group(conn, site_id, clean.get("group_id"))
+        if "phases" in clean:
+            clean["phases"] = int(clean["phases"])
+        row = await chargers.update_connector(conn, site_id, ConnectorId(connector["id"]), clean)
+    return envelope(connector_resource(row))
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/api/v2/teams/{team}/sites/{site}/connectors",
+        list_site_connectors,
+        "Get all connectors for a site",
+        "Sites",
+        query=PAGE_RULES,
+        response=ConnectorResource,
+        shape="page",
+    ),
+    Endpoint(
+        "PUT",
+        "/api/v2/teams/{team}/sites/{site}/connectors/{connector}",
+        update_site_connector,
+        "Update a connector",
+        "Sites",
+        body=UpdateConnectorBody,
+        response=ConnectorResource,
+        errors=(422,),
+    ),
+]

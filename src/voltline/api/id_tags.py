@@ -1,7 +1,162 @@
-"""(filled in by the work on this resource)"""
+"""Id tags (RFID cards) of a team, for its `allow_list` authorization mode."""
 
 from __future__ import annotations
 
-from voltline.api._routing import Endpoint
+from datetime import datetime
+from typing import Any
 
-ENDPOINTS: list[Endpoint] = []
+import msgspec
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_params, paginated, path_ref
+from voltline.api._routing import Endpoint
+from voltline.api._rules import validate
+from voltline.api.auth import runtime, scope
+from voltline.domain.ids import TeamId
+from voltline.domain.timestamps import format_timestamp
+from voltline.errors import ValidationError
+from voltline.store import id_tags
+
+STATUSES = ("Accepted", "Blocked", "Expired")
+EXPIRY_FORMAT = "%Y-%m-%d %H:%M:%S"
+ID_TAG_TAKEN = "The id tag has already been taken."
+CREATE_RULES = {
+    "id_tag": "required|string|max:20",
+    "status": "nullable|in:" + ",".join(STATUSES),
+    "expiry_date": "nullable|date_format:Y-m-d H:i:s",
+    "parent_id_tag": "nullable|string|max:20",
+    "name": "nullable|string|max:255",
+}
+
+
+class IdTagResource(msgspec.Struct):
+    """An id tag as the API shows it."""
+
+    uuid: str
+    id: int
+    id_tag: str
+    name: str | None
+    status: str
+    expiry_date: str | None
+    parent_id_tag: str | None
+    created_at: str
+    updated_at: str
+
+
+class CreateIdTagBody(msgspec.Struct):
+    """Body of POST /id-tags; `expiry_date` is `Y-m-d H:i:s` in UTC."""
+
+    id_tag: str
+    status: str | None = None
+    expiry_date: str | None = None
+    parent_id_tag: str | None = None
+    name: str | None = None
+
+
+def id_tag_resource(row: RowMapping) -> IdTagResource:
+    """Shape an id tag row for the API."""
+    return IdTagResource(
+        uuid=row["uuid"],
+        id=row["id"],
+        id_tag=row["id_tag"],
+        name=row["name"],
+        status=row["status"],
+        expiry_date=format_timestamp(row["expiry_date"]),
+        parent_id_tag=row["parent_id_tag"],
+        created_at=format_timestamp(row["created_at"]) or "",
+        updated_at=format_timestamp(row["updated_at"]) or "",
+    )
+
+
+async def _validated(conn: AsyncConnection, team_id: TeamId, data: dict[str, Any]) -> dict[str, Any]:
+    """The rules plus `unique` on id_tag, all errors collected as Laravel does."""
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+    try:
+        clean = validate(data, CREATE_RULES)
+    except ValidationError as error:
+        errors = error.errors
+    tag = data.get("id_tag")
+    if "id_tag" not in errors and isinstance(tag, str) and await id_tags.find_id_tag(conn, team_id, tag):
+        errors = {"id_tag": [ID_TAG_TAKEN], **errors}
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+def _values(clean: dict[str, Any]) -> dict[str, Any]:
+    expiry = clean.get("expiry_date")
+    return {
+        "status": clean.get("status") or "Accepted",
+        "expiry_date": datetime.strptime(expiry, EXPIRY_FORMAT) if expiry else None,
+        "parent_id_tag": clean.get("parent_id_tag"),
+        "name": clean.get("name"),
+    }
+
+
+async def list_id_tags(request: Request) -> Response:
+    """Return a page of the team's id tags."""
+    page, per_page = page_params(request)
+    async with runtime(request).db.read() as conn:
+        rows = await id_tags.list_id_tags(
+            conn, scope(request).team_id, offset=(page - 1) * per_page, limit=per_page + 1
+        )
+    items = [id_tag_resource(row) for row in rows[:per_page]]
+    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+
+
+async def create_id_tag(request: Request) -> Response:
+    """Add an id tag to the team (unique per team, compared case-insensitively)."""
+    data = await json_body(request)
+    team_id = scope(request).team_id
+    async with runtime(request).db.write() as conn:
+        clean = await _validated(conn, team_id, data)
+        try:
+            row = await id_tags.create_id_tag(conn, team_id, clean["id_tag"], _values(clean))
+        except id_tags.IdTagTakenError:
+            raise ValidationError.single("id_tag", ID_TAG_TAKEN) from None
+    return envelope(id_tag_resource(row), 201)
+
+
+async def delete_id_tag(request: Request) -> Response:
+    """Remove an id tag of the team."""
+    async with runtime(request).db.write() as conn:
+        await id_tags.delete_id_tag(conn, scope(request).team_id, path_ref(request, "id_tag"))
+    return no_content()
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/api/v2/teams/{team}/id-tags",
+        list_id_tags,
+        "Get all id tags",
+        "Id tags",
+        query=PAGE_RULES,
+        response=IdTagResource,
+        shape="page",
+    ),
+    Endpoint(
+        "POST",
+        "/api/v2/teams/{team}/id-tags",
+        create_id_tag,
+        "Create an id tag",
+        "Id tags",
+        body=CreateIdTagBody,
+        response=IdTagResource,
+        status=201,
+        errors=(422,),
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v2/teams/{team}/id-tags/{id_tag}",
+        delete_id_tag,
+        "Delete an id tag",
+        "Id tags",
+        shape="empty",
+        status=204,
+    ),
+]

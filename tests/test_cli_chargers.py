@@ -1,0 +1,205 @@
+"""`voltline chargers add|show|list` against a fresh database (SQLite data dir, and PostgreSQL when set)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.conftest import BACKENDS
+from voltline.cli import main
+from voltline.domain.credentials import PINCODE_ALPHABET, check_ocpp_password
+from voltline.domain.ids import SiteId, TeamId
+from voltline.store import chargers, sites
+from voltline.store.engine import Database
+
+UNSET_ENV = {"VOLTLINE_DATABASE_URL": None, "VOLTLINE_DATA_DIR": None, "VOLTLINE_SECRET_KEY": None}
+
+
+@dataclass
+class Cli:
+    """Runs `voltline` against one fresh database and data directory."""
+
+    data_dir: Path
+    database_url: str
+
+    def __call__(self, *args: str) -> Result:
+        """Invoke the command line with the global options for this database."""
+        options = ["--data-dir", str(self.data_dir)]
+        if self.database_url:
+            options += ["--database-url", self.database_url]
+        return CliRunner().invoke(main, [*options, *args], env=UNSET_ENV)
+
+    @property
+    def url(self) -> str:
+        """The database URL the CLI uses."""
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'voltline.sqlite3'}"
+
+    def store(self, action: Callable[[Any], Any]) -> Any:
+        """Run a store action in a write transaction against the same database."""
+
+        async def run() -> Any:
+            db = Database(self.url)
+            try:
+                async with db.write() as conn:
+                    return await action(conn)
+            finally:
+                await db.close()
+
+        return asyncio.run(run())
+
+    def team(self, email: str) -> int:
+        """Create a user through the CLI and return their personal team's id."""
+        result = self("users", "create", "--email", email, "--name", "Ann")
+        assert result.exit_code == 0, result.output
+        match = re.search(r"personal team (\d+)", result.stdout)
+        assert match is not None
+        return int(match.group(1))
+
+    def site(self, team_id: int) -> tuple[int, int]:
+        """A site of the team and its root group id."""
+        values = {
+            "name": "Depot",
+            "street": "Main",
+            "house_number": 1,
+            "postal_code": "1",
+            "city": "X",
+            "country": "NL",
+        }
+
+        async def make(conn: Any) -> tuple[int, int]:
+            site = await sites.create_site(conn, TeamId(team_id), values)
+            return site["id"], await sites.get_root_group_id(conn, SiteId(site["id"]))
+
+        result: tuple[int, int] = self.store(make)
+        return result
+
+    def charger(self, identity: str) -> dict[str, Any]:
+        """The stored charger row."""
+
+        async def read(conn: Any) -> dict[str, Any]:
+            row = await chargers.get_charger_by_identity(conn, identity)
+            assert row is not None
+            return dict(row)
+
+        result: dict[str, Any] = self.store(read)
+        return result
+
+
+@pytest.fixture(params=BACKENDS)
+def cli(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_database: Callable[[str], str],
+) -> Cli:
+    """A CLI runner over a fresh data directory (SQLite) or a fresh PostgreSQL database."""
+    monkeypatch.chdir(tmp_path)
+    url = fresh_database("postgres") if request.param == "postgres" else ""
+    return Cli(tmp_path / "data", url)
+
+
+def test_add_prints_id_uuid_and_pincode_and_show_repeats_them(cli: Cli) -> None:
+    result = cli("chargers", "add", "VT_1001")
+    assert result.exit_code == 0, result.output
+    row = cli.charger("VT_1001")
+    assert f"created charger {row['id']} (VT_1001)" in result.stdout
+    assert f"uuid:    {row['uuid']}" in result.stdout
+    assert f"pincode: {row['pincode']}" in result.stdout
+    assert len(row["pincode"]) == 8 and set(row["pincode"]) <= set(PINCODE_ALPHABET)
+    assert (row["team_id"], row["site_id"], row["connection_status"], row["password_hash"]) == (
+        None,
+        None,
+        "never_seen",
+        None,
+    )
+    shown = cli("chargers", "show", "VT_1001")
+    assert shown.exit_code == 0, shown.output
+    for text in ("VT_1001", row["uuid"], "never_seen", row["pincode"], "connection status"):
+        assert text in shown.stdout
+
+
+def test_add_with_a_team_and_a_site(cli: Cli) -> None:
+    team_id = cli.team("ann@example.com")
+    site_id, root_group_id = cli.site(team_id)
+    assert cli("chargers", "add", "VT_TEAM", "--team", str(team_id)).exit_code == 0
+    assert cli("chargers", "add", "VT_SITE", "--site", str(site_id)).exit_code == 0
+    assert cli("chargers", "add", "VT_BOTH", "--site", str(site_id), "--team", str(team_id)).exit_code == 0
+    assert (cli.charger("VT_TEAM")["team_id"], cli.charger("VT_TEAM")["site_id"]) == (team_id, None)
+    for identity in ("VT_SITE", "VT_BOTH"):
+        row = cli.charger(identity)
+        assert (row["team_id"], row["site_id"], row["group_id"]) == (team_id, site_id, root_group_id)
+    shown = cli("chargers", "show", "VT_SITE").stdout
+    assert f"{team_id} (Ann's Team)" in shown and f"{site_id} (Depot)" in shown
+
+
+def test_add_stores_the_password_as_an_hmac_with_the_data_dirs_secret(cli: Cli) -> None:
+    """DESIGN: OCPP passwords are 16-40 characters, stored as HMAC-SHA256 with a server secret."""
+    password = "correct-horse-battery"
+    assert cli("chargers", "add", "VT_PW", "--password", password).exit_code == 0
+    secret = (cli.data_dir / "secret-key").read_text().strip()
+    stored = cli.charger("VT_PW")["password_hash"]
+    assert stored != password and check_ocpp_password(secret, password, stored)
+
+
+@pytest.mark.parametrize("password", ["short", "x" * 41, "sixteen-chars-é-x", "tab\tin-the-middle!!"])
+def test_add_refuses_a_bad_password_with_exit_2(cli: Cli, password: str) -> None:
+    result = cli("chargers", "add", "VT_BADPW", "--password", password)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --password must be")
+    assert cli("chargers", "list").stdout.count("VT_BADPW") == 0
+
+
+@pytest.mark.parametrize("identity", ["", "   ", "x" * 46])
+def test_add_refuses_a_bad_identity_with_exit_2(cli: Cli, identity: str) -> None:
+    result = cli("chargers", "add", identity)
+    assert (result.exit_code, result.stderr) == (2, "error: IDENTITY must be 1 to 45 characters\n")
+
+
+def test_add_of_a_duplicate_identity_is_a_one_line_error(cli: Cli) -> None:
+    assert cli("chargers", "add", "VT_DUP").exit_code == 0
+    pincode = cli.charger("VT_DUP")["pincode"]
+    result = cli("chargers", "add", "VT_DUP")
+    assert result.exit_code == 1
+    assert result.stderr == "error: A charger with identity 'VT_DUP' already exists.\n"
+    assert cli.charger("VT_DUP")["pincode"] == pincode
+
+
+def test_add_refuses_unknown_or_mismatched_teams_and_sites(cli: Cli) -> None:
+    team_id = cli.team("bob@example.com")
+    other_team = cli.team("cyd@example.com")
+    site_id, _root = cli.site(team_id)
+    cases = [
+        (["--team", "999999"], "error: no team with id 999999\n"),
+        (["--site", "999999"], "error: No site with id 999999.\n"),
+        (["--site", str(site_id), "--team", str(other_team)], f"error: site {site_id} belongs to team {team_id}, "),
+    ]
+    for options, message in cases:
+        result = cli("chargers", "add", "VT_NOPE", *options)
+        assert result.exit_code == 1 and result.stderr.startswith(message), result.stderr
+    assert cli("chargers", "add", "VT_NOPE", "--team", "0").exit_code == 2
+    assert "VT_NOPE" not in cli("chargers", "list").stdout
+
+
+def test_show_of_an_unknown_identity_fails(cli: Cli) -> None:
+    result = cli("chargers", "show", "VT_GHOST")
+    assert (result.exit_code, result.stderr) == (1, "error: no charger with identity VT_GHOST\n")
+
+
+def test_list_shows_all_chargers_or_one_teams(cli: Cli) -> None:
+    first, second = cli.team("dee@example.com"), cli.team("eve@example.com")
+    for identity, team in (("VT_A", first), ("VT_B", second), ("VT_C", first)):
+        assert cli("chargers", "add", identity, "--team", str(team)).exit_code == 0
+    assert cli("chargers", "add", "VT_LOOSE").exit_code == 0
+    everything = cli("chargers", "list")
+    assert everything.exit_code == 0
+    assert re.findall(r"VT_\w+", everything.stdout) == ["VT_A", "VT_B", "VT_C", "VT_LOOSE"]
+    assert "connection status" in everything.stdout
+    mine = cli("chargers", "list", "--team", str(first)).stdout
+    assert re.findall(r"VT_\w+", mine) == ["VT_A", "VT_C"]

@@ -24,12 +24,12 @@ run: install
 	$(BIN)/voltline serve
 
 test: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 

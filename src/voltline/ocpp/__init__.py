@@ -1,0 +1,1 @@
+"""OCPP-J adapter: framing, generated messages, sessions and handlers per OCPP version."""

@@ -6,7 +6,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from voltline.bus import Bus, MemoryBus
 from voltline.clock import Clock
+from voltline.commands import Commands
 from voltline.settings import Settings
 from voltline.store.engine import Database
 
@@ -35,3 +37,8 @@ class Runtime:
     db: Database
     secret_key: str
     clock: Clock = field(default_factory=Clock)
+    bus: Bus = field(default_factory=MemoryBus)
+    commands: Commands = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.commands = Commands(self.bus, self.settings.ocpp_call_timeout)

@@ -11,7 +11,9 @@ from typing import Any
 
 from voltline import codec
 from voltline.bus import Bus, NoRespondersError
-from voltline.errors import ChargerOfflineError, ChargerTimeoutError, VoltlineError
+from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError
+
+__all__ = ["COMMANDS", "CommandFailedError", "Commands"]
 
 COMMANDS = (
     "remote_start",
@@ -26,15 +28,6 @@ COMMANDS = (
     "clear_charging_profile",
     "get_composite_schedule",
 )
-
-
-class CommandFailedError(VoltlineError):
-    """The charger answered with a CALLERROR; `code` is its OCPP error code."""
-
-    def __init__(self, code: str, description: str) -> None:
-        super().__init__(f"The charger answered {code}: {description}".rstrip(": "))
-        self.code = code
-        self.description = description
 
 
 def command_subject(identity: str) -> str:

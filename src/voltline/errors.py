@@ -55,3 +55,12 @@ class ChargerOfflineError(VoltlineError):
 
 class ChargerTimeoutError(VoltlineError):
     """The charger did not answer a call in time."""
+
+
+class CommandFailedError(VoltlineError):
+    """The charger answered a command with a CALLERROR; `code` is its OCPP error code."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(f"The charger answered {code}: {description}".rstrip(": "))
+        self.code = code
+        self.description = description

@@ -17,6 +17,7 @@ from voltline.errors import (
     AuthenticationError,
     ChargerOfflineError,
     ChargerTimeoutError,
+    CommandFailedError,
     ConflictError,
     NotFoundError,
     PermissionDeniedError,
@@ -63,6 +64,8 @@ def _error_response(error: Exception) -> Response:
         return message("The charger is offline.", 409)
     if isinstance(error, ConflictError):
         return message(str(error), 409)
+    if isinstance(error, CommandFailedError):
+        return message(str(error), 502)
     if isinstance(error, ChargerTimeoutError):
         return message("The charger did not respond in time.", 504)
     if isinstance(error, RateLimitedError):
@@ -84,7 +87,7 @@ def wrap(endpoint: Endpoint) -> Handler:
             response = await endpoint.handler(request)
         except (ValidationError, BadRequestError, AuthenticationError, PermissionDeniedError) as error:
             response = _error_response(error)
-        except (NotFoundError, ConflictError, ChargerOfflineError, ChargerTimeoutError) as error:
+        except (NotFoundError, ConflictError, ChargerOfflineError, ChargerTimeoutError, CommandFailedError) as error:
             response = _error_response(error)
         except RateLimitedError as error:
             response = _error_response(error)

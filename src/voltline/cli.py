@@ -368,3 +368,25 @@ def chargers_list(ctx: click.Context, team_id: int | None) -> None:
         team, site = (str(row[key]) if row[key] is not None else "-" for key in ("team_id", "site_id"))
         table.add_row(str(row["id"]), escape(row["identity"]), team, site, row["connection_status"])
     out.print(table)
+
+
+@chargers_group.command("lenient")
+@click.argument("identity")
+@click.argument("mode", type=click.Choice(["on", "off", "default"]))
+@click.pass_context
+def chargers_lenient(ctx: click.Context, identity: str, mode: str) -> None:
+    """Accept known-bad firmware payloads from one charger (on), refuse them (off), or use the server default."""
+    from voltline.domain.ids import ChargerId
+    from voltline.store import chargers
+
+    value = {"on": True, "off": False, "default": None}[mode]
+
+    async def action(db: Database) -> None:
+        async with db.write() as conn:
+            charger = await chargers.get_charger_by_identity(conn, identity)
+            if charger is None:
+                raise VoltlineError(f"no charger with identity {identity}")
+            await chargers.update_charger(conn, ChargerId(charger["id"]), {"lenient": value})
+
+    run_with_db(settings_from(ctx), action)
+    out.print(f"charger {identity}: lenient {mode}")

@@ -1,6 +1,6 @@
 """REST adapter: the Volttime v2 compatible API; `ENDPOINTS` is its route table."""
 
-from voltline.api import chargers, connectors, groups, id_tags, sites, smart_charging, teams
+from voltline.api import charger_ocpp, chargers, connectors, groups, id_tags, sites, smart_charging, teams
 from voltline.api._routing import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -9,6 +9,7 @@ ENDPOINTS: list[Endpoint] = [
     *smart_charging.ENDPOINTS,
     *groups.ENDPOINTS,
     *chargers.ENDPOINTS,
+    *charger_ocpp.ENDPOINTS,
     *connectors.ENDPOINTS,
     *id_tags.ENDPOINTS,
 ]

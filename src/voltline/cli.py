@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,6 +15,7 @@ from rich.console import Console
 from voltline import accounts
 from voltline.errors import VoltlineError
 from voltline.settings import Settings, load_settings
+from voltline.simulator.cli import simulate
 from voltline.store import migrate as migrations
 from voltline.store import users
 from voltline.store.engine import Database
@@ -89,6 +91,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     from voltline.app import create_app
 
     settings = settings_from(ctx)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
+    )
     app = create_app(settings)
     uvicorn.run(
         app,
@@ -390,3 +395,6 @@ def chargers_lenient(ctx: click.Context, identity: str, mode: str) -> None:
 
     run_with_db(settings_from(ctx), action)
     out.print(f"charger {identity}: lenient {mode}")
+
+
+main.add_command(simulate)

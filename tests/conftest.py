@@ -104,6 +104,8 @@ class LiveServer:
             ws="websockets-sansio",
             ws_per_message_deflate=False,
             ws_max_size=self.settings.ocpp_max_frame_bytes,
+            ws_ping_interval=self.settings.ocpp_ping_interval,
+            ws_ping_timeout=self.settings.ocpp_ping_interval,
             lifespan="on",
         )
         self._server = uvicorn.Server(config)

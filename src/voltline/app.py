@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the one ASGI app that serves the REST API, docs and health."""
+"""`create_app(settings)`: the one ASGI app that serves the REST API, docs, health and the OCPP endpoint."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,6 +24,8 @@ from voltline.api.health import healthz
 from voltline.api.openapi import build_openapi, docs_page, openapi_json
 from voltline.api.ratelimit import RateLimiter
 from voltline.clock import Clock
+from voltline.ocpp.endpoint import ocpp_endpoint
+from voltline.ocpp.gateway import Gateway
 from voltline.runtime import Runtime, ensure_secret_key
 from voltline.settings import Settings
 from voltline.store import migrate
@@ -88,14 +90,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         secret_key=ensure_secret_key(settings),
         clock=clock or Clock(),
     )
+    gateway = Gateway(runtime, runtime.writer)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if settings.is_sqlite:
             await migrate.upgrade(settings.effective_database_url)
+        await runtime.writer.start()
+        await gateway.start()
         try:
             yield
         finally:
+            await gateway.stop()
+            await runtime.writer.stop()
             await runtime.db.close()
 
     docs_assets = Path(swagger_ui_bundle.swagger_ui_path)
@@ -105,6 +112,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         Route("/docs", docs_page, methods=["GET"]),
         Mount("/docs/static", app=StaticFiles(directory=docs_assets), name="docs-static"),
         *build_routes(ENDPOINTS),
+        WebSocketRoute("/ocpp/{identity}", ocpp_endpoint),
     ]
     app = Starlette(
         routes=routes,
@@ -112,6 +120,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     app.state.runtime = runtime
+    app.state.gateway = gateway
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
     app.state.openapi = build_openapi(ENDPOINTS)
     return BodyLimit(app, settings.max_body_bytes)

@@ -103,6 +103,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         ws="websockets-sansio",
         ws_max_size=settings.ocpp_max_frame_bytes,
         ws_per_message_deflate=False,
+        ws_ping_interval=settings.ocpp_ping_interval,
+        ws_ping_timeout=settings.ocpp_ping_interval,
         proxy_headers=True,
     )
 

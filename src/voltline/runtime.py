@@ -1,4 +1,4 @@
-"""What the running process holds: settings, database, clock and the server secret."""
+"""What the running process holds: settings, database, clock, bus, commands, the meter writer and the secret."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from voltline.clock import Clock
 from voltline.commands import Commands
 from voltline.settings import Settings
 from voltline.store.engine import Database
+from voltline.store.writer import MeterWriter
 
 SECRET_FILE = "secret-key"
 
@@ -39,6 +40,8 @@ class Runtime:
     clock: Clock = field(default_factory=Clock)
     bus: Bus = field(default_factory=MemoryBus)
     commands: Commands = field(init=False)
+    writer: MeterWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.commands = Commands(self.bus, self.settings.ocpp_call_timeout)
+        self.writer = MeterWriter(self.db, self.clock, self.settings)

@@ -1,6 +1,17 @@
 """REST adapter: the Volttime v2 compatible API; `ENDPOINTS` is its route table."""
 
-from voltline.api import charger_ocpp, chargers, connectors, groups, id_tags, sites, smart_charging, teams
+from voltline.api import (
+    charger_ocpp,
+    chargers,
+    commands,
+    connectors,
+    groups,
+    id_tags,
+    logs,
+    sites,
+    smart_charging,
+    teams,
+)
 from voltline.api._routing import Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -10,6 +21,8 @@ ENDPOINTS: list[Endpoint] = [
     *groups.ENDPOINTS,
     *chargers.ENDPOINTS,
     *charger_ocpp.ENDPOINTS,
+    *commands.ENDPOINTS,
+    *logs.ENDPOINTS,
     *connectors.ENDPOINTS,
     *id_tags.ENDPOINTS,
 ]

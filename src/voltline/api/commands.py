@@ -1,0 +1,244 @@
+"""Remote commands to a charger: start, stop, restart, unlock, availability, trigger, configuration.
+
+Each command goes through the commands service on the bus (DESIGN: the API never reaches the
+OCPP sessions directly) and answers `{"message": <the charger's status word>}`; a charger that
+is not connected is a 409, one that does not answer in time a 504.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voltline.api._kit import INT_MAX, envelope, input_data, json_body, json_response, path_ref
+from voltline.api._routing import Endpoint
+from voltline.api._rules import validate
+from voltline.api.auth import runtime, scope
+from voltline.domain.ids import ChargerId
+from voltline.errors import ValidationError
+from voltline.store import chargers, transactions
+
+TRIGGER_MESSAGES = (
+    "BootNotification",
+    "DiagnosticsStatusNotification",
+    "FirmwareStatusNotification",
+    "Heartbeat",
+    "MeterValues",
+    "StatusNotification",
+)
+START_RULES = {"connector_id": f"nullable|integer|min:1|max:{INT_MAX}", "id_tag": "required|string|max:20"}
+STOP_RULES = {"transaction_id": f"nullable|integer|min:1|max:{INT_MAX}"}
+RESTART_RULES = {"type": "nullable|string|in:Soft,Hard"}
+UNLOCK_RULES = {"connector_id": f"required|integer|min:1|max:{INT_MAX}"}
+AVAILABILITY_RULES = {
+    "connector_id": f"nullable|integer|min:0|max:{INT_MAX}",
+    "type": "required|string|in:Operative,Inoperative",
+}
+TRIGGER_RULES = {
+    "message": "required|string|in:" + ",".join(TRIGGER_MESSAGES),
+    "connector_id": f"nullable|integer|min:1|max:{INT_MAX}",
+}
+GET_CONFIGURATION_RULES = {"keys": "nullable|string|max:2000"}
+CHANGE_CONFIGURATION_RULES = {"key": "required|string|max:50", "value": "required|string|max:500"}
+
+
+class CommandResult(msgspec.Struct):
+    """The charger's answer to a command: its status word (Accepted, Rejected, Unlocked, ...)."""
+
+    message: str
+
+
+class StartBody(msgspec.Struct):
+    """Body of commands/start."""
+
+    id_tag: str
+    connector_id: int | None = None
+
+
+class StopBody(msgspec.Struct):
+    """Body of commands/stop; without a transaction id the latest active one is stopped."""
+
+    transaction_id: int | None = None
+
+
+class RestartBody(msgspec.Struct):
+    """Body of commands/restart (OCPP Reset): Soft (default) or Hard."""
+
+    type: str | None = None
+
+
+class UnlockBody(msgspec.Struct):
+    """Body of commands/unlock."""
+
+    connector_id: int
+
+
+class AvailabilityBody(msgspec.Struct):
+    """Body of commands/availability (connector 0 = the whole charger)."""
+
+    type: str
+    connector_id: int | None = None
+
+
+class TriggerBody(msgspec.Struct):
+    """Body of commands/trigger: the message the charger should send now."""
+
+    message: str
+    connector_id: int | None = None
+
+
+class ConfigurationKey(msgspec.Struct):
+    """One configuration key as the charger reports it."""
+
+    key: str
+    readonly: bool
+    value: str | None = None
+
+
+class Configuration(msgspec.Struct):
+    """The charger's configuration keys, and the asked-for keys it does not know."""
+
+    configuration_key: list[ConfigurationKey]
+    unknown_key: list[str]
+
+
+class ChangeConfigurationBody(msgspec.Struct):
+    """Body of a configuration change."""
+
+    key: str
+    value: str
+
+
+async def _charger(request: Request) -> tuple[int, str]:
+    """The team's charger of the path (looked up before the body is checked, as Laravel binds routes first)."""
+    async with runtime(request).db.read() as conn:
+        charger = await chargers.get_charger(conn, scope(request).team_id, path_ref(request, "charger"))
+    return int(charger["id"]), str(charger["identity"])
+
+
+async def _command(request: Request, command: str, rules: dict[str, str]) -> Response:
+    _, identity = await _charger(request)
+    args = validate(await json_body(request), rules)
+    return await _send(request, identity, command, args)
+
+
+async def _send(request: Request, identity: str, command: str, args: dict[str, Any]) -> Response:
+    result = await runtime(request).commands.send(identity, command, args)
+    return json_response(CommandResult(message=str(result.get("status", "Accepted"))))
+
+
+async def start_charging(request: Request) -> Response:
+    """Ask the charger to start a session (OCPP RemoteStartTransaction)."""
+    return await _command(request, "remote_start", START_RULES)
+
+
+async def stop_charging(request: Request) -> Response:
+    """Ask the charger to stop a session: the given one, or the latest active one."""
+    charger_id, identity = await _charger(request)
+    clean = validate(await json_body(request), STOP_RULES)
+    async with runtime(request).db.read() as conn:
+        if clean.get("transaction_id") is None:
+            active = await transactions.get_latest_active_transaction(conn, ChargerId(charger_id))
+            if active is None:
+                raise ValidationError.single("transaction_id", "There is no active transaction on this charger.")
+        else:
+            active = await transactions.get_active_transaction(conn, ChargerId(charger_id), clean["transaction_id"])
+            if active is None:
+                raise ValidationError.single("transaction_id", "The selected transaction id is invalid.")
+    return await _send(request, identity, "remote_stop", {"transaction_id": int(active["id"])})
+
+
+async def restart_charger(request: Request) -> Response:
+    """Restart the charger (OCPP Reset, Soft unless Hard is asked for)."""
+    _, identity = await _charger(request)
+    clean = validate(await json_body(request), RESTART_RULES)
+    return await _send(request, identity, "reset", {"type": clean.get("type") or "Soft"})
+
+
+async def unlock_connector(request: Request) -> Response:
+    """Unlock a connector's cable (OCPP UnlockConnector)."""
+    return await _command(request, "unlock", UNLOCK_RULES)
+
+
+async def change_availability(request: Request) -> Response:
+    """Make the charger or one connector Operative or Inoperative (OCPP ChangeAvailability)."""
+    _, identity = await _charger(request)
+    clean = validate(await json_body(request), AVAILABILITY_RULES)
+    return await _send(
+        request, identity, "change_availability", {**clean, "connector_id": clean.get("connector_id") or 0}
+    )
+
+
+async def trigger_message(request: Request) -> Response:
+    """Ask the charger to send a message now (OCPP TriggerMessage)."""
+    return await _command(request, "trigger", TRIGGER_RULES)
+
+
+async def get_configuration(request: Request) -> Response:
+    """Read the charger's configuration (all keys, or `keys` as a comma-separated list)."""
+    _, identity = await _charger(request)
+    clean = validate(await input_data(request), GET_CONFIGURATION_RULES)
+    keys = [key.strip() for key in (clean.get("keys") or "").split(",") if key.strip()]
+    result = await runtime(request).commands.send(identity, "get_configuration", {"keys": keys})
+    configuration = msgspec.convert(
+        {"configuration_key": result.get("configuration_key") or [], "unknown_key": result.get("unknown_key") or []},
+        Configuration,
+    )
+    return envelope(configuration)
+
+
+async def change_configuration(request: Request) -> Response:
+    """Set one configuration key (OCPP ChangeConfiguration)."""
+    return await _command(request, "change_configuration", CHANGE_CONFIGURATION_RULES)
+
+
+_COMMANDS = "/api/v2/teams/{team}/chargers/{charger}/commands"
+_ERRORS = (404, 409, 422, 502, 504)
+
+
+def _post(path: str, handler: Any, summary: str, body: Any) -> Endpoint:
+    return Endpoint(
+        "POST",
+        f"{_COMMANDS}/{path}",
+        handler,
+        summary,
+        "Commands",
+        body=body,
+        response=CommandResult,
+        shape="raw",
+        errors=_ERRORS,
+    )
+
+
+ENDPOINTS = [
+    _post("start", start_charging, "Start charging", StartBody),
+    _post("stop", stop_charging, "Stop charging", StopBody),
+    _post("restart", restart_charger, "Restart the charger", RestartBody),
+    _post("unlock", unlock_connector, "Unlock a connector", UnlockBody),
+    _post("availability", change_availability, "Change availability", AvailabilityBody),
+    _post("trigger", trigger_message, "Trigger a message", TriggerBody),
+    Endpoint(
+        "GET",
+        f"{_COMMANDS}/configuration",
+        get_configuration,
+        "Get the configuration",
+        "Commands",
+        query=GET_CONFIGURATION_RULES,
+        response=Configuration,
+        errors=_ERRORS,
+    ),
+    Endpoint(
+        "PUT",
+        f"{_COMMANDS}/configuration",
+        change_configuration,
+        "Change a configuration key",
+        "Commands",
+        body=ChangeConfigurationBody,
+        response=CommandResult,
+        shape="raw",
+        errors=_ERRORS,
+    ),
+]

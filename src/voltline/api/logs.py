@@ -1,0 +1,83 @@
+"""A charger's OCPP message log: the frames it sent and received, newest first (issue 3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy.engine import RowMapping
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voltline import codec
+from voltline.api._kit import INT_MAX, PAGE_RULES, PER_PAGE_DEFAULT, normalise_input, paginated, path_ref
+from voltline.api._routing import Endpoint
+from voltline.api._rules import validate
+from voltline.api.auth import runtime, scope
+from voltline.domain.ids import ChargerId
+from voltline.domain.timestamps import format_timestamp
+from voltline.store import chargers, ocpp_log
+
+QUERY_RULES = {**PAGE_RULES, "action": "nullable|string|max:64"}
+
+
+class LogEntryResource(msgspec.Struct):
+    """One logged OCPP frame; `payload` is the frame's JSON payload as a value."""
+
+    id: int
+    direction: str
+    message_type: int
+    message_id: str
+    action: str | None
+    payload: Any
+    created_at: str
+
+
+def parse_payload(text: str) -> Any:
+    """The stored payload as JSON, or the text itself when it is not JSON (a placeholder)."""
+    try:
+        return codec.decode_json(text)
+    except codec.DecodeError:
+        return text
+
+
+def log_entry_resource(row: RowMapping) -> LogEntryResource:
+    """Shape a logged frame for the API."""
+    return LogEntryResource(
+        id=row["id"],
+        direction=row["direction"],
+        message_type=row["message_type"],
+        message_id=row["message_id"],
+        action=row["action"],
+        payload=parse_payload(row["payload"]),
+        created_at=format_timestamp(row["created_at"]) or "",
+    )
+
+
+async def list_charger_logs(request: Request) -> Response:
+    """Return a page of the charger's OCPP message log, newest first; `action` filters by action."""
+    clean = validate(normalise_input(dict(request.query_params)), QUERY_RULES)
+    page, per_page = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
+    offset = min((page - 1) * per_page, INT_MAX)
+    async with runtime(request).db.read() as conn:
+        charger = await chargers.get_charger(conn, scope(request).team_id, path_ref(request, "charger"))
+        rows = await ocpp_log.list_charger_log(
+            conn, ChargerId(charger["id"]), action=clean.get("action"), offset=offset, limit=per_page + 1
+        )
+    items = [log_entry_resource(row) for row in rows[:per_page]]
+    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/api/v2/teams/{team}/chargers/{charger}/logs",
+        list_charger_logs,
+        "Get a charger's OCPP message log",
+        "Chargers",
+        query=QUERY_RULES,
+        response=LogEntryResource,
+        shape="page",
+        errors=(422,),
+    ),
+]

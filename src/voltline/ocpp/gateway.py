@@ -1,0 +1,200 @@
+"""The gateway: the sessions this process holds, their command subscriptions, and their liveness.
+
+While a charger is connected here, the gateway answers `charger.<identity>.command` on the bus
+(DESIGN: commands reach chargers only through the bus): it turns the neutral command into a
+call of the charger's OCPP version, sends it on the session (one call in flight; the others
+wait), and replies `ok` with the charger's answer, `timeout`, `error` (a CALLERROR, or an answer
+that breaks the schema) or `offline` (the socket closed meanwhile).
+
+Connection status (DESIGN: OCPP): online on connect; offline when the socket closes or after
+two heartbeat intervals without a frame or pong; back online with the next frame. One log line
+when a charger drops and one when it returns. A newer socket of the same charger replaces the
+older one, which then closes without marking the charger offline.
+
+Pongs never reach an ASGI app: uvicorn sends the pings (`ws_ping_interval`) and closes a socket
+whose pong is later than `ws_ping_timeout`. Served with both set to `ocpp_ping_interval`, an
+open socket has answered a ping within the last two ping intervals; when that is within two
+heartbeat intervals, the socket being open is the proof of life and only its closing makes the
+charger offline. Otherwise (a heartbeat interval shorter than the ping interval) silence is
+measured on frames alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from voltline.bus import MemoryBus, Subscription
+from voltline.commands import command_subject, decode_request, encode_reply
+from voltline.domain.ids import ChargerId, SiteId, TeamId
+from voltline.errors import ChargerOfflineError
+from voltline.ocpp.registry import Registry
+from voltline.ocpp.rpc import CallError, OcppError, Version, decode_call_result
+from voltline.ocpp.session import SendText, Session, SessionContext
+from voltline.ocpp.v16 import commands as v16_commands
+from voltline.runtime import Runtime
+from voltline.store import ocpp_state
+from voltline.store.chargers import get_charger_by_identity
+from voltline.store.writer import MeterWriter
+
+log = logging.getLogger("voltline.ocpp")
+
+IDENTITY_MAX = 45  # chargers.identity is String(45)
+LIVENESS_CHECK_MAX = 15.0  # seconds between liveness checks, at most
+
+
+class Gateway:
+    """The OCPP side of one process: sessions by identity, commands from the bus, liveness."""
+
+    def __init__(self, runtime: Runtime, writer: MeterWriter) -> None:
+        self.runtime = runtime
+        self.writer = writer
+        self.registry = Registry()
+        self._liveness: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the liveness loop; as the only gateway (in-process bus), first mark every charger offline."""
+        if isinstance(self.runtime.bus, MemoryBus):
+            async with self.runtime.db.write() as conn:
+                stale = await ocpp_state.mark_all_offline(conn)
+            if stale:
+                log.info("%d chargers were left online by the previous run; marked offline", stale)
+        self._liveness = asyncio.create_task(self._run_liveness(), name="voltline-ocpp-liveness")
+
+    async def stop(self) -> None:
+        """Stop the liveness loop."""
+        if self._liveness is not None:
+            self._liveness.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._liveness
+            self._liveness = None
+
+    async def admit(self, identity: str) -> RowMapping | None:
+        """The charger row for a connecting identity (auto-registered when allowed), or None."""
+        if not identity or len(identity) > IDENTITY_MAX:
+            return None
+        async with self.runtime.db.read() as conn:
+            row = await get_charger_by_identity(conn, identity)
+        if row is not None or not self.runtime.settings.ocpp_auto_register:
+            return row
+        async with self.runtime.db.write() as conn:
+            row = await ocpp_state.auto_register_charger(conn, identity)
+        log.info("%s: auto-registered; `voltline chargers show %s` shows its pincode for attach", identity, identity)
+        return row
+
+    def new_session(self, charger: RowMapping, version: Version, send_text: SendText, close: SendText) -> Session:
+        """A session for an accepted socket of the charger."""
+        settings = self.runtime.settings
+        ctx = SessionContext(
+            identity=str(charger["identity"]),
+            charger_id=ChargerId(charger["id"]),
+            team_id=None if charger["team_id"] is None else TeamId(charger["team_id"]),
+            site_id=None if charger["site_id"] is None else SiteId(charger["site_id"]),
+            lenient=settings.ocpp_lenient if charger["lenient"] is None else bool(charger["lenient"]),
+            db=self.runtime.db,
+            settings=settings,
+            clock=self.runtime.clock,
+            writer=self.writer,
+        )
+        return Session(ctx, version, send_text, close)
+
+    @contextlib.asynccontextmanager
+    async def connected(self, session: Session) -> AsyncIterator[None]:
+        """Hold the session: registered, online, answering commands; offline when it ends."""
+        previous = self.registry.replace(session)
+        # Subscribed before the first await: a command may follow the handshake at once.
+        subscription = await self._subscribe(session)
+        try:
+            if previous is not None:
+                log.debug("%s: a new socket replaces the old one", session.identity)
+                await previous.replace()
+            before = await self._mark_online(session)
+            if previous is None:
+                log.info("%s: online (was %s)", session.identity, before)
+            yield
+        finally:
+            session.closed_by_peer()
+            await subscription.unsubscribe()
+            if self.registry.remove(session):
+                await self._mark_offline(session, "the socket closed", announce=session.alive)
+
+    async def revive(self, session: Session) -> None:
+        """A frame from a charger marked offline for silence: it is back."""
+        try:
+            await self._mark_online(session)
+        except Exception:  # task boundary: the frame is still answered; the next revival retries
+            session.alive = False
+            log.exception("%s: could not record coming back online", session.identity)
+            return
+        log.info("%s: back online", session.identity)
+
+    async def _mark_online(self, session: Session) -> str:
+        async with self.runtime.db.write() as conn:
+            return await ocpp_state.mark_online(conn, session.ctx.charger_id, session.version, session.ctx.now())
+
+    async def _mark_offline(self, session: Session, reason: str, *, announce: bool = True) -> None:
+        try:
+            async with self.runtime.db.write() as conn:
+                await ocpp_state.mark_offline(conn, session.ctx.charger_id)
+        except Exception:  # task boundary: the socket is gone either way
+            log.exception("%s: could not record going offline", session.identity)
+        if announce:
+            log.info("%s: offline (%s)", session.identity, reason)
+
+    async def _subscribe(self, session: Session) -> Subscription:
+        async def answer(data: bytes) -> bytes:
+            return await self.answer_command(session, data)
+
+        return await self.runtime.bus.respond(command_subject(session.identity), answer)
+
+    async def answer_command(self, session: Session, data: bytes) -> bytes:
+        """Run one command from the bus on the session and encode the outcome."""
+        try:
+            command, args = decode_request(data)
+            action, request = _BUILDERS[session.version](command, args)
+        except (v16_commands.InvalidCommandError, KeyError, TypeError, ValueError) as error:
+            return encode_reply("error", code="InvalidArguments", description=str(error))
+        try:
+            answer = await session.call(action, request, self.runtime.settings.ocpp_call_timeout)
+        except ChargerOfflineError:
+            return encode_reply("offline")
+        except TimeoutError:
+            return encode_reply("timeout")
+        if isinstance(answer, CallError):
+            return encode_reply("error", code=answer.code, description=answer.description)
+        try:
+            decoded = decode_call_result(session.version, action, answer.payload, lenient=session.ctx.lenient)
+        except OcppError as error:
+            return encode_reply("error", code=error.code, description=f"The charger's answer: {error.description}")
+        return encode_reply("ok", _RESULTS[session.version](decoded.message))
+
+    async def _run_liveness(self) -> None:
+        interval = self.runtime.settings.ocpp_heartbeat_interval
+        period = max(0.05, min(interval / 4, LIVENESS_CHECK_MAX))
+        while True:
+            await self.runtime.clock.sleep(period)
+            try:
+                await self.check_liveness()
+            except Exception:  # task boundary: keep watching
+                log.exception("liveness check failed")
+
+    async def check_liveness(self) -> None:
+        """Mark sessions silent for two heartbeat intervals offline (DESIGN: OCPP liveness)."""
+        settings = self.runtime.settings
+        if 0 < settings.ocpp_ping_interval <= settings.ocpp_heartbeat_interval:
+            return  # pongs prove life (module docstring): a silent charger drops when uvicorn closes its socket
+        limit = 2 * settings.ocpp_heartbeat_interval
+        now = self.runtime.clock.monotonic()
+        for session in self.registry:
+            if session.alive and not session.closed and now - session.last_seen > limit:
+                session.alive = False
+                await self._mark_offline(session, f"no frame for {limit} s")
+
+
+_BUILDERS: dict[Version, Callable[[str, dict[str, Any]], tuple[str, Any]]] = {"1.6": v16_commands.build_call}
+_RESULTS: dict[Version, Callable[[Any], dict[str, Any]]] = {"1.6": v16_commands.result_of}

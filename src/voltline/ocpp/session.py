@@ -1,0 +1,188 @@
+"""One charger connection: who it is, what its handlers may use, its message log, and calls to it.
+
+The CSMS->charger direction (OCPP-J 1.6 §4.1.1): `call()` sends one CALL at a time, later
+callers wait their turn on a lock, and the answer is awaited on the injectable clock for at
+most the call timeout. The receive loop (endpoint.py) hands every CALLRESULT and CALLERROR to
+`settle()`; an answer to nothing outstanding (late, after a timeout) is ignored. When the socket
+closes, the waiting caller and every later one get ChargerOfflineError.
+
+Liveness (DESIGN: OCPP): `touch()` on every frame; the gateway's liveness loop marks a session
+that stayed silent for two heartbeat intervals offline, and the next frame brings it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy.engine import RowMapping
+
+from voltline.clock import Clock
+from voltline.domain.ids import ChargerId, SiteId, TeamId
+from voltline.errors import ChargerOfflineError
+from voltline.ocpp.rpc import CallError, CallResult, PendingCalls, Version, encode_call
+from voltline.ocpp.schema_check import encode_payload
+from voltline.settings import Settings
+from voltline.store.engine import Database
+from voltline.store.writer import LogEntry, MeterWriter
+
+log = logging.getLogger("voltline.ocpp")
+
+# DESIGN: with VOLTLINE_OCPP_LOG=default these actions are counted, not kept.
+UNLOGGED_BY_DEFAULT = frozenset({"Heartbeat", "MeterValues"})
+# Known transaction ids per session; enough for every transaction of a long connection.
+KNOWN_TRANSACTIONS_MAX = 1024
+
+SendText = Callable[[str], Awaitable[None]]
+Answer = CallResult | CallError
+
+
+@dataclass
+class SessionContext:
+    """What an inbound handler may use: the charger, the store, the writer and the clock."""
+
+    identity: str
+    charger_id: ChargerId
+    team_id: TeamId | None
+    site_id: SiteId | None
+    lenient: bool
+    db: Database
+    settings: Settings
+    clock: Clock
+    writer: MeterWriter
+    # transactionId (as the charger sends it) -> our transaction id, or None when it names none of ours.
+    transactions: dict[int, int | None] = field(default_factory=dict)
+
+    def place(self, row: RowMapping | None) -> None:
+        """Take the charger's current team, site and lenient flag from a charger row."""
+        if row is None:
+            return
+        self.team_id = None if row["team_id"] is None else TeamId(row["team_id"])
+        self.site_id = None if row["site_id"] is None else SiteId(row["site_id"])
+        self.lenient = self.settings.ocpp_lenient if row["lenient"] is None else bool(row["lenient"])
+
+    def remember_transaction(self, ocpp_id: int, transaction_id: int | None) -> None:
+        """Cache what a transactionId names for this charger (bounded)."""
+        if len(self.transactions) >= KNOWN_TRANSACTIONS_MAX:
+            self.transactions.pop(next(iter(self.transactions)))
+        self.transactions[ocpp_id] = transaction_id
+
+    def now(self) -> datetime:
+        """The current moment, naive UTC."""
+        return self.clock.now()
+
+
+class MessageLog:
+    """Feeds the OCPP message log through the batched writer, as VOLTLINE_OCPP_LOG says."""
+
+    def __init__(self, mode: str, writer: MeterWriter, charger_id: ChargerId, clock: Clock) -> None:
+        self.mode = mode
+        self.writer = writer
+        self.charger_id = charger_id
+        self.clock = clock
+        self.unlogged: Counter[str] = Counter()
+
+    def record(self, direction: str, message_type: int, message_id: str, action: str | None, payload: str) -> None:
+        """Queue one frame for the log, or count it when its payload is not kept."""
+        if self.mode == "off":
+            return
+        if self.mode == "default" and action in UNLOGGED_BY_DEFAULT:
+            self.unlogged[f"{direction}:{action}"] += 1
+            return
+        entry = LogEntry(self.charger_id, direction, message_type, message_id, action, payload, self.clock.now())
+        self.writer.log(entry)
+
+
+class Session:
+    """One open socket of a charger and the one CALL the CSMS may have outstanding on it."""
+
+    def __init__(self, ctx: SessionContext, version: Version, send_text: SendText, close_socket: SendText) -> None:
+        self.ctx = ctx
+        self.version = version
+        self.message_log = MessageLog(ctx.settings.ocpp_log, ctx.writer, ctx.charger_id, ctx.clock)
+        self._send_text = send_text
+        self._close_socket = close_socket
+        self._pending = PendingCalls()
+        self._waiter: asyncio.Future[Answer | None] | None = None
+        self._turn = asyncio.Lock()
+        self.closed = False
+        self.alive = True
+        self.last_seen = ctx.clock.monotonic()
+
+    @property
+    def identity(self) -> str:
+        """The charger's OCPP identity."""
+        return self.ctx.identity
+
+    def touch(self) -> bool:
+        """A frame arrived: the charger is alive. True when it had been marked offline."""
+        self.last_seen = self.ctx.clock.monotonic()
+        revived = not self.alive
+        self.alive = True
+        return revived
+
+    async def send(self, frame: bytes) -> None:
+        """Send one text frame; ChargerOfflineError when the socket is gone."""
+        if self.closed:
+            raise ChargerOfflineError(self.identity)
+        await self._send_text(frame.decode())
+
+    async def call(self, action: str, payload: Any, timeout: float) -> Answer:
+        """Send a CALL and wait for its answer: TimeoutError after `timeout`, ChargerOfflineError on close."""
+        async with self._turn:
+            if self.closed:
+                raise ChargerOfflineError(self.identity)
+            outstanding = self._pending.start(action)
+            waiter: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                body = encode_payload(payload)
+                await self.send(encode_call(outstanding.message_id, action, msgspec.Raw(body)))
+                self.message_log.record("out", 2, outstanding.message_id, action, body.decode())
+                answer = await self._wait(waiter, timeout)
+            finally:
+                self._pending.abandon(outstanding.message_id)
+                self._waiter = None
+        if answer is None:
+            raise ChargerOfflineError(self.identity)
+        return answer
+
+    async def _wait(self, waiter: asyncio.Future[Answer | None], timeout: float) -> Answer | None:
+        sleeper: asyncio.Future[Any] = asyncio.ensure_future(self.ctx.clock.sleep(timeout))
+        racers: set[asyncio.Future[Any]] = {waiter, sleeper}
+        try:
+            await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+        if not waiter.done():
+            raise TimeoutError(f"{self.identity} did not answer within {timeout} s")
+        return waiter.result()
+
+    def settle(self, answer: Answer) -> str | None:
+        """Hand an answer to the waiting call; returns its action, or None when nothing waits for it."""
+        outstanding = self._pending.match(answer)
+        if outstanding is None:
+            return None
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(answer)
+        return outstanding.action
+
+    def closed_by_peer(self) -> None:
+        """The socket is gone: fail the waiting call and refuse new ones."""
+        self.closed = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def replace(self) -> None:
+        """Close this socket because a newer one of the same charger took over."""
+        self.closed_by_peer()
+        try:
+            await self._close_socket("Replaced by a new connection")
+        except (RuntimeError, OSError):  # the old socket may be gone already
+            log.debug("%s: the replaced socket was already closed", self.identity)

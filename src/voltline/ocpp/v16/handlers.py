@@ -1,0 +1,281 @@
+"""OCPP 1.6 charger -> Voltline: one handler per action (Core, plus firmware/diagnostics notifications).
+
+Every handler answers with a schema-valid response, also for replays and for transaction ids
+that name nothing of ours (DESIGN: OCPP). StartTransaction and StopTransaction answer after
+their database transaction committed; MeterValues answer once the readings are queued for the
+batched writer (which makes the charger wait when the queue is full).
+
+Unknown transaction ids (StopTransaction, MeterValues, also ids beyond 32 bits): the answer is
+the normal one and the readings are kept, stored with `transaction_id` null, because an id that
+is not one of this charger's transactions may be another charger's, and readings must never
+join another team's transaction. The id the charger sent stays in the message log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voltline.domain.authorization import StoredTag, Verdict, authorize
+from voltline.domain.ids import TeamId
+from voltline.domain.meter_values import FutureTimestampError, Sample, frame_timestamp, normalise_sample
+from voltline.domain.timestamps import format_timestamp
+from voltline.ocpp.rpc import OcppError, code_for
+from voltline.ocpp.schema_check import encode_payload, parse_ocpp_datetime
+from voltline.ocpp.session import SessionContext
+from voltline.ocpp.v16 import messages as v16
+from voltline.store import ocpp_state
+from voltline.store import transactions as store_transactions
+from voltline.store.chargers import get_charger_by_id, upsert_connector
+from voltline.store.id_tags import find_id_tag
+from voltline.store.writer import MeterFrame
+
+log = logging.getLogger("voltline.ocpp")
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+STOP_REASON_DEFAULT = "Local"  # OCPP 1.6 §6.49: reason may be omitted only when it is Local
+
+
+def _now_text(ctx: SessionContext) -> str:
+    return format_timestamp(ctx.now()) or ""
+
+
+def _moment(text: str) -> datetime:
+    return parse_ocpp_datetime(text).replace(tzinfo=None)
+
+
+def _in_range(value: int, field: str, low: int, high: int) -> int:
+    # Integers reach the database; the schemas do not bound them, OCPP 1.6 means 32-bit ids.
+    if not low <= value <= high:
+        raise OcppError(code_for("1.6", "property"), f"{field} {value} is out of range")
+    return value
+
+
+def _connector(value: int) -> int:
+    return _in_range(value, "connectorId", 0, INT32_MAX)
+
+
+def _optional_int32(value: int | None) -> int | None:
+    return value if value is not None and 0 <= value <= INT32_MAX else None
+
+
+def _meter(value: int, field: str) -> int:
+    return _in_range(value, field, -INT64_MAX, INT64_MAX)
+
+
+async def on_boot_notification(ctx: SessionContext, req: v16.BootNotificationRequest) -> v16.BootNotificationResponse:
+    """Store what the charger says about itself and accept it with our heartbeat interval."""
+    interval = ctx.settings.ocpp_heartbeat_interval
+    facts = {
+        "vendor": req.charge_point_vendor,
+        "model": req.charge_point_model,
+        "serial_number": req.charge_point_serial_number or req.charge_box_serial_number,
+        "firmware_version": req.firmware_version,
+        "boot_payload": encode_payload(req).decode(),
+        "heartbeat_interval": interval,
+        "ocpp_version": "1.6",
+        "last_seen_at": ctx.now(),
+    }
+    async with ctx.db.write() as conn:
+        ctx.place(await ocpp_state.record_boot(conn, ctx.charger_id, _without_none(facts)))
+    return v16.BootNotificationResponse(status="Accepted", current_time=_now_text(ctx), interval=interval)
+
+
+def _without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+async def on_heartbeat(ctx: SessionContext, _req: v16.HeartbeatRequest) -> v16.HeartbeatResponse:
+    """Note the charger as seen and tell it the time."""
+    async with ctx.db.write() as conn:
+        ctx.place(await ocpp_state.record_seen(conn, ctx.charger_id, ctx.now()))
+    return v16.HeartbeatResponse(current_time=_now_text(ctx))
+
+
+async def on_status_notification(
+    ctx: SessionContext, req: v16.StatusNotificationRequest
+) -> v16.StatusNotificationResponse:
+    """Connector 0 is the charger's status; connectors >= 1 are created on first sight and updated."""
+    number = _connector(req.connector_id)
+    values = {"status": req.status, "error": req.error_code, "error_info": req.info}
+    async with ctx.db.write() as conn:
+        if number == 0:
+            await ocpp_state.record_charger_status(conn, ctx.charger_id, values)
+        else:
+            await ocpp_state.record_connector_status(conn, ctx.charger_id, number, values)
+    return v16.StatusNotificationResponse()
+
+
+async def _verdict(ctx: SessionContext, conn: AsyncConnection, team: int | None, id_tag: str) -> Verdict:
+    team_id = None if team is None else TeamId(team)
+    mode = await ocpp_state.get_authorization_mode(conn, team_id)
+    row = None if team_id is None else await find_id_tag(conn, team_id, id_tag)
+    stored = None if row is None else StoredTag(row["status"], row["expiry_date"], row["parent_id_tag"])
+    return authorize(mode, stored, ctx.now())
+
+
+def _id_tag_info(verdict: Verdict) -> v16.IdTagInfo:
+    return v16.IdTagInfo(
+        status=verdict.status,  # type: ignore[arg-type]
+        expiry_date=format_timestamp(verdict.expiry_date),
+        parent_id_tag=verdict.parent_id_tag,
+    )
+
+
+async def on_authorize(ctx: SessionContext, req: v16.AuthorizeRequest) -> v16.AuthorizeResponse:
+    """Accept or refuse an id tag by the team's authorization mode and its stored tags."""
+    async with ctx.db.read() as conn:
+        verdict = await _verdict(ctx, conn, ctx.team_id, req.id_tag)
+    return v16.AuthorizeResponse(id_tag_info=_id_tag_info(verdict))
+
+
+async def on_start_transaction(ctx: SessionContext, req: v16.StartTransactionRequest) -> v16.StartTransactionResponse:
+    """Store a started transaction (a replay gets the same id) and answer with our id after commit."""
+    number = _connector(req.connector_id)
+    started: dict[str, Any] = {
+        "connector_number": number,
+        "id_tag": req.id_tag,
+        "meter_start": _meter(req.meter_start, "meterStart"),
+        "started_at": _moment(req.timestamp),
+    }
+    reservation = _optional_int32(req.reservation_id)
+    async with ctx.db.write() as conn:
+        charger = await get_charger_by_id(conn, ctx.charger_id)
+        verdict = await _verdict(ctx, conn, charger["team_id"], req.id_tag)
+        row = await store_transactions.find_started_transaction(conn, ctx.charger_id, **started)
+        if row is None:
+            connector = await upsert_connector(conn, ctx.charger_id, number, {}) if number > 0 else None
+            ref = None if connector is None else connector["id"]
+            values = {**started, "connector_ref": ref, "reservation_id": reservation}
+            row = await store_transactions.start_transaction(conn, charger, values)
+    ctx.remember_transaction(int(row["id"]), int(row["id"]))
+    return v16.StartTransactionResponse(id_tag_info=_id_tag_info(verdict), transaction_id=int(row["id"]))
+
+
+async def on_stop_transaction(ctx: SessionContext, req: v16.StopTransactionRequest) -> v16.StopTransactionResponse:
+    """Finish the transaction once (a repeat changes nothing), keep its transactionData, answer after commit."""
+    finish = {
+        "meter_stop": _meter(req.meter_stop, "meterStop"),
+        "stopped_at": _moment(req.timestamp),
+        "stop_reason": req.reason or STOP_REASON_DEFAULT,
+    }
+    frames = [(data.timestamp, data.sampled_value) for data in req.transaction_data or []]
+    async with ctx.db.write() as conn:
+        row, finished = await store_transactions.stop_transaction(conn, ctx.charger_id, req.transaction_id, finish)
+        verdict = None if req.id_tag is None else await _verdict(ctx, conn, ctx.team_id, req.id_tag)
+    if row is None:
+        log.info("%s: StopTransaction for unknown transactionId %s", ctx.identity, req.transaction_id)
+        await _enqueue(ctx, 0, None, frames)
+    elif finished:
+        await _enqueue(ctx, int(row["connector_number"]), int(row["id"]), frames)
+    return v16.StopTransactionResponse(id_tag_info=None if verdict is None else _id_tag_info(verdict))
+
+
+async def _transaction_of(ctx: SessionContext, ocpp_id: int | None) -> int | None:
+    """Our id of the charger's transaction the charger names, or None (cached per session)."""
+    if ocpp_id is None:
+        return None
+    if ocpp_id in ctx.transactions:
+        return ctx.transactions[ocpp_id]
+    async with ctx.db.read() as conn:
+        row = await store_transactions.get_charger_transaction(conn, ctx.charger_id, ocpp_id)
+    ctx.remember_transaction(ocpp_id, None if row is None else int(row["id"]))
+    return ctx.transactions[ocpp_id]
+
+
+async def on_meter_values(ctx: SessionContext, req: v16.MeterValuesRequest) -> v16.MeterValuesResponse:
+    """Queue the readings for the batched writer and acknowledge once they are queued."""
+    number = _connector(req.connector_id)
+    transaction_id = await _transaction_of(ctx, req.transaction_id)
+    await _enqueue(ctx, number, transaction_id, [(value.timestamp, value.sampled_value) for value in req.meter_value])
+    return v16.MeterValuesResponse()
+
+
+SampledValue = v16.SampledValue | v16.TransactionSampledValue
+
+
+async def _enqueue(
+    ctx: SessionContext, connector: int, transaction_id: int | None, values: Iterable[tuple[str, list[Any]]]
+) -> None:
+    received = ctx.now()
+    for timestamp, sampled in values:
+        frame = MeterFrame(
+            charger_id=ctx.charger_id,
+            team_id=ctx.team_id,
+            site_id=ctx.site_id,
+            connector_number=connector,
+            transaction_id=transaction_id,
+            timestamp=_frame_time(ctx, timestamp, received),
+            samples=tuple(_sample(value) for value in sampled),
+            received_at=received,
+        )
+        await ctx.writer.put_meter_frame(frame)
+
+
+def _frame_time(ctx: SessionContext, timestamp: str, received: datetime) -> datetime:
+    try:
+        return frame_timestamp(_moment(timestamp), received)
+    except FutureTimestampError:
+        # R-94 refuses the charger's clock, not its readings: they are kept at their arrival time.
+        log.info("%s: meter value stamped %s is ahead of our clock; stored at arrival", ctx.identity, timestamp)
+        return received
+
+
+def _sample(value: SampledValue) -> Sample:
+    return normalise_sample(
+        value.value,
+        measurand=value.measurand,
+        unit=value.unit,
+        phase=value.phase,
+        context=value.context,
+        location=value.location,
+        format=value.format,
+    )
+
+
+async def on_data_transfer(ctx: SessionContext, req: v16.DataTransferRequest) -> v16.DataTransferResponse:
+    """No vendor extensions are implemented: log the message and answer UnknownVendorId."""
+    log.info(
+        "%s: DataTransfer from vendor %r, message %r (not implemented)", ctx.identity, req.vendor_id, req.message_id
+    )
+    return v16.DataTransferResponse(status="UnknownVendorId")
+
+
+async def on_diagnostics_status_notification(
+    ctx: SessionContext, req: v16.DiagnosticsStatusNotificationRequest
+) -> v16.DiagnosticsStatusNotificationResponse:
+    """Store the state of a diagnostics upload."""
+    async with ctx.db.write() as conn:
+        await ocpp_state.record_diagnostics_status(conn, ctx.charger_id, req.status)
+    return v16.DiagnosticsStatusNotificationResponse()
+
+
+async def on_firmware_status_notification(
+    ctx: SessionContext, req: v16.FirmwareStatusNotificationRequest
+) -> v16.FirmwareStatusNotificationResponse:
+    """Store the state of a firmware update."""
+    async with ctx.db.write() as conn:
+        await ocpp_state.record_firmware_status(conn, ctx.charger_id, req.status)
+    return v16.FirmwareStatusNotificationResponse()
+
+
+Handler = Callable[[SessionContext, Any], Awaitable[msgspec.Struct]]
+
+HANDLERS: dict[str, Handler] = {
+    "Authorize": on_authorize,
+    "BootNotification": on_boot_notification,
+    "DataTransfer": on_data_transfer,
+    "DiagnosticsStatusNotification": on_diagnostics_status_notification,
+    "FirmwareStatusNotification": on_firmware_status_notification,
+    "Heartbeat": on_heartbeat,
+    "MeterValues": on_meter_values,
+    "StartTransaction": on_start_transaction,
+    "StatusNotification": on_status_notification,
+    "StopTransaction": on_stop_transaction,
+}

@@ -1,0 +1,234 @@
+"""Stored meter values: frames (one row per MeterValues element), expanded into samples, and latest values.
+
+A sample's id is `frame_id * 1000 + position` (DESIGN: data model), so it is stable without a
+row of its own. Samples come back ordered by (timestamp, id), ascending or descending; the
+time range is inclusive at both ends. Reads are scoped by the team and site stamped on each
+frame when it was written, so a charger moved to another team does not carry its history.
+The rows and statements the batched writer (store/writer.py) uses for these tables live here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Insert, Update, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voltline.domain.ids import ChargerId
+from voltline.domain.meter_values import (
+    DEFAULT_LOCATION,
+    SAMPLES_PER_FRAME,
+    SIGNED_DATA,
+    Sample,
+    context_priority,
+    naive_utc,
+    pack_samples,
+    register_reading,
+    register_wh,
+    sample_id,
+    unpack_samples,
+)
+from voltline.store.schema import meter_frames, meter_latest, transactions
+
+if TYPE_CHECKING:
+    from voltline.store.writer import MeterFrame
+
+# Frames read per query while collecting samples; a frame holds about 8 samples.
+FRAMES_PER_QUERY = 500
+INT64_MAX = 2**63 - 1
+FRAME_COLUMNS = tuple(column.name for column in meter_frames.columns if column.name != "id")
+LATEST_COLUMNS = tuple(column.name for column in meter_latest.columns)
+REGISTER_KEYS = ("tid", "wh")
+
+Row = tuple[Any, ...]
+Stamp = Callable[[datetime], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSample:
+    """One sample of a stored frame, with the frame's charger, connector, transaction and time."""
+
+    id: int
+    frame_id: int
+    team_id: int | None
+    site_id: int | None
+    charger_id: int
+    connector_number: int
+    transaction_id: int | None
+    timestamp: datetime
+    received_at: datetime
+    sample: Sample
+
+
+def expand_frame(row: RowMapping, *, descending: bool = False) -> list[StoredSample]:
+    """The samples of one `meter_frames` row, in position order (reversed when descending)."""
+    samples = [
+        StoredSample(
+            id=sample_id(row["id"], position),
+            frame_id=row["id"],
+            team_id=row["team_id"],
+            site_id=row["site_id"],
+            charger_id=row["charger_id"],
+            connector_number=row["connector_number"],
+            transaction_id=row["transaction_id"],
+            timestamp=row["timestamp"],
+            received_at=row["received_at"],
+            sample=sample,
+        )
+        for position, sample in enumerate(unpack_samples(row["samples"]))
+    ]
+    return samples[::-1] if descending else samples
+
+
+def _filters(values: dict[str, Any]) -> list[Any]:
+    return [meter_frames.c[name] == value for name, value in values.items() if value is not None]
+
+
+def _after(last: RowMapping, descending: bool) -> Any:
+    ts, frame_id = meter_frames.c.timestamp, meter_frames.c.id
+    if descending:
+        return or_(ts < last["timestamp"], and_(ts == last["timestamp"], frame_id < last["id"]))
+    return or_(ts > last["timestamp"], and_(ts == last["timestamp"], frame_id > last["id"]))
+
+
+async def list_samples(
+    conn: AsyncConnection,
+    *,
+    date_from: datetime,
+    date_to: datetime,
+    limit: int,
+    descending: bool = True,
+    measurands: Collection[str] | None = None,
+    team_id: int | None = None,
+    site_id: int | None = None,
+    charger_id: int | None = None,
+    connector_number: int | None = None,
+    transaction_id: int | None = None,
+) -> list[StoredSample]:
+    """Up to `limit` samples in [date_from, date_to] matching the filters (None = any), by (timestamp, id)."""
+    scope = {
+        "team_id": team_id,
+        "site_id": site_id,
+        "charger_id": charger_id,
+        "connector_number": connector_number,
+        "transaction_id": transaction_id,
+    }
+    where = [*_filters(scope), meter_frames.c.timestamp >= date_from, meter_frames.c.timestamp <= date_to]
+    order = (
+        [meter_frames.c.timestamp.desc(), meter_frames.c.id.desc()]
+        if descending
+        else [meter_frames.c.timestamp, meter_frames.c.id]
+    )
+    found: list[StoredSample] = []
+    last: RowMapping | None = None
+    while len(found) < limit:
+        query = select(meter_frames).where(*where, *([_after(last, descending)] if last is not None else []))
+        rows = (await conn.execute(query.order_by(*order).limit(FRAMES_PER_QUERY))).mappings().all()
+        for row in rows:
+            found.extend(s for s in expand_frame(row, descending=descending) if _wanted(s, measurands))
+        if len(rows) < FRAMES_PER_QUERY:
+            break
+        last = rows[-1]
+    return found[:limit]
+
+
+def _wanted(stored: StoredSample, measurands: Collection[str] | None) -> bool:
+    return measurands is None or stored.sample.measurand in measurands
+
+
+async def list_latest(
+    conn: AsyncConnection, charger_id: ChargerId, connector_number: int | None = None
+) -> list[RowMapping]:
+    """The latest value per connector, measurand and phase of a charger (phase '' when none)."""
+    query = select(meter_latest).where(meter_latest.c.charger_id == charger_id)
+    if connector_number is not None:
+        query = query.where(meter_latest.c.connector_number == connector_number)
+    order = (meter_latest.c.connector_number, meter_latest.c.measurand, meter_latest.c.phase)
+    return list((await conn.execute(query.order_by(*order))).mappings().all())
+
+
+# -- the batched writer's rows and statements ------------------------------------------------
+
+
+def frame_rows(frames: Sequence[MeterFrame], stamp: Stamp) -> list[Row]:
+    """`meter_frames` rows (FRAME_COLUMNS); a frame of over 1000 samples becomes several rows (ids stay unique)."""
+    rows = []
+    for f in frames:
+        at, received = stamp(f.timestamp), stamp(f.received_at)
+        for start in range(0, max(len(f.samples), 1), SAMPLES_PER_FRAME):
+            packed = pack_samples(f.samples[start : start + SAMPLES_PER_FRAME])
+            rows.append(
+                (f.team_id, f.site_id, f.charger_id, f.connector_number, f.transaction_id, at, packed, received)
+            )
+    return rows
+
+
+def latest_rows(frames: Sequence[MeterFrame], stamp: Stamp) -> list[Row]:
+    """`meter_latest` rows (LATEST_COLUMNS): per connector/measurand/phase the batch's newest numeric sample (R-95)."""
+    best: dict[tuple[int, int, str, str], tuple[datetime, Sample, MeterFrame]] = {}
+    for frame in frames:
+        at = naive_utc(frame.timestamp)
+        for sample in frame.samples:
+            if sample.normalised is None or sample.format == SIGNED_DATA:
+                continue
+            key = (frame.charger_id, frame.connector_number, sample.measurand[:48], (sample.phase or "")[:8])
+            held = best.get(key)
+            if held is None or at > held[0] or (at == held[0] and _rank(sample) >= _rank(held[1])):
+                best[key] = (at, sample, frame)
+    stamps: dict[int, Any] = {}
+    return [
+        (*key, s.value[:64], None if s.unit is None else s.unit[:16], s.normalised, _stamp_once(stamps, frame, stamp))
+        for key, (_, s, frame) in best.items()
+    ]
+
+
+def _rank(sample: Sample) -> tuple[int, bool]:
+    return context_priority(sample.context), sample.location in (None, DEFAULT_LOCATION)
+
+
+def _stamp_once(stamps: dict[int, Any], frame: MeterFrame, stamp: Stamp) -> Any:
+    found = stamps.get(id(frame))
+    if found is None:
+        found = stamps[id(frame)] = stamp(frame.timestamp)
+    return found
+
+
+def register_rows(frames: Sequence[MeterFrame]) -> list[Row]:
+    """`(transaction id, Wh)` rows: the highest EAIR per transaction in the batch (R-92 picks the reading)."""
+    highest: dict[int, int] = {}
+    for frame in frames:
+        if frame.transaction_id is None:
+            continue
+        reading = register_reading(frame.samples)
+        if reading is None:
+            continue
+        wh = register_wh(reading)
+        if 0 <= wh <= INT64_MAX and wh > highest.get(frame.transaction_id, -1):
+            highest[frame.transaction_id] = wh
+    return list(highest.items())
+
+
+def latest_upsert(statement: Insert) -> Insert:
+    """ON CONFLICT DO UPDATE for an insert into `meter_latest`: a later-or-equal timestamp replaces (R-95)."""
+    assert isinstance(statement, sqlite.Insert | postgresql.Insert)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=list(meter_latest.primary_key.columns),
+        set_={name: excluded[name] for name in ("value", "unit", "normalised", "timestamp")},
+        where=meter_latest.c.timestamp <= excluded.timestamp,
+    )
+
+
+def register_update(tid: Any, wh: Any) -> Update:
+    """Raise a transaction's register to `wh`; it only moves forward, never below an earlier batch's."""
+    register = transactions.c.register_wh
+    return (
+        update(transactions)
+        .values(register_wh=wh)
+        .where(transactions.c.id == tid, or_(register.is_(None), register < wh))
+    )

@@ -1,0 +1,96 @@
+"""What the OCPP gateway records about a charger: connection, boot facts, statuses, auto-registration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voltline.domain.credentials import new_pincode
+from voltline.domain.ids import ChargerId, TeamId
+from voltline.store._common import stamped
+from voltline.store.chargers import IdentityTakenError, create_charger, get_charger_by_identity, upsert_connector
+from voltline.store.schema import chargers, teams
+
+# The charger fields a session keeps in memory and refreshes on Boot and Heartbeat.
+_PLACEMENT = (chargers.c.id, chargers.c.team_id, chargers.c.site_id, chargers.c.lenient)
+
+
+async def auto_register_charger(conn: AsyncConnection, identity: str) -> RowMapping:
+    """Make an unattached charger for an unknown identity, with a fresh pincode for attach."""
+    try:
+        return await create_charger(conn, identity, new_pincode(), {})
+    except IdentityTakenError:
+        # Another connection registered it meanwhile.
+        row = await get_charger_by_identity(conn, identity)
+        assert row is not None
+        return row
+
+
+async def _set(conn: AsyncConnection, charger_id: ChargerId, values: dict[str, Any]) -> None:
+    await conn.execute(update(chargers).where(chargers.c.id == charger_id).values(stamped(values)))
+
+
+async def mark_online(conn: AsyncConnection, charger_id: ChargerId, ocpp_version: str, now: datetime) -> str:
+    """Record a connection; returns the connection status it had before."""
+    before = await conn.scalar(select(chargers.c.connection_status).where(chargers.c.id == charger_id))
+    await _set(conn, charger_id, {"connection_status": "online", "ocpp_version": ocpp_version, "last_seen_at": now})
+    return str(before or "never_seen")
+
+
+async def mark_offline(conn: AsyncConnection, charger_id: ChargerId) -> None:
+    """Record that the charger dropped (socket closed or silent too long)."""
+    await _set(conn, charger_id, {"connection_status": "offline"})
+
+
+async def mark_all_offline(conn: AsyncConnection) -> int:
+    """After a restart of the only gateway: no socket is open, so no charger is online."""
+    result = await conn.execute(
+        update(chargers).where(chargers.c.connection_status == "online").values(connection_status="offline")
+    )
+    return int(result.rowcount or 0)
+
+
+async def record_seen(conn: AsyncConnection, charger_id: ChargerId, now: datetime) -> RowMapping | None:
+    """Stamp `last_seen_at`; returns the charger's current placement and lenient flag."""
+    await _set(conn, charger_id, {"last_seen_at": now})
+    return (await conn.execute(select(*_PLACEMENT).where(chargers.c.id == charger_id))).mappings().first()
+
+
+async def record_boot(conn: AsyncConnection, charger_id: ChargerId, facts: dict[str, Any]) -> RowMapping | None:
+    """Store what BootNotification said (vendor, model, serial, firmware, raw payload, interval)."""
+    await _set(conn, charger_id, facts)
+    return (await conn.execute(select(*_PLACEMENT).where(chargers.c.id == charger_id))).mappings().first()
+
+
+async def record_charger_status(conn: AsyncConnection, charger_id: ChargerId, values: dict[str, Any]) -> None:
+    """Store a StatusNotification for connector 0: the charger's status, error and error info."""
+    await _set(conn, charger_id, values)
+
+
+async def record_connector_status(
+    conn: AsyncConnection, charger_id: ChargerId, connector_number: int, values: dict[str, Any]
+) -> RowMapping:
+    """Store a StatusNotification for connector >= 1, creating the connector on first sight."""
+    return await upsert_connector(conn, charger_id, connector_number, values)
+
+
+async def record_firmware_status(conn: AsyncConnection, charger_id: ChargerId, status: str) -> None:
+    """Store the latest FirmwareStatusNotification."""
+    await _set(conn, charger_id, {"firmware_status": status})
+
+
+async def record_diagnostics_status(conn: AsyncConnection, charger_id: ChargerId, status: str) -> None:
+    """Store the latest DiagnosticsStatusNotification."""
+    await _set(conn, charger_id, {"diagnostics_status": status})
+
+
+async def get_authorization_mode(conn: AsyncConnection, team_id: TeamId | None) -> str:
+    """The team's authorization mode; a charger of no team accepts every tag."""
+    if team_id is None:
+        return "accept_all"
+    mode = await conn.scalar(select(teams.c.authorization_mode).where(teams.c.id == team_id))
+    return str(mode or "accept_all")

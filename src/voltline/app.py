@@ -24,6 +24,7 @@ from voltline.api.health import healthz
 from voltline.api.openapi import build_openapi, docs_page, openapi_json
 from voltline.api.ratelimit import RateLimiter
 from voltline.clock import Clock
+from voltline.maintenance import Housekeeping
 from voltline.ocpp.endpoint import ocpp_endpoint
 from voltline.ocpp.gateway import Gateway
 from voltline.runtime import Runtime, ensure_secret_key
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         clock=clock or Clock(),
     )
     gateway = Gateway(runtime, runtime.writer)
+    housekeeping = Housekeeping(runtime)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -98,9 +100,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
             await migrate.upgrade(settings.effective_database_url)
         await runtime.writer.start()
         await gateway.start()
+        await housekeeping.start()
         try:
             yield
         finally:
+            await housekeeping.stop()
             await gateway.stop()
             await runtime.writer.stop()
             await runtime.db.close()

@@ -20,6 +20,7 @@ from voltline import codec
 from voltline.api import ENDPOINTS
 from voltline.api._kit import message
 from voltline.api._routing import build_routes
+from voltline.api.auth import AuthCache
 from voltline.api.health import healthz
 from voltline.api.openapi import build_openapi, docs_page, openapi_json
 from voltline.api.ratelimit import RateLimiter
@@ -126,5 +127,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     app.state.runtime = runtime
     app.state.gateway = gateway
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
+    app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
     app.state.openapi = build_openapi(ENDPOINTS)
     return BodyLimit(app, settings.max_body_bytes)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import LiveServer, server_settings
 from voltline.accounts import Account
+from voltline.store import users
 
 
 def test_malformed_json_is_a_400_with_a_json_message(api: httpx.Client) -> None:
@@ -112,3 +115,27 @@ def test_rate_limit_counts_down_then_answers_429_with_retry_after(limited_server
     other = limited_server.account()
     with limited_server.client(other) as client:
         assert client.get("/api/v2/user").status_code == 200  # the limit is per token
+
+
+def test_a_revoked_token_stops_working_within_the_auth_cache_time(
+    fresh_database: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """api/auth.py: token answers are cached for `auth_cache_seconds`, never longer."""
+    url = fresh_database("sqlite")
+    live = LiveServer(server_settings(url, str(tmp_path_factory.mktemp("data")), auth_cache_seconds=0.3), "sqlite")
+    live.start()
+    try:
+        account = live.account()
+
+        async def revoke_all() -> None:
+            async with live.runtime.db.write() as conn:
+                for token in await users.list_api_tokens(conn, account.user_id):
+                    await users.revoke_api_token(conn, token["id"])
+
+        with live.client(account) as client:
+            assert client.get("/api/v2/user").status_code == 200
+            live.run(revoke_all)
+            time.sleep(0.4)
+            assert client.get("/api/v2/user").status_code == 401
+    finally:
+        live.stop()

@@ -1,16 +1,61 @@
-"""Bearer tokens to principals, the per-token rate limit, and the team scope of a request."""
+"""Bearer tokens to principals, the per-token rate limit, and the team scope of a request.
+
+Token and membership look-ups are cached in the process for `auth_cache_seconds` (default
+5 s): a revoked token or a removed membership stops working within that time. Setting it to 0
+turns the cache off.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 
 from voltline.api._kit import path_ref
 from voltline.domain.credentials import hash_api_token
-from voltline.domain.ids import UserId
+from voltline.domain.ids import Ref, TeamId, UserId
 from voltline.domain.tenancy import Principal, TeamScope
 from voltline.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 from voltline.runtime import Runtime
 from voltline.store import users
+
+CACHE_LIMIT = 50_000
+
+
+@dataclass
+class AuthCache:
+    """Recent answers of the token and membership look-ups, each kept for `ttl` seconds."""
+
+    ttl: float
+    tokens: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
+    teams: dict[tuple[UserId, Ref], tuple[float, TeamId | None]] = field(default_factory=dict)
+
+    def fresh(self, entry: tuple[float, object] | None, now: float) -> bool:
+        """True when the cached entry may still be used."""
+        return entry is not None and now - entry[0] < self.ttl
+
+    def remember_token(self, token_hash: str, now: float, principal: Principal | None) -> None:
+        """Keep a token answer (also a negative one)."""
+        if self.ttl > 0:
+            _bounded(self.tokens)[token_hash] = (now, principal)
+
+    def remember_team(self, key: tuple[UserId, Ref], now: float, team_id: TeamId | None) -> None:
+        """Keep a membership answer (also a negative one)."""
+        if self.ttl > 0:
+            _bounded(self.teams)[key] = (now, team_id)
+
+
+def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    return cache
+
+
+def auth_cache(request: Request) -> AuthCache:
+    """The app's auth cache."""
+    cache: AuthCache = request.app.state.auth_cache
+    return cache
 
 
 def runtime(request: Request) -> Runtime:
@@ -25,12 +70,18 @@ async def authenticate(request: Request) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 200:
         raise AuthenticationError
-    rt = runtime(request)
-    async with rt.db.read() as conn:
-        row = await users.get_active_token(conn, hash_api_token(token))
-    if row is None:
+    rt, cache = runtime(request), auth_cache(request)
+    token_hash, now = hash_api_token(token), rt.clock.monotonic()
+    entry = cache.tokens.get(token_hash)
+    if cache.fresh(entry, now):
+        principal = entry[1] if entry else None
+    else:
+        async with rt.db.read() as conn:
+            row = await users.get_active_token(conn, token_hash)
+        principal = None if row is None else Principal(user_id=UserId(row["user_id"]), token_id=row["id"])
+        cache.remember_token(token_hash, now, principal)
+    if principal is None:
         raise AuthenticationError
-    principal = Principal(user_id=UserId(row["user_id"]), token_id=row["id"])
     request.state.principal = principal
     return principal
 
@@ -52,8 +103,15 @@ async def team_scope(request: Request, principal: Principal) -> TeamScope:
         ref = path_ref(request, "team")
     except Exception:
         raise PermissionDeniedError from None
-    async with runtime(request).db.read() as conn:
-        team_id = await users.get_member_team_id(conn, principal.user_id, ref)
+    rt, cache = runtime(request), auth_cache(request)
+    key, now = (principal.user_id, ref), rt.clock.monotonic()
+    entry = cache.teams.get(key)
+    if cache.fresh(entry, now):
+        team_id = entry[1] if entry else None
+    else:
+        async with rt.db.read() as conn:
+            team_id = await users.get_member_team_id(conn, principal.user_id, ref)
+        cache.remember_team(key, now, team_id)
     if team_id is None:
         raise PermissionDeniedError
     return TeamScope(team_id=team_id, principal=principal)

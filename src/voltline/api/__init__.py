@@ -8,9 +8,11 @@ from voltline.api import (
     groups,
     id_tags,
     logs,
+    meter_values,
     sites,
     smart_charging,
     teams,
+    transactions,
 )
 from voltline.api._routing import Endpoint
 
@@ -25,4 +27,6 @@ ENDPOINTS: list[Endpoint] = [
     *logs.ENDPOINTS,
     *connectors.ENDPOINTS,
     *id_tags.ENDPOINTS,
+    *transactions.ENDPOINTS,
+    *meter_values.ENDPOINTS,
 ]

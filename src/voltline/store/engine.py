@@ -105,6 +105,12 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def scan(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads that may touch many rows: off the event loop on SQLite too."""
+        async with self.reader.connect() as conn, conn.begin():
+            yield conn
+
+    @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a write transaction, committed on success, rolled back on error."""
         if self._write_lock is None:

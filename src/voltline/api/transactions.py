@@ -1,0 +1,209 @@
+"""Transactions of a site (paginated) and of a charger (datapoints): spec/volttime-api.md A1 and C1.
+
+Parameters are read from the query string and from a JSON body (DESIGN: GET parameters
+documented as a body). Dates are `Y-m-d H:i:s` in UTC and filter on `started_at`, inclusive;
+`date_from` and `date_to` are each `required_with` the other. Rows are scoped by the team and
+site stamped on each transaction when it was written (DESIGN: data model).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voltline.api._kit import (
+    INT_MAX,
+    PAGE_RULES,
+    PER_PAGE_DEFAULT,
+    UUID_PATTERN,
+    envelope,
+    input_data,
+    paginated,
+    path_ref,
+)
+from voltline.api._routing import Endpoint
+from voltline.api._rules import validate
+from voltline.api.auth import runtime, scope
+from voltline.domain.ids import ChargerId, Ref, SiteId, TeamId
+from voltline.domain.timestamps import format_timestamp
+from voltline.domain.transactions import energy_wh, transaction_costs
+from voltline.errors import ValidationError
+from voltline.store import chargers, datapoints, sites
+from voltline.store.datapoints import TransactionFilter
+
+DATE_FORMAT = "Y-m-d H:i:s"
+STRPTIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+LIMIT_DEFAULT = 1000
+LIMIT_MAX = 10000
+LIMIT_RULE = f"integer|min:1|max:{LIMIT_MAX}"
+ORDER_RULE = "in:desc,asc"
+CHARGER_INVALID = "The selected charger is invalid."
+DATE_RULES = {
+    "date_from": f"required_with:date_to|date_format:{DATE_FORMAT}",
+    "date_to": f"required_with:date_from|date_format:{DATE_FORMAT}",
+}
+SITE_QUERY_RULES = {
+    **PAGE_RULES,
+    **DATE_RULES,
+    "charger": "nullable",
+    "status": "nullable|in:active,finished",
+    "id_tag": "nullable|string|max:255",
+}
+CHARGER_QUERY_RULES = {**DATE_RULES, "limit": LIMIT_RULE, "order_by": ORDER_RULE}
+
+
+class TransactionResource(msgspec.Struct):
+    """A transaction as the spec shows it; money and energy are decimal strings (C11)."""
+
+    id: int
+    charger_id: int
+    charger_connector_id: int | None
+    reservation_id: int | None
+    id_tag: str | None
+    meter_start: int | None
+    meter_stop: int | None
+    total_kwh: str
+    start_cost: str
+    kwh_cost: str
+    total_kwh_cost: str
+    total_cost: str
+    started_at: str | None
+    stopped_at: str | None
+    stop_reason: str | None
+    created_at: str
+    updated_at: str
+
+
+def transaction_resource(row: RowMapping) -> TransactionResource:
+    """Shape a transaction row for the API, with kWh and costs from its Wh and copied prices."""
+    wh = energy_wh(row["meter_start"], row["meter_stop"], row["register_wh"], active=row["status"] == "active")
+    costs = transaction_costs(wh, row["kwh_price"], row["start_cost"])
+    return TransactionResource(
+        id=row["id"],
+        charger_id=row["charger_id"],
+        charger_connector_id=row["connector_ref"],
+        reservation_id=row["reservation_id"],
+        id_tag=row["id_tag"],
+        meter_start=row["meter_start"],
+        meter_stop=row["meter_stop"],
+        total_kwh=costs.total_kwh,
+        start_cost=costs.start_cost,
+        kwh_cost=costs.kwh_cost,
+        total_kwh_cost=costs.total_kwh_cost,
+        total_cost=costs.total_cost,
+        started_at=format_timestamp(row["started_at"]),
+        stopped_at=format_timestamp(row["stopped_at"]),
+        stop_reason=row["stop_reason"],
+        created_at=format_timestamp(row["created_at"]) or "",
+        updated_at=format_timestamp(row["updated_at"]) or "",
+    )
+
+
+def parse_date(value: str) -> datetime:
+    """A validated `Y-m-d H:i:s` input as a naive UTC moment (DESIGN: inputs without offset are UTC)."""
+    return datetime.strptime(value, STRPTIME_FORMAT)
+
+
+def _optional_date(value: str | None) -> datetime | None:
+    return None if value is None else parse_date(value)
+
+
+def limit_and_order(clean: dict[str, Any]) -> tuple[int, bool]:
+    """The validated `limit` (default 1000) and whether `order_by` is descending (the default)."""
+    return int(clean.get("limit") or LIMIT_DEFAULT), clean.get("order_by", "desc") == "desc"
+
+
+def charger_ref(value: Any) -> Ref | None:
+    """The `charger` filter as an id or a uuid; None when absent; 422 when it can name no charger."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= INT_MAX:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10 and int(value) <= INT_MAX:
+        return int(value)
+    if isinstance(value, str) and UUID_PATTERN.fullmatch(value):
+        return value.lower()
+    raise ValidationError.single("charger", CHARGER_INVALID)
+
+
+def _filters(clean: dict[str, Any], charger_id: ChargerId | None = None) -> TransactionFilter:
+    return TransactionFilter(
+        date_from=_optional_date(clean.get("date_from")),
+        date_to=_optional_date(clean.get("date_to")),
+        charger_id=charger_id,
+        status=clean.get("status"),
+        id_tag=clean.get("id_tag"),
+    )
+
+
+async def _charger_filter(conn: AsyncConnection, team_id: TeamId, site_id: SiteId, value: Any) -> ChargerId | None:
+    ref = charger_ref(value)
+    if ref is None:
+        return None
+    charger_id = await datapoints.find_site_transaction_charger(conn, team_id, site_id, ref)
+    if charger_id is None:
+        raise ValidationError.single("charger", CHARGER_INVALID)
+    return charger_id
+
+
+async def list_site_transactions(request: Request) -> Response:
+    """Return a page of the site's transactions, newest first, filtered by date, charger, status and id tag."""
+    data = await input_data(request)
+    team_id = scope(request).team_id
+    async with runtime(request).db.read() as conn:
+        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
+        clean = validate(data, SITE_QUERY_RULES)
+        filters = _filters(clean, await _charger_filter(conn, team_id, site_id, clean.get("charger")))
+        page, per_page = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
+        offset = min((page - 1) * per_page, INT_MAX)
+        rows = await datapoints.list_site_transactions(
+            conn, team_id, site_id, filters, offset=offset, limit=per_page + 1
+        )
+    items = [transaction_resource(row) for row in rows[:per_page]]
+    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+
+
+async def list_charger_transactions(request: Request) -> Response:
+    """Return the charger's transactions (unpaginated): `limit` of them, newest first unless `order_by=asc`."""
+    data = await input_data(request)
+    team_id = scope(request).team_id
+    async with runtime(request).db.scan() as conn:  # up to 10,000 rows: keep it off the event loop
+        charger = await chargers.get_charger(conn, team_id, path_ref(request, "charger"))
+        clean = validate(data, CHARGER_QUERY_RULES)
+        limit, descending = limit_and_order(clean)
+        rows = await datapoints.list_charger_transactions(
+            conn, team_id, ChargerId(charger["id"]), _filters(clean), limit=limit, descending=descending
+        )
+    return envelope([transaction_resource(row) for row in rows])
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/api/v2/teams/{team}/sites/{site}/transactions",
+        list_site_transactions,
+        "Get all transactions",
+        "Sites",
+        query=SITE_QUERY_RULES,
+        response=TransactionResource,
+        shape="page",
+        errors=(422,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v2/teams/{team}/chargers/{charger}/transactions",
+        list_charger_transactions,
+        "Get transactions",
+        "Datapoints",
+        query=CHARGER_QUERY_RULES,
+        response=TransactionResource,
+        shape="list",
+        errors=(422,),
+    ),
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -18,6 +19,8 @@ PER_PAGE_DEFAULT = 25
 PER_PAGE_MAX = 100
 # Ids are 32-bit integer columns on PostgreSQL; a larger number names nothing.
 INT_MAX = 2_147_483_647
+# Only the canonical 8-4-4-4-12 form names a row; anything else (a NUL byte included) is a 404.
+UUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 PAGE_RULES = {
     "page": "nullable|integer|min:1",
     "per_page": f"nullable|integer|min:1|max:{PER_PAGE_MAX}",
@@ -56,9 +59,9 @@ def validation_response(error: ValidationError) -> Response:
 def path_ref(request: Request, name: str) -> Ref:
     """A path segment as an integer id or a uuid; anything else names nothing (404)."""
     raw: str = request.path_params[name]
-    if raw.isdigit() and len(raw) <= 10 and int(raw) <= INT_MAX:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= INT_MAX:
         return int(raw)
-    if len(raw) == 36 and raw.count("-") == 4:
+    if UUID_PATTERN.fullmatch(raw):
         return raw.lower()
     raise NotFoundError(name)
 
@@ -70,7 +73,7 @@ async def json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         data = codec.decode_json(raw)
-    except codec.DecodeError:
+    except (codec.DecodeError, RecursionError):  # msgspec refuses nesting deeper than ~1000 this way
         raise BadRequestError("The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise BadRequestError("The request body must be a JSON object.")
@@ -79,7 +82,24 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 def normalise_input(data: dict[str, Any]) -> dict[str, Any]:
     """Laravel's TrimStrings and ConvertEmptyStringsToNull middleware, on top-level values."""
+    if _has_nul(data):
+        # PostgreSQL text cannot hold U+0000; refuse it up front rather than fail in the database.
+        raise BadRequestError("The request must not contain NUL characters.")
     return {key: _normalise_value(value) for key, value in data.items()}
+
+
+def _has_nul(data: Any) -> bool:
+    """Whether any string in the decoded JSON holds U+0000 (a loop: bodies can nest deeply)."""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return True
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 def _normalise_value(value: Any) -> Any:

@@ -9,7 +9,7 @@ from sqlalchemy.engine import RowMapping
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import PAGE_RULES, envelope, json_body, page_params, paginated, path_ref
+from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
@@ -137,10 +137,10 @@ def connector_resource(row: RowMapping) -> ConnectorResource:
 
 async def list_site_connectors(request: Request) -> Response:
     """Return a page of the connectors of the chargers on the site."""
-    page, per_page = page_params(request)
+    page, per_page, offset = page_window(request)
     async with runtime(request).db.read() as conn:
         site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
-        rows = await chargers.list_site_connectors(conn, site_id, offset=(page - 1) * per_page, limit=per_page + 1)
+        rows = await chargers.list_site_connectors(conn, site_id, offset=offset, limit=per_page + 1)
     items = [connector_resource(row) for row in rows[:per_page]]
     return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
 

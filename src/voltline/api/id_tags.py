@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_params, paginated, path_ref
+from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
@@ -99,11 +99,9 @@ def _values(clean: dict[str, Any]) -> dict[str, Any]:
 
 async def list_id_tags(request: Request) -> Response:
     """Return a page of the team's id tags."""
-    page, per_page = page_params(request)
+    page, per_page, offset = page_window(request)
     async with runtime(request).db.read() as conn:
-        rows = await id_tags.list_id_tags(
-            conn, scope(request).team_id, offset=(page - 1) * per_page, limit=per_page + 1
-        )
+        rows = await id_tags.list_id_tags(conn, scope(request).team_id, offset=offset, limit=per_page + 1)
     items = [id_tag_resource(row) for row in rows[:per_page]]
     return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
 

@@ -1,36 +1,67 @@
-"""OpenAPI 3.1 generated from the route table and the msgspec schemas, and an offline docs page."""
+"""OpenAPI 3.1 generated from the route table and the msgspec schemas, and an offline docs page.
+
+Request bodies carry the Laravel rules their handler checks: as JSON Schema keywords where one
+exists (`max:45` on a string is `maxLength: 45`) and verbatim under `x-rules`. Every operation
+lists the error statuses it can answer with their Laravel-shaped bodies, and the rate-limit
+headers its responses carry when the limit is on.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from voltline import __version__, codec
-from voltline.api._kit import json_response
+from voltline.api import charger_ocpp, chargers, commands, connectors, groups, id_tags, sites, smart_charging, teams
+from voltline.api._kit import INT_MAX, UUID_PATTERN, json_response
 from voltline.api._routing import Endpoint
+from voltline.api._rules import parse_rules
 
 _PARAM = re.compile(r"{(\w+)}")
-_ERROR = {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}
-_VALIDATION_ERROR = {
-    "type": "object",
-    "properties": {
-        "message": {"type": "string"},
-        "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+_REF_PATTERN = f"^([0-9]{{1,{len(str(INT_MAX))}}}|{UUID_PATTERN.pattern})$"
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorMessage"}
+_VALIDATION_REF = {"$ref": "#/components/schemas/ValidationErrors"}
+_ERROR_SCHEMAS = {
+    "ErrorMessage": {
+        "type": "object",
+        "description": "A Laravel-shaped error.",
+        "properties": {"message": {"type": "string"}},
+        "required": ["message"],
     },
-    "required": ["message", "errors"],
+    "ValidationErrors": {
+        "type": "object",
+        "description": 'A 422: the first error plus "(and N more errors)", and every error by field.',
+        "properties": {
+            "message": {"type": "string"},
+            "errors": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        },
+        "required": ["message", "errors"],
+    },
 }
-_ERROR_TEXT = {
-    400: "Malformed request",
-    401: "Unauthenticated",
-    403: "Not a member of the team",
-    404: "Not found",
-    409: "Conflict",
-    422: "Validation failed",
-    429: "Too many attempts",
-    504: "The charger did not respond in time",
+# Status -> (description, example body).
+_ERRORS: dict[int, tuple[str, dict[str, Any]]] = {
+    400: ("Malformed request", {"message": "The request body is not valid JSON."}),
+    401: ("Unauthenticated", {"message": "Unauthenticated."}),
+    403: ("Not a member of the team", {"message": "This action is unauthorized."}),
+    404: ("Not found", {"message": "Not found."}),
+    409: ("Conflict", {"message": "The charger is offline."}),
+    413: ("Body over 1 MiB", {"message": "The request body is too large."}),
+    422: (
+        "Validation failed",
+        {"message": "The name field is required.", "errors": {"name": ["The name field is required."]}},
+    ),
+    429: ("Too many attempts", {"message": "Too Many Attempts."}),
+    502: ("The charger answered with an error", {"message": "The charger answered NotSupported: Unknown key."}),
+    504: ("The charger did not respond in time", {"message": "The charger did not respond in time."}),
+}
+_HEADERS = {
+    "X-RateLimit-Limit": "Requests allowed per minute for this token (sent while the rate limit is on).",
+    "X-RateLimit-Remaining": "Requests left in the current minute (sent while the rate limit is on).",
+    "Retry-After": "Seconds until the next request is allowed.",
 }
 _NULLABLE_URL = {"type": ["string", "null"]}
 _LINKS = {
@@ -49,6 +80,112 @@ _META = {
     },
     "required": ["current_page", "from", "path", "per_page", "to"],
 }
+_SUCCESS_TEXT = {200: "OK", 201: "Created", 204: "No content"}
+
+
+def _sometimes(rules: Mapping[str, str]) -> dict[str, str]:
+    """Update bodies check only the fields sent: Laravel's `sometimes`."""
+    return {field: f"sometimes|{spec}" for field, spec in rules.items()}
+
+
+# The rules each request body is checked against (the handlers' own rule tables).
+BODY_RULES: dict[Any, Mapping[str, str]] = {
+    teams.CreateTeamBody: teams.CREATE_TEAM_RULES,
+    teams.AuthorizationBody: teams.AUTHORIZATION_RULES,
+    sites.CreateSiteBody: sites.CREATE_SITE_RULES,
+    sites.UpdateSiteBody: _sometimes(sites.UPDATE_SITE_RULES),
+    smart_charging.SmartChargingBody: smart_charging.SETTINGS_RULES,
+    groups.CreateGroupBody: groups.CREATE_GROUP_RULES,
+    groups.UpdateGroupBody: _sometimes(groups.CREATE_GROUP_RULES),
+    groups.AssignChargerBody: groups.ASSIGN_RULES,
+    chargers.CreateChargerBody: chargers.CREATE_RULES,
+    chargers.UpdateChargerBody: chargers.UPDATE_RULES,
+    chargers.AttachChargerBody: chargers.ATTACH_RULES,
+    charger_ocpp.ChargerOcppBody: charger_ocpp.UPDATE_RULES,
+    connectors.UpdateConnectorBody: connectors.UPDATE_RULES,
+    id_tags.CreateIdTagBody: id_tags.CREATE_RULES,
+    commands.StartBody: commands.START_RULES,
+    commands.StopBody: commands.STOP_RULES,
+    commands.RestartBody: commands.RESTART_RULES,
+    commands.UnlockBody: commands.UNLOCK_RULES,
+    commands.AvailabilityBody: commands.AVAILABILITY_RULES,
+    commands.TriggerBody: commands.TRIGGER_RULES,
+    commands.ChangeConfigurationBody: commands.CHANGE_CONFIGURATION_RULES,
+}
+_PHP_DATE_TOKENS = {
+    "Y": "[0-9]{4}",
+    "m": "[0-9]{2}",
+    "d": "[0-9]{2}",
+    "H": "[0-9]{2}",
+    "i": "[0-9]{2}",
+    "s": "[0-9]{2}",
+}
+_REGEX_SYNTAX = frozenset("^$\\.*+?()[]{}|/")
+_CONDITIONS = {
+    "required_if": "Required when {0} is {1}.",
+    "required_with": "Required when {0} is present.",
+    "required_without": "Required when {0} is not present.",
+}
+
+
+def _allows(schema: Mapping[str, Any], json_type: str) -> bool:
+    """Whether a msgspec property schema admits the JSON type (directly or in an anyOf)."""
+    if schema.get("type") == json_type:
+        return True
+    return any(option.get("type") == json_type for option in schema.get("anyOf", ()))
+
+
+def _size_keywords(name: str, limit: str, numeric: bool) -> dict[str, Any]:
+    number = int(limit) if numeric or limit.isdigit() else float(limit)
+    if numeric:
+        return {"min": {"minimum": number}, "max": {"maximum": number}, "size": {"const": number}}[name]
+    return {
+        "min": {"minLength": number},
+        "max": {"maxLength": number},
+        "size": {"minLength": number, "maxLength": number},
+    }[name]
+
+
+def _literal(char: str) -> str:
+    """A character as an ECMA-262 pattern literal (JSON Schema patterns are not Python regexes)."""
+    return "\\" + char if char in _REGEX_SYNTAX else char
+
+
+def constraints(rules: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON Schema keywords for a Laravel rule string, given the field's generated schema."""
+    parsed = parse_rules(rules)
+    names = {rule.name for rule in parsed}
+    numeric = bool(names & {"integer", "numeric"})
+    extra: dict[str, Any] = {"x-rules": rules}
+    notes: list[str] = []
+    for rule in parsed:
+        if rule.name in {"min", "max", "size"}:
+            extra.update(_size_keywords(rule.name, rule.params[0], numeric))
+        elif rule.name == "in":
+            as_int = _allows(schema, "integer") and all(p.lstrip("-").isdigit() for p in rule.params)
+            values: list[Any] = [int(p) for p in rule.params] if as_int else list(rule.params)
+            extra["enum"] = values + ([None] if _allows(schema, "null") else [])
+        elif rule.name == "date_format":
+            php = ",".join(rule.params)
+            extra["pattern"] = "^" + "".join(_PHP_DATE_TOKENS.get(ch, _literal(ch)) for ch in php) + "$"
+            notes.append(f"Format `{php}`.")
+        elif rule.name in {"email", "uuid"}:
+            extra["format"] = rule.name
+        elif rule.name == "timezone":
+            notes.append("An IANA time zone name, such as `Europe/Amsterdam`.")
+        elif rule.name in _CONDITIONS:
+            notes.append(_CONDITIONS[rule.name].format(rule.params[0], " or ".join(rule.params[1:])))
+    if notes:
+        extra["description"] = " ".join(notes)
+    return extra
+
+
+def _constrained_body(schema: dict[str, Any], rules: Mapping[str, str]) -> dict[str, Any]:
+    properties = {
+        name: {**prop, **constraints(rules[name], prop)} if name in rules else prop
+        for name, prop in schema.get("properties", {}).items()
+    }
+    return {**schema, "properties": properties}
 
 
 def _wrap(shape: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +202,14 @@ def _wrap(shape: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": {"data": schema}, "required": ["data"]}
 
 
+def _query_parameter(name: str, rules: str) -> dict[str, Any]:
+    base: dict[str, Any] = {"type": "integer"} if "integer" in rules else {"type": "string"}
+    schema = {**base, **constraints(rules, base)}
+    description = schema.pop("description", None)
+    parameter = {"name": name, "in": "query", "required": "required" in rules.split("|"), "schema": schema}
+    return {**parameter, "description": description} if description else parameter
+
+
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {
@@ -72,44 +217,57 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
             "in": "path",
             "required": True,
             "description": f"The integer id or the uuid of the {name.replace('_', ' ')}.",
-            "schema": {"type": "string", "pattern": r"^([0-9]{1,18}|[0-9a-fA-F-]{36})$"},
+            "schema": {"type": "string", "pattern": _REF_PATTERN},
         }
         for name in _PARAM.findall(endpoint.path)
     ]
-    for name, rules in endpoint.query.items():
-        schema: dict[str, Any] = {"type": "integer"} if "integer" in rules else {"type": "string"}
-        in_rule = next((r for r in rules.split("|") if r.startswith("in:")), None)
-        if in_rule:
-            schema = {"type": "string", "enum": in_rule[3:].split(",")}
-        params.append({"name": name, "in": "query", "required": "required|" in rules + "|", "schema": schema})
-    return params
+    return params + [_query_parameter(name, rules) for name, rules in endpoint.query.items()]
 
 
-def _operation(endpoint: Endpoint, schemas: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    responses: dict[str, Any] = {}
-    if endpoint.shape == "empty":
-        responses[str(endpoint.status)] = {"description": "No content"}
-    else:
-        body = schemas[endpoint.response] if endpoint.response is not None else {"type": "object"}
-        responses[str(endpoint.status)] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": _wrap(endpoint.shape, body)}},
-        }
-    codes = set(endpoint.errors) | ({400, 422} if endpoint.body is not None or endpoint.query else set())
+def error_statuses(endpoint: Endpoint) -> list[int]:
+    """Every error status the operation can answer with."""
+    codes = set(endpoint.errors)
+    if endpoint.body is not None:
+        codes |= {400, 413, 422}
+    if endpoint.query:
+        codes |= {400, 422}
     if not endpoint.public:
         codes |= {401, 429} | ({403} if "{team}" in endpoint.path else set())
     if len(_PARAM.findall(endpoint.path)) > ("{team}" in endpoint.path):
         codes.add(404)
-    for code in sorted(codes):
-        schema = _VALIDATION_ERROR if code == 422 else _ERROR
-        responses[str(code)] = {"description": _ERROR_TEXT[code], "content": {"application/json": {"schema": schema}}}
+    return sorted(codes)
+
+
+def _headers(endpoint: Endpoint, status: int) -> dict[str, Any]:
+    if endpoint.public or status == 401:
+        return {}
+    names = ["X-RateLimit-Limit", "X-RateLimit-Remaining"] + (["Retry-After"] if status == 429 else [])
+    return {"headers": {name: {"$ref": f"#/components/headers/{name}"} for name in names}}
+
+
+def _responses(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dict[str, Any]:
+    status = endpoint.status
+    responses: dict[str, Any] = {str(status): {"description": _SUCCESS_TEXT.get(status, "OK")}}
+    if endpoint.shape != "empty":
+        body = schemas[endpoint.response] if endpoint.response is not None else {"type": "object"}
+        responses[str(status)]["content"] = {"application/json": {"schema": _wrap(endpoint.shape, body)}}
+    responses[str(status)].update(_headers(endpoint, status))
+    for code in error_statuses(endpoint):
+        description, example = _ERRORS[code]
+        schema = _VALIDATION_REF if code == 422 else _ERROR_REF
+        content = {"application/json": {"schema": schema, "example": example}}
+        responses[str(code)] = {"description": description, "content": content, **_headers(endpoint, code)}
+    return responses
+
+
+def _operation(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": endpoint.handler.__name__,
         "summary": endpoint.summary,
         "description": (endpoint.handler.__doc__ or "").strip(),
         "tags": [endpoint.tag],
         "parameters": _parameters(endpoint),
-        "responses": responses,
+        "responses": _responses(endpoint, schemas),
     }
     if endpoint.body is not None:
         operation["requestBody"] = {
@@ -121,11 +279,23 @@ def _operation(endpoint: Endpoint, schemas: dict[Any, dict[str, Any]]) -> dict[s
     return operation
 
 
+def _components(types: list[Any]) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+    """Schemas for the types (refs into components) and the components, bodies carrying their rules."""
+    generated, components = codec.json_schema_components(types)
+    for body, rules in BODY_RULES.items():
+        name = body.__name__
+        if name in components:
+            components[name] = _constrained_body(components[name], rules)
+    clash = set(components) & set(_ERROR_SCHEMAS)
+    if clash:
+        raise ValueError(f"component names taken: {sorted(clash)}")
+    return dict(zip(types, generated, strict=True)), {**components, **_ERROR_SCHEMAS}
+
+
 def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
     """The OpenAPI 3.1 document for the given endpoints."""
     types = list(dict.fromkeys(t for ep in endpoints for t in (ep.body, ep.response) if t is not None))
-    generated, components = codec.json_schema_components(types)
-    schemas = dict(zip(types, generated, strict=True))
+    schemas, components = _components(types)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, schemas)
@@ -137,9 +307,11 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             "description": "Charge point management, wire-compatible with the Volttime cloud API v2.",
         },
         "servers": [{"url": "/"}],
+        "tags": [{"name": tag} for tag in dict.fromkeys(ep.tag for ep in endpoints)],
         "paths": paths,
         "components": {
             "schemas": components,
+            "headers": {name: {"description": text, "schema": {"type": "integer"}} for name, text in _HEADERS.items()},
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from voltline import accounts
 from voltline.app import create_app
 from voltline.runtime import Runtime
+from voltline.server import uvicorn_options
 from voltline.settings import Settings, load_settings
 from voltline.store import migrate
 
@@ -97,17 +98,9 @@ class LiveServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
-            ws_max_size=self.settings.ocpp_max_frame_bytes,
-            ws_ping_interval=self.settings.ocpp_ping_interval,
-            ws_ping_timeout=self.settings.ocpp_ping_interval,
-            lifespan="on",
-        )
+        scheme = "https" if self.settings.ssl_certfile else "http"
+        self.base_url = f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
+        config = uvicorn.Config(self.app, lifespan="on", **{**uvicorn_options(self.settings), "log_level": "warning"})
         self._server = uvicorn.Server(config)
         ready = threading.Event()
 

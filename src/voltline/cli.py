@@ -83,30 +83,28 @@ def main(ctx: click.Context, data_dir: str | None, database_url: str | None) -> 
 @main.command()
 @click.option("--host", help="Address to listen on (default from VOLTLINE_HOST, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default 8000).")
+@click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False), help="TLS certificate: serve https/wss.")
+@click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key.")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, ssl_certfile: str | None, ssl_keyfile: str | None
+) -> None:
     """Serve the REST API, the docs and the OCPP endpoint."""
+    import msgspec
     import uvicorn
 
     from voltline.app import create_app
+    from voltline.server import uvicorn_options
 
     settings = settings_from(ctx)
+    if ssl_certfile:
+        settings = msgspec.structs.replace(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile or "")
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
     )
     app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=host or settings.host,
-        port=settings.port if port is None else port,
-        log_level=settings.log_level,
-        ws="websockets-sansio",
-        ws_max_size=settings.ocpp_max_frame_bytes,
-        ws_per_message_deflate=False,
-        ws_ping_interval=settings.ocpp_ping_interval,
-        ws_ping_timeout=settings.ocpp_ping_interval,
-        proxy_headers=True,
-    )
+    port = settings.port if port is None else port
+    uvicorn.run(app, host=host or settings.host, port=port, **uvicorn_options(settings))
 
 
 @main.command()

@@ -20,6 +20,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret_key: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
     rate_limit: int = 500
     max_body_bytes: int = 1024 * 1024
     sqlite_busy_timeout_ms: int = 5000

@@ -1,11 +1,13 @@
 # Voltline: `make run` starts a demo server, `make test` runs the whole suite.
 SHELL := /bin/bash
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then echo $$p; break; fi; done)
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
+	echo $$p; break; fi; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export VOLTLINE_DATA_DIR ?= ./data
+LINTED := $(wildcard src tests bench tools)
 
 .PHONY: install run test lint bench-rest clean
 
@@ -24,13 +26,13 @@ run: install
 	$(BIN)/voltline serve
 
 test: install
-	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check src tests bench tools
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 bench-rest: install

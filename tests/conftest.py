@@ -95,7 +95,8 @@ class LiveServer:
     def start(self) -> None:
         """Bind an ephemeral port, start serving, wait until ready."""
         self.app = create_app(self.settings)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted sockets (else ~40 ms per small response).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         scheme = "https" if self.settings.ssl_certfile else "http"

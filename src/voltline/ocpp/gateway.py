@@ -9,7 +9,9 @@ that breaks the schema) or `offline` (the socket closed meanwhile).
 Connection status (DESIGN: OCPP): online on connect; offline when the socket closes or after
 two heartbeat intervals without a frame or pong; back online with the next frame. One log line
 when a charger drops and one when it returns. A newer socket of the same charger replaces the
-older one, which then closes without marking the charger offline.
+older one, which then closes without marking the charger offline. A charger's status writes take
+turns (`_status_turn`): on PostgreSQL they run on separate pooled connections, and without turns
+the "offline" of a closing socket could commit after the "online" of the socket replacing it.
 
 Pongs never reach an ASGI app: uvicorn sends the pings (`ws_ping_interval`) and closes a socket
 whose pong is later than `ws_ping_timeout`. Served with both set to `ocpp_ping_interval`, an
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -56,6 +59,7 @@ class Gateway:
         self.writer = writer
         self.registry = Registry()
         self._liveness: asyncio.Task[None] | None = None
+        self._status_turns: weakref.WeakValueDictionary[ChargerId, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def start(self) -> None:
         """Start the liveness loop; as the only gateway (in-process bus), first mark every charger offline."""
@@ -133,13 +137,21 @@ class Gateway:
             return
         log.info("%s: back online", session.identity)
 
+    def _status_turn(self, charger_id: ChargerId) -> asyncio.Lock:
+        """The charger's lock for status writes: they commit in the order they were decided."""
+        turn = self._status_turns.get(charger_id)
+        if turn is None:
+            turn = self._status_turns[charger_id] = asyncio.Lock()
+        return turn
+
     async def _mark_online(self, session: Session) -> str:
-        async with self.runtime.db.write() as conn:
-            return await ocpp_state.mark_online(conn, session.ctx.charger_id, session.version, session.ctx.now())
+        charger_id = session.ctx.charger_id
+        async with self._status_turn(charger_id), self.runtime.db.write() as conn:
+            return await ocpp_state.mark_online(conn, charger_id, session.version, session.ctx.now())
 
     async def _mark_offline(self, session: Session, reason: str, *, announce: bool = True) -> None:
         try:
-            async with self.runtime.db.write() as conn:
+            async with self._status_turn(session.ctx.charger_id), self.runtime.db.write() as conn:
                 await ocpp_state.mark_offline(conn, session.ctx.charger_id)
         except Exception:  # task boundary: the socket is gone either way
             log.exception("%s: could not record going offline", session.identity)

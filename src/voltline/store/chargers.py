@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -76,10 +76,24 @@ async def get_charger_by_identity(conn: AsyncConnection, identity: str) -> RowMa
     return (await conn.execute(select(chargers).where(chargers.c.identity == identity))).mappings().first()
 
 
+# Hot reads (every charger GET) are built once: constructing a statement costs more than running it.
+_TEAM_CHARGER_BY_ID = select(chargers).where(
+    chargers.c.team_id == bindparam("team_id"), chargers.c.id == bindparam("ref")
+)
+_TEAM_CHARGER_BY_UUID = select(chargers).where(
+    chargers.c.team_id == bindparam("team_id"), chargers.c.uuid == bindparam("ref")
+)
+
+
 async def get_charger(conn: AsyncConnection, team_id: TeamId, ref: Ref) -> RowMapping:
     """One charger of the team by id or uuid; NotFoundError otherwise."""
-    query = select(chargers).where(chargers.c.team_id == team_id, _ref_clause(chargers, ref))
-    return await _one(conn, query, "charger")
+    if isinstance(ref, int) and not 0 < ref <= MAX_ROW_ID:
+        raise NotFoundError("chargers")
+    query = _TEAM_CHARGER_BY_ID if isinstance(ref, int) else _TEAM_CHARGER_BY_UUID
+    row = (await conn.execute(query, {"team_id": team_id, "ref": ref})).mappings().first()
+    if row is None:
+        raise NotFoundError("charger")
+    return row
 
 
 async def get_site_charger(conn: AsyncConnection, site_id: SiteId, ref: Ref) -> RowMapping:
@@ -163,15 +177,17 @@ async def get_site_placement(conn: AsyncConnection, site_id: SiteId) -> tuple[Te
     return TeamId(team_id), await get_root_group_id(conn, site_id)
 
 
+_CHARGER_CONNECTORS = (
+    select(connectors, *_NESTED_CHARGER)
+    .join(chargers, chargers.c.id == connectors.c.charger_id)
+    .where(connectors.c.charger_id == bindparam("charger_id"))
+    .order_by(connectors.c.connector_id)
+)
+
+
 async def list_charger_connectors(conn: AsyncConnection, charger_id: ChargerId) -> list[RowMapping]:
     """A charger's connectors by OCPP number, each with the charger's group for inheritance."""
-    query = (
-        select(connectors, *_NESTED_CHARGER)
-        .join(chargers, chargers.c.id == connectors.c.charger_id)
-        .where(connectors.c.charger_id == charger_id)
-        .order_by(connectors.c.connector_id)
-    )
-    return list((await conn.execute(query)).mappings().all())
+    return list((await conn.execute(_CHARGER_CONNECTORS, {"charger_id": charger_id})).mappings().all())
 
 
 async def list_site_connectors(conn: AsyncConnection, site_id: SiteId, *, offset: int, limit: int) -> list[RowMapping]:

@@ -32,9 +32,11 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import hashlib
 import json
 import math
 import os
+import platform
 import pstats
 import resource
 import shlex
@@ -51,15 +53,11 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import psutil
-import rest
-from _loadgen import percentile
 from _seed import create_postgres, drop_postgres, seed
-from rest import Meter, free_port, machine, pin, versions
 from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parent
@@ -74,6 +72,123 @@ GROWTH = 0.01  # the backlog grows when its trend over the window exceeds 1% of 
 BACKLOG_SECONDS = 0.5  # ... and at the window's end it holds more than half a second of frames
 MAX_LAUNCH_LAG_MS = 5.0  # a generator later than this (p99) was starved: its latencies are not the server's
 MB = 1024 * 1024
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pin(pid: int, cpu: int, nice: int) -> None:
+    """Pin a process to one CPU (when there are several) and set its priority (Linux: its main thread's,
+    which the threads it starts afterwards inherit)."""
+    if (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(pid, {cpu})
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile (nearest rank) of sorted values, None for none."""
+    if not values:
+        return None
+    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
+
+
+def postgres_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend serving `database`, by pid."""
+    found = {}
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        info = proc.info
+        if info["name"] == "postgres" and info["cpu_times"] and database in " ".join(info["cmdline"] or ()):
+            found[proc.pid] = info["cpu_times"].user + info["cpu_times"].system
+    return found
+
+
+class Meter:
+    """CPU used by the server (all threads, and those off the event loop), its PostgreSQL backends, the machine."""
+
+    def __init__(self, pid: int, database: str | None) -> None:
+        self.server = psutil.Process(pid)
+        self.database = database
+        self.start = self.sample()
+
+    def sample(self) -> tuple[float, float, float, dict[int, float], float]:
+        """(wall, server CPU, server CPU off the main thread, PostgreSQL CPU by pid, machine busy CPU), seconds."""
+        threads = self.server.threads()
+        total = sum(t.user_time + t.system_time for t in threads)
+        others = sum(t.user_time + t.system_time for t in threads if t.id != self.server.pid)
+        machine = psutil.cpu_times()
+        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        pg = postgres_cpu_seconds(self.database) if self.database else {}
+        return time.monotonic(), total, others, pg, busy
+
+    def mark(self) -> None:
+        """Start of the measured window."""
+        self.start = self.sample()
+
+    def usage(self) -> dict[str, float | None]:
+        """Cores used since the mark (CPU seconds per second)."""
+        end = self.sample()
+        wall = max(end[0] - self.start[0], 1e-9)
+        pg = sum(cpu - self.start[3].get(pid, 0.0) for pid, cpu in end[3].items())
+        server, threads, machine = end[1] - self.start[1], end[2] - self.start[2], end[4] - self.start[4]
+        return {
+            "server": round(server / wall, 3),
+            "server_threads": round(threads / wall, 3),
+            "postgres": round(pg / wall, 3) if self.database else None,
+            "machine": round(machine / wall, 3),
+        }
+
+
+def machine() -> str:
+    """Cores, CPU model, memory, kernel."""
+    model = platform.processor() or "unknown CPU"
+    with suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{os.cpu_count()} cores ({model}), {memory:.1f} GiB RAM, Linux {platform.release()}"
+
+
+def code_version() -> str:
+    """The commit measured, and a digest of uncommitted changes under src/ if there are any."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return done.stdout if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    diff = git("diff", "HEAD", "--", "src") + git("ls-files", "--others", "--exclude-standard", "src")
+    digest = hashlib.sha256(diff.encode()).hexdigest()[:10]
+    return f"{head} + uncommitted src changes (digest {digest})" if diff else head
+
+
+async def versions(url: str) -> dict[str, str]:
+    """Python, uvicorn, Starlette, websockets, SQLAlchemy and the database's version."""
+    import sqlalchemy
+    import starlette
+    import uvicorn
+    from websockets.version import version as websockets_version
+
+    found = {"Python": platform.python_version(), "uvicorn": uvicorn.__version__, "Starlette": starlette.__version__}
+    found |= {"websockets": websockets_version, "SQLAlchemy": sqlalchemy.__version__}
+    if url.startswith("postgres"):
+        parsed = make_url(url)
+        conn = await asyncpg.connect(
+            host=parsed.host, port=parsed.port or 5432, user=parsed.username, database=parsed.database
+        )
+        try:
+            found["PostgreSQL"] = str(await conn.fetchval("SHOW server_version"))
+        finally:
+            await conn.close()
+    else:
+        found["SQLite"] = sqlite3.sqlite_version
+    return found
 
 
 @dataclass
@@ -218,7 +333,7 @@ async def serve(args: argparse.Namespace, target: str, url: str, workdir: Path) 
     prof = args.profile.resolve() if args.profile else None
     with log.open("wb") as out:
         proc = subprocess.Popen(server_command(args, target, port, prof), env=env, cwd=workdir, stdout=out, stderr=out)
-    pin(proc.pid, 0)
+    pin(proc.pid, 0, args.nice)
     server = Server(proc, port, log, prof)
     try:
         await wait_listening(server)
@@ -320,7 +435,7 @@ async def start_clients(
         proc = await asyncio.create_subprocess_exec(
             *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
         )
-        pin(proc.pid, 1)
+        pin(proc.pid, 1, args.nice)
         clients.append(Client(proc))
     return clients
 
@@ -334,7 +449,7 @@ async def sample(
     args: argparse.Namespace, result: Result, clients: list[Client], rows: Rows | None, *, go: float, pid: int
 ) -> None:
     """At every progress tick: rows in the database; CPU over the window; RSS at the end."""
-    meter = Meter(SimpleNamespace(proc=SimpleNamespace(pid=pid)), database_name(rows.url if rows else ""))  # type: ignore[arg-type]
+    meter = Meter(pid, database_name(rows.url if rows else ""))
     window_start, window_end = args.warmup, args.warmup + args.duration
     ticks = int((window_end + args.drain) // args.step) + 1
     for k in range(ticks):
@@ -344,7 +459,7 @@ async def sample(
         if t == window_start:
             meter.mark()
         if t == window_end:
-            result.usage = asdict(meter.usage())
+            result.usage = meter.usage()
             result.rss_mb["end"] = rss_mb(pid)
         result.samples.append((t, -1, written))
     for client in clients:
@@ -521,11 +636,12 @@ def verdict_lines(results: list[Result]) -> list[str]:
     return lines
 
 
-def markdown(args: argparse.Namespace, results: list[Result], command: str, started: datetime, url: str) -> str:
+def markdown(args: argparse.Namespace, results: list[Result], context: dict[str, Any]) -> str:
     """The run's section for docs/benchmarks.md."""
-    lines = [f"### OCPP ingest run {started:%Y-%m-%d %H:%M} UTC", "", f"- command: `{command}`"]
-    lines += [f"- machine: {machine()}; load average before the run {os.getloadavg()[0]:.2f}"]
-    lines += [f"- software: {', '.join(f'{k} {v}' for k, v in versions(url).items())}"]
+    lines = [f"### OCPP ingest run {context['started']:%Y-%m-%d %H:%M} UTC", "", f"- command: `{context['command']}`"]
+    lines += [f"- machine: {machine()}; load average (1 min) before the run {context['load']:.2f}"]
+    lines += [f"- code served: {context['code']}"]
+    lines += [f"- software: {', '.join(f'{k} {v}' for k, v in context['versions'].items())}"]
     lines += [
         f"- warm-up {args.warmup:g} s, measured {args.duration:g} s, server on CPU 0, "
         f"{args.clients} generator process(es) on CPU 1, nice {args.nice}"
@@ -596,13 +712,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.rates = [args.rate] if args.rate else [float(r) for r in args.rates.split(",") if r]
     args.step = math.gcd(args.warmup, args.duration, 5) or 1
     args.drain = max(args.drain, args.step)
-    rest.NICE[0] = args.nice
     return args
 
 
-async def main_async(args: argparse.Namespace) -> list[Result]:
+async def main_async(args: argparse.Namespace, context: dict[str, Any]) -> list[Result]:
     """The ladder (or the idle run)."""
     results: list[Result] = []
+    postgres = args.backend == "postgres" and args.target == "ingest"
+    context["versions"] = await versions(args.postgres_url if postgres else "sqlite")
     print(HEADER, flush=True)
     if args.idle:
         rate = args.idle / args.heartbeat
@@ -626,19 +743,16 @@ def main(argv: list[str]) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the server and the generators
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})  # this process stays off the server's CPU
-    started = datetime.now(UTC)
-    command = "python bench/ocpp_ingest.py " + shlex.join(argv)
+    context: dict[str, Any] = {"started": datetime.now(UTC), "load": os.getloadavg()[0], "code": code_version()}
+    context["command"] = "python bench/ocpp_ingest.py " + shlex.join(argv)
     import uvloop
 
-    results = uvloop.run(main_async(args))
+    results = uvloop.run(main_async(args, context))
     print("\n".join(["", *verdict_lines(results)]))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     if args.markdown:
-        url = "sqlite" if args.backend == "sqlite" or (args.target != "ingest" and not args.idle) else args.postgres_url
-        if url != "sqlite":
-            url = make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-        append_markdown(markdown(args, results, command, started, url))
+        append_markdown(markdown(args, results, context))
         print(f"inserted into {DOC}")
 
 

@@ -284,3 +284,15 @@ ocpp_messages = Table(
     Index("ix_ocpp_messages_charger_id_id", "charger_id", "id"),
     Index("ix_ocpp_messages_created_at", "created_at"),
 )
+
+
+# ---------------------------------------------------------------- meters and live usage (migration 0003)
+
+
+# ---------------------------------------------------------------- energy rollups (migration 0004)
+
+
+# ---------------------------------------------------------------- day-ahead prices (migration 0005)
+
+
+# ---------------------------------------------------------------- smart-charging state (migration 0006)

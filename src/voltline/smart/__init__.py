@@ -1,0 +1,1 @@
+"""Smart charging: pure maths for gates, load balancing and OCPP charging profiles."""

@@ -10,7 +10,11 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+PING_TIMEOUT = 1.0  # seconds: /healthz reports the database unreachable rather than wait longer
+_SELECT_1 = text("SELECT 1")
 
 
 def _sqlite_engine(url: str, begin: str, busy_timeout_ms: int, pool_size: int) -> AsyncEngine:
@@ -92,6 +96,9 @@ class Database:
             self.reader = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
             self.writer = self.reader
             self.inline_reader = None
+        # /healthz must not queue behind a busy pool (a reconnect storm holds every pooled connection):
+        # one connection of its own, autocommit, so a ping is a single round trip.
+        self._pinger = create_async_engine(url, pool_size=1, max_overflow=0, isolation_level="AUTOCOMMIT")
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
@@ -120,18 +127,26 @@ class Database:
         async with self._write_lock, self.writer.begin() as conn:
             yield conn
 
-    async def ping(self) -> bool:
-        """True when the database answers a trivial query."""
+    async def ping(self, timeout: float = PING_TIMEOUT) -> bool:
+        """True when the database answers a trivial query within `timeout` seconds (a retry after a dropped link)."""
         try:
-            async with self.reader.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:
+            async with asyncio.timeout(timeout):
+                for attempt in (1, 2):
+                    try:
+                        async with self._pinger.connect() as conn:
+                            await conn.execute(_SELECT_1)
+                        return True
+                    except DBAPIError as error:
+                        if attempt == 2 or not error.connection_invalidated:
+                            return False
+        except Exception:  # a timeout, a refused connection, a driver error: unreachable either way
             return False
-        return True
+        return False
 
     async def close(self) -> None:
         """Release every pooled connection."""
         await self.reader.dispose()
+        await self._pinger.dispose()
         if self.inline_reader is not None:
             self.inline_reader.dispose()
         if self.writer is not self.reader:

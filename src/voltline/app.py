@@ -28,8 +28,10 @@ from voltline.clock import Clock
 from voltline.maintenance import Housekeeping
 from voltline.ocpp.endpoint import ocpp_endpoint
 from voltline.ocpp.gateway import Gateway
+from voltline.pricefeed import PriceFeed
 from voltline.runtime import Runtime, ensure_secret_key
 from voltline.settings import Settings
+from voltline.smart.controller import SmartCharging
 from voltline.store import migrate
 from voltline.store.engine import Database
 
@@ -94,6 +96,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     )
     gateway = Gateway(runtime, runtime.writer)
     housekeeping = Housekeeping(runtime)
+    price_feed = PriceFeed(runtime)  # polls ENTSO-E only when VOLTLINE_PRICE_FETCH and a token are set
+    smart = SmartCharging(runtime) if settings.smart_control else None
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -102,9 +106,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         await runtime.writer.start()
         await gateway.start()
         await housekeeping.start()
+        await price_feed.start()
+        if smart is not None:
+            await smart.start()
         try:
             yield
         finally:
+            if smart is not None:
+                await smart.stop()
+            await price_feed.stop()
             await housekeeping.stop()
             await gateway.stop()
             await runtime.writer.stop()
@@ -126,6 +136,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     )
     app.state.runtime = runtime
     app.state.gateway = gateway
+    app.state.smart = smart
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
     app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
     app.state.openapi = build_openapi(ENDPOINTS)

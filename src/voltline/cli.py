@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from voltline import accounts
+from voltline.cli_prices import prices_group
 from voltline.errors import VoltlineError
 from voltline.settings import Settings, load_settings
 from voltline.simulator.cli import simulate
@@ -398,3 +399,4 @@ def chargers_lenient(ctx: click.Context, identity: str, mode: str) -> None:
 
 
 main.add_command(simulate)
+main.add_command(prices_group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 
 import msgspec
@@ -37,6 +38,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ocpp_max_frame_bytes: int = 256 * 1024
     ocpp_log_retention_days: int = 30
     attach_attempts_per_minute: int = 5
+    price_fetch: bool = False
+    entsoe_token: str = ""
+    entsoe_url: str = "https://web-api.tp.entsoe.eu/api"
+    smart_mode_fraction: str = "1/3"
+    smart_control: bool = True
+    smart_debounce: float = 1.0
+    smart_meter_interval: float = 30.0
+    smart_retry_interval: float = 30.0
 
     @property
     def effective_database_url(self) -> str:
@@ -77,6 +86,13 @@ def _parse(name: str, raw: str, default: object) -> object:
     return raw
 
 
+def _is_fraction(text: str) -> bool:
+    try:
+        return 0 < Fraction(text.strip()) <= 1
+    except (ValueError, ZeroDivisionError):
+        return False
+
+
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     """Build settings from an environment mapping (`VOLTLINE_*`) plus explicit overrides."""
     defaults = Settings()
@@ -92,6 +108,10 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     settings = msgspec.structs.replace(defaults, **values)
     if settings.ocpp_log not in {"all", "default", "off"}:
         raise SettingsError(f"{PREFIX}OCPP_LOG must be all, default or off, got {settings.ocpp_log!r}")
+    if not _is_fraction(settings.smart_mode_fraction):
+        raise SettingsError(
+            f"{PREFIX}SMART_MODE_FRACTION must be a fraction in (0, 1], got {settings.smart_mode_fraction!r}"
+        )
     if settings.rate_limit < 0:
         raise SettingsError(f"{PREFIX}RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
     return settings

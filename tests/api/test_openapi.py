@@ -233,6 +233,7 @@ def build_world(server: LiveServer) -> World:
         charger = api.post(f"{base}/sites/{site['id']}/chargers", json={"identity": _identity()}).json()["data"]
         loose = api.post(f"{base}/chargers", json={"identity": _identity()}).json()["data"]
         id_tag = api.post(f"{base}/id-tags", json={"id_tag": _identity()[:20]}).json()["data"]
+        meter = api.post(f"{base}/meters", json={}).json()["data"]
         server.run(lambda: _add_connector(server, charger["id"]))
         connector = api.get(f"{base}/chargers/{charger['id']}").json()["data"]["connectors"][0]
     made.refs = {
@@ -246,6 +247,8 @@ def build_world(server: LiveServer) -> World:
         "id_tag": id_tag["uuid"],
         "missing": str(uuid.uuid4()),
         "charger_id": charger["id"],
+        "meter": meter["uuid"],
+        "number": 1,
     }
     made.loose_identity = loose["identity"]
     made.pincode = server.run(lambda: _pincode(server, loose["identity"]))
@@ -391,9 +394,29 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
         Call(422, query={"date_from": "2025-03-12 13:49:24"}),
         Call(200, query={"date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}),
     ],
+    ("GET", S + "/usage"): [
+        _missing("site"),
+        Call(422, query={"from": "2025-03-12"}),
+        Call(200, query={"from": "2025-03-12", "to": "2025-03-13", "interval": "hour"}),
+    ],
     ("GET", T + "/id-tags"): [Call(422, query={"page": "abc"}), Call(200)],
     ("POST", T + "/id-tags"): [Call(422, {"id_tag": "x" * 21}), Call(201, lambda _: {"id_tag": _identity()[:20]})],
     ("DELETE", T + "/id-tags/{id_tag}"): [_missing("id_tag"), Call(204)],
+    ("GET", T + "/meters"): [Call(422, query={"per_page": "0"}), Call(200)],
+    ("POST", T + "/meters"): [Call(422, {"type": "gas_meter"}), Call(201, {"type": "ct_meter"})],
+    ("POST", T + "/meters/{meter}/readings"): [
+        _missing("meter", {"l1": 1}),
+        Call(422, {"l2": "x"}),
+        Call(200, {"l1": 1.5, "l2": -2, "l3": 0, "power": 300, "timestamp": "2025-03-12 13:49:24"}),
+    ],
+    ("GET", S + "/groups/{group}/meter"): [_missing("group"), Call(200), Call(200, refs={"group": "root_group"})],
+    ("GET", S + "/connectors/{connector}/power-usage"): [_missing("connector"), Call(200)],
+    ("GET", C + "/connectors/{number}/power-usage"): [_missing("number"), _missing("charger"), Call(200)],
+    ("GET", S + "/power-management"): [_missing("site"), Call(200)],
+    ("GET", "/api/v2/tariffs"): [
+        Call(422, query={"limit": "5"}),
+        Call(200, query={"location": "NL", "date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}),
+    ],
 }
 
 

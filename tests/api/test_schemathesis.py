@@ -52,7 +52,7 @@ CHECKS = [
     unsupported_method,
 ]
 SITE_BODY = {"name": "Seed", "street": "Main", "house_number": 1, "postal_code": "1000", "city": "C", "country": "NL"}
-PATH_OBJECTS = ("team", "site", "group", "charger", "connector", "id_tag")
+PATH_OBJECTS = ("team", "site", "group", "charger", "connector", "id_tag", "meter")
 # Body fields that name another object of the caller.
 BODY_REFS = {"charger", "group_id", "parent_group_id", "identity", "pincode"}
 
@@ -78,6 +78,7 @@ class Seeds:
         self.add_site()
         self.add_loose_charger()
         self.add_id_tag()
+        self.objects["meter"] = self._post("/meters", {"charger_id": self.objects["charger"]["id"]})
 
     def add_site(self) -> None:
         """A site, with a group and a charger (with connector 1) on it."""
@@ -120,6 +121,7 @@ class Seeds:
             "parent_group_id": [self.objects["group"]["id"]],
             "identity": [self.objects["loose"]["identity"]],
             "pincode": [self.pincode],
+            "number": ["0", "1"],
         }.get(name, [])
 
     def path_parameters(self, generated: dict[str, Any] | None) -> st.SearchStrategy[dict[str, Any] | None]:

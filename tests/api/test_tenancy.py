@@ -89,6 +89,7 @@ def make_tenant(server: LiveServer) -> Tenant:
         server.run(add_connector)
         connector = api.get(f"{base}/sites/{site['id']}/connectors").json()["data"][0]
         id_tag = api.post(f"{base}/id-tags", json={"id_tag": f"T{uuid.uuid4().hex[:10]}"}).json()["data"]
+        meter = api.post(f"{base}/meters", json={"charger_id": charger["id"]}).json()["data"]
 
     async def read_pincode() -> str:
         async with server.runtime.db.read() as conn:
@@ -97,6 +98,7 @@ def make_tenant(server: LiveServer) -> Tenant:
             return str(row["pincode"])
 
     objects = {"team": team, "site": site, "group": group, "charger": charger, "connector": connector, "id_tag": id_tag}
+    objects |= {"meter": meter, "number": {"id": 1, "uuid": 1}}  # number: an OCPP connector number
     return Tenant(account, objects, identity, server.run(read_pincode))
 
 
@@ -116,6 +118,7 @@ def snapshot(server: LiveServer, tenant: Tenant) -> dict[str, Any]:
         f"{base}/chargers",
         f"{base}/chargers/{tenant.objects['charger']['id']}",
         f"{base}/id-tags",
+        f"{base}/meters",
     ]
     with server.client(tenant.account) as api:
         return {path: api.get(path).json() for path in paths}
@@ -193,7 +196,7 @@ def test_collections_list_only_ones_own_objects(server: LiveServer, tenants: tup
     a, b = tenants
     mine = snapshot(server, a)
     text = str(mine)
-    for name in ("site", "group", "charger", "connector", "id_tag"):
+    for name in ("site", "group", "charger", "connector", "id_tag", "meter"):
         assert b.objects[name]["uuid"] not in text, name
         assert a.objects[name]["uuid"] in text, name
 

@@ -25,7 +25,7 @@ from voltline.settings import load_settings
 from voltline.store import chargers, meter_values, ocpp_log
 from voltline.store.engine import Database
 from voltline.store.schema import chargers as charger_table
-from voltline.store.schema import meter_frames, meter_latest, transactions
+from voltline.store.schema import energy_rollups, meter_frames, meter_latest, transactions
 from voltline.store.writer import LogEntry, MeterFrame, MeterWriter, Sample
 
 T0 = datetime(2025, 3, 31, 12, 0, 0)
@@ -665,5 +665,112 @@ def test_a_flush_interrupted_while_waiting_for_a_lock_keeps_the_batch(db_url: st
             await blocker.exec_driver_sql("ROLLBACK")
         await writer.flush()
         assert [unpack_samples(r["samples"])[0].value for r in await frame_rows(db, charger_id)] == ["43"]
+
+    run(db_url, scenario)
+
+
+# -- energy rollups (store/rollups.py) ------------------------------------------------------------
+
+
+async def rolled(db: Database, charger_id: int) -> dict[tuple[int, datetime], int]:
+    """(connector, bucket start) -> Wh of the charger's rollups (buckets that net to 0 left out)."""
+    async with db.read() as conn:
+        query = select(energy_rollups).where(energy_rollups.c.charger_id == charger_id)
+        rows = (await conn.execute(query)).mappings().all()
+    return {(r["connector_number"], r["bucket_start"]): int(r["wh"]) for r in rows if r["wh"]}
+
+
+async def write_in_batches(db: Database, batches: list[list[MeterFrame]]) -> None:
+    """Each list of frames as its own flush."""
+    writer = new_writer(db)
+    for batch in batches:
+        for item in batch:
+            await writer.put_meter_frame(item)
+        await writer.flush()
+
+
+def minutes(n: float) -> datetime:
+    return T0 + timedelta(minutes=n)
+
+
+def test_rollups_spread_each_delta_over_quarter_hours(db_url: str) -> None:
+    """spec/smart-charging.md §8.6 / R-98: 12:10 -> 1000 Wh, 12:20 -> 1500 Wh gives 250 + 250."""
+
+    async def scenario(db: Database) -> None:
+        charger_id = await new_charger(db)
+        frames = [
+            frame(charger_id, [eair("1000")], at=minutes(10)),
+            frame(charger_id, [eair("1.5", unit="kWh")], at=minutes(20)),
+        ]
+        await write_in_batches(db, [frames])
+        assert await rolled(db, charger_id) == {(1, minutes(0)): 250, (1, minutes(15)): 250}
+
+    run(db_url, scenario)
+
+
+def test_rollups_do_not_depend_on_arrival_order_or_batches(db_url: str) -> None:
+    """R-94..R-97: the same readings in time order, reversed, one by one, or replayed give the same buckets."""
+    readings = [
+        (0, "1000"),
+        (10, "1500"),
+        (40, "2500"),
+        (50, "2700"),
+        (65, "100"),
+        (80, "400"),
+        (81, "400000"),
+        (90, "500"),
+    ]
+
+    async def scenario(db: Database) -> None:
+        results = []
+        for order in ("sorted", "reversed", "one by one", "replayed"):
+            charger_id = await new_charger(db)
+            frames = [frame(charger_id, [eair(v)], at=minutes(m)) for m, v in readings]
+            batches = {
+                "sorted": [frames],
+                "reversed": [[f] for f in reversed(frames)],
+                "one by one": [[f] for f in frames[:2] + frames[3:] + frames[2:3]],
+                "replayed": [frames, frames[1:4]],
+            }[order]
+            await write_in_batches(db, batches)
+            results.append({key[1]: wh for key, wh in (await rolled(db, charger_id)).items()})
+        # by hand: 500 + 1000 x 5/30 -> 667; 500; 333 + 100; 100; 200; 100 + 100 (the outlier skipped)
+        expected = {minutes(0): 667, minutes(15): 500, minutes(30): 433, minutes(45): 100, minutes(60): 200}
+        assert results == [{**expected, minutes(75): 200}] * 4
+
+    run(db_url, scenario)
+
+
+def test_a_duplicate_timestamp_replaces_the_reading_by_context(db_url: str) -> None:
+    """R-95 on derived tables: a Transaction.End at the same time wins over the periodic sample."""
+
+    async def scenario(db: Database) -> None:
+        charger_id = await new_charger(db)
+        first = [frame(charger_id, [eair("1000")], at=minutes(0)), frame(charger_id, [eair("1300")], at=minutes(10))]
+        end = frame(charger_id, [eair("1200", context="Transaction.End")], at=minutes(10))
+        clock = frame(charger_id, [eair("9999", context="Sample.Clock")], at=minutes(10))
+        await write_in_batches(db, [first, [end], [clock]])
+        assert await rolled(db, charger_id) == {(1, minutes(0)): 200}
+        assert len(await frame_rows(db, charger_id)) == 4  # the raw table keeps everything
+
+    run(db_url, scenario)
+
+
+def test_connector_zero_has_no_rollups_and_the_rating_sets_the_outlier_limit(db_url: str) -> None:
+    """R-97 with a 16 A single-phase connector (3680 W): 100 Wh in a minute (6 kW > 5.5 kW) is skipped."""
+
+    async def scenario(db: Database) -> None:
+        charger_id = await new_charger(db)
+        async with db.write() as conn:
+            await chargers.upsert_connector(conn, ChargerId(charger_id), 1, {"max_amperage": 16, "phases": 1})
+        frames = [
+            frame(charger_id, [eair("0")], at=minutes(0), connector=0),
+            frame(charger_id, [eair("500")], at=minutes(10), connector=0),
+            frame(charger_id, [eair("1000")], at=minutes(0)),
+            frame(charger_id, [eair("1100")], at=minutes(1)),
+            frame(charger_id, [eair("1150")], at=minutes(10)),
+        ]
+        await write_in_batches(db, [frames])
+        assert await rolled(db, charger_id) == {(1, minutes(0)): 150}
 
     run(db_url, scenario)

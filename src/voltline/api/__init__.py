@@ -9,10 +9,15 @@ from voltline.api import (
     id_tags,
     logs,
     meter_values,
+    meters,
+    power_management,
+    power_usage,
     sites,
     smart_charging,
+    tariffs,
     teams,
     transactions,
+    usage,
 )
 from voltline.api._routing import Endpoint
 
@@ -29,4 +34,9 @@ ENDPOINTS: list[Endpoint] = [
     *id_tags.ENDPOINTS,
     *transactions.ENDPOINTS,
     *meter_values.ENDPOINTS,
+    *usage.ENDPOINTS,
+    *power_usage.ENDPOINTS,
+    *power_management.ENDPOINTS,
+    *meters.ENDPOINTS,
+    *tariffs.ENDPOINTS,
 ]

@@ -16,6 +16,7 @@ from voltline.api.auth import runtime, scope
 from voltline.domain.ids import ConnectorId, SiteId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import NotFoundError, ValidationError
+from voltline.smart.events import publish_settings_changed
 from voltline.store import chargers, groups, sites
 
 PHASE_ROTATIONS = ("RST", "RTS", "SRT", "STR", "TRS", "TSR")
@@ -167,6 +168,7 @@ async def update_site_connector(request: Request) -> Response:
         if "phases" in clean:
             clean["phases"] = int(clean["phases"])
         row = await chargers.update_connector(conn, site_id, ConnectorId(connector["id"]), clean)
+    await publish_settings_changed(runtime(request).bus, site_id)
     return envelope(connector_resource(row))
 
 

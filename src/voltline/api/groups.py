@@ -18,6 +18,7 @@ from voltline.domain.groups import find_root, is_valid_parent
 from voltline.domain.ids import GroupId, MeterId, Ref, SiteId, TeamId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
+from voltline.smart.events import publish_settings_changed
 from voltline.store import groups, sites
 
 INVALID_PARENT = "The selected group id is invalid."
@@ -200,6 +201,7 @@ async def create_group(request: Request) -> Response:
         site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
         values = await _checked_values(conn, team_id, site_id, body, None)
         row = await groups.create_group(conn, site_id, values)
+    await publish_settings_changed(runtime(request).bus, site_id)
     return envelope(group_resource(row), 201)
 
 
@@ -220,6 +222,7 @@ async def update_group(request: Request) -> Response:
         group = await groups.get_group(conn, site_id, path_ref(request, "group"))
         values = await _checked_values(conn, team_id, site_id, body, group)
         row = await groups.update_group(conn, site_id, GroupId(group["id"]), values)
+    await publish_settings_changed(runtime(request).bus, site_id)
     return envelope(group_resource(row))
 
 
@@ -231,6 +234,7 @@ async def delete_group(request: Request) -> Response:
         if group["group_id"] is None:
             raise ValidationError.single("group", ROOT_NOT_DELETABLE)
         await groups.delete_group(conn, group)
+    await publish_settings_changed(runtime(request).bus, site_id)
     return no_content()
 
 
@@ -245,6 +249,7 @@ async def assign_charger(request: Request) -> Response:
         if charger_id is None:
             raise ValidationError.single("charger", INVALID_CHARGER)
         await groups.assign_charger(conn, GroupId(group["id"]), charger_id)
+    await publish_settings_changed(runtime(request).bus, site_id)
     return envelope(group_resource(group))
 
 

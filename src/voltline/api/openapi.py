@@ -16,7 +16,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from voltline import __version__, codec
-from voltline.api import charger_ocpp, chargers, commands, connectors, groups, id_tags, sites, smart_charging, teams
+from voltline.api import (
+    charger_ocpp,
+    chargers,
+    commands,
+    connectors,
+    groups,
+    id_tags,
+    meters,
+    sites,
+    smart_charging,
+    teams,
+)
 from voltline.api._kit import INT_MAX, UUID_PATTERN, json_response
 from voltline.api._routing import Endpoint
 from voltline.api._rules import parse_rules
@@ -111,6 +122,8 @@ BODY_RULES: dict[Any, Mapping[str, str]] = {
     commands.AvailabilityBody: commands.AVAILABILITY_RULES,
     commands.TriggerBody: commands.TRIGGER_RULES,
     commands.ChangeConfigurationBody: commands.CHANGE_CONFIGURATION_RULES,
+    meters.CreateMeterBody: meters.CREATE_RULES,
+    meters.MeterReadingBody: meters.READING_RULES,
 }
 _PHP_DATE_TOKENS = {
     "Y": "[0-9]{4}",
@@ -251,6 +264,8 @@ def _responses(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dic
     if endpoint.shape != "empty":
         body = schemas[endpoint.response] if endpoint.response is not None else {"type": "object"}
         responses[str(status)]["content"] = {"application/json": {"schema": _wrap(endpoint.shape, body)}}
+        if "csv" in endpoint.query.get("format", ""):  # CSV export (api/transactions.py)
+            responses[str(status)]["content"]["text/csv"] = {"schema": {"type": "string"}}
     responses[str(status)].update(_headers(endpoint, status))
     for code in error_statuses(endpoint):
         description, example = _ERRORS[code]

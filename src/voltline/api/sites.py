@@ -15,6 +15,7 @@ from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.domain.timestamps import format_timestamp
+from voltline.smart.events import publish_settings_changed
 from voltline.store import sites
 
 # Integer columns are 32-bit on PostgreSQL; larger values are refused as input, never stored.
@@ -184,6 +185,7 @@ async def update_site(request: Request) -> Response:
         site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
         clean = validate(body, {field: rules for field, rules in UPDATE_SITE_RULES.items() if field in body})
         row = await sites.update_site(conn, team_id, site_id, _site_values(clean))
+    await publish_settings_changed(runtime(request).bus, site_id)
     return envelope(site_resource(row))
 
 

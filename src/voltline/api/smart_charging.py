@@ -3,10 +3,17 @@
 The settings are columns of the site (its `timezone` is the same column the site shows).
 A PUT replaces the fields it sends and keeps the others (R-02): a threshold survives a
 switch to `automatic`, the off-peak window survives while smart charging is disabled.
+
+`day_ahead_pricing_smart_mode_price` (R-04, R-69) is computed on every answer from the stored
+prices of the site's `price_zone`: the ceil(f x N)-th cheapest slot of the site-local day that
+contains now (f = `VOLTLINE_SMART_MODE_FRACTION`, default 1/3), in ct/kWh rounded half-up to two
+decimals. It is null while the mode is not `day_ahead_pricing` (either strategy shows it), and
+when the site has no price zone or its zone has no prices for that day.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,6 +25,10 @@ from voltline.api._kit import INT_MAX, envelope, json_body, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
+from voltline.pricing import site_smart_mode_price
+from voltline.runtime import Runtime
+from voltline.smart.events import publish_settings_changed
+from voltline.smart.prices import smart_fraction
 from voltline.store import sites
 
 MODES = ("day_ahead_pricing", "disabled", "off_peak")
@@ -58,15 +69,14 @@ class SmartChargingBody(msgspec.Struct):
     off_peak_end: str | None = None
 
 
-def settings_resource(row: RowMapping) -> SmartChargingResource:
-    """Shape a site row's smart-charging columns for the API."""
+def settings_resource(row: RowMapping, smart_mode_price: float | None = None) -> SmartChargingResource:
+    """Shape a site row's smart-charging columns (and its computed smart mode price) for the API."""
     return SmartChargingResource(
         timezone=row["timezone"],
         smart_charging=row["smart_charging"],
         day_ahead_pricing_strategy=row[STRATEGY],
         day_ahead_pricing_threshold=row[THRESHOLD],
-        # R-04: computed from day-ahead prices, which are not imported yet.
-        day_ahead_pricing_smart_mode_price=None,
+        day_ahead_pricing_smart_mode_price=smart_mode_price,
         off_peak_start=row["off_peak_start"],
         off_peak_end=row["off_peak_end"],
     )
@@ -83,22 +93,31 @@ def check_settings(body: dict[str, Any], site: RowMapping) -> dict[str, Any]:
     return validate(data, rules)
 
 
+async def smart_mode_price(rt: Runtime, site: RowMapping, now: datetime | None = None) -> float | None:
+    """R-04: the site's smart mode price in ct/kWh (2 decimals), or None."""
+    fraction = smart_fraction(rt.settings.smart_mode_fraction)
+    price = await site_smart_mode_price(rt.db, site, now or rt.clock.now(), fraction=fraction)
+    return None if price is None else float(price)
+
+
 async def get_settings(request: Request) -> Response:
     """Return the site's smart-charging settings."""
-    async with runtime(request).db.read() as conn:
+    rt = runtime(request)
+    async with rt.db.read() as conn:
         site = await sites.get_site(conn, scope(request).team_id, path_ref(request, "site"))
-    return envelope(settings_resource(site))
+    return envelope(settings_resource(site, await smart_mode_price(rt, site)))
 
 
 async def update_settings(request: Request) -> Response:
     """Change the site's smart-charging settings; fields not sent keep their values."""
     body = await json_body(request)
-    team_id = scope(request).team_id
-    async with runtime(request).db.write() as conn:
+    team_id, rt = scope(request).team_id, runtime(request)
+    async with rt.db.write() as conn:
         site = await sites.get_site(conn, team_id, path_ref(request, "site"))
         values = check_settings(body, site)
         site = await sites.update_site(conn, team_id, site["id"], values)
-    return envelope(settings_resource(site))
+    await publish_settings_changed(rt.bus, site["id"])
+    return envelope(settings_resource(site, await smart_mode_price(rt, site)))
 
 
 _PATH = "/api/v2/teams/{team}/sites/{site}/smart-charging"

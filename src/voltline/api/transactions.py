@@ -4,10 +4,20 @@ Parameters are read from the query string and from a JSON body (DESIGN: GET para
 documented as a body). Dates are `Y-m-d H:i:s` in UTC and filter on `started_at`, inclusive;
 `date_from` and `date_to` are each `required_with` the other. Rows are scoped by the team and
 site stamped on each transaction when it was written (DESIGN: data model).
+
+CSV export for bookkeeping: `Accept: text/csv` or `?format=csv` (an explicit `format` wins over
+the header) answers `text/csv; charset=utf-8` as an attachment: a header row with the JSON
+field names, then one row per matching transaction, newest first (the charger list keeps its
+`order_by`). Every match is exported, not one page: the site list ignores `page`/`per_page`, the
+charger list's `limit` applies only when given. At most 50,000 rows: a larger export is a 422
+asking for a narrower period. Cells that a spreadsheet would run as a formula get a leading `'`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 from datetime import datetime
 from typing import Any
 
@@ -48,14 +58,20 @@ DATE_RULES = {
     "date_from": f"required_with:date_to|date_format:{DATE_FORMAT}",
     "date_to": f"required_with:date_from|date_format:{DATE_FORMAT}",
 }
+FORMAT_RULE = "nullable|in:json,csv"
+CSV_MAX_ROWS = 50_000
+CSV_INLINE_ROWS = 500
+CSV_TOO_MANY = f"The export is limited to {CSV_MAX_ROWS} transactions; narrow the period with date from and date to."
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 SITE_QUERY_RULES = {
     **PAGE_RULES,
     **DATE_RULES,
+    "format": FORMAT_RULE,
     "charger": "nullable",
     "status": "nullable|in:active,finished",
     "id_tag": "nullable|string|max:255",
 }
-CHARGER_QUERY_RULES = {**DATE_RULES, "limit": LIMIT_RULE, "order_by": ORDER_RULE}
+CHARGER_QUERY_RULES = {**DATE_RULES, "limit": LIMIT_RULE, "order_by": ORDER_RULE, "format": FORMAT_RULE}
 
 
 class TransactionResource(msgspec.Struct):
@@ -152,14 +168,55 @@ async def _charger_filter(conn: AsyncConnection, team_id: TeamId, site_id: SiteI
     return charger_id
 
 
+def wants_csv(request: Request, clean: dict[str, Any]) -> bool:
+    """`format=csv`, or no `format` and an Accept header that names text/csv."""
+    if clean.get("format") is not None:
+        return bool(clean["format"] == "csv")
+    return "text/csv" in request.headers.get("accept", "").lower()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
+
+
+def transactions_csv(rows: list[RowMapping]) -> bytes:
+    """The transactions as CSV (RFC 4180, CRLF): the JSON field names, then one row each."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(TransactionResource.__struct_fields__)
+    for row in rows:
+        item = transaction_resource(row)
+        writer.writerow([_cell(getattr(item, name)) for name in TransactionResource.__struct_fields__])
+    return out.getvalue().encode("utf-8")
+
+
+async def csv_response(rows: list[RowMapping], name: str) -> Response:
+    """An attachment `transactions-<name>.csv`; 422 when over the export limit (shaped off the loop when big)."""
+    if len(rows) > CSV_MAX_ROWS:
+        raise ValidationError.single("date_from", CSV_TOO_MANY)
+    body = transactions_csv(rows) if len(rows) <= CSV_INLINE_ROWS else await asyncio.to_thread(transactions_csv, rows)
+    headers = {"Content-Disposition": f'attachment; filename="transactions-{name}.csv"'}
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
 async def list_site_transactions(request: Request) -> Response:
-    """Return a page of the site's transactions, newest first, filtered by date, charger, status and id tag."""
+    """Return a page of the site's transactions, newest first, filtered by date, charger, status and id tag; or CSV."""
     data = await input_data(request)
     team_id = scope(request).team_id
-    async with runtime(request).db.read() as conn:
+    db = runtime(request).db
+    async with db.read() as conn:
         site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
         clean = validate(data, SITE_QUERY_RULES)
         filters = _filters(clean, await _charger_filter(conn, team_id, site_id, clean.get("charger")))
+    if wants_csv(request, clean):
+        async with db.scan() as conn:
+            rows = await datapoints.list_site_transactions(
+                conn, team_id, site_id, filters, offset=0, limit=CSV_MAX_ROWS + 1
+            )
+        return await csv_response(rows, f"site-{site_id}")
+    async with db.read() as conn:
         page, per_page = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
         offset = min((page - 1) * per_page, INT_MAX)
         rows = await datapoints.list_site_transactions(
@@ -170,16 +227,21 @@ async def list_site_transactions(request: Request) -> Response:
 
 
 async def list_charger_transactions(request: Request) -> Response:
-    """Return the charger's transactions (unpaginated): `limit` of them, newest first unless `order_by=asc`."""
+    """Return the charger's transactions (unpaginated): `limit` of them, newest first unless `order_by=asc`; or CSV."""
     data = await input_data(request)
     team_id = scope(request).team_id
     async with runtime(request).db.scan() as conn:  # up to 10,000 rows: keep it off the event loop
         charger = await chargers.get_charger(conn, team_id, path_ref(request, "charger"))
         clean = validate(data, CHARGER_QUERY_RULES)
         limit, descending = limit_and_order(clean)
+        csv_wanted = wants_csv(request, clean)
+        if csv_wanted and clean.get("limit") is None:
+            limit = CSV_MAX_ROWS + 1
         rows = await datapoints.list_charger_transactions(
             conn, team_id, ChargerId(charger["id"]), _filters(clean), limit=limit, descending=descending
         )
+    if csv_wanted:
+        return await csv_response(rows, f"charger-{charger['id']}")
     return envelope([transaction_resource(row) for row in rows])
 
 

@@ -23,12 +23,14 @@ from typing import Any
 import msgspec
 from sqlalchemy.engine import RowMapping
 
+from voltline.bus import Bus
 from voltline.clock import Clock
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerOfflineError
 from voltline.ocpp.rpc import CallError, CallResult, PendingCalls, Version, encode_call
 from voltline.ocpp.schema_check import encode_payload
 from voltline.settings import Settings
+from voltline.smart.events import SMART_EVENTS, encode_event
 from voltline.store.engine import Database
 from voltline.store.writer import LogEntry, MeterWriter
 
@@ -58,6 +60,10 @@ class SessionContext:
     writer: MeterWriter
     # transactionId (as the charger sends it) -> our transaction id, or None when it names none of ours.
     transactions: dict[int, int | None] = field(default_factory=dict)
+    # Where handlers publish smart-charging events (voltline.smart.events); None: nobody listens.
+    bus: Bus | None = None
+    # Transactions whose first MeterValues was announced (spec §7.4: the first meter value of a session).
+    metered: set[int] = field(default_factory=set)
 
     def place(self, row: RowMapping | None) -> None:
         """Take the charger's current team, site and lenient flag from a charger row."""
@@ -76,6 +82,12 @@ class SessionContext:
     def now(self) -> datetime:
         """The current moment, naive UTC."""
         return self.clock.now()
+
+    async def announce(self, kind: str, **fields: Any) -> None:
+        """Publish a smart-charging event for this charger (after the handler's commit; nobody is awaited)."""
+        if self.bus is not None:
+            event = encode_event(kind, charger_id=int(self.charger_id), site_id=self.site_id, **fields)
+            await self.bus.publish(SMART_EVENTS, event)
 
 
 class MessageLog:

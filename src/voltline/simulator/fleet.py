@@ -177,7 +177,9 @@ def report_table(summary: Summary) -> Table:
 def chargers_table(fleet: Fleet, limit: int = 20) -> Table:
     """Per-charger counters: every charger of a small fleet, else those with errors first."""
     chargers = sorted(fleet.chargers, key=lambda cp: -cp.counters.errors)[:limit]
-    table = Table("charger", "boots", "tx", "MeterValues", "errors", "last error", title="chargers")
+    table = Table(
+        "charger", "boots", "tx", "MeterValues", "limit A / drawn A", "errors", "last error", title="chargers"
+    )
     for cp in sorted(chargers, key=lambda cp: cp.identity):
         counters = cp.counters
         table.add_row(
@@ -185,7 +187,17 @@ def chargers_table(fleet: Fleet, limit: int = 20) -> Table:
             str(counters.boots),
             f"{counters.transactions_started}/{counters.transactions_stopped}",
             str(counters.meter_values),
+            connector_limits(cp),
             str(counters.errors),
             cp.last_error or "-",
         )
     return table
+
+
+def connector_limits(cp: SimulatedCharger) -> str:
+    """Each connector's installed charging-profile limit and the current its car draws: `1: 10.6/10.6`."""
+    parts = []
+    for number, conn in sorted(cp.connectors.items()):
+        limit = cp.limits[number]
+        parts.append(f"{number}: {'-' if limit is None else f'{limit:.1f}'}/{conn.meter.current:.1f}")
+    return " ".join(parts)

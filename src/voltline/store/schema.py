@@ -288,11 +288,104 @@ ocpp_messages = Table(
 
 # ---------------------------------------------------------------- meters and live usage (migration 0003)
 
+# The latest reading posted for a meter (one row per meter; a later reading replaces it). Amperes
+# are signed (negative = export) and watts optional; both kept as decimal text, so they round-trip.
+meter_readings = Table(
+    "meter_readings",
+    metadata,
+    Column("meter_id", Integer, ForeignKey("meters.id", ondelete="CASCADE"), primary_key=True),
+    Column("l1", String(32), nullable=False),
+    Column("l2", String(32), nullable=False),
+    Column("l3", String(32), nullable=False),
+    Column("power", String(32), nullable=True),
+    Column("power_l1", String(32), nullable=True),
+    Column("power_l2", String(32), nullable=True),
+    Column("power_l3", String(32), nullable=True),
+    Column("reading_at", DateTime(), nullable=False),
+    Column("received_at", DateTime(), nullable=False),
+)
+
 
 # ---------------------------------------------------------------- energy rollups (migration 0004)
+
+# Derived from the raw frames by the batched writer (DESIGN: derived tables): the energy of each
+# connector (>= 1) per 15-minute UTC bucket in whole Wh (spec/smart-charging.md R-96..R-98), with
+# the team and site stamped on the frames. `energy_registers` holds each connector's last good
+# register reading (the baseline of the next delta) and the newest reading time seen.
+energy_rollups = Table(
+    "energy_rollups",
+    metadata,
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), primary_key=True),
+    Column("connector_number", Integer, primary_key=True),
+    Column("bucket_start", DateTime(), primary_key=True),
+    Column("team_id", Integer, nullable=True),
+    Column("site_id", Integer, nullable=True),
+    Column("wh", BigInteger, nullable=False),
+    Index("ix_energy_rollups_site_id_bucket_start", "site_id", "bucket_start"),
+)
+
+energy_registers = Table(
+    "energy_registers",
+    metadata,
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), primary_key=True),
+    Column("connector_number", Integer, primary_key=True),
+    Column("good_at", DateTime(), nullable=False),
+    Column("good_wh", BigInteger, nullable=False),
+    Column("seen_at", DateTime(), nullable=False),
+)
 
 
 # ---------------------------------------------------------------- day-ahead prices (migration 0005)
 
+# Day-ahead prices per bidding zone (R-62: slots in UTC). The price is the published EUR/MWh
+# decimal kept as text, so it round-trips exactly on SQLite and PostgreSQL alike.
+day_ahead_prices = Table(
+    "day_ahead_prices",
+    metadata,
+    Column("zone", String(16), primary_key=True),
+    Column("slot_start", DateTime(), primary_key=True),
+    Column("slot_end", DateTime(), nullable=False),
+    Column("price", String(24), nullable=False),
+    Column("imported_at", DateTime(), nullable=False),
+)
+
 
 # ---------------------------------------------------------------- smart-charging state (migration 0006)
+
+# What the smart-charging controller installed on each charger (DESIGN: state that survives a
+# restart): one row per (charger, connector, purpose), the last profile sent and the charger's
+# answer. A decrease still `pending` or `timeout` keeps `reserved_tenths` (the limit installed
+# before it) counting against the group until it is acknowledged (DESIGN: ).
+charging_profiles = Table(
+    "charging_profiles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("connector_number", Integer, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("stack_level", Integer, nullable=False),
+    Column("profile_id", Integer, nullable=False),
+    Column("limit_tenths", Integer, nullable=False),
+    Column("reserved_tenths", Integer, nullable=True),
+    Column("unit", String(1), nullable=False, default="A"),
+    Column("status", String(16), nullable=False),
+    Column("transaction_id", BigInteger, nullable=True),
+    Column("sent_at", DateTime(), nullable=False),
+    Column("acknowledged_at", DateTime(), nullable=True),
+    UniqueConstraint(
+        "charger_id", "connector_number", "purpose", name="uq_charging_profiles_charger_id_connector_number_purpose"
+    ),
+)
+
+# What a charger told us about its smart-charging abilities, read at boot.
+charger_capabilities = Table(
+    "charger_capabilities",
+    metadata,
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), primary_key=True),
+    Column("rate_units", String(16), nullable=True),
+    Column("max_stack_level", Integer, nullable=True),
+    Column("zero_amp_supported", Boolean, nullable=True),
+    Column("pause_unsupported", Boolean, nullable=False, default=False),
+    Column("configuration", Text, nullable=True),
+    Column("read_at", DateTime(), nullable=True),
+)

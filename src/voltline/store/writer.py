@@ -13,6 +13,14 @@ Sample.Clock > others), then Outlet over other locations, then arrival order. Th
 of a transaction only moves forward. A batch that fails is kept and retried; a batch that
 fails on its data (a charger deleted meanwhile, a value out of range) is halved until the
 bad rows are found, and only those are dropped, with an error in the log.
+
+The same transaction keeps the 15-minute energy rollups (store/rollups.py, R-96..R-98): each
+connector's register readings of the batch are walked from its stored baseline and their Wh
+added per bucket. A batch with a reading not newer than the newest one already seen for that
+connector (out of order, or a duplicate timestamp) is compared with the stored readings read
+back from the raw frames before the batch is inserted: the connector's rollups move by the
+difference between walking them without and with the batch, so arrival order does not change
+the result. Baselines are read with FOR UPDATE on PostgreSQL (SQLite has one writer).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voltline.clock import Clock
 from voltline.domain.meter_values import Sample, naive_utc
 from voltline.settings import Settings
+from voltline.store import rollups
 from voltline.store.engine import Database
 from voltline.store.meter_values import (
     FRAME_COLUMNS,
@@ -46,7 +55,8 @@ from voltline.store.meter_values import (
     register_update,
 )
 from voltline.store.ocpp_log import LOG_COLUMNS, log_rows
-from voltline.store.schema import meter_frames, meter_latest, ocpp_messages
+from voltline.store.rollups import REGISTER_COLUMNS, ROLLUP_COLUMNS, Connector, Key
+from voltline.store.schema import energy_registers, energy_rollups, meter_frames, meter_latest, ocpp_messages
 
 __all__ = ["LogEntry", "MeterFrame", "MeterWriter", "Sample"]
 
@@ -205,6 +215,24 @@ def statements(db: Database) -> tuple[RowsStatement, ...]:
     )
 
 
+def rollup_statements(db: Database) -> tuple[RowsStatement, RowsStatement]:
+    """Add Wh to energy rollups and replace energy registers (store/rollups.py): for this database."""
+    dialect = db.writer.dialect
+    if db.is_sqlite:
+        return (
+            RowsStatement(rollups.rollup_upsert(sqlite.insert(energy_rollups)), dialect, ROLLUP_COLUMNS),
+            RowsStatement(rollups.register_upsert(sqlite.insert(energy_registers)), dialect, REGISTER_COLUMNS),
+        )
+    add = postgresql.insert(energy_rollups).from_select(ROLLUP_COLUMNS, unnested(energy_rollups, ROLLUP_COLUMNS))
+    put = postgresql.insert(energy_registers).from_select(
+        REGISTER_COLUMNS, unnested(energy_registers, REGISTER_COLUMNS)
+    )
+    return (
+        ColumnsStatement(rollups.rollup_upsert(add), dialect, ROLLUP_COLUMNS),
+        ColumnsStatement(rollups.register_upsert(put), dialect, REGISTER_COLUMNS),
+    )
+
+
 def storable(frame: MeterFrame) -> bool:
     """False for a frame whose numbers no column can hold (the OCPP schemas leave integers unbounded)."""
     transaction_ok = frame.transaction_id is None or 0 <= frame.transaction_id <= INT64_MAX
@@ -244,6 +272,7 @@ class MeterWriter:
         self._flush_lock = asyncio.Lock()
         self._stamp: Stamp = sqlite_time if db.is_sqlite else naive_utc
         self._statements = statements(db)
+        self._rollup_statements = rollup_statements(db)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._sleeping = False
@@ -327,19 +356,33 @@ class MeterWriter:
                 log.error("a row the database refuses is dropped (%s): %s", _describe(part), error.orig)
         self._retry = None
 
-    def _rows(self, batch: _Batch) -> tuple[list[Row], ...]:
+    def _rows(self, batch: _Batch) -> tuple[tuple[list[Row], ...], dict[Key, Connector]]:
         frames = batch.frames
         stamp = self._stamp
-        return frame_rows(frames, stamp), latest_rows(frames, stamp), register_rows(frames), log_rows(batch.logs, stamp)
+        rows = frame_rows(frames, stamp), latest_rows(frames, stamp), register_rows(frames), log_rows(batch.logs, stamp)
+        return rows, rollups.batch_readings(frames)
 
     async def _write_batch(self, batch: _Batch) -> None:
         # STYLE: nothing slow on the event loop; a big batch is shaped in a thread (~20 us a frame).
         inline = len(batch.frames) <= INLINE_FRAMES
-        rows = self._rows(batch) if inline else await asyncio.to_thread(self._rows, batch)
+        rows, readings = self._rows(batch) if inline else await asyncio.to_thread(self._rows, batch)
         async with self.db.write() as conn:
+            if readings:  # before the frames go in: an out-of-order batch compares with what was stored
+                await rollups.load(conn, readings, lock=not self.db.is_sqlite)
             for statement, table_rows in zip(self._statements, rows, strict=True):
                 await statement.run(conn, table_rows)
+            if readings:
+                await self._write_rollups(conn, readings, inline)
         self.written_frames += len(batch.frames)
+
+    async def _write_rollups(self, conn: AsyncConnection, readings: dict[Key, Connector], inline: bool) -> None:
+        stamp = self._stamp
+        change = (
+            rollups.changes(readings, stamp) if inline else await asyncio.to_thread(rollups.changes, readings, stamp)
+        )
+        add, put = self._rollup_statements
+        await add.run(conn, change.rollups)
+        await put.run(conn, change.registers)
 
     async def _run(self) -> None:
         delay = 0.0

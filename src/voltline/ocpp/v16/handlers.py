@@ -27,7 +27,7 @@ from voltline.domain.meter_values import FutureTimestampError, Sample, frame_tim
 from voltline.domain.timestamps import format_timestamp
 from voltline.ocpp.rpc import OcppError, code_for
 from voltline.ocpp.schema_check import encode_payload, parse_ocpp_datetime
-from voltline.ocpp.session import SessionContext
+from voltline.ocpp.session import KNOWN_TRANSACTIONS_MAX, SessionContext
 from voltline.ocpp.v16 import messages as v16
 from voltline.store import ocpp_state
 from voltline.store import transactions as store_transactions
@@ -84,6 +84,7 @@ async def on_boot_notification(ctx: SessionContext, req: v16.BootNotificationReq
     }
     async with ctx.db.write() as conn:
         ctx.place(await ocpp_state.record_boot(conn, ctx.charger_id, _without_none(facts)))
+    await ctx.announce("boot")
     return v16.BootNotificationResponse(status="Accepted", current_time=_now_text(ctx), interval=interval)
 
 
@@ -109,6 +110,7 @@ async def on_status_notification(
             await ocpp_state.record_charger_status(conn, ctx.charger_id, values)
         else:
             await ocpp_state.record_connector_status(conn, ctx.charger_id, number, values)
+    await ctx.announce("status", connector=number, status=req.status)
     return v16.StatusNotificationResponse()
 
 
@@ -155,6 +157,7 @@ async def on_start_transaction(ctx: SessionContext, req: v16.StartTransactionReq
             values = {**started, "connector_ref": ref, "reservation_id": reservation}
             row = await store_transactions.start_transaction(conn, charger, values)
     ctx.remember_transaction(int(row["id"]), int(row["id"]))
+    await ctx.announce("start", connector=number, transaction_id=int(row["id"]))
     return v16.StartTransactionResponse(id_tag_info=_id_tag_info(verdict), transaction_id=int(row["id"]))
 
 
@@ -174,6 +177,7 @@ async def on_stop_transaction(ctx: SessionContext, req: v16.StopTransactionReque
         await _enqueue(ctx, 0, None, frames)
     elif finished:
         await _enqueue(ctx, int(row["connector_number"]), int(row["id"]), frames)
+        await ctx.announce("stop", connector=int(row["connector_number"]), transaction_id=int(row["id"]))
     return v16.StopTransactionResponse(id_tag_info=None if verdict is None else _id_tag_info(verdict))
 
 
@@ -194,6 +198,12 @@ async def on_meter_values(ctx: SessionContext, req: v16.MeterValuesRequest) -> v
     number = _connector(req.connector_id)
     transaction_id = await _transaction_of(ctx, req.transaction_id)
     await _enqueue(ctx, number, transaction_id, [(value.timestamp, value.sampled_value) for value in req.meter_value])
+    if transaction_id is not None and transaction_id not in ctx.metered:
+        # spec §7.4: the first meter value of a session wakes the control loop (phases known).
+        if len(ctx.metered) >= KNOWN_TRANSACTIONS_MAX:
+            ctx.metered.clear()
+        ctx.metered.add(transaction_id)
+        await ctx.announce("meter", connector=number, transaction_id=transaction_id)
     return v16.MeterValuesResponse()
 
 

@@ -1,0 +1,318 @@
+"""Meters of a team (spec/volttime-api.md §2.G) and the meter of a group (A14, R-103/R-104).
+
+A meter's `latest_data` holds signed amperes per phase (negative = export) and the time of its
+newest reading in milliseconds, or `"-"` when none arrived. Readings are posted to the meter; a
+meter linked to a charger also reads that charger's connector-0 `Current.Import` (and
+`Power.Active.Import`) samples, and the newer of the two readings wins. A group with a meter shows
+it; a group without one shows a virtual meter: the sum of the live usage of its connectors and
+those of its sub-groups, with `type: "virtual"` and null `id` and `uuid` (DESIGN: always 200).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import msgspec
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, paginated, path_ref
+from voltline.api._routing import Endpoint
+from voltline.api._rules import validate
+from voltline.api.auth import runtime, scope
+from voltline.domain.groups import list_descendants
+from voltline.domain.ids import ChargerId, GroupId, MeterId, SiteId, TeamId
+from voltline.domain.power import PHASES, MeterReading, MeterTotals, charger_reading, meter_totals, newer_reading
+from voltline.domain.power import sum_usages as sum_connector_usages
+from voltline.domain.timestamps import format_telemetry_timestamp, format_timestamp
+from voltline.errors import NotFoundError, ValidationError
+from voltline.store import groups, meters, sites
+from voltline.store.power_usage import list_group_connectors, list_readings, read_usages
+
+METER_TYPES = ("ct_meter", "p1_meter")
+VIRTUAL = "virtual"
+INVALID_CHARGER = "The selected charger id is invalid."
+FUTURE_TIMESTAMP = "The timestamp field must be a date before or equal to now."
+# R-94 (Decision) for meters too: a reading more than 5 minutes ahead of our clock is refused.
+MAX_AHEAD = timedelta(minutes=5)
+_AMPS = "numeric|min:-100000|max:100000"
+_WATTS = "numeric|min:-1000000000|max:1000000000"
+CREATE_RULES = {"type": "nullable|string|in:" + ",".join(METER_TYPES), "charger_id": "nullable|integer"}
+READING_RULES = {
+    "l1": "required|" + _AMPS,
+    "l2": "nullable|" + _AMPS,
+    "l3": "nullable|" + _AMPS,
+    "power": "nullable|" + _WATTS,
+    "power_l1": "nullable|" + _WATTS,
+    "power_l2": "nullable|" + _WATTS,
+    "power_l3": "nullable|" + _WATTS,
+    "timestamp": "nullable|date_format:Y-m-d H:i:s",
+}
+_MILLIAMP = Decimal("0.001")
+_DECIWATT = Decimal("0.1")
+
+
+class LatestData(msgspec.Struct):
+    """A meter's newest per-phase currents in signed amperes, and when they were read (or "-")."""
+
+    l1: float
+    l2: float
+    l3: float
+    updated_at: str
+
+
+class MeterPower(msgspec.Struct):
+    """A meter's power in watts, total and per phase; null when unknown."""
+
+    total: float | None
+    l1: float | None
+    l2: float | None
+    l3: float | None
+
+
+class MeterResource(msgspec.Struct):
+    """A team's meter."""
+
+    uuid: str
+    id: int
+    type: str
+    charger_id: int | None
+    latest_data: LatestData
+    created_at: str
+    updated_at: str
+
+
+class GroupMeterResource(msgspec.Struct):
+    """The meter of a group, or its virtual meter (`type: "virtual"`, null id and uuid)."""
+
+    uuid: str | None
+    id: int | None
+    type: str
+    latest_data: LatestData
+    power: MeterPower
+    created_at: str | None
+    updated_at: str | None
+
+
+class CreateMeterBody(msgspec.Struct):
+    """Body of POST /meters: the meter type and, optionally, a charger of the team that measures it."""
+
+    type: str | None = None
+    charger_id: int | None = None
+
+
+class MeterReadingBody(msgspec.Struct):
+    """Body of POST /meters/{meter}/readings: signed amperes per phase, optional watts and time (UTC)."""
+
+    l1: float
+    l2: float | None = None
+    l3: float | None = None
+    power: float | None = None
+    power_l1: float | None = None
+    power_l2: float | None = None
+    power_l3: float | None = None
+    timestamp: str | None = None
+
+
+def _number(value: Decimal, step: Decimal) -> float:
+    rounded = value.quantize(step, rounding=ROUND_HALF_UP)
+    return int(rounded) if rounded == rounded.to_integral_value() else float(rounded)
+
+
+def _optional(value: Decimal | None, step: Decimal) -> float | None:
+    return None if value is None else _number(value, step)
+
+
+def latest_data(totals: MeterTotals) -> LatestData:
+    """`latest_data` of a meter: amperes per phase and the reading's time ("-" when none)."""
+    l1, l2, l3 = (_number(totals.currents[phase], _MILLIAMP) for phase in PHASES)
+    stamp = "-" if totals.updated_at is None else format_telemetry_timestamp(totals.updated_at)
+    return LatestData(l1=l1, l2=l2, l3=l3, updated_at=stamp)
+
+
+def meter_power(totals: MeterTotals) -> MeterPower:
+    """`power` of a meter in W (R-103 Decision: an object with nulls, never a sentence)."""
+    l1, l2, l3 = (_optional(totals.phase_power.get(phase), _DECIWATT) for phase in PHASES)
+    return MeterPower(total=_optional(totals.power, _DECIWATT), l1=l1, l2=l2, l3=l3)
+
+
+def meter_resource(row: RowMapping, totals: MeterTotals) -> MeterResource:
+    """Shape a meter row and its reading for the API."""
+    return MeterResource(
+        uuid=row["uuid"],
+        id=row["id"],
+        type=row["type"],
+        charger_id=row["charger_id"],
+        latest_data=latest_data(totals),
+        created_at=format_timestamp(row["created_at"]) or "",
+        updated_at=format_timestamp(row["updated_at"]) or "",
+    )
+
+
+async def meter_totals_of(conn: AsyncConnection, team_id: TeamId, rows: Sequence[RowMapping]) -> dict[int, MeterTotals]:
+    """Each meter's view: its posted reading or its charger's connector-0 reading, whichever is newer."""
+    posted = await meters.list_readings(conn, [row["id"] for row in rows])
+    linked = {row["charger_id"] for row in rows if row["charger_id"] is not None}
+    own = await meters.list_team_charger_ids(conn, team_id, linked)
+    samples = await list_readings(conn, own, connector_number=0)
+    totals = {}
+    for row in rows:
+        from_charger = charger_reading(samples.get((row["charger_id"], 0), [])) if row["charger_id"] in own else None
+        totals[row["id"]] = meter_totals(newer_reading(posted.get(MeterId(row["id"])), from_charger))
+    return totals
+
+
+async def list_meters(request: Request) -> Response:
+    """Return a page of the team's meters with their latest readings."""
+    page, per_page, offset = page_window(request)
+    team_id = scope(request).team_id
+    async with runtime(request).db.read() as conn:
+        rows = await meters.list_meters(conn, team_id, offset=offset, limit=per_page + 1)
+        totals = await meter_totals_of(conn, team_id, rows[:per_page])
+    items = [meter_resource(row, totals[row["id"]]) for row in rows[:per_page]]
+    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+
+
+async def _checked_meter(conn: AsyncConnection, team_id: TeamId, body: dict[str, Any]) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+    for field, rules in CREATE_RULES.items():  # each field on its own, so the lookup joins the rule errors
+        try:
+            clean.update(validate(body, {field: rules}))
+        except ValidationError as error:
+            errors.update(error.errors)
+    charger_id = clean.get("charger_id")
+    if charger_id is not None and not await meters.team_has_charger(conn, team_id, charger_id):
+        errors["charger_id"] = [INVALID_CHARGER]
+    if errors:
+        raise ValidationError({field: errors[field] for field in CREATE_RULES if field in errors})
+    return {"type": clean.get("type") or METER_TYPES[0], "charger_id": charger_id}
+
+
+async def create_meter(request: Request) -> Response:
+    """Create a meter of the team (type ct_meter unless given), optionally measured by a charger."""
+    body = await json_body(request)
+    team_id = scope(request).team_id
+    async with runtime(request).db.write() as conn:
+        row = await meters.create_meter(conn, team_id, await _checked_meter(conn, team_id, body))
+        totals = await meter_totals_of(conn, team_id, [row])
+    return envelope(meter_resource(row, totals[row["id"]]), 201)
+
+
+def _amps(clean: dict[str, Any], field: str) -> Decimal:
+    return Decimal(str(clean.get(field) or 0)).quantize(_MILLIAMP, rounding=ROUND_HALF_UP)
+
+
+def _watts(clean: dict[str, Any], field: str) -> Decimal | None:
+    value = clean.get(field)
+    return None if value is None else Decimal(str(value)).quantize(_DECIWATT, rounding=ROUND_HALF_UP)
+
+
+def posted_reading(body: dict[str, Any], now: datetime) -> MeterReading:
+    """A posted reading, checked (422 with Laravel's messages)."""
+    clean = validate(body, READING_RULES)
+    at = now
+    if clean.get("timestamp") is not None:
+        at = datetime.strptime(clean["timestamp"], "%Y-%m-%d %H:%M:%S")
+        if at - now > MAX_AHEAD:
+            raise ValidationError.single("timestamp", FUTURE_TIMESTAMP)
+    currents = {phase: _amps(clean, phase.lower()) for phase in PHASES}
+    phase_power = {phase: _watts(clean, "power_" + phase.lower()) for phase in PHASES}
+    return MeterReading(at, currents, _watts(clean, "power"), phase_power)
+
+
+async def post_meter_reading(request: Request) -> Response:
+    """Record a reading of the meter; an older reading than the one held is ignored."""
+    rt = runtime(request)
+    team_id = scope(request).team_id
+    body = await json_body(request)
+    async with rt.db.write() as conn:
+        row = await meters.get_meter(conn, team_id, path_ref(request, "meter"))
+        reading = posted_reading(body, rt.clock.now())
+        await meters.save_reading(conn, MeterId(row["id"]), reading)
+        totals = await meter_totals_of(conn, team_id, [row])
+    return envelope(meter_resource(row, totals[row["id"]]))
+
+
+async def _virtual_totals(conn: AsyncConnection, site_id: SiteId, group_id: GroupId, now: datetime) -> MeterTotals:
+    parents = await groups.get_parent_map(conn, site_id)
+    members = {group_id, *list_descendants(parents, group_id)}
+    rows = await list_group_connectors(conn, site_id, members)
+    wanted = [(ChargerId(row["charger_id"]), row["connector_id"], row["phases"]) for row in rows]
+    return sum_connector_usages(await read_usages(conn, wanted, now))
+
+
+def group_meter_resource(meter: RowMapping | None, totals: MeterTotals) -> GroupMeterResource:
+    """Shape a group's meter (or, without one, its virtual meter) for the API."""
+    data, power = latest_data(totals), meter_power(totals)
+    if meter is None:
+        return GroupMeterResource(None, None, VIRTUAL, data, power, None, None)
+    stamps = format_timestamp(meter["created_at"]), format_timestamp(meter["updated_at"])
+    return GroupMeterResource(meter["uuid"], meter["id"], meter["type"], data, power, *stamps)
+
+
+async def get_group_meter(request: Request) -> Response:
+    """Return the group's meter with its power, or the virtual sum of its connectors (R-103, R-104)."""
+    rt = runtime(request)
+    team_id = scope(request).team_id
+    async with rt.db.scan() as conn:  # a big group reads many connectors: keep it off the event loop
+        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
+        group = await groups.get_group(conn, site_id, path_ref(request, "group"))
+        meter = await _group_meter(conn, team_id, group["meter_id"])
+        if meter is None:
+            totals = await _virtual_totals(conn, site_id, GroupId(group["id"]), rt.clock.now())
+        else:
+            totals = (await meter_totals_of(conn, team_id, [meter]))[meter["id"]]
+    return envelope(group_meter_resource(meter, totals))
+
+
+async def _group_meter(conn: AsyncConnection, team_id: TeamId, meter_id: int | None) -> RowMapping | None:
+    if meter_id is None:
+        return None
+    try:
+        return await meters.get_meter(conn, team_id, meter_id)
+    except NotFoundError:  # a meter of another team never counts for this group
+        return None
+
+
+_METERS = "/api/v2/teams/{team}/meters"
+
+ENDPOINTS = [
+    Endpoint(
+        "GET", _METERS, list_meters, "Get all meters", "Meters", query=PAGE_RULES, response=MeterResource, shape="page"
+    ),
+    Endpoint(
+        "POST",
+        _METERS,
+        create_meter,
+        "Create a meter",
+        "Meters",
+        body=CreateMeterBody,
+        response=MeterResource,
+        status=201,
+        errors=(422,),
+    ),
+    Endpoint(
+        "POST",
+        _METERS + "/{meter}/readings",
+        post_meter_reading,
+        "Post a meter reading",
+        "Meters",
+        body=MeterReadingBody,
+        response=MeterResource,
+        errors=(422,),
+    ),
+    Endpoint(
+        "GET",
+        "/api/v2/teams/{team}/sites/{site}/groups/{group}/meter",
+        get_group_meter,
+        "Get meter usage for a group",
+        "Groups",
+        response=GroupMeterResource,
+    ),
+]

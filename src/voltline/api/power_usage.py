@@ -1,0 +1,99 @@
+"""Live usage of a connector: spec/volttime-api.md A12 and spec/smart-charging.md R-100-R-102.
+
+The body is unwrapped (spec C4): `{"timestamp","L1","L2","L3","kW"}`, currents as strings in A
+("-" for a phase never reported), kW with two decimals, the timestamp with milliseconds. With no
+data at all the timestamp is null, every phase "-" and kW "0.00". A stale connector without an
+open transaction reads zeros stamped with the current time.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from voltline.api._kit import INT_MAX, json_response, path_ref
+from voltline.api._routing import Endpoint
+from voltline.api.auth import runtime, scope
+from voltline.domain.ids import ChargerId
+from voltline.domain.power import PHASES, Usage, current_text, kilowatt_text
+from voltline.domain.timestamps import format_telemetry_timestamp
+from voltline.errors import NotFoundError
+from voltline.store import chargers, sites
+from voltline.store.power_usage import read_usages
+
+_NUMBER_DIGITS = 10
+
+
+class PowerUsageResource(msgspec.Struct):
+    """A connector's live usage: per-phase current in A as text, total power in kW as text."""
+
+    timestamp: str | None
+    L1: str
+    L2: str
+    L3: str
+    kW: str
+
+
+def power_usage_resource(usage: Usage) -> PowerUsageResource:
+    """Shape a connector's usage for the API (R-101)."""
+    l1, l2, l3 = (current_text(usage.currents.get(phase)) for phase in PHASES)
+    stamp = None if usage.timestamp is None else format_telemetry_timestamp(usage.timestamp)
+    return PowerUsageResource(timestamp=stamp, L1=l1, L2=l2, L3=l3, kW=kilowatt_text(usage.power))
+
+
+def connector_number(request: Request) -> int:
+    """The OCPP connector number in the path; anything but a small non-negative integer names nothing."""
+    raw: str = request.path_params["number"]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= _NUMBER_DIGITS and int(raw) <= INT_MAX):
+        raise NotFoundError("connector")
+    return int(raw)
+
+
+async def get_site_connector_usage(request: Request) -> Response:
+    """Return the live usage of a connector of the site (by its id or uuid)."""
+    rt = runtime(request)
+    async with rt.db.read() as conn:
+        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
+        connector = await chargers.get_site_connector(conn, site_id, path_ref(request, "connector"))
+        wanted = [(ChargerId(connector["charger_id"]), connector["connector_id"], connector["phases"])]
+        usage = (await read_usages(conn, wanted, rt.clock.now()))[0]
+    return json_response(power_usage_resource(usage))
+
+
+async def get_charger_connector_usage(request: Request) -> Response:
+    """Return the live usage of a charger's connector by OCPP number (0 is the charger as a whole)."""
+    rt = runtime(request)
+    async with rt.db.read() as conn:
+        charger = await chargers.get_charger(conn, scope(request).team_id, path_ref(request, "charger"))
+        number = connector_number(request)
+        charger_id = ChargerId(charger["id"])
+        phases = {
+            row["connector_id"]: row["phases"] for row in await chargers.list_charger_connectors(conn, charger_id)
+        }
+        if number != 0 and number not in phases:
+            raise NotFoundError("connector")
+        usage = (await read_usages(conn, [(charger_id, number, phases.get(number, 3))], rt.clock.now()))[0]
+    return json_response(power_usage_resource(usage))
+
+
+ENDPOINTS = [
+    Endpoint(
+        "GET",
+        "/api/v2/teams/{team}/sites/{site}/connectors/{connector}/power-usage",
+        get_site_connector_usage,
+        "Get current usage of a connector",
+        "Sites",
+        response=PowerUsageResource,
+        shape="raw",
+    ),
+    Endpoint(
+        "GET",
+        "/api/v2/teams/{team}/chargers/{charger}/connectors/{number}/power-usage",
+        get_charger_connector_usage,
+        "Get current usage of a charger's connector",
+        "Chargers",
+        response=PowerUsageResource,
+        shape="raw",
+    ),
+]

@@ -1,0 +1,282 @@
+"""The smart-charging control loop: one serialised, debounced run per site (spec/smart-charging.md §9).
+
+Events on the bus (`smart.events`: boot, connected, disconnected, status, start, stop, meter,
+settings) wake the site they concern. A woken site waits `VOLTLINE_SMART_DEBOUNCE` seconds on the
+injectable clock (a burst becomes one run), then runs: load the site's view from the store,
+compute the gate (off-peak window R-50, price R-66) and the allocation (R-80..R-83, R-87), and
+send the profile changes in two phases (R-85): pauses and decreases first, the rest once those
+are acknowledged. A decrease that is refused or unanswered keeps its old limit reserved, the
+allocation is made again with it held, and increases wait (DESIGN; at most `ROUNDS` tries).
+A site also wakes by timer: at the gate's next change (window edge, price slot), every
+`VOLTLINE_SMART_METER_INTERVAL` seconds when a group has a meter, and after
+`VOLTLINE_SMART_RETRY_INTERVAL` seconds while profiles wait for an answer.
+
+State lives in the store (charging_profiles, charger_capabilities), so a restarted server goes
+on from where the last one stopped; a reconnect or boot marks the charger's profiles stale so
+that the full set is sent again (R-89), and reads its configuration (R-17).
+`snapshot(site_id)` returns the last run's picture (smart/scheduler.py `snapshot`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from voltline.bus import Subscription
+from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError, VoltlineError
+from voltline.pricing import site_price_gate_inputs
+from voltline.runtime import Runtime
+from voltline.smart import scheduler
+from voltline.smart.enforcer import Enforcer
+from voltline.smart.events import SMART_EVENTS, decode_event
+from voltline.smart.gates import Gate, site_gate
+from voltline.smart.prices import smart_fraction
+from voltline.smart.scheduler import Decision, SiteView
+from voltline.store import smart as store
+
+log = logging.getLogger("voltline.smart")
+
+ROUNDS = 3  # allocations per run when decreases go unacknowledged
+BIG_SITE = 200  # connectors; above this the allocation runs in a thread (STYLE: nothing slow on the loop)
+CONFIGURATION_KEYS = [
+    "ChargeProfileMaxStackLevel",
+    "ChargingScheduleAllowedChargingRateUnit",
+    "ChargingScheduleMaxPeriods",
+    "MaxChargingProfilesInstalled",
+    "ConnectorSwitch3to1PhaseSupported",
+]
+RECONNECTING = ("boot", "connected")
+
+
+@dataclass
+class SiteLoop:
+    """One site's wake-up state: an event, the chargers that came back, and the timer."""
+
+    site_id: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    reconnected: set[int] = field(default_factory=set)
+    due: float | None = None
+    task: asyncio.Task[None] | None = None
+
+    def poke(self, charger_id: int | None = None) -> None:
+        """Ask for a run (noting a reconnected charger)."""
+        if charger_id is not None:
+            self.reconnected.add(charger_id)
+        self.wake.set()
+
+
+class SmartCharging:
+    """The per-site control loops of this process."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.clock = runtime.clock
+        self._sites: dict[int, SiteLoop] = {}
+        self._snapshots: dict[int, dict[str, Any]] = {}
+        self._subscription: Subscription | None = None
+
+    async def start(self) -> None:
+        """Listen for events and look at every site with chargers once."""
+        self._subscription = await self.runtime.bus.listen(SMART_EVENTS, self._on_event)
+        async with self.runtime.db.scan() as conn:
+            site_ids = await store.list_controlled_site_ids(conn)
+        for site_id in site_ids:
+            self.poke(site_id)
+
+    async def stop(self) -> None:
+        """Stop listening and end every site loop."""
+        if self._subscription is not None:
+            await self._subscription.unsubscribe()
+            self._subscription = None
+        tasks = [site.task for site in self._sites.values() if site.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._sites.clear()
+
+    def snapshot(self, site_id: int) -> dict[str, Any] | None:
+        """The last run of the site: gate, groups with capacity and allocation, each connector's limit."""
+        return self._snapshots.get(site_id)
+
+    def poke(self, site_id: int, charger_id: int | None = None) -> None:
+        """Wake a site's loop (starting it on first use)."""
+        site = self._sites.get(site_id)
+        if site is None:
+            site = self._sites[site_id] = SiteLoop(site_id)
+            site.task = asyncio.create_task(self._run_loop(site), name=f"voltline-smart-site-{site_id}")
+        site.poke(charger_id)
+
+    async def _on_event(self, _subject: str, data: bytes) -> None:
+        try:
+            event = decode_event(data)
+            site_id = event.get("site_id")
+            charger_id = event.get("charger_id")
+            if site_id is None and isinstance(charger_id, int):
+                async with self.runtime.db.read() as conn:
+                    site_id = await store.get_charger_site_id(conn, charger_id)
+            if isinstance(site_id, int):
+                self.poke(site_id, charger_id if event["kind"] in RECONNECTING else None)
+        except Exception:  # task boundary: one bad event must not stop the listener
+            log.exception("smart charging: could not handle an event")
+
+    # ------------------------------------------------------------------ the site loop
+
+    async def _run_loop(self, site: SiteLoop) -> None:
+        while True:
+            await self._until_woken(site)
+            await self.clock.sleep(self.settings.smart_debounce)
+            site.wake.clear()
+            reconnected, site.reconnected = site.reconnected, set()
+            try:
+                delay = await self.run_site(site.site_id, reconnected)
+            except Exception:  # task boundary: log, try again later
+                log.exception("smart charging: the run of site %s failed", site.site_id)
+                site.reconnected |= reconnected
+                delay = self.settings.smart_retry_interval
+            site.due = None if delay is None else self.clock.monotonic() + delay
+
+    async def _until_woken(self, site: SiteLoop) -> None:
+        if site.wake.is_set():
+            return
+        if site.due is None:
+            await site.wake.wait()
+            return
+        left = site.due - self.clock.monotonic()
+        if left <= 0:
+            return
+        waiters = [asyncio.ensure_future(site.wake.wait()), asyncio.ensure_future(self.clock.sleep(left))]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    # ------------------------------------------------------------------ one run
+
+    async def run_site(self, site_id: int, reconnected: set[int] | None = None) -> float | None:
+        """One control run of a site; the seconds until it should run again (None: on events only)."""
+        if reconnected:
+            async with self.runtime.db.write() as conn:
+                for charger_id in reconnected:
+                    await store.mark_profiles_stale(conn, charger_id)
+        loaded = await self._load(site_id)
+        if loaded is None:
+            self._snapshots.pop(site_id, None)
+            return None
+        site, view = loaded
+        if reconnected and await self._read_capabilities(view, reconnected):
+            view = await self._reload(site_id, view)
+        now = self.clock.now()
+        gate = await self._gate(site, now)
+        view, settled = await self._enforce(site_id, view, gate)
+        decision = await self._decide(view, gate, scheduler.fixed_connectors(view))
+        states = scheduler.connector_states(view, decision, gate)
+        changed = store.stale_connector_ids(view, states)
+        if changed:
+            async with self.runtime.db.write() as conn:
+                await store.set_connector_states(conn, changed, now)
+        self._snapshots[site_id] = scheduler.snapshot(view, decision, gate, states, now)
+        return self._next_run(view, gate, now, settled)
+
+    async def _enforce(self, site_id: int, view: SiteView, gate: Gate) -> tuple[SiteView, bool]:
+        """R-85: decreases first; increases only once every decrease is acknowledged."""
+        await self._forget_finished(view)
+        failed: set[int] = set()
+        for _ in range(ROUNDS):
+            decision = await self._decide(view, gate, scheduler.fixed_connectors(view, failed))
+            sends = scheduler.plan_sends(view, decision, gate)
+            first = [send for send in sends if send.first]
+            if first:
+                newly = await Enforcer(self.runtime, view).execute(first) - failed
+                view = await self._reload(site_id, view)
+                if newly:
+                    failed |= newly
+                    continue
+            rest = [send for send in sends if not send.first]
+            if rest:
+                await Enforcer(self.runtime, view).execute(rest)
+                view = await self._reload(site_id, view)
+            return view, True
+        return view, False
+
+    async def _forget_finished(self, view: SiteView) -> None:
+        """TxProfiles of transactions that ended while their charger is offline are simply forgotten."""
+        rows = [r for r in scheduler.finished_rows(view) if not view.chargers[r.charger_id].online]
+        if rows:
+            async with self.runtime.db.write() as conn:
+                for row in rows:
+                    await store.delete_profile(conn, row.charger_id, row.connector, row.purpose)
+
+    async def _decide(self, view: SiteView, gate: Gate, fixed: dict[int, int]) -> Decision:
+        if len(view.connectors) > BIG_SITE:
+            return await asyncio.to_thread(scheduler.decide, view, gate, fixed)
+        return scheduler.decide(view, gate, fixed)
+
+    async def _load(self, site_id: int) -> tuple[RowMapping, SiteView] | None:
+        async with self.runtime.db.scan() as conn:
+            return await store.load_site_view(conn, site_id)
+
+    async def _reload(self, site_id: int, view: SiteView) -> SiteView:
+        loaded = await self._load(site_id)
+        return view if loaded is None else loaded[1]
+
+    async def _gate(self, site: RowMapping, now: datetime) -> Gate:
+        """The site's gate now (R-50, R-66); a setting the gate cannot read leaves it open."""
+        try:
+            fraction = smart_fraction(self.settings.smart_mode_fraction)
+            price, limit, next_slot = await site_price_gate_inputs(self.runtime.db, site, now, fraction=fraction)
+            return site_gate(
+                site["smart_charging"],
+                now,
+                timezone=site["timezone"],
+                off_peak_start=site["off_peak_start"],
+                off_peak_end=site["off_peak_end"],
+                price_now=price,
+                limit=limit,
+                next_slot=next_slot,
+            )
+        except VoltlineError as error:  # GateError, PriceFormatError
+            log.warning("site %s: smart charging gate left open: %s", site["id"], error)
+            return Gate(True, "disabled", None)
+
+    async def _read_capabilities(self, view: SiteView, charger_ids: set[int]) -> bool:
+        """R-17: read the smart-charging configuration of chargers that came back; failures are not fatal."""
+        online = [view.chargers[c] for c in charger_ids if c in view.chargers and view.chargers[c].online]
+        results = await asyncio.gather(*(self._read_configuration(c.id, c.identity) for c in online))
+        return any(results)
+
+    async def _read_configuration(self, charger_id: int, identity: str) -> bool:
+        try:
+            result = await self.runtime.commands.send(identity, "get_configuration", {"keys": CONFIGURATION_KEYS})
+        except (ChargerOfflineError, ChargerTimeoutError, CommandFailedError) as error:
+            log.info("%s: could not read its smart-charging configuration: %s", identity, error)
+            return False
+        keys = result.get("configuration_key") or []
+        async with self.runtime.db.write() as conn:
+            await store.save_capabilities(conn, charger_id, store.configuration_values(list(keys), self.clock.now()))
+        return True
+
+    def _next_run(self, view: SiteView, gate: Gate, now: datetime, settled: bool) -> float | None:
+        waits: list[float] = []
+        if gate.next_change is not None:
+            waits.append(max(0.0, (gate.next_change - now).total_seconds()))
+        if any(group.meter is not None for group in view.groups):
+            waits.append(self.settings.smart_meter_interval)
+        unanswered = any(
+            row.status in ("pending", "timeout", "stale") and view.chargers[row.charger_id].online
+            for row in view.profiles.values()
+            if row.charger_id in view.chargers
+        )
+        if unanswered or not settled:
+            waits.append(self.settings.smart_retry_interval)
+        return min(waits) if waits else None

@@ -1,0 +1,36 @@
+"""The events that wake the smart-charging control loop (spec/smart-charging.md §7.4), as bus payloads.
+
+The OCPP gateway and handlers publish a small JSON object on `SMART_EVENTS` after their
+database commit (boot, connected, disconnected, status, start, stop, meter); the REST API
+publishes `settings` when a site's smart-charging settings, groups or connectors change. The
+controller listens; nobody waits for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from voltline import codec
+from voltline.bus import Bus
+
+SMART_EVENTS = "smart.events"
+KINDS = ("boot", "connected", "disconnected", "status", "start", "stop", "meter", "settings")
+
+
+def encode_event(kind: str, **fields: Any) -> bytes:
+    """The bus payload of an event: its kind plus charger_id, site_id, connector... (None fields dropped)."""
+    return codec.encode_json({"kind": kind, **{key: value for key, value in fields.items() if value is not None}})
+
+
+def decode_event(data: bytes) -> dict[str, Any]:
+    """An event payload as a dict (kind always present; an unreadable payload is an `unknown` event)."""
+    try:
+        body = codec.decode_json(data)
+    except ValueError:  # msgspec.DecodeError: a foreign publisher must not stop the listener
+        return {"kind": "unknown"}
+    return body if isinstance(body, dict) and "kind" in body else {"kind": "unknown"}
+
+
+async def publish_settings_changed(bus: Bus, site_id: int) -> None:
+    """Tell the control loop that a site's settings, groups or connectors changed (after the commit)."""
+    await bus.publish(SMART_EVENTS, encode_event("settings", site_id=int(site_id)))

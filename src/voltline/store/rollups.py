@@ -1,0 +1,188 @@
+"""The 15-minute energy rollups the batched writer keeps (spec/smart-charging.md R-95..R-98).
+
+Per connector (>= 1; connector 0 is the charger's own meter and would count twice) the writer
+keeps the last good register reading (`energy_registers`) and adds each new interval's Wh
+into `energy_rollups`, in the same transaction as the raw frames. Two paths:
+
+* in order (the usual case): every reading of the batch is newer than the newest reading seen
+  for the connector, so the deltas start from the stored baseline and are added;
+* out of order (an offline queue, a replay, a duplicate timestamp): the connector's readings
+  are read back from the raw frames, from one day before the newest reading preceding the
+  earliest new one, and walked twice, without and with the batch; the difference per bucket
+  is added. Readings before the affected point walk the same way both times, so the rollups
+  end up exactly as if every reading had arrived in time order (given that the walk agrees
+  on the good readings within that day of look-back, which only a day of outliers breaks).
+
+R-97's limit is the connector's rating at write time (max_amperage x volts x phases), else
+`domain.energy.DEFAULT_MAX_POWER_W`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voltline.domain.energy import Chain, Reading, frame_reading, max_power_w, rollup, walk
+from voltline.domain.meter_values import naive_utc, unpack_samples
+from voltline.store.schema import connectors, energy_registers, energy_rollups, meter_frames
+
+if TYPE_CHECKING:
+    from voltline.store.writer import MeterFrame
+
+LOOKBACK = timedelta(days=1)
+PREVIOUS_FRAMES = 50
+IDS_PER_QUERY = 500
+ROLLUP_COLUMNS = tuple(column.name for column in energy_rollups.columns)
+REGISTER_COLUMNS = tuple(column.name for column in energy_registers.columns)
+
+Key = tuple[int, int]  # (charger_id, connector_number)
+Stamp = tuple[int | None, int | None]  # (team_id, site_id) written on the frame
+Row = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class Connector:
+    """The readings of one connector: those stored (out-of-order path) and those of the batch."""
+
+    batch: list[Reading] = field(default_factory=list)
+    stored: list[Reading] = field(default_factory=list)
+    stamps: dict[datetime, Stamp] = field(default_factory=dict)
+    baseline: Reading | None = None
+    seen_at: datetime | None = None
+    max_power: int = 0
+    replay: bool = False
+
+
+def batch_readings(frames: Sequence[MeterFrame]) -> dict[Key, Connector]:
+    """The register reading (R-91/R-92) of every frame of a connector >= 1, per connector, in arrival order."""
+    found: dict[Key, Connector] = {}
+    for order, frame in enumerate(frames):
+        if frame.connector_number < 1:
+            continue
+        at = naive_utc(frame.timestamp)
+        reading = frame_reading(frame.samples, at, order + 2**40)  # after every stored frame id
+        if reading is None:
+            continue
+        connector = found.setdefault((frame.charger_id, frame.connector_number), Connector())
+        connector.batch.append(reading)
+        connector.stamps[at] = (frame.team_id, frame.site_id)
+    return found
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        yield list(ids[start : start + IDS_PER_QUERY])
+
+
+async def load(conn: AsyncConnection, found: dict[Key, Connector], *, lock: bool) -> None:
+    """Fill in each connector's baseline, rating, and (when the batch is out of order) its stored readings."""
+    ids = sorted({charger_id for charger_id, _ in found})
+    for chunk in _chunks(ids):
+        query = select(energy_registers).where(energy_registers.c.charger_id.in_(chunk))
+        for row in (await conn.execute(query.with_for_update() if lock else query)).mappings():
+            held = found.get((row["charger_id"], row["connector_number"]))
+            if held is not None:
+                held.baseline, held.seen_at = Reading(row["good_at"], row["good_wh"]), row["seen_at"]
+        c = connectors.c
+        ratings = select(c.charger_id, c.connector_id, c.max_amperage, c.max_voltage, c.phases)
+        rated = await conn.execute(ratings.where(connectors.c.charger_id.in_(chunk)))
+        for charger_id, number, amps, volts, phases in rated:
+            if (charger_id, number) in found:
+                found[(charger_id, number)].max_power = max_power_w(amps, volts, phases)
+    for key, held in found.items():
+        held.max_power = held.max_power or max_power_w(None)
+        if held.seen_at is not None and min(r.at for r in held.batch) <= held.seen_at:
+            held.replay = True
+            await _load_stored(conn, key, held)
+
+
+def _frame_readings(rows: Iterable[Any]) -> Iterable[tuple[Reading, Stamp]]:
+    for row in rows:
+        reading = frame_reading(unpack_samples(row.samples), row.timestamp, row.id)
+        if reading is not None:
+            yield reading, (row.team_id, row.site_id)
+
+
+async def _load_stored(conn: AsyncConnection, key: Key, held: Connector) -> None:
+    """The connector's stored readings from a day before the newest one preceding the batch's earliest."""
+    earliest = min(r.at for r in held.batch)
+    scope = (meter_frames.c.charger_id == key[0], meter_frames.c.connector_number == key[1])
+    f = meter_frames.c
+    columns = (f.id, f.timestamp, f.samples, f.team_id, f.site_id)
+    before = select(*columns).where(*scope, meter_frames.c.timestamp < earliest)
+    before = before.order_by(meter_frames.c.timestamp.desc(), meter_frames.c.id.desc()).limit(PREVIOUS_FRAMES)
+    previous = next(iter(_frame_readings(await conn.execute(before))), None)
+    since = (previous[0].at if previous else earliest) - LOOKBACK
+    window = select(*columns).where(*scope, meter_frames.c.timestamp >= since).order_by(meter_frames.c.id)
+    for reading, stamp in _frame_readings(await conn.execute(window)):
+        held.stored.append(reading)
+        held.stamps.setdefault(reading.at, stamp)
+
+
+@dataclass(slots=True)
+class Changes:
+    """Rows for the rollup upsert (Wh to add) and the register upsert."""
+
+    rollups: list[Row] = field(default_factory=list)
+    registers: list[Row] = field(default_factory=list)
+
+
+def _bucket_stamp(held: Connector, chain: Chain) -> dict[datetime, Stamp]:
+    stamps: dict[datetime, Stamp] = {}
+    for delta in chain.deltas:
+        stamp = held.stamps.get(delta.end, (None, None))
+        start = delta.start.replace(minute=delta.start.minute - delta.start.minute % 15, second=0, microsecond=0)
+        while start < delta.end:
+            stamps[start] = stamp
+            start += timedelta(minutes=15)
+    return stamps
+
+
+def changes(found: dict[Key, Connector], stamp: Callable[[datetime], Any]) -> Changes:
+    """The Wh to add per (connector, bucket) and each connector's new baseline (pure; may run in a thread)."""
+    out = Changes()
+    for key, held in found.items():
+        if held.replay:
+            new = walk([*held.stored, *held.batch], None, held.max_power)
+            added = rollup(new.deltas)
+            for bucket, wh in rollup(walk(held.stored, None, held.max_power).deltas).items():
+                added[bucket] = added.get(bucket, 0) - wh
+        else:
+            new = walk(held.batch, held.baseline, held.max_power)
+            added = rollup(new.deltas)
+        stamps = _bucket_stamp(held, new)
+        for bucket, wh in sorted(added.items()):
+            if wh:
+                team_id, site_id = stamps.get(bucket, (None, None))
+                out.rollups.append((*key, stamp(bucket), team_id, site_id, wh))
+        baseline = new.baseline or held.baseline
+        if baseline is not None:
+            seen = max([r.at for r in held.batch] + ([held.seen_at] if held.seen_at else []))
+            out.registers.append((*key, stamp(baseline.at), baseline.wh, stamp(seen)))
+    return out
+
+
+def rollup_upsert(statement: Insert) -> Insert:
+    """ON CONFLICT add the Wh to the bucket (the frame's team and site are stamped again)."""
+    assert isinstance(statement, sqlite.Insert | postgresql.Insert)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=list(energy_rollups.primary_key.columns),
+        set_={"wh": energy_rollups.c.wh + excluded.wh, "team_id": excluded.team_id, "site_id": excluded.site_id},
+    )
+
+
+def register_upsert(statement: Insert) -> Insert:
+    """ON CONFLICT replace the connector's baseline and newest reading time."""
+    assert isinstance(statement, sqlite.Insert | postgresql.Insert)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=list(energy_registers.primary_key.columns),
+        set_={name: excluded[name] for name in ("good_at", "good_wh", "seen_at")},
+    )

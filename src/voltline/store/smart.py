@@ -1,0 +1,284 @@
+"""What the smart-charging controller reads and keeps: a site's view, installed profiles, capabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voltline import codec
+from voltline.smart.scheduler import (
+    DEFAULT_MAX,
+    ChargerRow,
+    ConnectorRow,
+    GroupRow,
+    ProfileKey,
+    ProfileRow,
+    SiteView,
+)
+from voltline.store import meters as store_meters
+from voltline.store.power_usage import list_readings
+from voltline.store.schema import (
+    charger_capabilities,
+    chargers,
+    charging_profiles,
+    connectors,
+    groups,
+    sites,
+    transactions,
+)
+
+CURRENT = "Current.Import"
+PHASES = ("L1", "L2", "L3")
+
+
+def tenths(amps: Decimal) -> int:
+    """Amperes as whole tenths (half-up)."""
+    return int((amps * 10).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+async def get_charger_site_id(conn: AsyncConnection, charger_id: int) -> int | None:
+    """The site a charger belongs to, or None."""
+    site_id = await conn.scalar(select(chargers.c.site_id).where(chargers.c.id == charger_id))
+    return None if site_id is None else int(site_id)
+
+
+async def list_controlled_site_ids(conn: AsyncConnection) -> list[int]:
+    """Sites with at least one charger (the controller looks at each once at start)."""
+    query = select(chargers.c.site_id).where(chargers.c.site_id.is_not(None)).distinct()
+    return sorted(int(row.site_id) for row in await conn.execute(query))
+
+
+async def load_site_view(conn: AsyncConnection, site_id: int) -> tuple[RowMapping, SiteView] | None:
+    """The site row and its `SiteView`, or None for a missing or deleted site."""
+    site = (await conn.execute(select(sites).where(sites.c.id == site_id))).mappings().first()
+    if site is None or site["deleted_at"] is not None:
+        return None
+    group_rows = list((await conn.execute(select(groups).where(groups.c.site_id == site_id))).mappings())
+    if not group_rows:
+        return None
+    charger_rows = list((await conn.execute(select(chargers).where(chargers.c.site_id == site_id))).mappings())
+    charger_ids = [int(row["id"]) for row in charger_rows]
+    metered = any(row["meter_id"] is not None for row in group_rows)
+    view = SiteView(
+        site_id=site_id,
+        groups=tuple(await _groups(conn, group_rows)),
+        chargers=await _chargers(conn, charger_rows),
+        connectors=tuple(await _connectors(conn, charger_rows, group_rows, metered)),
+        profiles=await _profiles(conn, charger_ids),
+    )
+    return site, view
+
+
+async def _groups(conn: AsyncConnection, rows: list[RowMapping]) -> list[GroupRow]:
+    readings = await store_meters.list_readings(conn, [row["meter_id"] for row in rows if row["meter_id"] is not None])
+    found = []
+    for row in rows:
+        capacity = int(row["total_amps"]) * 10
+        if row["peak_shaving_enabled"] and row["peak_shaving_threshold"] > 0:
+            capacity = min(capacity, int(row["peak_shaving_threshold"]) * 10)
+        reading = readings.get(row["meter_id"]) if row["meter_id"] is not None else None
+        meter = None if reading is None else _phase_tuple(reading.currents)
+        found.append(GroupRow(int(row["id"]), row["group_id"], capacity, meter))
+    return found
+
+
+def _phase_tuple(currents: Mapping[str, Decimal]) -> tuple[int, int, int]:
+    l1, l2, l3 = (tenths(currents.get(phase, Decimal(0))) for phase in PHASES)
+    return l1, l2, l3
+
+
+async def _chargers(conn: AsyncConnection, rows: list[RowMapping]) -> dict[int, ChargerRow]:
+    ids = [int(row["id"]) for row in rows]
+    caps = {}
+    if ids:
+        query = select(charger_capabilities).where(charger_capabilities.c.charger_id.in_(ids))
+        caps = {row["charger_id"]: row for row in (await conn.execute(query)).mappings()}
+    found = {}
+    for row in rows:
+        cap = caps.get(row["id"])
+        found[int(row["id"])] = ChargerRow(
+            id=int(row["id"]),
+            identity=str(row["identity"]),
+            online=row["connection_status"] == "online",
+            units=_units(None if cap is None else cap["rate_units"]),
+            max_stack_level=None if cap is None else cap["max_stack_level"],
+            pause_unsupported=bool(cap is not None and cap["pause_unsupported"]),
+        )
+    return found
+
+
+def _units(text: str | None) -> tuple[str, ...]:
+    """R-17 ChargingScheduleAllowedChargingRateUnit ("Current", "Power" or both) as profile units."""
+    if not text:
+        return ("A", "W")
+    words = {word.strip().lower() for word in text.split(",")}
+    units = tuple(unit for unit, word in (("A", "current"), ("W", "power")) if word in words)
+    return units or ("A", "W")
+
+
+async def _connectors(
+    conn: AsyncConnection, charger_rows: list[RowMapping], group_rows: list[RowMapping], metered: bool
+) -> list[ConnectorRow]:
+    ids = [int(row["id"]) for row in charger_rows]
+    if not ids:
+        return []
+    group_ids = {int(row["id"]) for row in group_rows}
+    root = min(int(row["id"]) for row in group_rows if row["group_id"] is None) if group_rows else 0
+    charger_group = {int(row["id"]): row["group_id"] for row in charger_rows}
+    query = select(connectors).where(connectors.c.charger_id.in_(ids), connectors.c.connector_id > 0)
+    rows = list((await conn.execute(query.order_by(connectors.c.id))).mappings())
+    open_tx = await _open_transactions(conn, ids)
+    drawn = await _drawn(conn, ids) if metered else {}
+    found = []
+    for row in rows:
+        key = (int(row["charger_id"]), int(row["connector_id"]))
+        group = row["group_id"] if row["group_id"] is not None else charger_group.get(key[0])
+        tx = open_tx.get(key)
+        found.append(
+            ConnectorRow(
+                id=int(row["id"]),
+                charger_id=key[0],
+                number=key[1],
+                group_id=int(group) if group in group_ids else root,
+                status=row["status"],
+                max=DEFAULT_MAX if not row["max_amperage"] else int(row["max_amperage"]) * 10,
+                phases=1 if row["phases"] == 1 else 3,
+                state=row["smart_charging_state"],
+                transaction_id=None if tx is None else int(tx["id"]),
+                arrival=None if tx is None else tx["started_at"] or tx["created_at"],
+                drawn=drawn.get(key),
+            )
+        )
+    return found
+
+
+async def _open_transactions(conn: AsyncConnection, charger_ids: list[int]) -> dict[tuple[int, int], RowMapping]:
+    query = (
+        select(
+            transactions.c.id,
+            transactions.c.charger_id,
+            transactions.c.connector_number,
+            transactions.c.started_at,
+            transactions.c.created_at,
+        )
+        .where(transactions.c.charger_id.in_(charger_ids), transactions.c.status == "active")
+        .order_by(transactions.c.id)
+    )
+    return {(row["charger_id"], row["connector_number"]): row for row in (await conn.execute(query)).mappings()}
+
+
+async def _drawn(conn: AsyncConnection, charger_ids: list[int]) -> dict[tuple[int, int], tuple[int, int, int]]:
+    found = {}
+    for key, readings in (await list_readings(conn, charger_ids)).items():
+        currents = {r.phase: r.value for r in readings if r.measurand == CURRENT and r.phase in PHASES}
+        if currents:
+            found[key] = _phase_tuple(currents)
+    return found
+
+
+async def _profiles(conn: AsyncConnection, charger_ids: list[int]) -> dict[ProfileKey, ProfileRow]:
+    if not charger_ids:
+        return {}
+    query = select(charging_profiles).where(charging_profiles.c.charger_id.in_(charger_ids))
+    return {
+        (row["charger_id"], row["connector_number"], row["purpose"]): ProfileRow(
+            charger_id=row["charger_id"],
+            connector=row["connector_number"],
+            purpose=row["purpose"],
+            limit=row["limit_tenths"],
+            status=row["status"],
+            reserved=row["reserved_tenths"],
+            transaction_id=row["transaction_id"],
+        )
+        for row in (await conn.execute(query)).mappings()
+    }
+
+
+async def save_profile(conn: AsyncConnection, row: ProfileRow, values: Mapping[str, Any]) -> None:
+    """Insert or replace the row of (charger, connector, purpose); `values` adds unit, ids and times."""
+    columns = {
+        "stack_level": 0,
+        "profile_id": 0,
+        "unit": "A",
+        "limit_tenths": row.limit,
+        "reserved_tenths": row.reserved,
+        "status": row.status,
+        "transaction_id": row.transaction_id,
+        **values,
+    }
+    key = _key_clause(row.charger_id, row.connector, row.purpose)
+    changed = await conn.execute(update(charging_profiles).where(*key).values(columns))
+    if changed.rowcount == 0:
+        keys = {"charger_id": row.charger_id, "connector_number": row.connector, "purpose": row.purpose}
+        await conn.execute(charging_profiles.insert().values({**keys, **columns}))
+
+
+def _key_clause(charger_id: int, connector: int, purpose: str) -> tuple[Any, ...]:
+    return (
+        charging_profiles.c.charger_id == charger_id,
+        charging_profiles.c.connector_number == connector,
+        charging_profiles.c.purpose == purpose,
+    )
+
+
+async def delete_profile(conn: AsyncConnection, charger_id: int, connector: int, purpose: str) -> None:
+    """Forget a profile (cleared on the charger, or its transaction ended)."""
+    await conn.execute(delete(charging_profiles).where(*_key_clause(charger_id, connector, purpose)))
+
+
+async def mark_profiles_stale(conn: AsyncConnection, charger_id: int) -> None:
+    """R-89: after a reconnect or boot nothing installed is sure; accepted limits stay reserved."""
+    table = charging_profiles
+    accepted = (table.c.charger_id == charger_id, table.c.status == "accepted")
+    await conn.execute(update(table).where(*accepted).values(status="stale", reserved_tenths=table.c.limit_tenths))
+
+
+async def save_capabilities(conn: AsyncConnection, charger_id: int, values: Mapping[str, Any]) -> None:
+    """Insert or update what a charger told us it supports."""
+    table = charger_capabilities
+    changed = await conn.execute(update(table).where(table.c.charger_id == charger_id).values(dict(values)))
+    if changed.rowcount == 0:
+        await conn.execute(table.insert().values({"charger_id": charger_id, "pause_unsupported": False, **values}))
+
+
+async def has_capabilities(conn: AsyncConnection, charger_id: int) -> bool:
+    """True once the charger's configuration was read."""
+    table = charger_capabilities
+    read_at = await conn.scalar(select(table.c.read_at).where(table.c.charger_id == charger_id))
+    return read_at is not None
+
+
+def configuration_values(keys: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """The capability columns for a GetConfiguration answer (R-17)."""
+    config = {str(item.get("key")): item.get("value") for item in keys if isinstance(item, dict)}
+    level = config.get("ChargeProfileMaxStackLevel")
+    return {
+        "rate_units": config.get("ChargingScheduleAllowedChargingRateUnit"),
+        "max_stack_level": int(level) if isinstance(level, str) and level.strip().isdigit() else None,
+        "configuration": codec.encode_json(config).decode(),
+        "read_at": now,
+    }
+
+
+async def set_connector_states(conn: AsyncConnection, states: Mapping[int, str], now: datetime) -> None:
+    """Store each connector's `smart_charging_state`."""
+    for connector_id, state in states.items():
+        query = update(connectors).where(connectors.c.id == connector_id, connectors.c.smart_charging_state != state)
+        await conn.execute(query.values(smart_charging_state=state, updated_at=now))
+
+
+def stale_connector_ids(view: SiteView, states: Mapping[int, str]) -> dict[int, str]:
+    """The states that differ from what the view holds."""
+    held = {c.id: c.state for c in view.connectors}
+    return {cid: state for cid, state in states.items() if held.get(cid) != state}
+
+
+def charger_ids_of(view: SiteView) -> Collection[int]:
+    """The chargers of a view."""
+    return view.chargers.keys()

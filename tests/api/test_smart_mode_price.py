@@ -1,0 +1,195 @@
+"""`day_ahead_pricing_smart_mode_price` in a site's smart-charging settings (spec/smart-charging.md R-04, R-69).
+
+The server runs on a clock that stands in 2025-03-12 (the §6.5 day) so the site-local day is known.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.test_sites import make_site, sites_path
+from tests.api.test_tariffs import unique_zone
+from tests.conftest import LiveServer, server_settings
+from voltline.accounts import Account
+from voltline.app import create_app
+from voltline.clock import Clock
+from voltline.domain.ids import TeamId
+from voltline.pricing import site_price_gate_inputs
+from voltline.smart.prices import PriceSlot
+from voltline.store import sites
+from voltline.store.prices import store_prices
+
+HOURLY = [90, 85, 80, 75, 70, 72, 95, 110, 120, 100, 60, 40, 30, 20, 35, 50, 80, 130, 150, 140, 120, 100, 95, 92]
+NOW = datetime(2025, 3, 12, 12, 10)  # 13:10 in Amsterdam: the hour priced 20
+DAY_AHEAD = {"timezone": "Europe/Amsterdam", "smart_charging": "day_ahead_pricing"}
+
+
+class ShiftedClock(Clock):
+    """Real time moved so that the server starts at `NOW` (sleeps and monotonic time are untouched)."""
+
+    def __init__(self) -> None:
+        self.offset = NOW - datetime.now(UTC).replace(tzinfo=None)
+
+    def now(self) -> datetime:
+        """The shifted wall-clock time, naive UTC."""
+        return super().now() + self.offset
+
+
+class ShiftedServer(LiveServer):
+    """A live server whose app runs on a ShiftedClock."""
+
+    def start(self) -> None:
+        """Start with the clock (LiveServer.start makes its app with the `create_app` of tests.conftest)."""
+        from tests import conftest
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(conftest, "create_app", functools.partial(create_app, clock=ShiftedClock()))
+            super().start()
+
+
+@pytest.fixture(scope="module")
+def shifted(
+    server: LiveServer, fresh_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ShiftedServer]:
+    """A server of its own, on the backend of `server`, whose clock stands on the §6.5 day."""
+    settings = server_settings(fresh_database(server.backend), str(tmp_path_factory.mktemp("data")))
+    live = ShiftedServer(settings, server.backend)
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def client(shifted: ShiftedServer) -> Iterator[tuple[httpx.Client, Account]]:
+    account = shifted.account()
+    with shifted.client(account) as api:
+        yield api, account
+
+
+def import_day(server: LiveServer, zone: str, prices: list[int] = HOURLY) -> None:
+    """The hourly prices of 12 March 2025 (Amsterdam) for the zone."""
+    start = datetime(2025, 3, 11, 23)
+    hour = timedelta(hours=1)
+    slots = [PriceSlot(start + i * hour, start + (i + 1) * hour, Decimal(p)) for i, p in enumerate(prices)]
+    server.run(lambda: store_prices(server.runtime.db, zone, slots))
+
+
+def site_with_zone(api: httpx.Client, account: Account, zone: str | None) -> str:
+    """A new site with the price zone; its smart-charging path."""
+    site = make_site(api, account)
+    path = f"{sites_path(account)}/{site['id']}"
+    assert api.put(path, json={"price_zone": zone}).status_code == 200
+    return f"{path}/smart-charging"
+
+
+def smart_price(api: httpx.Client, path: str) -> Any:
+    """The smart mode price the GET answers."""
+    return api.get(path).json()["data"]["day_ahead_pricing_smart_mode_price"]
+
+
+def test_automatic_strategy_returns_the_smart_mode_price_of_the_local_day(
+    shifted: ShiftedServer, client: tuple[httpx.Client, Account]
+) -> None:
+    """spec/smart-charging.md §6.5, R-69, R-05: the 8th cheapest of 24 hours, 72 EUR/MWh = 7.20 ct/kWh."""
+    api, account = client
+    zone = unique_zone()
+    import_day(shifted, zone)
+    path = site_with_zone(api, account, zone)
+    put = api.put(path, json=DAY_AHEAD)
+    assert put.status_code == 200, put.text
+    assert put.json()["data"]["day_ahead_pricing_smart_mode_price"] == 7.2
+    assert put.json()["data"]["day_ahead_pricing_strategy"] == "automatic"
+    assert smart_price(api, path) == 7.2
+
+
+def test_the_smart_mode_price_rounds_half_up_to_two_decimals_in_ct_per_kwh(
+    shifted: ShiftedServer, client: tuple[httpx.Client, Account]
+) -> None:
+    """spec/smart-charging.md R-04: a number in ct/kWh rounded to 2 decimals (72.15 EUR/MWh -> 7.215 -> 7.22)."""
+    api, account = client
+    zone = unique_zone()
+    import_day(shifted, zone)
+    shifted.run(
+        lambda: store_prices(
+            shifted.runtime.db,
+            zone,
+            [PriceSlot(datetime(2025, 3, 12, 4), datetime(2025, 3, 12, 5), Decimal("72.15"))],
+        )
+    )
+    path = site_with_zone(api, account, zone)
+    assert api.put(path, json=DAY_AHEAD).json()["data"]["day_ahead_pricing_smart_mode_price"] == 7.22
+
+
+def test_the_smart_mode_price_is_null_without_prices_zone_or_day_ahead_mode(
+    shifted: ShiftedServer, client: tuple[httpx.Client, Account]
+) -> None:
+    """spec/smart-charging.md R-04 (and its decision): null without prices, without a zone, or in another mode."""
+    api, account = client
+    zone = unique_zone()
+    import_day(shifted, zone)
+    no_prices = site_with_zone(api, account, unique_zone())
+    no_zone = site_with_zone(api, account, None)
+    with_prices = site_with_zone(api, account, zone)
+    for path in (no_prices, no_zone, with_prices):
+        assert api.put(path, json=DAY_AHEAD).status_code == 200
+    assert (smart_price(api, no_prices), smart_price(api, no_zone), smart_price(api, with_prices)) == (None, None, 7.2)
+    off_peak = {"timezone": "Europe/Amsterdam", "smart_charging": "off_peak", "off_peak_start": "23:00"}
+    assert api.put(with_prices, json={**off_peak, "off_peak_end": "07:00"}).status_code == 200
+    assert smart_price(api, with_prices) is None
+    # The site-local day: Tokyo's 12 March ends at 15:00Z and holds only the first 16 hours: k = 6, 60 EUR/MWh.
+    tokyo = site_with_zone(api, account, zone)
+    assert api.put(tokyo, json={**DAY_AHEAD, "timezone": "Asia/Tokyo"}).status_code == 200
+    assert smart_price(api, tokyo) == 6.0
+
+
+def test_a_manual_strategy_still_shows_the_smart_mode_price(
+    shifted: ShiftedServer, client: tuple[httpx.Client, Account]
+) -> None:
+    """R-04 decision (docs/api.md): shown for both strategies while the mode is day_ahead_pricing."""
+    api, account = client
+    zone = unique_zone()
+    import_day(shifted, zone)
+    path = site_with_zone(api, account, zone)
+    manual = {**DAY_AHEAD, "day_ahead_pricing_strategy": "manual", "day_ahead_pricing_threshold": 8}
+    settings = api.put(path, json=manual).json()["data"]
+    assert (settings["day_ahead_pricing_threshold"], settings["day_ahead_pricing_smart_mode_price"]) == (8, 7.2)
+
+
+def _site_row(shifted: ShiftedServer, account: Account, path: str) -> Any:
+    site_id = int(path.split("/")[-2])
+
+    async def read() -> Any:
+        async with shifted.runtime.db.read() as conn:
+            return await sites.get_site(conn, TeamId(account.team_id), site_id)
+
+    return shifted.run(read)
+
+
+def test_the_gate_inputs_give_the_price_now_the_limit_and_the_next_slot_in_eur_per_mwh(
+    shifted: ShiftedServer, client: tuple[httpx.Client, Account]
+) -> None:
+    """spec/smart-charging.md R-66..R-70: price(now), the effective limit (automatic or manual x 10), next boundary."""
+    api, account = client
+    zone = unique_zone()
+    import_day(shifted, zone)
+    path = site_with_zone(api, account, zone)
+    db = shifted.runtime.db
+
+    def inputs() -> tuple[Any, ...]:
+        site = _site_row(shifted, account, path)
+        return shifted.run(lambda: site_price_gate_inputs(db, site, NOW))
+
+    assert inputs() == (None, None, None)  # smart charging disabled
+    api.put(path, json=DAY_AHEAD)
+    assert inputs() == (Decimal(20), Decimal(72), datetime(2025, 3, 12, 13))
+    api.put(path, json={**DAY_AHEAD, "day_ahead_pricing_strategy": "manual", "day_ahead_pricing_threshold": 8})
+    assert inputs() == (Decimal(20), Decimal(80), datetime(2025, 3, 12, 13))
+    api.put(f"{path.rsplit('/', 1)[0]}", json={"price_zone": unique_zone()})
+    assert inputs() == (None, Decimal(80), None)  # no prices: R-67 fails open with the threshold kept

@@ -1,0 +1,97 @@
+"""The events that wake the control loop (spec/smart-charging.md §7.4), as a bus listener sees them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.test_sites import make_site
+from tests.conftest import LiveServer
+from tests.ocpp.gateway_support import BOOT, TIMESTAMP, Raw, open_charger, run, unique_identity
+from voltline.accounts import Account
+from voltline.bus import Subscription
+from voltline.smart.events import SMART_EVENTS, decode_event
+
+
+@pytest.fixture
+def events(server: LiveServer) -> Iterator[list[dict[str, Any]]]:
+    """Every smart-charging event published while the test runs."""
+    seen: list[dict[str, Any]] = []
+
+    async def record(_subject: str, data: bytes) -> None:
+        seen.append(decode_event(data))
+
+    subscription: Subscription = server.run(lambda: server.runtime.bus.listen(SMART_EVENTS, record))
+    yield seen
+    server.run(subscription.unsubscribe)
+
+
+def wait_for_kinds(events: list[dict[str, Any]], kinds: set[str], charger_id: int | None = None) -> None:
+    """Wait until every kind was seen (for the charger, when given)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if kinds <= {e["kind"] for e in events if charger_id is None or e.get("charger_id") == charger_id}:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"missing {kinds - {e['kind'] for e in events}}: {events}")
+
+
+def test_charger_messages_publish_events_after_their_commit(
+    server: LiveServer, api: httpx.Client, account: Account, events: list[dict[str, Any]]
+) -> None:
+    """§7.4 triggers: connect, boot, status, start, first meter value, stop, disconnect — with charger and site."""
+    site = make_site(api, account)
+    identity = unique_identity()
+    response = api.post(f"/api/v2/teams/{account.team_id}/sites/{site['id']}/chargers", json={"identity": identity})
+    charger_id = response.json()["data"]["id"]
+
+    async def scenario() -> None:
+        async with open_charger(server, identity) as ws:
+            cp = Raw(ws)
+            await cp.result("BootNotification", BOOT)
+            status = {"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}
+            await cp.result("StatusNotification", status)
+            start = {"connectorId": 1, "idTag": "TAG1", "meterStart": 0, "timestamp": TIMESTAMP}
+            tx = (await cp.result("StartTransaction", start))["transactionId"]
+            value = {"value": "10", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+            reading = {
+                "connectorId": 1,
+                "transactionId": tx,
+                "meterValue": [{"timestamp": TIMESTAMP, "sampledValue": [value]}],
+            }
+            await cp.result("MeterValues", reading)
+            await cp.result("MeterValues", reading)
+            await cp.result("StopTransaction", {"transactionId": tx, "meterStop": 20, "timestamp": TIMESTAMP})
+
+    run(scenario())
+    kinds = {"connected", "boot", "status", "start", "meter", "stop", "disconnected"}
+    wait_for_kinds(events, kinds, charger_id)
+    mine = [e for e in events if e.get("charger_id") == charger_id]
+    assert all(e.get("site_id") == site["id"] for e in mine if e["kind"] != "connected")
+    assert [e["kind"] for e in mine].count("meter") == 1  # only the first meter value of a session
+    assert next(e for e in mine if e["kind"] == "status")["connector"] == 1
+
+
+def test_settings_changes_publish_a_settings_event(
+    api: httpx.Client, account: Account, events: list[dict[str, Any]]
+) -> None:
+    """Settings take effect without a re-plug (§9): the PUT wakes the site's loop."""
+    site = make_site(api, account)
+    body = {
+        "timezone": "Europe/Amsterdam",
+        "smart_charging": "off_peak",
+        "off_peak_start": "23:00",
+        "off_peak_end": "07:00",
+    }
+    path = f"/api/v2/teams/{account.team_id}/sites/{site['id']}"
+    assert api.put(f"{path}/smart-charging", json=body).status_code == 200
+    wait_for_kinds(events, {"settings"})
+    assert {"kind": "settings", "site_id": site["id"]} in events
+    root = api.get(f"{path}/groups").json()["data"][0]
+    events.clear()
+    assert api.put(f"{path}/groups/{root['id']}", json={"total_amps": 40}).status_code == 200
+    wait_for_kinds(events, {"settings"})

@@ -1,0 +1,147 @@
+"""The control loop's pure part (smart/scheduler.py): what is in force, what is reserved, what is sent when."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from voltline.smart.gates import Gate
+from voltline.smart.scheduler import (
+    DEFAULT,
+    TX,
+    ChargerRow,
+    ConnectorRow,
+    GroupRow,
+    ProfileRow,
+    SiteView,
+    connector_states,
+    decide,
+    effective,
+    failsafes,
+    fixed_connectors,
+    plan_sends,
+)
+
+OPEN = Gate(True, "disabled", None)
+CLOSED = Gate(False, "off_peak_closed", None)
+T0 = datetime(2025, 3, 31, 12)
+
+
+def view(
+    *connectors: ConnectorRow, offline: tuple[int, ...] = (), profiles: tuple[ProfileRow, ...] = (), capacity: int = 320
+) -> SiteView:
+    """A one-group site with one charger per connector (charger id = connector id)."""
+    chargers = {
+        c.charger_id: ChargerRow(c.charger_id, f"CP{c.charger_id}", c.charger_id not in offline) for c in connectors
+    }
+    return SiteView(
+        site_id=1,
+        groups=(GroupRow(1, None, capacity),),
+        chargers=chargers,
+        connectors=connectors,
+        profiles={(p.charger_id, p.connector, p.purpose): p for p in profiles},
+    )
+
+
+def charging(n: int, *, minutes: int = 0) -> ConnectorRow:
+    """Connector `n` (of charger `n`) with transaction `100 + n`, started `minutes` after T0."""
+    return ConnectorRow(n, n, 1, 1, "Charging", transaction_id=100 + n, arrival=T0 + timedelta(minutes=minutes))
+
+
+def tx(n: int, limit: int, status: str = "accepted", reserved: int | None = None) -> ProfileRow:
+    """A TxProfile row of connector `n`'s transaction."""
+    return ProfileRow(n, 1, TX, limit, status, reserved, 100 + n)
+
+
+def test_three_connectors_share_32_amps_and_new_profiles_wait_for_phase_two() -> None:
+    """spec/smart-charging.md R-82, R-85: 10.6 A each; profiles with nothing known installed go after decreases."""
+    site = view(charging(1), charging(2, minutes=1), charging(3, minutes=2))
+    decision = decide(site, OPEN, fixed_connectors(site))
+    assert [decision.allocations[n].limit for n in (1, 2, 3)] == [106, 106, 106]
+    sends = [s for s in plan_sends(site, decision, OPEN) if s.purpose == TX]
+    assert [(s.connector, s.limit, s.first) for s in sends] == [(1, 106, False)] * 3
+
+
+def test_a_fourth_arrival_sends_the_decreases_first() -> None:
+    """R-85: the three 10.6 A go down to 8.0 in phase 1; the newcomer's 8.0 follows in phase 2."""
+    site = view(
+        charging(1),
+        charging(2, minutes=1),
+        charging(3, minutes=2),
+        charging(4, minutes=3),
+        profiles=(tx(1, 106), tx(2, 106), tx(3, 106)),
+    )
+    sends = plan_sends(site, decide(site, OPEN, fixed_connectors(site)), OPEN)
+    phases = {s.charger_id: s.first for s in sends if s.purpose == TX}
+    assert phases == {1: True, 2: True, 3: True, 4: False}
+    assert {s.limit for s in sends if s.purpose == TX} == {80}
+
+
+def test_an_unchanged_limit_is_not_sent_again_and_small_increases_wait() -> None:
+    """R-20, R-86 (DESIGN: the 0.5 A skip applies to increases only)."""
+    site = view(
+        charging(1), charging(2, minutes=1), charging(3, minutes=2), profiles=(tx(1, 106), tx(2, 106), tx(3, 102))
+    )
+    sends = [s for s in plan_sends(site, decide(site, OPEN, fixed_connectors(site)), OPEN) if s.purpose == TX]
+    assert sends == []
+
+
+def test_an_offline_charger_keeps_its_reservation() -> None:
+    """R-87: an offline connector reserves max(its last limit, the failsafe); the others share the rest."""
+    site = view(charging(1), charging(2, minutes=1), offline=(1,), profiles=(tx(1, 200),))
+    fixed = fixed_connectors(site)
+    assert fixed == {1: 320}  # no failsafe known: the connector's maximum
+    site = view(
+        charging(1),
+        charging(2, minutes=1),
+        offline=(1,),
+        profiles=(tx(1, 200), ProfileRow(1, 0, DEFAULT, 160, "accepted")),
+    )
+    decision = decide(site, OPEN, fixed_connectors(site))
+    assert decision.allocations[1].limit == 200
+    assert decision.allocations[2].limit == 120
+
+
+def test_an_unacknowledged_decrease_keeps_the_old_limit_reserved() -> None:
+    """DESIGN: a decrease that timed out keeps the old limit reserved until acknowledged."""
+    site = view(charging(1), charging(2, minutes=1), profiles=(tx(1, 80, "timeout", reserved=200),))
+    assert effective(site, site.connectors[0]) == 200
+    decision = decide(site, OPEN, fixed_connectors(site, failed={1}))
+    assert decision.allocations[1].limit == 200
+    assert decision.allocations[2].limit == 120
+
+
+def test_failsafe_is_capacity_over_connectors_or_zero_below_6_amps() -> None:
+    """R-88: floor(C / n), 0 when that is below 6 A."""
+    assert failsafes(view(*(charging(n) for n in range(1, 6)))) == dict.fromkeys(range(1, 6), 64)
+    assert failsafes(view(*(charging(n) for n in range(1, 7)))) == dict.fromkeys(range(1, 7), 0)
+
+
+def test_a_closed_gate_pauses_sessions_and_idle_connectors() -> None:
+    """R-41, R-56: TxProfile 0 for a session and TxDefault 0 for an idle connector, both in phase 1."""
+    idle = ConnectorRow(2, 2, 1, 1, "Available")
+    site = view(charging(1), idle, profiles=(tx(1, 160),))
+    decision = decide(site, CLOSED, fixed_connectors(site))
+    sends = [s for s in plan_sends(site, decision, CLOSED) if s.connector == 1]
+    assert {(s.charger_id, s.purpose, s.limit, s.first) for s in sends} == {(1, TX, 0, True), (2, DEFAULT, 0, True)}
+    assert connector_states(site, decision, CLOSED) == {1: "paused", 2: "paused"}
+
+
+def test_a_charger_that_cannot_pause_is_held_at_6_amps_and_shown_rejected() -> None:
+    """R-43: a pause the charger refuses keeps 6 A reserved and the connector `rejected`."""
+    connector = charging(1)
+    site = SiteView(
+        site_id=1,
+        groups=(GroupRow(1, None, 320),),
+        chargers={1: ChargerRow(1, "CP1", True, pause_unsupported=True)},
+        connectors=(connector,),
+    )
+    decision = decide(site, CLOSED, fixed_connectors(site))
+    assert decision.allocations[1].limit == 60
+    assert connector_states(site, decision, CLOSED) == {1: "rejected"}
+
+
+def test_the_txprofile_of_a_finished_transaction_is_cleared() -> None:
+    """§7.4: on stop the TxProfile is cleared."""
+    site = view(ConnectorRow(1, 1, 1, 1, "Finishing"), profiles=(tx(1, 106),))
+    sends = plan_sends(site, decide(site, OPEN, fixed_connectors(site)), OPEN)
+    assert [(s.purpose, s.limit) for s in sends if s.connector == 1] == [(TX, None)]

@@ -74,10 +74,14 @@ class Chain:
 def frame_reading(samples: Iterable[Sample], at: datetime, order: int = 0) -> Reading | None:
     """R-91/R-92: a frame's register reading (Outlet, phase-less or Σ L1..L3, no signed data), or None."""
     listed = list(samples)
-    value = register_reading(listed)
+    return reading_of(register_reading(listed), listed, at, order)
+
+
+def reading_of(value: Decimal | None, samples: Sequence[Sample], at: datetime, order: int = 0) -> Reading | None:
+    """`frame_reading` for a frame whose `register_reading` is already known (`value`)."""
     if value is None:
         return None
-    rank = max(context_priority(s.context) for s in listed if s.measurand == EAIR)
+    rank = max(context_priority(s.context) for s in samples if s.measurand == EAIR)
     return Reading(at, register_wh(value), rank, order)
 
 

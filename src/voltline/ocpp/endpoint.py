@@ -163,14 +163,14 @@ def _settle(session: Session, frame: CallResult | CallError) -> None:
     if action is None:
         log.info("%s: ignored an answer to no outstanding call (%s)", session.identity, frame.message_id)
     if isinstance(frame, CallResult):
-        session.message_log.record("in", 3, frame.message_id, action, frame.payload.decode(errors="replace"))
+        session.message_log.record("in", 3, frame.message_id, action, frame.payload)
     else:
         session.message_log.record("in", 4, frame.message_id, action, _error_text(frame))
 
 
 async def answer_call(session: Session, call: Call) -> None:
     """Run the CALL's handler and send its CALLRESULT, or the CALLERROR for what went wrong."""
-    session.message_log.record("in", 2, call.message_id, call.action, call.payload.decode(errors="replace"))
+    session.message_log.record("in", 2, call.message_id, call.action, call.payload)
     try:
         result = await _dispatch(session, call)
     except OcppError as error:
@@ -186,7 +186,7 @@ async def answer_call(session: Session, call: Call) -> None:
         return
     body = encode_payload(result)
     await session.send(encode_call_result(call.message_id, msgspec.Raw(body)))
-    session.message_log.record("out", 3, call.message_id, call.action, body.decode())
+    session.message_log.record("out", 3, call.message_id, call.action, body)
 
 
 async def _dispatch(session: Session, call: Call) -> msgspec.Struct:

@@ -100,14 +100,17 @@ class MessageLog:
         self.clock = clock
         self.unlogged: Counter[str] = Counter()
 
-    def record(self, direction: str, message_type: int, message_id: str, action: str | None, payload: str) -> None:
-        """Queue one frame for the log, or count it when its payload is not kept."""
+    def record(
+        self, direction: str, message_type: int, message_id: str, action: str | None, payload: str | bytes
+    ) -> None:
+        """Queue one frame for the log, or count it when its payload is not kept (bytes are decoded only if kept)."""
         if self.mode == "off":
             return
         if self.mode == "default" and action in UNLOGGED_BY_DEFAULT:
             self.unlogged[f"{direction}:{action}"] += 1
             return
-        entry = LogEntry(self.charger_id, direction, message_type, message_id, action, payload, self.clock.now())
+        text = payload.decode(errors="replace") if isinstance(payload, bytes) else payload
+        entry = LogEntry(self.charger_id, direction, message_type, message_id, action, text, self.clock.now())
         self.writer.log(entry)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Insert, Update, and_, or_, select, update
@@ -198,13 +199,16 @@ def _stamp_once(stamps: dict[int, Any], frame: MeterFrame, stamp: Stamp) -> Any:
     return found
 
 
-def register_rows(frames: Sequence[MeterFrame]) -> list[Row]:
-    """`(transaction id, Wh)` rows: the highest EAIR per transaction in the batch (R-92 picks the reading)."""
+def register_rows(frames: Sequence[MeterFrame], values: Sequence[Decimal | None] | None = None) -> list[Row]:
+    """`(transaction id, Wh)` rows: the highest EAIR per transaction in the batch (R-92 picks the reading).
+
+    `values` are the frames' `register_reading`s when the caller has them already.
+    """
     highest: dict[int, int] = {}
-    for frame in frames:
+    for index, frame in enumerate(frames):
         if frame.transaction_id is None:
             continue
-        reading = register_reading(frame.samples)
+        reading = register_reading(frame.samples) if values is None else values[index]
         if reading is None:
             continue
         wh = register_wh(reading)

@@ -22,14 +22,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltline.domain.energy import Chain, Reading, frame_reading, max_power_w, rollup, walk
-from voltline.domain.meter_values import naive_utc, unpack_samples
+from voltline.domain.energy import Chain, Reading, frame_reading, max_power_w, reading_of, rollup, walk
+from voltline.domain.meter_values import naive_utc, register_reading, unpack_samples
 from voltline.store.schema import connectors, energy_registers, energy_rollups, meter_frames
 
 if TYPE_CHECKING:
@@ -59,14 +60,20 @@ class Connector:
     replay: bool = False
 
 
-def batch_readings(frames: Sequence[MeterFrame]) -> dict[Key, Connector]:
-    """The register reading (R-91/R-92) of every frame of a connector >= 1, per connector, in arrival order."""
+def batch_readings(
+    frames: Sequence[MeterFrame], values: Sequence[Decimal | None] | None = None
+) -> dict[Key, Connector]:
+    """The register reading (R-91/R-92) of every frame of a connector >= 1, per connector, in arrival order.
+
+    `values` are the frames' `register_reading`s when the caller has them already (computed once per frame).
+    """
     found: dict[Key, Connector] = {}
     for order, frame in enumerate(frames):
         if frame.connector_number < 1:
             continue
         at = naive_utc(frame.timestamp)
-        reading = frame_reading(frame.samples, at, order + 2**40)  # after every stored frame id
+        value = register_reading(frame.samples) if values is None else values[order]
+        reading = reading_of(value, frame.samples, at, order + 2**40)  # after every stored frame id
         if reading is None:
             continue
         connector = found.setdefault((frame.charger_id, frame.connector_number), Connector())

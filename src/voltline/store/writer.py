@@ -40,7 +40,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline.clock import Clock
-from voltline.domain.meter_values import Sample, naive_utc
+from voltline.domain.meter_values import Sample, naive_utc, register_reading
 from voltline.settings import Settings
 from voltline.store import rollups
 from voltline.store.engine import Database
@@ -359,8 +359,10 @@ class MeterWriter:
     def _rows(self, batch: _Batch) -> tuple[tuple[list[Row], ...], dict[Key, Connector]]:
         frames = batch.frames
         stamp = self._stamp
-        rows = frame_rows(frames, stamp), latest_rows(frames, stamp), register_rows(frames), log_rows(batch.logs, stamp)
-        return rows, rollups.batch_readings(frames)
+        values = [register_reading(frame.samples) for frame in frames]  # once per frame, for both uses
+        registers = register_rows(frames, values)
+        rows = frame_rows(frames, stamp), latest_rows(frames, stamp), registers, log_rows(batch.logs, stamp)
+        return rows, rollups.batch_readings(frames, values)
 
     async def _write_batch(self, batch: _Batch) -> None:
         # STYLE: nothing slow on the event loop; a big batch is shaped in a thread (~20 us a frame).

@@ -208,6 +208,8 @@ async def on_meter_values(ctx: SessionContext, req: v16.MeterValuesRequest) -> v
 
 
 SampledValue = v16.SampledValue | v16.TransactionSampledValue
+MAX_CACHED_SAMPLES = 4096
+_SAMPLES: dict[tuple[str | None, ...], Sample] = {}
 
 
 async def _enqueue(
@@ -238,15 +240,22 @@ def _frame_time(ctx: SessionContext, timestamp: str, received: datetime) -> date
 
 
 def _sample(value: SampledValue) -> Sample:
-    return normalise_sample(
-        value.value,
-        measurand=value.measurand,
-        unit=value.unit,
-        phase=value.phase,
-        context=value.context,
-        location=value.location,
-        format=value.format,
-    )
+    # Samples are immutable and chargers repeat most of them (voltages, currents): normalise each once.
+    key = (value.value, value.measurand, value.unit, value.phase, value.context, value.location, value.format)
+    found = _SAMPLES.get(key)
+    if found is None:
+        if len(_SAMPLES) >= MAX_CACHED_SAMPLES:
+            _SAMPLES.clear()
+        found = _SAMPLES[key] = normalise_sample(
+            value.value,
+            measurand=value.measurand,
+            unit=value.unit,
+            phase=value.phase,
+            context=value.context,
+            location=value.location,
+            format=value.format,
+        )
+    return found
 
 
 async def on_data_transfer(ctx: SessionContext, req: v16.DataTransferRequest) -> v16.DataTransferResponse:

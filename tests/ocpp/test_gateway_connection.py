@@ -210,9 +210,14 @@ def test_silence_for_two_heartbeat_intervals_is_offline_and_a_frame_brings_it_ba
             assert status() == "online"
 
     run(scenario())
-    wait_for(lambda: status() == "offline")
     prefix = f"{identity}: "
-    lines = [r.getMessage().removeprefix(prefix) for r in caplog.records if r.getMessage().startswith(prefix)]
+
+    def logged() -> list[str]:
+        return [r.getMessage().removeprefix(prefix) for r in caplog.records if r.getMessage().startswith(prefix)]
+
+    # The line follows the commit of the status: wait for both, not only the row.
+    wait_for(lambda: status() == "offline" and logged()[-1:] == ["offline (the socket closed)"])
+    lines = logged()
     assert [line for line in lines if not line.startswith("auto-registered")] == [
         "online (was never_seen)",
         "offline (no frame for 2 s)",

@@ -37,6 +37,7 @@ from voltline.smart.scheduler import DEFAULT_MAX, ChargerRow, ConnectorRow, Site
 from voltline.store import chargers, groups, meters, sites
 from voltline.store import smart as smart_store
 from voltline.store.power_usage import read_usages
+from voltline.store.smart import capacity_tenths
 
 NOT_COMPUTED = "not_computed"
 UNLIMITED_REASONS = frozenset({"idle"})  # nothing charges: nothing is allocated, no limit to show
@@ -129,14 +130,6 @@ def amps_text(tenths: int) -> str:
 def decimal_amps(amps: Decimal | None) -> str:
     """Amperes with one decimal, half-up; none is "0.0"."""
     return f"{(amps or Decimal(0)).quantize(_TENTH, rounding=ROUND_HALF_UP) + 0:f}"
-
-
-def capacity_tenths(row: RowMapping) -> int:
-    """The group's capacity as the controller takes it: total_amps, capped by peak shaving (tenths)."""
-    capacity = int(row["total_amps"]) * 10
-    if row["peak_shaving_enabled"] and row["peak_shaving_threshold"] > 0:
-        capacity = min(capacity, int(row["peak_shaving_threshold"]) * 10)
-    return capacity
 
 
 @dataclass

@@ -75,13 +75,19 @@ async def load_site_view(conn: AsyncConnection, site_id: int) -> tuple[RowMappin
     return site, view
 
 
+def capacity_tenths(row: RowMapping) -> int:
+    """A group's capacity as the controller takes it: total_amps, capped by peak shaving (tenths, §7.2)."""
+    capacity = int(row["total_amps"]) * 10
+    if row["peak_shaving_enabled"] and row["peak_shaving_threshold"] > 0:
+        capacity = min(capacity, int(row["peak_shaving_threshold"]) * 10)
+    return capacity
+
+
 async def _groups(conn: AsyncConnection, rows: list[RowMapping]) -> list[GroupRow]:
     readings = await store_meters.list_readings(conn, [row["meter_id"] for row in rows if row["meter_id"] is not None])
     found = []
     for row in rows:
-        capacity = int(row["total_amps"]) * 10
-        if row["peak_shaving_enabled"] and row["peak_shaving_threshold"] > 0:
-            capacity = min(capacity, int(row["peak_shaving_threshold"]) * 10)
+        capacity = capacity_tenths(row)
         reading = readings.get(row["meter_id"]) if row["meter_id"] is not None else None
         meter = None if reading is None else _phase_tuple(reading.currents)
         found.append(GroupRow(int(row["id"]), row["group_id"], capacity, meter))

@@ -7,6 +7,7 @@ import asyncio
 import os
 import platform
 import subprocess
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,58 @@ class Usage:
     server_threads: float
     postgres: float | None
     machine: float
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def postgres_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU seconds used so far by each PostgreSQL backend serving `database`, by pid."""
+    found = {}
+    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        info = proc.info
+        if info["name"] == "postgres" and info["cpu_times"] and database in " ".join(info["cmdline"] or ()):
+            found[proc.pid] = info["cpu_times"].user + info["cpu_times"].system
+    return found
+
+
+class CpuMeter:
+    """CPU used by a server process (all threads, those off its main thread), its PostgreSQL backends, the machine."""
+
+    def __init__(self, pid: int, database: str | None) -> None:
+        self.server = psutil.Process(pid)
+        self.database = database
+        self.start = self.sample()
+
+    def sample(self) -> tuple[float, float, float, dict[int, float], float]:
+        """(wall, server CPU, server CPU off the main thread, PostgreSQL CPU by pid, machine busy CPU), seconds."""
+        threads = self.server.threads()
+        total = sum(t.user_time + t.system_time for t in threads)
+        others = sum(t.user_time + t.system_time for t in threads if t.id != self.server.pid)
+        machine = psutil.cpu_times()
+        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        pg = postgres_cpu_seconds(self.database) if self.database else {}
+        return time.monotonic(), total, others, pg, busy
+
+    def mark(self) -> None:
+        """Start of the measured window."""
+        self.start = self.sample()
+
+    def usage(self) -> Usage:
+        """CPU use since the mark (PostgreSQL: backends alive at the end; overflow ones that left are missed)."""
+        end = self.sample()
+        wall = max(end[0] - self.start[0], 1e-9)
+        pg = sum(cpu - self.start[3].get(pid, 0.0) for pid, cpu in end[3].items())
+        cores = [
+            round(x / wall, 3) for x in (end[1] - self.start[1], end[2] - self.start[2], pg, end[4] - self.start[4])
+        ]
+        return Usage(cores[0], cores[1], cores[2] if self.database else None, cores[3])
 
 
 @dataclass

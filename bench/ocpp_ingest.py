@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
-import hashlib
 import json
 import math
 import os
@@ -57,6 +56,7 @@ from typing import Any
 
 import asyncpg
 import psutil
+from _report import CpuMeter, code_version, free_port, machine
 from _seed import create_postgres, drop_postgres, seed
 from sqlalchemy.engine import make_url
 
@@ -74,13 +74,6 @@ MAX_LAUNCH_LAG_MS = 5.0  # a generator later than this (p99) was starved: its la
 MB = 1024 * 1024
 
 
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def pin(pid: int, cpu: int, nice: int) -> None:
     """Pin a process to one CPU (when there are several) and set its priority (Linux: its main thread's,
     which the threads it starts afterwards inherit)."""
@@ -95,77 +88,6 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
-
-
-def postgres_cpu_seconds(database: str) -> dict[int, float]:
-    """CPU seconds used so far by each PostgreSQL backend serving `database`, by pid."""
-    found = {}
-    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
-        info = proc.info
-        if info["name"] == "postgres" and info["cpu_times"] and database in " ".join(info["cmdline"] or ()):
-            found[proc.pid] = info["cpu_times"].user + info["cpu_times"].system
-    return found
-
-
-class Meter:
-    """CPU used by the server (all threads, and those off the event loop), its PostgreSQL backends, the machine."""
-
-    def __init__(self, pid: int, database: str | None) -> None:
-        self.server = psutil.Process(pid)
-        self.database = database
-        self.start = self.sample()
-
-    def sample(self) -> tuple[float, float, float, dict[int, float], float]:
-        """(wall, server CPU, server CPU off the main thread, PostgreSQL CPU by pid, machine busy CPU), seconds."""
-        threads = self.server.threads()
-        total = sum(t.user_time + t.system_time for t in threads)
-        others = sum(t.user_time + t.system_time for t in threads if t.id != self.server.pid)
-        machine = psutil.cpu_times()
-        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
-        pg = postgres_cpu_seconds(self.database) if self.database else {}
-        return time.monotonic(), total, others, pg, busy
-
-    def mark(self) -> None:
-        """Start of the measured window."""
-        self.start = self.sample()
-
-    def usage(self) -> dict[str, float | None]:
-        """Cores used since the mark (CPU seconds per second)."""
-        end = self.sample()
-        wall = max(end[0] - self.start[0], 1e-9)
-        pg = sum(cpu - self.start[3].get(pid, 0.0) for pid, cpu in end[3].items())
-        server, threads, machine = end[1] - self.start[1], end[2] - self.start[2], end[4] - self.start[4]
-        return {
-            "server": round(server / wall, 3),
-            "server_threads": round(threads / wall, 3),
-            "postgres": round(pg / wall, 3) if self.database else None,
-            "machine": round(machine / wall, 3),
-        }
-
-
-def machine() -> str:
-    """Cores, CPU model, memory, kernel."""
-    model = platform.processor() or "unknown CPU"
-    with suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory = psutil.virtual_memory().total / 2**30
-    return f"{os.cpu_count()} cores ({model}), {memory:.1f} GiB RAM, Linux {platform.release()}"
-
-
-def code_version() -> str:
-    """The commit measured, and a digest of uncommitted changes under src/ if there are any."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return done.stdout if done.returncode == 0 else ""
-
-    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    diff = git("diff", "HEAD", "--", "src") + git("ls-files", "--others", "--exclude-standard", "src")
-    digest = hashlib.sha256(diff.encode()).hexdigest()[:10]
-    return f"{head} + uncommitted src changes (digest {digest})" if diff else head
 
 
 async def versions(url: str) -> dict[str, str]:
@@ -454,7 +376,7 @@ async def sample(
     args: argparse.Namespace, result: Result, clients: list[Client], rows: Rows | None, *, go: float, pid: int
 ) -> None:
     """At every progress tick: rows in the database; CPU over the window; RSS at the end."""
-    meter = Meter(pid, database_name(rows.url if rows else ""))
+    meter = CpuMeter(pid, database_name(rows.url if rows else ""))
     window_start, window_end = args.warmup, args.warmup + args.duration
     ticks = int((window_end + args.drain) // args.step) + 1
     for k in range(ticks):
@@ -464,7 +386,7 @@ async def sample(
         if t == window_start:
             meter.mark()
         if t == window_end:
-            result.usage = meter.usage()
+            result.usage = asdict(meter.usage())
             result.rss_mb["end"] = rss_mb(pid)
         result.samples.append((t, -1, written))
     for client in clients:

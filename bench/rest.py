@@ -37,9 +37,21 @@ from typing import Any
 
 import _profile
 import httpx
-import psutil
 import uvloop
-from _report import ENDPOINTS, HEADER, Report, Run, Usage, code_version, markdown, row, verdicts, versions
+from _report import (
+    ENDPOINTS,
+    HEADER,
+    CpuMeter,
+    Report,
+    Run,
+    Usage,
+    code_version,
+    free_port,
+    markdown,
+    row,
+    verdicts,
+    versions,
+)
 from _seed import Seeded, create_postgres, drop_postgres, seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,15 +82,6 @@ class Bench:
     data: Seeded
     args: argparse.Namespace
     backend: str
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 NICE = [0]  # --nice: scheduling priority for the server and the generator (negative needs root)
@@ -164,49 +167,6 @@ def check_endpoint(server: Server, name: str, data: Seeded) -> str | None:
     return None
 
 
-def postgres_cpu_seconds(database: str) -> dict[int, float]:
-    """CPU seconds used so far by each PostgreSQL backend serving `database`, by pid."""
-    found = {}
-    for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
-        info = proc.info
-        if info["name"] == "postgres" and info["cpu_times"] and database in " ".join(info["cmdline"] or ()):
-            found[proc.pid] = info["cpu_times"].user + info["cpu_times"].system
-    return found
-
-
-class Meter:
-    """CPU used by the server (event loop and other threads), its PostgreSQL backends and the machine."""
-
-    def __init__(self, server: Server, database: str | None) -> None:
-        self.server = psutil.Process(server.proc.pid)
-        self.database = database
-        self.start = self.sample()
-
-    def sample(self) -> tuple[float, float, float, dict[int, float], float]:
-        """(wall, server cpu, server non-main-thread cpu, postgres cpu by pid, machine busy cpu) in seconds."""
-        threads = self.server.threads()
-        total = sum(t.user_time + t.system_time for t in threads)
-        others = sum(t.user_time + t.system_time for t in threads if t.id != self.server.pid)
-        machine = psutil.cpu_times()
-        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
-        pg = postgres_cpu_seconds(self.database) if self.database else {}
-        return time.monotonic(), total, others, pg, busy
-
-    def mark(self) -> None:
-        """Start of the measured window."""
-        self.start = self.sample()
-
-    def usage(self) -> Usage:
-        """CPU use since the mark (PostgreSQL: backends alive at the end; overflow ones that left are missed)."""
-        end = self.sample()
-        wall = max(end[0] - self.start[0], 1e-9)
-        pg = sum(cpu - self.start[3].get(pid, 0.0) for pid, cpu in end[3].items())
-        cores = [
-            round(x / wall, 3) for x in (end[1] - self.start[1], end[2] - self.start[2], pg, end[4] - self.start[4])
-        ]
-        return Usage(cores[0], cores[1], cores[2] if self.database else None, cores[3])
-
-
 def measure(bench: Bench, name: str, rate: int) -> Run:
     """One open-loop run of the load generator against one endpoint at one rate."""
     server, data, args, backend = bench.server, bench.data, bench.args, bench.backend
@@ -216,7 +176,7 @@ def measure(bench: Bench, name: str, rate: int) -> Run:
     command += ["--connections", str(args.connections)]
     if ids:
         command += ["--ids", ids]
-    meter = Meter(server, bench.data.database if backend == "postgres" else None)
+    meter = CpuMeter(server.proc.pid, bench.data.database if backend == "postgres" else None)
     result: dict[str, Any] = {}
     usage = Usage(0.0, 0.0, None, 0.0)
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:

@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _report import code_version, machine
+from _report import code_version, free_port, machine
 from _seed import _stamp, create_postgres, drop_postgres
 from sqlalchemy import insert, select
 
@@ -268,13 +267,6 @@ async def drive(args: argparse.Namespace, seeded: Seeded, port: int) -> list[tup
 
 
 # ---------------------------------------------------------------------- orchestration
-
-
-def free_port() -> int:
-    """A free TCP port on localhost."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_server(

@@ -8,10 +8,11 @@ cheapest share of the day's slots is exactly the share that charges.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from voltline.domain.transactions import rounded
 from voltline.smart.prices import (
     SMART_FRACTION,
     PriceSlot,
@@ -67,4 +68,4 @@ async def site_smart_mode_price(
     if site["smart_charging"] != DAY_AHEAD:
         return None
     price = smart_mode_price(await site_day_prices(db, site, now), now, site["timezone"], fraction)
-    return None if price is None else ct_per_kwh(price).quantize(CENT, rounding=ROUND_HALF_UP)
+    return None if price is None else rounded(ct_per_kwh(price), CENT)

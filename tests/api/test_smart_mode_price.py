@@ -29,6 +29,7 @@ from voltline.store.prices import store_prices
 HOURLY = [90, 85, 80, 75, 70, 72, 95, 110, 120, 100, 60, 40, 30, 20, 35, 50, 80, 130, 150, 140, 120, 100, 95, 92]
 NOW = datetime(2025, 3, 12, 12, 10)  # 13:10 in Amsterdam: the hour priced 20
 DAY_AHEAD = {"timezone": "Europe/Amsterdam", "smart_charging": "day_ahead_pricing"}
+MANUAL = {**DAY_AHEAD, "day_ahead_pricing_strategy": "manual", "day_ahead_pricing_threshold": 8}
 
 
 class ShiftedClock(Clock):
@@ -89,6 +90,13 @@ def site_with_zone(api: httpx.Client, account: Account, zone: str | None) -> str
     return f"{path}/smart-charging"
 
 
+def priced_site(server: LiveServer, api: httpx.Client, account: Account) -> tuple[str, str]:
+    """A new zone holding the §6.5 day's prices and a site in it: (zone, smart-charging path)."""
+    zone = unique_zone()
+    import_day(server, zone)
+    return zone, site_with_zone(api, account, zone)
+
+
 def smart_price(api: httpx.Client, path: str) -> Any:
     """The smart mode price the GET answers."""
     return api.get(path).json()["data"]["day_ahead_pricing_smart_mode_price"]
@@ -99,9 +107,7 @@ def test_automatic_strategy_returns_the_smart_mode_price_of_the_local_day(
 ) -> None:
     """spec/smart-charging.md §6.5, R-69, R-05: the 8th cheapest of 24 hours, 72 EUR/MWh = 7.20 ct/kWh."""
     api, account = client
-    zone = unique_zone()
-    import_day(shifted, zone)
-    path = site_with_zone(api, account, zone)
+    _, path = priced_site(shifted, api, account)
     put = api.put(path, json=DAY_AHEAD)
     assert put.status_code == 200, put.text
     assert put.json()["data"]["day_ahead_pricing_smart_mode_price"] == 7.2
@@ -114,8 +120,7 @@ def test_the_smart_mode_price_rounds_half_up_to_two_decimals_in_ct_per_kwh(
 ) -> None:
     """spec/smart-charging.md R-04: a number in ct/kWh rounded to 2 decimals (72.15 EUR/MWh -> 7.215 -> 7.22)."""
     api, account = client
-    zone = unique_zone()
-    import_day(shifted, zone)
+    zone, path = priced_site(shifted, api, account)
     shifted.run(
         lambda: store_prices(
             shifted.runtime.db,
@@ -123,7 +128,6 @@ def test_the_smart_mode_price_rounds_half_up_to_two_decimals_in_ct_per_kwh(
             [PriceSlot(datetime(2025, 3, 12, 4), datetime(2025, 3, 12, 5), Decimal("72.15"))],
         )
     )
-    path = site_with_zone(api, account, zone)
     assert api.put(path, json=DAY_AHEAD).json()["data"]["day_ahead_pricing_smart_mode_price"] == 7.22
 
 
@@ -132,11 +136,9 @@ def test_the_smart_mode_price_is_null_without_prices_zone_or_day_ahead_mode(
 ) -> None:
     """spec/smart-charging.md R-04 (and its decision): null without prices, without a zone, or in another mode."""
     api, account = client
-    zone = unique_zone()
-    import_day(shifted, zone)
+    zone, with_prices = priced_site(shifted, api, account)
     no_prices = site_with_zone(api, account, unique_zone())
     no_zone = site_with_zone(api, account, None)
-    with_prices = site_with_zone(api, account, zone)
     for path in (no_prices, no_zone, with_prices):
         assert api.put(path, json=DAY_AHEAD).status_code == 200
     assert (smart_price(api, no_prices), smart_price(api, no_zone), smart_price(api, with_prices)) == (None, None, 7.2)
@@ -154,11 +156,8 @@ def test_a_manual_strategy_still_shows_the_smart_mode_price(
 ) -> None:
     """R-04 decision (docs/api.md): shown for both strategies while the mode is day_ahead_pricing."""
     api, account = client
-    zone = unique_zone()
-    import_day(shifted, zone)
-    path = site_with_zone(api, account, zone)
-    manual = {**DAY_AHEAD, "day_ahead_pricing_strategy": "manual", "day_ahead_pricing_threshold": 8}
-    settings = api.put(path, json=manual).json()["data"]
+    _, path = priced_site(shifted, api, account)
+    settings = api.put(path, json=MANUAL).json()["data"]
     assert (settings["day_ahead_pricing_threshold"], settings["day_ahead_pricing_smart_mode_price"]) == (8, 7.2)
 
 
@@ -177,9 +176,7 @@ def test_the_gate_inputs_give_the_price_now_the_limit_and_the_next_slot_in_eur_p
 ) -> None:
     """spec/smart-charging.md R-66..R-70: price(now), the effective limit (automatic or manual x 10), next boundary."""
     api, account = client
-    zone = unique_zone()
-    import_day(shifted, zone)
-    path = site_with_zone(api, account, zone)
+    _, path = priced_site(shifted, api, account)
     db = shifted.runtime.db
 
     def inputs() -> tuple[Any, ...]:
@@ -187,9 +184,9 @@ def test_the_gate_inputs_give_the_price_now_the_limit_and_the_next_slot_in_eur_p
         return shifted.run(lambda: site_price_gate_inputs(db, site, NOW))
 
     assert inputs() == (None, None, None)  # smart charging disabled
-    api.put(path, json=DAY_AHEAD)
+    assert api.put(path, json=DAY_AHEAD).status_code == 200
     assert inputs() == (Decimal(20), Decimal(72), datetime(2025, 3, 12, 13))
-    api.put(path, json={**DAY_AHEAD, "day_ahead_pricing_strategy": "manual", "day_ahead_pricing_threshold": 8})
+    assert api.put(path, json=MANUAL).status_code == 200
     assert inputs() == (Decimal(20), Decimal(80), datetime(2025, 3, 12, 13))
-    api.put(f"{path.rsplit('/', 1)[0]}", json={"price_zone": unique_zone()})
+    assert api.put(path.rsplit("/", 1)[0], json={"price_zone": unique_zone()}).status_code == 200
     assert inputs() == (None, Decimal(80), None)  # no prices: R-67 fails open with the threshold kept

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -25,11 +25,13 @@ from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, pagi
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
+from voltline.api.transactions import DATE_FORMAT, parse_date
 from voltline.domain.groups import list_descendants
 from voltline.domain.ids import ChargerId, GroupId, MeterId, SiteId, TeamId
 from voltline.domain.power import PHASES, MeterReading, MeterTotals, charger_reading, meter_totals, newer_reading
 from voltline.domain.power import sum_usages as sum_connector_usages
 from voltline.domain.timestamps import format_telemetry_timestamp, format_timestamp
+from voltline.domain.transactions import rounded
 from voltline.errors import NotFoundError, ValidationError
 from voltline.store import groups, meters, sites
 from voltline.store.power_usage import list_group_connectors, list_readings, read_usages
@@ -51,7 +53,7 @@ READING_RULES = {
     "power_l1": "nullable|" + _WATTS,
     "power_l2": "nullable|" + _WATTS,
     "power_l3": "nullable|" + _WATTS,
-    "timestamp": "nullable|date_format:Y-m-d H:i:s",
+    "timestamp": f"nullable|date_format:{DATE_FORMAT}",
 }
 _MILLIAMP = Decimal("0.001")
 _DECIWATT = Decimal("0.1")
@@ -120,8 +122,8 @@ class MeterReadingBody(msgspec.Struct):
 
 
 def _number(value: Decimal, step: Decimal) -> float:
-    rounded = value.quantize(step, rounding=ROUND_HALF_UP)
-    return int(rounded) if rounded == rounded.to_integral_value() else float(rounded)
+    number = rounded(value, step)
+    return int(number) if number == number.to_integral_value() else float(number)
 
 
 def _optional(value: Decimal | None, step: Decimal) -> float | None:
@@ -205,12 +207,12 @@ async def create_meter(request: Request) -> Response:
 
 
 def _amps(clean: dict[str, Any], field: str) -> Decimal:
-    return Decimal(str(clean.get(field) or 0)).quantize(_MILLIAMP, rounding=ROUND_HALF_UP)
+    return rounded(Decimal(str(clean.get(field) or 0)), _MILLIAMP)
 
 
 def _watts(clean: dict[str, Any], field: str) -> Decimal | None:
     value = clean.get(field)
-    return None if value is None else Decimal(str(value)).quantize(_DECIWATT, rounding=ROUND_HALF_UP)
+    return None if value is None else rounded(Decimal(str(value)), _DECIWATT)
 
 
 def posted_reading(body: dict[str, Any], now: datetime) -> MeterReading:
@@ -218,7 +220,7 @@ def posted_reading(body: dict[str, Any], now: datetime) -> MeterReading:
     clean = validate(body, READING_RULES)
     at = now
     if clean.get("timestamp") is not None:
-        at = datetime.strptime(clean["timestamp"], "%Y-%m-%d %H:%M:%S")
+        at = parse_date(clean["timestamp"])
         if at - now > MAX_AHEAD:
             raise ValidationError.single("timestamp", FUTURE_TIMESTAMP)
     currents = {phase: _amps(clean, phase.lower()) for phase in PHASES}

@@ -28,11 +28,11 @@ from voltline.api._kit import envelope, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api.auth import runtime, scope
 from voltline.api.meters import meter_totals_of
-from voltline.domain.groups import find_root
-from voltline.domain.ids import ChargerId, GroupId, SiteId, TeamId
+from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.domain.power import PHASES, Usage, sum_usages
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import NotFoundError
+from voltline.smart.allocation import format_limit
 from voltline.smart.scheduler import DEFAULT_MAX, ChargerRow, ConnectorRow, SiteView
 from voltline.store import chargers, groups, meters, sites
 from voltline.store import smart as smart_store
@@ -120,13 +120,6 @@ class PowerManagement(msgspec.Struct):
     groups: list[GroupView]
 
 
-def amps_text(tenths: int) -> str:
-    """Whole tenths of an ampere as text (106 -> "10.6", -5 -> "-0.5")."""
-    sign = "-" if tenths < 0 else ""
-    whole, tenth = divmod(abs(tenths), 10)
-    return f"{sign}{whole}.{tenth}"
-
-
 def decimal_amps(amps: Decimal | None) -> str:
     """Amperes with one decimal, half-up; none is "0.0"."""
     return f"{(amps or Decimal(0)).quantize(_TENTH, rounding=ROUND_HALF_UP) + 0:f}"
@@ -155,7 +148,7 @@ def connector_view(
 ) -> ConnectorView:
     """A connector from its row, the controller's view of it and its snapshot entry (if any)."""
     reason = NOT_COMPUTED if entry is None else str(entry["reason"])
-    limit = None if entry is None or reason in UNLIMITED_REASONS else amps_text(int(entry["limit"]))
+    limit = None if entry is None or reason in UNLIMITED_REASONS else format_limit(int(entry["limit"]))
     return ConnectorView(
         id=row["id"],
         uuid=row["uuid"],
@@ -164,7 +157,7 @@ def connector_view(
         status=row["status"],
         transaction_id=None if known is None else known.transaction_id,
         online=charger.online if charger is not None else row["charger_connection_status"] == "online",
-        max_amps=amps_text(known.max if known is not None else DEFAULT_MAX),
+        max_amps=format_limit(known.max if known is not None else DEFAULT_MAX),
         limit_amps=limit,
         reason=reason,
         smart_charging_state=str(entry["state"]) if entry is not None else row["smart_charging_state"],
@@ -172,16 +165,11 @@ def connector_view(
 
 
 def placement(facts: Facts) -> dict[int, int]:
-    """The group each connector counts in (its own, its charger's, else the root; as the controller)."""
-    if facts.view is not None:
-        return {c.id: c.group_id for c in facts.view.connectors}
-    ids = {row["id"] for row in facts.groups}
-    root = find_root({GroupId(r["id"]): r["group_id"] for r in facts.groups}) or 0
-    found = {}
-    for row in facts.connectors:
-        group = row["group_id"] if row["group_id"] is not None else row["charger_group_id"]
-        found[row["id"]] = group if group in ids else root
-    return found
+    """The group each connector counts in, as the controller places it (R-80).
+
+    Without a view the site has no groups (`load_site_view`), so there is no tree to place in.
+    """
+    return {} if facts.view is None else {c.id: c.group_id for c in facts.view.connectors}
 
 
 def _members(facts: Facts, entries: Mapping[int, Mapping[str, Any]]) -> dict[int, list[ConnectorView]]:
@@ -214,8 +202,8 @@ def build_tree(facts: Facts, snapshot: Mapping[str, Any] | None) -> list[GroupVi
             group_id=row["group_id"],
             parent_group_id=row["group_id"],
             total_amps=row["total_amps"],
-            capacity_amps=amps_text(int(shot["capacity"]) if shot is not None else capacity_tenths(row)),
-            allocated_amps=None if shot is None else amps_text(int(shot["allocated"])),
+            capacity_amps=format_limit(int(shot["capacity"]) if shot is not None else capacity_tenths(row)),
+            allocated_amps=None if shot is None else format_limit(int(shot["allocated"])),
             draw=facts.draws[row["id"]],
             meter_id=row["meter_id"],
             connectors=members.get(row["id"], []),

@@ -13,7 +13,6 @@ when the site has no price zone or its zone has no prices for that day.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -93,10 +92,10 @@ def check_settings(body: dict[str, Any], site: RowMapping) -> dict[str, Any]:
     return validate(data, rules)
 
 
-async def smart_mode_price(rt: Runtime, site: RowMapping, now: datetime | None = None) -> float | None:
+async def smart_mode_price(rt: Runtime, site: RowMapping) -> float | None:
     """R-04: the site's smart mode price in ct/kWh (2 decimals), or None."""
     fraction = smart_fraction(rt.settings.smart_mode_fraction)
-    price = await site_smart_mode_price(rt.db, site, now or rt.clock.now(), fraction=fraction)
+    price = await site_smart_mode_price(rt.db, site, rt.clock.now(), fraction=fraction)
     return None if price is None else float(price)
 
 

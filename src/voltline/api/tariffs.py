@@ -13,7 +13,7 @@ any authenticated caller may read any zone.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import msgspec
 from starlette.requests import Request
@@ -25,6 +25,7 @@ from voltline.api._rules import validate
 from voltline.api.auth import runtime
 from voltline.api.transactions import DATE_RULES, LIMIT_DEFAULT, LIMIT_RULE, parse_date
 from voltline.domain.timestamps import format_timestamp
+from voltline.domain.transactions import rounded
 from voltline.smart.prices import PriceSlot
 from voltline.store.prices import list_prices
 
@@ -44,7 +45,7 @@ class TariffResource(msgspec.Struct):
 
 def hundredths_of_cent(eur_per_mwh: Decimal) -> int:
     """EUR/MWh to hundredths of a euro cent per kWh (x 10), rounded half-up."""
-    return int((eur_per_mwh * 10).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(rounded(eur_per_mwh * 10, Decimal(1)))
 
 
 def tariff_resource(zone: str, slot: PriceSlot) -> TariffResource:

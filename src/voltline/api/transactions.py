@@ -135,8 +135,8 @@ def limit_and_order(clean: dict[str, Any]) -> tuple[int, bool]:
     return int(clean.get("limit") or LIMIT_DEFAULT), clean.get("order_by", "desc") == "desc"
 
 
-def charger_ref(value: Any) -> Ref | None:
-    """The `charger` filter as an id or a uuid; None when absent; 422 when it can name no charger."""
+def input_ref(value: Any, field: str, invalid: str) -> Ref | None:
+    """An id or uuid given as input (not in the path); None when absent; 422 `invalid` when it can name nothing."""
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= INT_MAX:
@@ -145,7 +145,7 @@ def charger_ref(value: Any) -> Ref | None:
         return int(value)
     if isinstance(value, str) and UUID_PATTERN.fullmatch(value):
         return value.lower()
-    raise ValidationError.single("charger", CHARGER_INVALID)
+    raise ValidationError.single(field, invalid)
 
 
 def _filters(clean: dict[str, Any], charger_id: ChargerId | None = None) -> TransactionFilter:
@@ -158,8 +158,9 @@ def _filters(clean: dict[str, Any], charger_id: ChargerId | None = None) -> Tran
     )
 
 
-async def _charger_filter(conn: AsyncConnection, team_id: TeamId, site_id: SiteId, value: Any) -> ChargerId | None:
-    ref = charger_ref(value)
+async def charger_filter(conn: AsyncConnection, team_id: TeamId, site_id: SiteId, value: Any) -> ChargerId | None:
+    """The `charger` filter: a charger with transactions on the site; None when absent; 422 otherwise."""
+    ref = input_ref(value, "charger", CHARGER_INVALID)
     if ref is None:
         return None
     charger_id = await datapoints.find_site_transaction_charger(conn, team_id, site_id, ref)
@@ -209,7 +210,7 @@ async def list_site_transactions(request: Request) -> Response:
     async with db.read() as conn:
         site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
         clean = validate(data, SITE_QUERY_RULES)
-        filters = _filters(clean, await _charger_filter(conn, team_id, site_id, clean.get("charger")))
+        filters = _filters(clean, await charger_filter(conn, team_id, site_id, clean.get("charger")))
     if wants_csv(request, clean):
         async with db.scan() as conn:
             rows = await datapoints.list_site_transactions(

@@ -20,15 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import INT_MAX, UUID_PATTERN, input_data, json_response, path_ref
+from voltline.api._kit import input_data, json_response, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.api.transactions import CHARGER_INVALID, charger_ref
+from voltline.api.transactions import charger_filter, input_ref
 from voltline.domain.energy import INTERVALS, Interval, kwh_text, local_buckets, local_midnight, sum_into, to_local
-from voltline.domain.ids import ChargerId, GroupId, SiteId, TeamId
+from voltline.domain.ids import GroupId, SiteId
 from voltline.errors import NotFoundError, ValidationError
-from voltline.store import datapoints, groups, sites, usage
+from voltline.store import groups, sites, usage
 from voltline.store.usage import Key
 
 QUERY_RULES = {
@@ -93,35 +93,15 @@ def site_zone(name: str | None) -> tuple[str, tzinfo]:
         return "UTC", zoneinfo.ZoneInfo("UTC")
 
 
-def _ref(value: Any) -> int | str:
-    """An id (a positive 32-bit integer, or its digits) or a uuid; ValueError otherwise."""
-    if isinstance(value, str) and UUID_PATTERN.fullmatch(value):
-        return value.lower()
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= INT_MAX:
-        return value
-    raise ValueError(value)
-
-
 async def _group_keys(conn: AsyncConnection, site_id: SiteId, value: Any) -> set[Key] | None:
-    if value is None:
-        return None
-    try:
-        group = await groups.get_group(conn, site_id, _ref(value))
-    except (NotFoundError, ValueError):
-        raise ValidationError.single("group", GROUP_INVALID) from None
-    return await usage.list_group_connector_keys(conn, site_id, GroupId(group["id"]))
-
-
-async def _charger(conn: AsyncConnection, team_id: TeamId, site_id: SiteId, value: Any) -> ChargerId | None:
-    ref = charger_ref(value)
+    ref = input_ref(value, "group", GROUP_INVALID)
     if ref is None:
         return None
-    found = await datapoints.find_site_transaction_charger(conn, team_id, site_id, ref)
-    if found is None:
-        raise ValidationError.single("charger", CHARGER_INVALID)
-    return found
+    try:
+        group = await groups.get_group(conn, site_id, ref)
+    except NotFoundError:
+        raise ValidationError.single("group", GROUP_INVALID) from None
+    return await usage.list_group_connector_keys(conn, site_id, GroupId(group["id"]))
 
 
 def usage_body(rollups: dict[datetime, int], zone: tzinfo, meta: UsageMeta) -> UsageResponse:
@@ -144,7 +124,7 @@ async def get_site_usage(request: Request) -> Response:
         site_id = SiteId(site["id"])
         clean = validate(data, QUERY_RULES)
         group = await _group_keys(conn, site_id, clean.get("group"))
-        charger_id = await _charger(conn, team_id, site_id, clean.get("charger"))
+        charger_id = await charger_filter(conn, team_id, site_id, clean.get("charger"))
         first, last, interval = _period(clean)
         name, zone = site_zone(site["timezone"])
         start, end = local_midnight(first, zone), local_midnight(last + timedelta(days=1), zone)

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from voltline.domain.meter_values import EAIR, decimal_text
+from voltline.domain.transactions import rounded
 
 CURRENT = "Current.Import"
 POWER = "Power.Active.Import"
@@ -206,9 +207,7 @@ def _usage_phase_power(readings: list[Reading], phases: int, power: Decimal | No
 
 def kilowatt_text(watts: Decimal | None) -> str:
     """R-101: W as kW with two decimals, half-up (7364 -> "7.36"); no power is "0.00"."""
-    kw = (watts or Decimal(0)) / 1000
-    rounded = kw.quantize(_HUNDREDTH, rounding=ROUND_HALF_UP)
-    return "0.00" if rounded.is_zero() else f"{rounded:f}"
+    return str(rounded((watts or Decimal(0)) / 1000, _HUNDREDTH))
 
 
 def current_text(amps: Decimal | None) -> str:

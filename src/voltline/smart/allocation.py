@@ -40,10 +40,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from voltline.domain.power import PHASES
 from voltline.errors import VoltlineError
 
 MIN_TENTHS = 60
-PHASES = ("L1", "L2", "L3")
 
 Key = tuple[int, int]  # (group id, phase index): one per-phase budget
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError
 from voltline.runtime import Runtime
+from voltline.smart.allocation import MIN_TENTHS
 from voltline.smart.profiles import (
     TX_DEFAULT_BASE,
     TX_PROFILE_BASE,
@@ -29,7 +30,17 @@ from voltline.smart.profiles import (
     first_attempt,
     next_fallback,
 )
-from voltline.smart.scheduler import DEFAULT, TX, ConnectorRow, ProfileRow, Send, SiteView, in_force, worst
+from voltline.smart.scheduler import (
+    DEFAULT,
+    TX,
+    ConnectorRow,
+    ProfileRow,
+    Send,
+    SiteView,
+    effective_failsafe,
+    in_force,
+    worst,
+)
 from voltline.store import smart as store
 
 log = logging.getLogger("voltline.smart")
@@ -82,7 +93,7 @@ class Enforcer:
         attempt: Attempt | Outcome = first_attempt(send.limit or 0, has_transaction=True, units=charger.units)
         if send.limit == 0 and charger.pause_unsupported:
             unit = "A" if "A" in charger.units else "W"
-            attempt = Attempt(Fallback.TX_PROFILE, TX, unit, 60, pause_unsupported=True)
+            attempt = Attempt(Fallback.TX_PROFILE, TX, unit, MIN_TENTHS, pause_unsupported=True)
         while isinstance(attempt, Attempt):
             answer = await self._attempt(send, attempt)
             attempt = next_fallback(attempt, answer, units=charger.units)
@@ -172,8 +183,7 @@ class Enforcer:
         connector: ConnectorRow | None = self.connectors.get((send.charger_id, send.connector))
         if connector is not None:
             return worst(self.view, connector)
-        decided, limit = in_force(self.view.profiles.get((send.charger_id, 0, DEFAULT)))
-        return limit if decided and limit is not None else send.connector_max
+        return effective_failsafe(self.view, send.charger_id, send.connector_max)
 
     async def _command(self, send: Send, command: str, args: dict[str, Any]) -> str:
         """The charger's status word; `timeout` when it is offline or silent; Rejected for a CALLERROR."""

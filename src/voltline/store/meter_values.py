@@ -29,7 +29,6 @@ from voltline.domain.meter_values import (
     context_priority,
     naive_utc,
     pack_samples,
-    register_reading,
     register_wh,
     sample_id,
     unpack_samples,
@@ -199,17 +198,11 @@ def _stamp_once(stamps: dict[int, Any], frame: MeterFrame, stamp: Stamp) -> Any:
     return found
 
 
-def register_rows(frames: Sequence[MeterFrame], values: Sequence[Decimal | None] | None = None) -> list[Row]:
-    """`(transaction id, Wh)` rows: the highest EAIR per transaction in the batch (R-92 picks the reading).
-
-    `values` are the frames' `register_reading`s when the caller has them already.
-    """
+def register_rows(frames: Sequence[MeterFrame], values: Sequence[Decimal | None]) -> list[Row]:
+    """`(transaction id, Wh)` rows: the highest EAIR per transaction in the batch (`values`: R-92 per frame)."""
     highest: dict[int, int] = {}
-    for index, frame in enumerate(frames):
-        if frame.transaction_id is None:
-            continue
-        reading = register_reading(frame.samples) if values is None else values[index]
-        if reading is None:
+    for frame, reading in zip(frames, values, strict=True):
+        if frame.transaction_id is None or reading is None:
             continue
         wh = register_wh(reading)
         if 0 <= wh <= INT64_MAX and wh > highest.get(frame.transaction_id, -1):

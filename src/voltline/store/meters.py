@@ -15,9 +15,9 @@ from voltline.domain.meter_values import decimal_text
 from voltline.domain.power import PHASES, MeterReading
 from voltline.errors import NotFoundError
 from voltline.store._common import new_uuid, ref_clause, stamped, utcnow
+from voltline.store.chargers import MAX_ROW_ID
 from voltline.store.schema import chargers, meter_readings, meters
 
-MAX_ROW_ID = 2**31 - 1
 _POWER_COLUMNS = {"L1": "power_l1", "L2": "power_l2", "L3": "power_l3"}
 
 

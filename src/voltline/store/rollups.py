@@ -29,8 +29,18 @@ from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltline.domain.energy import Chain, Reading, frame_reading, max_power_w, reading_of, rollup, walk
-from voltline.domain.meter_values import naive_utc, register_reading, unpack_samples
+from voltline.domain.energy import (
+    BUCKET,
+    Chain,
+    Reading,
+    bucket_start,
+    frame_reading,
+    max_power_w,
+    reading_of,
+    rollup,
+    walk,
+)
+from voltline.domain.meter_values import naive_utc, unpack_samples
 from voltline.store.schema import connectors, energy_registers, energy_rollups, meter_frames
 
 if TYPE_CHECKING:
@@ -60,19 +70,16 @@ class Connector:
     replay: bool = False
 
 
-def batch_readings(
-    frames: Sequence[MeterFrame], values: Sequence[Decimal | None] | None = None
-) -> dict[Key, Connector]:
-    """The register reading (R-91/R-92) of every frame of a connector >= 1, per connector, in arrival order.
+def batch_readings(frames: Sequence[MeterFrame], values: Sequence[Decimal | None]) -> dict[Key, Connector]:
+    """The register reading of every frame of a connector >= 1, per connector, in arrival order.
 
-    `values` are the frames' `register_reading`s when the caller has them already (computed once per frame).
+    `values` are the frames' `register_reading`s (R-91/R-92), computed once per frame by the writer.
     """
     found: dict[Key, Connector] = {}
-    for order, frame in enumerate(frames):
+    for order, (frame, value) in enumerate(zip(frames, values, strict=True)):
         if frame.connector_number < 1:
             continue
         at = naive_utc(frame.timestamp)
-        value = register_reading(frame.samples) if values is None else values[order]
         reading = reading_of(value, frame.samples, at, order + 2**40)  # after every stored frame id
         if reading is None:
             continue
@@ -144,10 +151,10 @@ def _bucket_stamp(held: Connector, chain: Chain) -> dict[datetime, Stamp]:
     stamps: dict[datetime, Stamp] = {}
     for delta in chain.deltas:
         stamp = held.stamps.get(delta.end, (None, None))
-        start = delta.start.replace(minute=delta.start.minute - delta.start.minute % 15, second=0, microsecond=0)
+        start = bucket_start(delta.start)
         while start < delta.end:
             stamps[start] = stamp
-            start += timedelta(minutes=15)
+            start += BUCKET
     return stamps
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -12,6 +12,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline import codec
+from voltline.domain.groups import find_root
+from voltline.domain.ids import GroupId
+from voltline.domain.power import CURRENT, PHASES
 from voltline.smart.scheduler import (
     DEFAULT_MAX,
     ChargerRow,
@@ -32,9 +35,6 @@ from voltline.store.schema import (
     sites,
     transactions,
 )
-
-CURRENT = "Current.Import"
-PHASES = ("L1", "L2", "L3")
 
 
 def tenths(amps: Decimal) -> int:
@@ -135,7 +135,7 @@ async def _connectors(
     if not ids:
         return []
     group_ids = {int(row["id"]) for row in group_rows}
-    root = min(int(row["id"]) for row in group_rows if row["group_id"] is None) if group_rows else 0
+    root = find_root({GroupId(int(row["id"])): row["group_id"] for row in group_rows}) or 0
     charger_group = {int(row["id"]): row["group_id"] for row in charger_rows}
     query = select(connectors).where(connectors.c.charger_id.in_(ids), connectors.c.connector_id > 0)
     rows = list((await conn.execute(query.order_by(connectors.c.id))).mappings())
@@ -283,8 +283,3 @@ def stale_connector_ids(view: SiteView, states: Mapping[int, str]) -> dict[int, 
     """The states that differ from what the view holds."""
     held = {c.id: c.state for c in view.connectors}
     return {cid: state for cid, state in states.items() if held.get(cid) != state}
-
-
-def charger_ids_of(view: SiteView) -> Collection[int]:
-    """The chargers of a view."""
-    return view.chargers.keys()

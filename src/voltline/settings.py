@@ -8,7 +8,8 @@ from pathlib import Path
 
 import msgspec
 
-from voltline.errors import SettingsError
+from voltline.errors import SettingsError, VoltlineError
+from voltline.smart.prices import ConsumerTaxes, parse_zone_charges, parse_zone_vat
 
 PREFIX = "VOLTLINE_"
 
@@ -41,6 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     price_fetch: bool = False
     entsoe_token: str = ""
     entsoe_url: str = "https://web-api.tp.entsoe.eu/api"
+    price_charges: str = ""
+    price_vat: str = ""
     smart_mode_fraction: str = "1/3"
     smart_control: bool = True
     smart_debounce: float = 1.0
@@ -58,6 +61,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def is_sqlite(self) -> bool:
         """True when the store is the embedded SQLite database."""
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def consumer_taxes(self) -> ConsumerTaxes:
+        """R-63: the per-zone charges (EUR/kWh) and VAT that turn spot prices into consumer prices."""
+        return ConsumerTaxes(parse_zone_charges(self.price_charges), parse_zone_vat(self.price_vat))
 
 
 _FIELDS = frozenset(Settings.__struct_fields__)
@@ -93,6 +101,14 @@ def _is_fraction(text: str) -> bool:
         return False
 
 
+def _check_zone_rates(settings: Settings) -> None:
+    for name, parse in (("price_charges", parse_zone_charges), ("price_vat", parse_zone_vat)):
+        try:
+            parse(getattr(settings, name))
+        except VoltlineError as error:
+            raise SettingsError(f"{PREFIX}{name.upper()}: {error}") from None
+
+
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     """Build settings from an environment mapping (`VOLTLINE_*`) plus explicit overrides."""
     defaults = Settings()
@@ -112,6 +128,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         raise SettingsError(
             f"{PREFIX}SMART_MODE_FRACTION must be a fraction in (0, 1], got {settings.smart_mode_fraction!r}"
         )
+    _check_zone_rates(settings)
     if settings.rate_limit < 0:
         raise SettingsError(f"{PREFIX}RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
     return settings

@@ -6,9 +6,11 @@ switch to `automatic`, the off-peak window survives while smart charging is disa
 
 `day_ahead_pricing_smart_mode_price` (R-04, R-69) is computed on every answer from the stored
 prices of the site's `price_zone`: the ceil(f x N)-th cheapest slot of the site-local day that
-contains now (f = `VOLTLINE_SMART_MODE_FRACTION`, default 1/3), in ct/kWh rounded half-up to two
-decimals. It is null while the mode is not `day_ahead_pricing` (either strategy shows it), and
-when the site has no price zone or its zone has no prices for that day.
+contains now (f = `VOLTLINE_SMART_MODE_FRACTION`, default 1/3), as the zone's consumer price
+(R-63: `(spot EUR/kWh + charges) x (1 + vat)`, from `VOLTLINE_PRICE_CHARGES` and
+`VOLTLINE_PRICE_VAT`, both 0 by default), in ct/kWh rounded half-up to two decimals. It is null
+while the mode is not `day_ahead_pricing` (either strategy shows it), and when the site has no
+price zone or its zone has no prices for that day.
 """
 
 from __future__ import annotations
@@ -93,9 +95,10 @@ def check_settings(body: dict[str, Any], site: RowMapping) -> dict[str, Any]:
 
 
 async def smart_mode_price(rt: Runtime, site: RowMapping) -> float | None:
-    """R-04: the site's smart mode price in ct/kWh (2 decimals), or None."""
+    """R-04/R-63: the site's consumer smart mode price in ct/kWh (2 decimals), or None."""
     fraction = smart_fraction(rt.settings.smart_mode_fraction)
-    price = await site_smart_mode_price(rt.db, site, rt.clock.now(), fraction=fraction)
+    taxes = rt.settings.consumer_taxes
+    price = await site_smart_mode_price(rt.db, site, rt.clock.now(), fraction=fraction, taxes=taxes)
     return None if price is None else float(price)
 
 

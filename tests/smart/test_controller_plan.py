@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from voltline.smart.allocation import Allocation
 from voltline.smart.gates import Gate
 from voltline.smart.scheduler import (
     DEFAULT,
@@ -145,3 +146,46 @@ def test_the_txprofile_of_a_finished_transaction_is_cleared() -> None:
     site = view(ConnectorRow(1, 1, 1, 1, "Finishing"), profiles=(tx(1, 106),))
     sends = plan_sends(site, decide(site, OPEN, fixed_connectors(site)), OPEN)
     assert [(s.purpose, s.limit) for s in sends if s.connector == 1] == [(TX, None)]
+
+
+def test_a_finished_transactions_txprofile_is_cleared_before_the_next_one_is_set() -> None:
+    """§7.4, R-20: both TxProfiles use id 1000 + n, so the clear of the old one must go out first.
+
+    A new session that starts paused (gate closed) puts both sends in phase 1 (R-85).
+    """
+    site = view(charging(1), profiles=(ProfileRow(1, 1, TX, 106, "accepted", None, 42),))
+    sends = [s for s in plan_sends(site, decide(site, CLOSED, fixed_connectors(site)), CLOSED) if s.purpose == TX]
+    assert [(s.limit, s.transaction_id, s.first) for s in sends] == [(None, 42, True), (0, 101, True)]
+
+
+def test_a_charger_without_smart_charging_is_sent_nothing_and_holds_its_draw() -> None:
+    """R-87 (an unsteerable charger keeps what it may draw), DESIGN `rejected` state: NotImplemented flags it."""
+    dumb = ChargerRow(2, "CP2", True, profiles_unsupported=True)
+    site = view(charging(1), charging(2, minutes=1), capacity=480)
+    site = SiteView(site.site_id, site.groups, {**site.chargers, 2: dumb}, site.connectors, site.profiles)
+    decision = decide(site, OPEN, fixed_connectors(site))
+    assert fixed_connectors(site) == {2: 320}  # nothing known installed: its maximum
+    assert decision.allocations[1].limit == 160
+    assert all(s.charger_id != 2 for s in plan_sends(site, decision, OPEN))
+    assert connector_states(site, decision, OPEN) == {1: "limited", 2: "rejected"}
+
+
+def test_a_stale_group_meter_holds_its_connectors_at_the_minimum() -> None:
+    """§7.6 / R-87 "stale = overload": a metered group without a fresh reading gives at most 6 A, until it reports.
+
+    With a fresh reading the same group is balanced dynamically (§7.2): 32 A less 2 A margin less
+    4 A of non-EV load (meter 20 A, EVs 16 A) leaves 26 A, 13.0 A each.
+    """
+    site = view(charging(1), charging(2, minutes=1))
+    drawing = tuple(
+        ConnectorRow(
+            c.id, c.charger_id, 1, 1, "Charging", transaction_id=c.transaction_id, arrival=c.arrival, drawn=(80, 80, 80)
+        )
+        for c in site.connectors
+    )
+    fresh = SiteView(1, (GroupRow(1, None, 320, (200, 200, 200)),), site.chargers, drawing)
+    assert [decide(fresh, OPEN, {}).allocations[n] for n in (1, 2)] == [Allocation(130, "share")] * 2
+    stale = SiteView(1, (GroupRow(1, None, 320, None, meter_stale=True),), site.chargers, drawing)
+    decision = decide(stale, OPEN, {})
+    assert [decision.allocations[n] for n in (1, 2)] == [Allocation(60, "meter_stale")] * 2
+    assert [s.limit for s in plan_sends(stale, decision, OPEN) if s.purpose == TX] == [60, 60]

@@ -21,6 +21,7 @@ from voltline.domain.credentials import new_pincode
 from voltline.domain.ids import ChargerId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import RateLimitedError, ValidationError
+from voltline.smart.events import publish_charger_detached, publish_settings_changed
 from voltline.store import chargers, sites
 
 DEPRECATION = "charger.id is deprecated. Use charger.uuid instead."
@@ -140,6 +141,7 @@ async def create_site_charger(request: Request) -> Response:
         site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
         group_id = await sites.get_root_group_id(conn, site_id)
         row = await _create(conn, data, {"team_id": team_id, "site_id": site_id, "group_id": group_id})
+    await publish_settings_changed(runtime(request).bus, site_id)
     return envelope(charger_resource(row), 201)
 
 
@@ -149,6 +151,7 @@ async def detach_charger(request: Request) -> Response:
         site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
         charger = await chargers.get_site_charger(conn, site_id, path_ref(request, "charger"))
         await chargers.detach_charger(conn, ChargerId(charger["id"]))
+    await publish_charger_detached(runtime(request).bus, site_id, int(charger["id"]))
     return no_content()
 
 
@@ -197,6 +200,7 @@ async def attach_charger(request: Request) -> Response:
         row = await chargers.attach_charger(conn, ChargerId(charger["id"]), team_id, site_id, group_id)
     if row is None:
         raise ValidationError.single("identity", ALREADY_ATTACHED)
+    await publish_settings_changed(runtime(request).bus, site_id)
     return envelope(charger_resource(row))
 
 

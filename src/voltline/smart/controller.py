@@ -1,15 +1,17 @@
 """The smart-charging control loop: one serialised, debounced run per site (spec/smart-charging.md §9).
 
 Events on the bus (`smart.events`: boot, connected, disconnected, status, start, stop, meter,
-settings) wake the site they concern. A woken site waits `VOLTLINE_SMART_DEBOUNCE` seconds on the
-injectable clock (a burst becomes one run), then runs: load the site's view from the store,
-compute the gate (off-peak window R-50, price R-66) and the allocation (R-80..R-83, R-87), and
-send the profile changes in two phases (R-85): pauses and decreases first, the rest once those
-are acknowledged. A decrease that is refused or unanswered keeps its old limit reserved, the
-allocation is made again with it held, and increases wait (DESIGN; at most `ROUNDS` tries).
-A site also wakes by timer: at the gate's next change (window edge, price slot), every
-`VOLTLINE_SMART_METER_INTERVAL` seconds when a group has a meter, and after
-`VOLTLINE_SMART_RETRY_INTERVAL` seconds while profiles wait for an answer.
+settings, detached) wake the site they concern; a charger that left its site (detached, or
+connecting while on no site) has our profiles cleared from it (`release`). A woken site waits
+`VOLTLINE_SMART_DEBOUNCE` seconds on the injectable clock (a burst becomes one run), then runs:
+load the site's view from the store, compute the gate (off-peak window R-50, price R-66) and
+the allocation (R-80..R-83, R-87), and send the profile changes in two phases (R-85): pauses
+and decreases first, the rest once those are acknowledged. A decrease that is refused or
+unanswered keeps its old limit reserved, the allocation is made again with it held, and
+increases wait (DESIGN; at most `ROUNDS` tries). After each phase the view takes the rows the
+enforcer stored, without a reload. A site also wakes by timer: at the gate's next change
+(window edge, price slot), every `VOLTLINE_SMART_METER_INTERVAL` seconds when a group has a
+meter, and after `VOLTLINE_SMART_RETRY_INTERVAL` seconds while profiles wait for an answer.
 
 State lives in the store (charging_profiles, charger_capabilities), so a restarted server goes
 on from where the last one stopped; a reconnect or boot marks the charger's profiles stale so
@@ -23,19 +25,19 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
 from voltline.bus import Subscription
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError, VoltlineError
-from voltline.pricing import site_price_gate_inputs
+from voltline.pricing import site_gate_now
 from voltline.runtime import Runtime
 from voltline.smart import scheduler
 from voltline.smart.enforcer import Enforcer
 from voltline.smart.events import SMART_EVENTS, decode_event
-from voltline.smart.gates import Gate, site_gate
+from voltline.smart.gates import Gate
 from voltline.smart.prices import smart_fraction
 from voltline.smart.scheduler import Decision, SiteView
 from voltline.store import smart as store
@@ -52,6 +54,7 @@ CONFIGURATION_KEYS = [
     "ConnectorSwitch3to1PhaseSupported",
 ]
 RECONNECTING = ("boot", "connected")
+METER_STALE = 60.0  # seconds: a group meter reading older than max(2 x meter interval, this) is stale (R-87)
 
 
 @dataclass
@@ -81,6 +84,7 @@ class SmartCharging:
         self._sites: dict[int, SiteLoop] = {}
         self._snapshots: dict[int, dict[str, Any]] = {}
         self._subscription: Subscription | None = None
+        self._releases: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Listen for events and look at every site with chargers once."""
@@ -95,7 +99,7 @@ class SmartCharging:
         if self._subscription is not None:
             await self._subscription.unsubscribe()
             self._subscription = None
-        tasks = [site.task for site in self._sites.values() if site.task is not None]
+        tasks = [site.task for site in self._sites.values() if site.task is not None] + list(self._releases)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -118,15 +122,45 @@ class SmartCharging:
     async def _on_event(self, _subject: str, data: bytes) -> None:
         try:
             event = decode_event(data)
-            site_id = event.get("site_id")
-            charger_id = event.get("charger_id")
+            kind, site_id, charger_id = event["kind"], event.get("site_id"), event.get("charger_id")
+            if kind == "detached" and isinstance(charger_id, int):
+                self._release_later(charger_id)
             if site_id is None and isinstance(charger_id, int):
                 async with self.runtime.db.read() as conn:
                     site_id = await store.get_charger_site_id(conn, charger_id)
+                if site_id is None and kind in RECONNECTING:
+                    self._release_later(charger_id)  # left its site while offline
             if isinstance(site_id, int):
-                self.poke(site_id, charger_id if event["kind"] in RECONNECTING else None)
+                self.poke(site_id, charger_id if kind in RECONNECTING else None)
         except Exception:  # task boundary: one bad event must not stop the listener
             log.exception("smart charging: could not handle an event")
+
+    # ------------------------------------------------------------------ a charger that left its site
+
+    def _release_later(self, charger_id: int) -> None:
+        task = asyncio.create_task(self.release(charger_id), name=f"voltline-smart-release-{charger_id}")
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def release(self, charger_id: int) -> None:
+        """Clear our profiles from a charger that is on no site any more; kept on record while it is offline."""
+        try:
+            async with self.runtime.db.read() as conn:
+                left = await store.get_left_charger(conn, charger_id)
+            if left is None:
+                return  # on a site (its loop owns the profiles), gone, or nothing installed
+            identity, profile_ids = left
+            for profile_id in profile_ids:
+                try:
+                    await self.runtime.commands.send(identity, "clear_charging_profile", {"id": profile_id})
+                except ChargerOfflineError:
+                    return  # cleared when it connects again
+                except (ChargerTimeoutError, CommandFailedError) as error:
+                    log.info("%s: could not clear profile %s: %s", identity, profile_id, error)
+            async with self.runtime.db.write() as conn:
+                await store.delete_charger_profiles(conn, charger_id)
+        except Exception:  # task boundary
+            log.exception("smart charging: could not release charger %s", charger_id)
 
     # ------------------------------------------------------------------ the site loop
 
@@ -197,15 +231,17 @@ class SmartCharging:
             sends = scheduler.plan_sends(view, decision, gate)
             first = [send for send in sends if send.first]
             if first:
-                newly = await Enforcer(self.runtime, view).execute(first) - failed
-                view = await self._reload(site_id, view)
+                enforcer = Enforcer(self.runtime, view)
+                newly = await enforcer.execute(first) - failed
+                view = await self._after(site_id, enforcer)
                 if newly:
                     failed |= newly
                     continue
             rest = [send for send in sends if not send.first]
             if rest:
-                await Enforcer(self.runtime, view).execute(rest)
-                view = await self._reload(site_id, view)
+                enforcer = Enforcer(self.runtime, view)
+                await enforcer.execute(rest)
+                view = await self._after(site_id, enforcer)
             return view, True
         return view, False
 
@@ -223,8 +259,15 @@ class SmartCharging:
         return scheduler.decide(view, gate, fixed)
 
     async def _load(self, site_id: int) -> tuple[RowMapping, SiteView] | None:
+        fresh_after = self.clock.now() - timedelta(seconds=max(2 * self.settings.smart_meter_interval, METER_STALE))
         async with self.runtime.db.scan() as conn:
-            return await store.load_site_view(conn, site_id)
+            return await store.load_site_view(conn, site_id, meter_fresh_after=fresh_after)
+
+    async def _after(self, site_id: int, enforcer: Enforcer) -> SiteView:
+        """The view after a phase: the enforcer's own rows, or a reload when a capability changed."""
+        if enforcer.capabilities_changed:
+            return await self._reload(site_id, enforcer.view)
+        return enforcer.updated_view()
 
     async def _reload(self, site_id: int, view: SiteView) -> SiteView:
         loaded = await self._load(site_id)
@@ -234,17 +277,9 @@ class SmartCharging:
         """The site's gate now (R-50, R-66); a setting the gate cannot read leaves it open."""
         try:
             fraction = smart_fraction(self.settings.smart_mode_fraction)
-            price, limit, next_slot = await site_price_gate_inputs(self.runtime.db, site, now, fraction=fraction)
-            return site_gate(
-                site["smart_charging"],
-                now,
-                timezone=site["timezone"],
-                off_peak_start=site["off_peak_start"],
-                off_peak_end=site["off_peak_end"],
-                price_now=price,
-                limit=limit,
-                next_slot=next_slot,
-            )
+            taxes = self.settings.consumer_taxes
+            _, _, gate = await site_gate_now(self.runtime.db, site, now, fraction=fraction, taxes=taxes)
+            return gate
         except VoltlineError as error:  # GateError, PriceFormatError
             log.warning("site %s: smart charging gate left open: %s", site["id"], error)
             return Gate(True, "disabled", None)

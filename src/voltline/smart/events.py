@@ -2,8 +2,9 @@
 
 The OCPP gateway and handlers publish a small JSON object on `SMART_EVENTS` after their
 database commit (boot, connected, disconnected, status, start, stop, meter); the REST API
-publishes `settings` when a site's smart-charging settings, groups or connectors change. The
-controller listens; nobody waits for it.
+publishes `settings` when a site's smart-charging settings, groups, connectors or chargers change,
+and `detached` (with the charger) when a charger leaves a site. The controller listens; nobody
+waits for it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from voltline import codec
 from voltline.bus import Bus
 
 SMART_EVENTS = "smart.events"
-KINDS = ("boot", "connected", "disconnected", "status", "start", "stop", "meter", "settings")
+KINDS = ("boot", "connected", "disconnected", "status", "start", "stop", "meter", "settings", "detached")
 
 
 def encode_event(kind: str, **fields: Any) -> bytes:
@@ -34,3 +35,8 @@ def decode_event(data: bytes) -> dict[str, Any]:
 async def publish_settings_changed(bus: Bus, site_id: int) -> None:
     """Tell the control loop that a site's settings, groups or connectors changed (after the commit)."""
     await bus.publish(SMART_EVENTS, encode_event("settings", site_id=int(site_id)))
+
+
+async def publish_charger_detached(bus: Bus, site_id: int, charger_id: int) -> None:
+    """Tell the control loop that a charger left the site: its profiles are cleared, the rest rebalanced."""
+    await bus.publish(SMART_EVENTS, encode_event("detached", site_id=int(site_id), charger_id=int(charger_id)))

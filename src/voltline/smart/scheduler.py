@@ -53,6 +53,7 @@ class GroupRow:
     parent_id: int | None
     capacity: int
     meter: tuple[int, int, int] | None = None
+    meter_stale: bool = False  # a meter is attached but its reading is missing or too old
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,12 @@ class ChargerRow:
     units: tuple[str, ...] = ("A", "W")
     max_stack_level: int | None = None
     pause_unsupported: bool = False
+    profiles_unsupported: bool = False
+
+    @property
+    def steerable(self) -> bool:
+        """Online and not known to lack smart charging (a CALLERROR NotImplemented to SetChargingProfile)."""
+        return self.online and not self.profiles_unsupported
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +230,7 @@ def fixed_connectors(view: SiteView, failed: Iterable[int] = ()) -> dict[int, in
         if not charger.online:
             failsafe = effective_failsafe(view, connector.charger_id, connector.max)
             fixed[connector.id] = max(worst(view, connector), failsafe)
-        elif is_stuck(view, connector) or connector.id in failed_ids:
+        elif charger.profiles_unsupported or is_stuck(view, connector) or connector.id in failed_ids:
             fixed[connector.id] = worst(view, connector)
     return fixed
 
@@ -237,7 +244,7 @@ def effective_failsafe(view: SiteView, charger_id: int, maximum: int) -> int:
 def decide(view: SiteView, gate: Gate, fixed: Mapping[int, int]) -> Decision:
     """Allocate the site (R-80..R-83, R-87); a pause a charger cannot do keeps it at 6 A (R-43)."""
     nodes = group_nodes(view)
-    allocations = allocate(nodes, _loads(view, gate, fixed))
+    allocations = _marked_stale(view, allocate(nodes, _loads(view, gate, fixed)))
     refused = frozenset(
         c.id
         for c in view.connectors
@@ -249,16 +256,39 @@ def decide(view: SiteView, gate: Gate, fixed: Mapping[int, int]) -> Decision:
     if not refused:
         return Decision(allocations, dict(fixed), refused)
     held = {**fixed, **dict.fromkeys(refused, MIN_TENTHS)}
-    return Decision(allocate(nodes, _loads(view, gate, held)), held, refused)
+    return Decision(_marked_stale(view, allocate(nodes, _loads(view, gate, held))), held, refused)
+
+
+def under_stale_meter(view: SiteView) -> frozenset[int]:
+    """Connectors below a group whose meter reading is missing or stale.
+
+    evcc's "stale = overload" (spec §7.6, R-87): without a fresh reading the non-EV load is
+    unknown, so these connectors get at most the 6 A minimum until the meter reports again.
+    """
+    stale = {g.id for g in view.groups if g.meter_stale}
+    if not stale:
+        return frozenset()
+    parents = {g.id: g.parent_id for g in view.groups}
+    return frozenset(c.id for c in view.connectors if stale.intersection(_path(parents, c.group_id)))
+
+
+def _marked_stale(view: SiteView, allocations: dict[int, Allocation]) -> dict[int, Allocation]:
+    capped = under_stale_meter(view)
+    for connector_id in capped:
+        allocation = allocations[connector_id]
+        if allocation.reason == "max" and allocation.limit == MIN_TENTHS:
+            allocations[connector_id] = Allocation(allocation.limit, "meter_stale")
+    return allocations
 
 
 def _loads(view: SiteView, gate: Gate, fixed: Mapping[int, int]) -> list[ConnectorLoad]:
     blocked = None if gate.open else gate.reason
+    capped = under_stale_meter(view)
     return [
         ConnectorLoad(
             id=c.id,
             group_id=c.group_id,
-            max=c.max,
+            max=min(c.max, MIN_TENTHS) if c.id in capped else c.max,
             phases=c.phases,
             arrival=c.arrival,
             active=is_active(c),
@@ -273,19 +303,20 @@ def _loads(view: SiteView, gate: Gate, fixed: Mapping[int, int]) -> list[Connect
 
 def plan_sends(view: SiteView, decision: Decision, gate: Gate, *, hysteresis: int = 5) -> list[Send]:
     """The profiles to set or clear on online chargers, each marked for phase 1 or 2 (R-85)."""
+    online = [c for c in view.connectors if view.chargers[c.charger_id].steerable]
     sends = _failsafe_sends(view)
+    for connector in online:
+        sends += _stale_sends(view, connector)  # before a new transaction's TxProfile of the same id
     sends += _transaction_sends(view, decision, hysteresis)
-    for connector in view.connectors:
-        if view.chargers[connector.charger_id].online:
-            sends += _idle_sends(view, connector, gate)
-            sends += _stale_sends(view, connector)
+    for connector in online:
+        sends += _idle_sends(view, connector, gate)
     return sends
 
 
 def _failsafe_sends(view: SiteView) -> list[Send]:
     sends = []
     for charger_id, limit in failsafes(view).items():
-        if not view.chargers[charger_id].online:
+        if not view.chargers[charger_id].steerable:
             continue
         row = view.profiles.get((charger_id, 0, DEFAULT))
         if _unchanged(row, limit):
@@ -304,7 +335,7 @@ def _transaction_sends(view: SiteView, decision: Decision, hysteresis: int) -> l
     candidates = {
         c.id: c
         for c in view.connectors
-        if view.chargers[c.charger_id].online
+        if view.chargers[c.charger_id].steerable
         and is_active(c)
         and (c.id not in decision.fixed or c.id in decision.pause_refused)
     }
@@ -374,9 +405,10 @@ def connector_states(view: SiteView, decision: Decision, gate: Gate) -> dict[int
     """`smart_charging_state` per online connector: none, limited, paused or rejected (DESIGN)."""
     states: dict[int, str] = {}
     for connector in view.connectors:
-        if not view.chargers[connector.charger_id].online:
+        charger = view.chargers[connector.charger_id]
+        if not charger.online:
             continue
-        if is_stuck(view, connector) or connector.id in decision.pause_refused:
+        if charger.profiles_unsupported or is_stuck(view, connector) or connector.id in decision.pause_refused:
             states[connector.id] = "rejected"
         elif connector.transaction_id is None:
             states[connector.id] = "none" if gate.open else "paused"
@@ -401,6 +433,7 @@ def snapshot(
             "parent_id": g.parent_id,
             "capacity": g.capacity,
             "meter": None if g.meter is None else list(g.meter),
+            "meter_stale": g.meter_stale,
             "allocated": allocated.get(g.id, 0),
             "connectors": [_connector_entry(view, c, decision, states) for c in view.connectors if c.group_id == g.id],
         }
@@ -415,6 +448,9 @@ def _connector_entry(
 ) -> dict[str, Any]:
     allocation = decision.allocations[connector.id]
     charger = view.chargers[connector.charger_id]
+    reason = allocation.reason
+    if reason == "offline_reserved" and charger.online:
+        reason = "reserved"  # online but not steerable now: no smart charging, a refused pause, an unanswered cut
     return {
         "id": connector.id,
         "charger_id": charger.id,
@@ -424,6 +460,6 @@ def _connector_entry(
         "online": charger.online,
         "max": connector.max,
         "limit": allocation.limit,
-        "reason": allocation.reason,
+        "reason": reason,
         "state": states.get(connector.id, connector.state),
     }

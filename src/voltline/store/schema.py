@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 NAMING_CONVENTION = {
@@ -386,6 +387,8 @@ charger_capabilities = Table(
     Column("max_stack_level", Integer, nullable=True),
     Column("zero_amp_supported", Boolean, nullable=True),
     Column("pause_unsupported", Boolean, nullable=False, default=False),
+    # A CALLERROR NotImplemented/NotSupported to SetChargingProfile: left alone until it reconnects.
+    Column("profiles_unsupported", Boolean, nullable=False, default=False, server_default=false()),
     Column("configuration", Text, nullable=True),
     Column("read_at", DateTime(), nullable=True),
 )

@@ -1,0 +1,134 @@
+"""The smart-charging store (store/smart.py) on SQLite and PostgreSQL: profile rows written in batches.
+
+DESIGN: installed profiles survive a restart; the enforcer (smart/enforcer.py) writes the rows of
+many chargers in one transaction, as one upsert with many parameter sets per statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import BACKENDS
+from tests.store.test_writer import new_charger, run
+from voltline.smart.scheduler import DEFAULT, TX, ProfileRow
+from voltline.store import smart as store
+from voltline.store.engine import Database
+from voltline.store.schema import charger_capabilities, charging_profiles
+
+T0 = datetime(2025, 3, 31, 12, 0, 0)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, fresh_database: Callable[[str], str]) -> Iterator[str]:
+    """A migrated database per backend for this module."""
+    yield fresh_database(request.param)
+
+
+async def rows_of(db: Database, charger_id: int) -> dict[tuple[int, str], dict[str, Any]]:
+    """The stored profile rows of a charger by (connector, purpose)."""
+    async with db.read() as conn:
+        query = select(charging_profiles).where(charging_profiles.c.charger_id == charger_id)
+        found = (await conn.execute(query)).mappings()
+        return {(row["connector_number"], row["purpose"]): dict(row) for row in found}
+
+
+async def unsupported(db: Database, charger_id: int) -> bool | None:
+    """The charger's `profiles_unsupported` flag (None without a capability row)."""
+    table = charger_capabilities
+    async with db.read() as conn:
+        flag = await conn.scalar(select(table.c.profiles_unsupported).where(table.c.charger_id == charger_id))
+        return None if flag is None else bool(flag)
+
+
+def sent(at: datetime, **values: Any) -> dict[str, Any]:
+    """The values the enforcer stores with an attempt."""
+    return {"stack_level": 1, "profile_id": 1001, "unit": "A", "sent_at": at, **values}
+
+
+def test_rows_are_inserted_then_updated_and_unsent_columns_are_kept(db_url: str) -> None:
+    """An answer row that leaves `acknowledged_at` out keeps the stored one (a timeout after an accepted limit)."""
+
+    async def scenario(db: Database) -> None:
+        charger = await new_charger(db)
+        accepted = ProfileRow(charger, 1, TX, 100, "accepted", None, 7)
+        async with db.write() as conn:
+            await store.save_profiles(conn, [(accepted, sent(T0, acknowledged_at=T0))], T0)
+        timeout = ProfileRow(charger, 1, TX, 80, "timeout", 100, 7)
+        later = T0 + timedelta(seconds=5)
+        async with db.write() as conn:
+            await store.save_profiles(conn, [(timeout, sent(later))], later)
+        row = (await rows_of(db, charger))[(1, TX)]
+        assert (row["limit_tenths"], row["reserved_tenths"], row["status"]) == (80, 100, "timeout")
+        assert (row["sent_at"], row["acknowledged_at"]) == (later, T0)
+
+    run(db_url, scenario)
+
+
+def test_a_first_row_without_times_gets_the_defaults_and_later_rows_of_a_key_win(db_url: str) -> None:
+    """Rows are applied in order: pending, then accepted of the same key in one call leaves the accepted one."""
+
+    async def scenario(db: Database) -> None:
+        charger = await new_charger(db)
+        pending = ProfileRow(charger, 0, DEFAULT, 64, "pending", 64)
+        accepted = ProfileRow(charger, 0, DEFAULT, 64, "accepted")
+        rejected = ProfileRow(charger, 1, TX, 0, "rejected", None, 9)
+        async with db.write() as conn:
+            items = [(pending, sent(T0, acknowledged_at=None)), (rejected, {"profile_id": 1001})]
+            items.append((accepted, sent(T0, acknowledged_at=T0)))
+            await store.save_profiles(conn, items, T0)
+        rows = await rows_of(db, charger)
+        assert (rows[(0, DEFAULT)]["status"], rows[(0, DEFAULT)]["reserved_tenths"]) == ("accepted", None)
+        default = rows[(1, TX)]
+        assert (default["stack_level"], default["unit"], default["sent_at"], default["status"]) == (
+            0,
+            "A",
+            T0,
+            "rejected",
+        )
+
+    run(db_url, scenario)
+
+
+def test_a_batch_larger_than_one_statement_is_stored_whole(db_url: str) -> None:
+    """1,000 chargers answering together: more rows than `ROWS_PER_STATEMENT`, all stored, each its own."""
+
+    async def scenario(db: Database) -> None:
+        chargers = [await new_charger(db) for _ in range(3)]
+        count = store.ROWS_PER_STATEMENT + 50
+        items = [
+            (ProfileRow(chargers[n % 3], n, TX, 60 + n, "pending", 60 + n, n), sent(T0, acknowledged_at=None))
+            for n in range(count)
+        ]
+        async with db.write() as conn:
+            await store.save_profiles(conn, items, T0)
+        stored = {}
+        for charger in chargers:
+            stored.update({key[0]: row["limit_tenths"] for key, row in (await rows_of(db, charger)).items()})
+        assert stored == {n: 60 + n for n in range(count)}
+
+    run(db_url, scenario)
+
+
+def test_a_reconnect_clears_the_unsupported_flag_and_marks_profiles_stale(db_url: str) -> None:
+    """R-89: after a reconnect accepted limits stay reserved as `stale`, and a charger that said
+    NotImplemented to SetChargingProfile is tried again (it may have been updated)."""
+
+    async def scenario(db: Database) -> None:
+        charger = await new_charger(db)
+        async with db.write() as conn:
+            await store.save_profiles(conn, [(ProfileRow(charger, 1, TX, 100, "accepted", None, 3), sent(T0))], T0)
+            await store.save_capabilities(conn, charger, {"profiles_unsupported": True})
+        flagged = await unsupported(db, charger)
+        assert flagged is True
+        async with db.write() as conn:
+            await store.mark_profiles_stale(conn, charger)
+        flagged = await unsupported(db, charger)
+        row = (await rows_of(db, charger))[(1, TX)]
+        assert (flagged, row["status"], row["reserved_tenths"]) == (False, "stale", 100)
+
+    run(db_url, scenario)

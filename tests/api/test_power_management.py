@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import LiveServer
+from tests.e2e.conftest import smart
 from tests.e2e.test_smart_e2e import (
     SETTLE,
     Site,
@@ -25,7 +26,6 @@ from tests.e2e.test_smart_e2e import (
     make_charger,
     offered_are,
     running,
-    smart,
     until,
 )
 from voltline.accounts import Account

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -36,6 +36,7 @@ from voltline.store.schema import charger_capabilities, chargers, charging_profi
 SITE_BODY = {"name": "Depot", "street": "Main", "house_number": 1, "postal_code": "1234AB", "city": "Utrecht"}
 CAPACITY = 32.0
 SMART_SETTINGS: dict[str, Any] = {"smart_debounce": 0.05, "smart_retry_interval": 1.0, "ocpp_call_timeout": 5.0}
+C = TypeVar("C", bound="SmartCharger")
 SETTLE = 15.0  # seconds a change may take to reach the chargers (debounce 0.05 s in these tests)
 
 
@@ -137,18 +138,6 @@ class SmartCharger(SimulatedCharger):
 # ---------------------------------------------------------------------- helpers
 
 
-@pytest.fixture(scope="module")
-def smart(
-    server: LiveServer, fresh_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ClockedServer]:
-    """A server of its own on a SteppedClock with a short debounce."""
-    settings = server_settings(fresh_database(server.backend), str(tmp_path_factory.mktemp("data")), **SMART_SETTINGS)
-    live = ClockedServer(settings, server.backend, clock=SteppedClock())
-    live.start()
-    yield live
-    live.stop()
-
-
 class Site:
     """A site of the account made through the API, with helpers to steer it."""
 
@@ -187,10 +176,12 @@ def ws_base(server: LiveServer) -> str:
     return server.base_url.replace("http://", "ws://") + "/ocpp"
 
 
-def make_charger(server: ClockedServer, site: Site, name: str, ledger: Ledger | None, **options: Any) -> SmartCharger:
-    """A simulated one-connector charger of the site, on the server's clock."""
+def make_charger(
+    server: ClockedServer, site: Site, name: str, ledger: Ledger | None, kind: type[C] = SmartCharger, **options: Any
+) -> C:
+    """A simulated one-connector charger of the site (a `kind`, SmartCharger or a subclass), on the server's clock."""
     identity = site.charger(f"{name}-{site.site['id']}")["identity"]
-    return SmartCharger(
+    return kind(
         ws_base(server),
         identity,
         connectors=1,
@@ -206,11 +197,13 @@ def make_charger(server: ClockedServer, site: Site, name: str, ledger: Ledger | 
 
 
 async def until(check: Callable[[], bool], what: str, timeout: float = SETTLE) -> None:
-    """Wait until the condition holds (polling the test's own loop)."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.01)
-    assert check(), what
+    """Wait until the condition holds (polling the test's own loop); an AssertionError naming it when it does not."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not check():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out: {what}") from None
 
 
 async def offered_are(chargers: list[SmartCharger], expected: list[float], what: str) -> None:
@@ -221,7 +214,7 @@ async def offered_are(chargers: list[SmartCharger], expected: list[float], what:
 
     try:
         await until(holds, what)
-    except TimeoutError:
+    except AssertionError:
         raise AssertionError(f"{what}: offered {[cp.offered(1) for cp in chargers]}, expected {expected}") from None
 
 

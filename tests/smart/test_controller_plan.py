@@ -53,12 +53,18 @@ def tx(n: int, limit: int, status: str = "accepted", reserved: int | None = None
     return ProfileRow(n, 1, TX, limit, status, reserved, 100 + n)
 
 
-def test_three_connectors_share_32_amps_and_new_profiles_wait_for_phase_two() -> None:
-    """spec/smart-charging.md R-82, R-85: 10.6 A each; profiles with nothing known installed go after decreases."""
+def test_three_connectors_share_32_amps_and_new_profiles_below_what_may_run_go_first() -> None:
+    """spec/smart-charging.md R-82, R-85: 10.6 A each. With nothing known installed a connector may
+    draw its maximum, so its first TxProfile is a decrease (phase 1); above its failsafe it is an
+    increase and waits for phase 2."""
     site = view(charging(1), charging(2, minutes=1), charging(3, minutes=2))
     decision = decide(site, OPEN, fixed_connectors(site))
     assert [decision.allocations[n].limit for n in (1, 2, 3)] == [106, 106, 106]
     sends = [s for s in plan_sends(site, decision, OPEN) if s.purpose == TX]
+    assert [(s.connector, s.limit, s.first) for s in sends] == [(1, 106, True)] * 3
+    failsafe = tuple(ProfileRow(n, 0, DEFAULT, 60, "accepted") for n in (1, 2, 3))
+    on_failsafe = view(charging(1), charging(2, minutes=1), charging(3, minutes=2), profiles=failsafe)
+    sends = [s for s in plan_sends(on_failsafe, decision, OPEN) if s.purpose == TX]
     assert [(s.connector, s.limit, s.first) for s in sends] == [(1, 106, False)] * 3
 
 
@@ -69,7 +75,7 @@ def test_a_fourth_arrival_sends_the_decreases_first() -> None:
         charging(2, minutes=1),
         charging(3, minutes=2),
         charging(4, minutes=3),
-        profiles=(tx(1, 106), tx(2, 106), tx(3, 106)),
+        profiles=(tx(1, 106), tx(2, 106), tx(3, 106), ProfileRow(4, 0, DEFAULT, 80, "accepted")),
     )
     sends = plan_sends(site, decide(site, OPEN, fixed_connectors(site)), OPEN)
     phases = {s.charger_id: s.first for s in sends if s.purpose == TX}

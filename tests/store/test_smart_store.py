@@ -115,20 +115,25 @@ def test_a_batch_larger_than_one_statement_is_stored_whole(db_url: str) -> None:
 
 
 def test_a_reconnect_clears_the_unsupported_flag_and_marks_profiles_stale(db_url: str) -> None:
-    """R-89: after a reconnect accepted limits stay reserved as `stale`, and a charger that said
-    NotImplemented to SetChargingProfile is tried again (it may have been updated)."""
+    """R-89: after a reconnect every profile is sent again: accepted limits stay reserved as `stale`,
+    refused ones are retried, and a charger that said NotImplemented is tried again (it may have
+    been updated)."""
 
     async def scenario(db: Database) -> None:
         charger = await new_charger(db)
         async with db.write() as conn:
-            await store.save_profiles(conn, [(ProfileRow(charger, 1, TX, 100, "accepted", None, 3), sent(T0))], T0)
+            accepted = ProfileRow(charger, 1, TX, 100, "accepted", None, 3)
+            refused = ProfileRow(charger, 0, DEFAULT, 80, "rejected", 120)
+            await store.save_profiles(conn, [(accepted, sent(T0)), (refused, sent(T0))], T0)
             await store.save_capabilities(conn, charger, {"profiles_unsupported": True})
         flagged = await unsupported(db, charger)
         assert flagged is True
         async with db.write() as conn:
             await store.mark_profiles_stale(conn, charger)
         flagged = await unsupported(db, charger)
-        row = (await rows_of(db, charger))[(1, TX)]
-        assert (flagged, row["status"], row["reserved_tenths"]) == (False, "stale", 100)
+        rows = await rows_of(db, charger)
+        assert (flagged, rows[(1, TX)]["status"], rows[(1, TX)]["reserved_tenths"]) == (False, "stale", 100)
+        # A refused profile is tried again too, keeping what it reserved meanwhile.
+        assert (rows[(0, DEFAULT)]["status"], rows[(0, DEFAULT)]["reserved_tenths"]) == ("stale", 120)
 
     run(db_url, scenario)

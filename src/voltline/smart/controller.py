@@ -64,13 +64,16 @@ class SiteLoop:
     site_id: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     reconnected: set[int] = field(default_factory=set)
+    released: set[int] = field(default_factory=set)
     due: float | None = None
     task: asyncio.Task[None] | None = None
 
-    def poke(self, charger_id: int | None = None) -> None:
-        """Ask for a run (noting a reconnected charger)."""
+    def poke(self, charger_id: int | None = None, released: int | None = None) -> None:
+        """Ask for a run (noting a reconnected charger, or one that left the site)."""
         if charger_id is not None:
             self.reconnected.add(charger_id)
+        if released is not None:
+            self.released.add(released)
         self.wake.set()
 
 
@@ -111,20 +114,21 @@ class SmartCharging:
         """The last run of the site: gate, groups with capacity and allocation, each connector's limit."""
         return self._snapshots.get(site_id)
 
-    def poke(self, site_id: int, charger_id: int | None = None) -> None:
+    def poke(self, site_id: int, charger_id: int | None = None, released: int | None = None) -> None:
         """Wake a site's loop (starting it on first use)."""
         site = self._sites.get(site_id)
         if site is None:
             site = self._sites[site_id] = SiteLoop(site_id)
             site.task = asyncio.create_task(self._run_loop(site), name=f"voltline-smart-site-{site_id}")
-        site.poke(charger_id)
+        site.poke(charger_id, released)
 
     async def _on_event(self, _subject: str, data: bytes) -> None:
         try:
             event = decode_event(data)
             kind, site_id, charger_id = event["kind"], event.get("site_id"), event.get("charger_id")
-            if kind == "detached" and isinstance(charger_id, int):
-                self._release_later(charger_id)
+            if kind == "detached" and isinstance(charger_id, int) and isinstance(site_id, int):
+                self.poke(site_id, released=charger_id)  # after any run of the site under way
+                return
             if site_id is None and isinstance(charger_id, int):
                 async with self.runtime.db.read() as conn:
                     site_id = await store.get_charger_site_id(conn, charger_id)
@@ -170,6 +174,9 @@ class SmartCharging:
             await self.clock.sleep(self.settings.smart_debounce)
             site.wake.clear()
             reconnected, site.reconnected = site.reconnected, set()
+            released, site.released = site.released, set()
+            for charger_id in sorted(released):  # serialised with the site's runs: none is sending to it
+                await self.release(charger_id)
             try:
                 delay = await self.run_site(site.site_id, reconnected)
             except Exception:  # task boundary: log, try again later
@@ -234,7 +241,7 @@ class SmartCharging:
                 enforcer = Enforcer(self.runtime, view)
                 newly = await enforcer.execute(first) - failed
                 view = await self._after(site_id, enforcer)
-                if newly:
+                if newly or enforcer.capabilities_changed:  # allocate again before any increase
                     failed |= newly
                     continue
             rest = [send for send in sends if not send.first]

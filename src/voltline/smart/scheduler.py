@@ -352,8 +352,9 @@ def _transaction_sends(view: SiteView, decision: Decision, hysteresis: int) -> l
     sends = []
     for step in decreases + increases:
         connector = candidates[step.connector_id]
-        decided, current = in_force(tx_row(view, connector))
-        first = step.limit == 0 or (decided and current is not None and step.limit < current)
+        # Below what the connector may run with now (its TxProfile, else a TxDefault, else its
+        # maximum: a new session on its failsafe) is a decrease and goes in phase 1.
+        first = step.limit == 0 or step.limit < worst(view, connector)
         sends.append(
             Send(
                 connector.charger_id,

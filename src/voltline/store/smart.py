@@ -289,14 +289,17 @@ async def delete_profile(conn: AsyncConnection, charger_id: int, connector: int,
 
 
 async def mark_profiles_stale(conn: AsyncConnection, charger_id: int) -> None:
-    """R-89: after a reconnect or boot nothing installed is sure; accepted limits stay reserved.
+    """R-89: after a reconnect or boot nothing installed is sure, so every profile is sent again.
 
-    A charger that had answered NotImplemented to SetChargingProfile is tried again: it may have
-    been updated, and a reconnect is when the controller reads its configuration anew (R-17).
+    Accepted limits stay reserved; a refused profile keeps what it reserved and is tried again,
+    as is a charger that had answered NotImplemented to SetChargingProfile: it may have been
+    updated, and a reconnect is when the controller reads its configuration anew (R-17).
     """
     table = charging_profiles
     accepted = (table.c.charger_id == charger_id, table.c.status == "accepted")
     await conn.execute(update(table).where(*accepted).values(status="stale", reserved_tenths=table.c.limit_tenths))
+    refused = (table.c.charger_id == charger_id, table.c.status == "rejected")
+    await conn.execute(update(table).where(*refused).values(status="stale"))
     caps = charger_capabilities
     flagged = (caps.c.charger_id == charger_id, caps.c.profiles_unsupported.is_(True))
     await conn.execute(update(caps).where(*flagged).values(profiles_unsupported=False))

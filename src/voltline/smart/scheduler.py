@@ -36,6 +36,9 @@ from voltline.smart.allocation import (
     failsafe_limit,
     plan_steps,
 )
+from voltline.smart.allocation import (
+    allocation as shared_allocation,
+)
 from voltline.smart.gates import Gate
 
 TX = "TxProfile"
@@ -277,7 +280,7 @@ def _marked_stale(view: SiteView, allocations: dict[int, Allocation]) -> dict[in
     for connector_id in capped:
         allocation = allocations[connector_id]
         if allocation.reason == "max" and allocation.limit == MIN_TENTHS:
-            allocations[connector_id] = Allocation(allocation.limit, "meter_stale")
+            allocations[connector_id] = shared_allocation(allocation.limit, "meter_stale")
     return allocations
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -184,7 +184,7 @@ class Enforcer:
         clear and a set of one connector) is left to the sends themselves, in their order.
         """
         keys = [(s.charger_id, s.connector, s.purpose) for s in sends]
-        shared = {key for key in keys if keys.count(key) > 1} if len(set(keys)) < len(keys) else set()
+        shared = {key for key, count in Counter(keys).items() if count > 1}
         pending: list[tuple[ProfileRow, dict[str, Any]]] = []
         for count, (send, key) in enumerate(zip(sends, keys, strict=True), start=1):
             if count % PREPARE_CHUNK == 0:

@@ -12,6 +12,7 @@ from tests.api.test_sites import errors_of
 from tests.api.test_transactions import Place, Session, charge, listed, make_place
 from tests.conftest import LiveServer
 from voltline.accounts import Account
+from voltline.api import transactions as transactions_api
 
 SESSIONS = (
     Session(34891, "2025-03-16T02:32:03Z", 44009, "2025-03-17T15:27:02Z", "EVDisconnected", "WRSI4902"),
@@ -101,3 +102,15 @@ def test_another_teams_site_is_not_exported(server: LiveServer, place: Place) ->
         assert api.get(place.site_transactions, params={"format": "csv"}).status_code == 403
         own = f"/api/v2/teams/{other.team_id}/sites/{place.site['id']}/transactions"
         assert api.get(own, params={"format": "csv"}).json() == {"message": "Not found."}
+
+
+def test_an_export_over_the_limit_is_422_and_asks_for_a_narrower_period(
+    api: httpx.Client, place: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export cap (50,000 rows; 2 here, the server runs in this process): a 422, not a truncated file."""
+    monkeypatch.setattr(transactions_api, "CSV_MAX_ROWS", 2)
+    too_many = {"date_from": [transactions_api.CSV_TOO_MANY]}
+    assert errors_of(api.get(place.site_transactions, params={"format": "csv"})) == too_many
+    assert errors_of(api.get(place.charger_transactions(), params={"format": "csv"})) == too_many
+    narrower = {"format": "csv", "date_from": "2025-03-18 00:00:00", "date_to": "2025-03-21 00:00:00"}
+    assert len(parsed(api.get(place.site_transactions, params=narrower))) == 2

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 from voltline.runtime import Runtime
 from voltline.store.ocpp_log import purge_ocpp_log
+from voltline.tasks import cancel_and_wait
 
 log = logging.getLogger("voltline.maintenance")
 PURGE_EVERY_SECONDS = 3600.0
@@ -37,11 +37,8 @@ class Housekeeping:
 
     async def stop(self) -> None:
         """Stop the loop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -12,7 +12,6 @@ minutes: ENTSO-E bans for that long). The security token never reaches the logs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from datetime import UTC, datetime, time, timedelta
@@ -23,6 +22,7 @@ import httpx
 from voltline.runtime import Runtime
 from voltline.smart.prices import BIDDING_ZONES, PriceFormatError, PriceSlot, PricesNotPublishedError, parse_entsoe_a44
 from voltline.store.prices import get_price_coverage, list_zones_in_use, store_prices
+from voltline.tasks import cancel_and_wait
 
 log = logging.getLogger("voltline.pricefeed")
 MARKET_TIMEZONE = ZoneInfo("Europe/Brussels")  # SDAC delivery days and gate closure are CET/CEST
@@ -131,11 +131,8 @@ class PriceFeed:
 
     async def stop(self) -> None:
         """Stop polling and close the HTTP client."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -26,7 +26,7 @@ from tests.e2e.test_smart_e2e import (
     make_charger,
     offered_are,
     running,
-    until,
+    three_more_arrive,
 )
 from voltline.accounts import Account
 from voltline.domain.ids import ChargerId, GroupId, SiteId
@@ -120,12 +120,7 @@ async def three_share(site: Site, chargers: list[SmartCharger]) -> None:
 
 async def sixth_waits(site: Site, chargers: list[SmartCharger]) -> None:
     """R-81: 6 x 6 A > 32 A, so the sixth to arrive waits at "0.0" with reason admission."""
-    chargers[3].begin()
-    await offered_are(chargers[:4], [8.0] * 4, "a fourth arrives")
-    chargers[4].begin()
-    await offered_are(chargers[:5], [6.4] * 5, "a fifth arrives")
-    chargers[5].begin()
-    await until(lambda: chargers[5].connectors[1].transaction is not None, "the sixth started")
+    await three_more_arrive(chargers)
     data = await until_shown(
         site,
         lambda d: limits(d, chargers) == [("6.4", "share")] * 5 + [("0.0", "admission")],

@@ -272,12 +272,7 @@ async def arrivals(chargers: list[SmartCharger]) -> None:
     for cp in chargers[:3]:
         cp.begin()
     await offered_are(chargers[:3], [10.6] * 3, "R-82: 32 A over three")
-    chargers[3].begin()
-    await offered_are(chargers[:4], [8.0] * 4, "a fourth arrives")
-    chargers[4].begin()
-    await offered_are(chargers[:5], [6.4] * 5, "a fifth arrives")
-    chargers[5].begin()
-    await until(lambda: chargers[5].connectors[1].transaction is not None, "the sixth started")
+    await three_more_arrive(chargers)
     await asyncio.sleep(0.5)
     await offered_are(chargers, [6.4] * 5 + [0.0], "R-81: 6 x 6 A > 32 A, the sixth is paused")
     chargers[0].finish()
@@ -285,6 +280,16 @@ async def arrivals(chargers: list[SmartCharger]) -> None:
     await offered_are(chargers[1:], [6.4] * 5, "the paused one is let in")
     # The simulated car draws what the profile allows, and the fleet report shows both.
     await until(lambda: connector_limits(chargers[5]) == "1: 6.4/6.4", "limit and draw in the report")
+
+
+async def three_more_arrive(chargers: list[SmartCharger]) -> None:
+    """With three sharing 32 A: a fourth and a fifth bring 8.0 and 6.4 A each, then a sixth starts (R-82)."""
+    chargers[3].begin()
+    await offered_are(chargers[:4], [8.0] * 4, "a fourth arrives")
+    chargers[4].begin()
+    await offered_are(chargers[:5], [6.4] * 5, "a fifth arrives")
+    chargers[5].begin()
+    await until(lambda: chargers[5].connectors[1].transaction is not None, "the sixth started")
 
 
 async def off_peak(site: Site, chargers: list[SmartCharger]) -> None:

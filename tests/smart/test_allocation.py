@@ -16,7 +16,6 @@ from voltline.smart.allocation import (
     allocate,
     failsafe_limit,
     format_limit,
-    idle_cap,
     plan_steps,
 )
 
@@ -204,13 +203,6 @@ def test_unknown_group_and_cycles_are_errors() -> None:
 def test_failsafe_limit(capacity: int, count: int, expected: int) -> None:
     """spec/smart-charging.md R-88: floor(C / n), 0 when below 6 A."""
     assert failsafe_limit(capacity, count) == expected
-
-
-def test_idle_cap() -> None:
-    """spec/smart-charging.md R-84: cap at max(min, measured * 1.2), never above max."""
-    assert idle_cap(320, 20) == 60
-    assert idle_cap(320, 100) == 120
-    assert idle_cap(100, 100) == 100
 
 
 @pytest.mark.parametrize(("tenths", "text"), [(106, "10.6"), (60, "6.0"), (0, "0.0"), (320, "32.0"), (5, "0.5")])

@@ -45,6 +45,7 @@ from voltline.runtime import Runtime
 from voltline.store import ocpp_state
 from voltline.store.chargers import get_charger_by_identity
 from voltline.store.writer import MeterWriter
+from voltline.tasks import cancel_and_wait
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -92,11 +93,8 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop the liveness loop."""
-        if self._liveness is not None:
-            self._liveness.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._liveness
-            self._liveness = None
+        await cancel_and_wait([self._liveness])
+        self._liveness = None
 
     async def admit(self, identity: str) -> RowMapping | None:
         """The charger row for a connecting identity (auto-registered when allowed), or None."""

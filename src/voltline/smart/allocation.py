@@ -133,11 +133,6 @@ def failsafe_limit(capacity: int, connectors: int, *, minimum: int = MIN_TENTHS)
     return share if share >= minimum else 0
 
 
-def idle_cap(max_: int, measured: int, *, minimum: int = MIN_TENTHS) -> int:
-    """R-84: the lowered `max` for a connector drawing little: max(min, measured * 1.2), floored."""
-    return min(max_, max(minimum, measured * 12 // 10))
-
-
 @functools.lru_cache(maxsize=4096)
 def allocation(limit: int, reason: str) -> Allocation:
     """The (immutable, shared) Allocation of a limit and reason: 1,000 connectors at "8.0 share" are one object."""

@@ -22,7 +22,6 @@ that the full set is sent again (R-89), and reads its configuration (R-17).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +40,7 @@ from voltline.smart.gates import Gate
 from voltline.smart.prices import smart_fraction
 from voltline.smart.scheduler import Decision, SiteView
 from voltline.store import smart as store
+from voltline.tasks import cancel_and_wait
 
 log = logging.getLogger("voltline.smart")
 
@@ -104,12 +104,7 @@ class SmartCharging:
         if self._subscription is not None:
             await self._subscription.unsubscribe()
             self._subscription = None
-        tasks = [site.task for site in self._sites.values() if site.task is not None] + list(self._releases)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([*(site.task for site in self._sites.values()), *self._releases])
         self._sites.clear()
 
     def snapshot(self, site_id: int) -> dict[str, Any] | None:

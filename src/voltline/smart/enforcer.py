@@ -65,7 +65,10 @@ UNSUPPORTED_CODES = frozenset({"NotImplemented", "NotSupported"})
 # this bounds the work done between two yields to the loop (STYLE: nothing slow on the event loop).
 RESUME_CHUNK = 25
 PREPARE_CHUNK = 100  # profiles built per loop turn before the first send
-WINDOW = 150  # chargers whose sends are under way at once (`_windowed`)
+# Chargers whose sends are under way at once (`_windowed`). Their answers arrive together and are
+# handled in one loop turn: 150 gave turns (with a collection) of up to 19 ms at 1,000 chargers,
+# 80 keeps them near 12 ms for the same end-to-end time (docs/benchmarks.md, bench/smart.py).
+WINDOW = 80
 PATIENCE = 0.2  # seconds after which an unanswered chain no longer counts against the window
 
 

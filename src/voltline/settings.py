@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smart_debounce: float = 1.0
     smart_meter_interval: float = 30.0
     smart_retry_interval: float = 30.0
+    smart_reclaim: bool = True
 
     @property
     def effective_database_url(self) -> str:

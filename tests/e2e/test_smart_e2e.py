@@ -179,7 +179,10 @@ def ws_base(server: LiveServer) -> str:
 def make_charger(
     server: ClockedServer, site: Site, name: str, ledger: Ledger | None, kind: type[C] = SmartCharger, **options: Any
 ) -> C:
-    """A simulated one-connector charger of the site (a `kind`, SmartCharger or a subclass), on the server's clock."""
+    """A simulated one-connector charger of the site (a `kind`, SmartCharger or a subclass), on the server's clock.
+
+    Its cars take 32 A (`big_car`) unless `cars=` says otherwise; other `options` go to the simulator.
+    """
     identity = site.charger(f"{name}-{site.site['id']}")["identity"]
     return kind(
         ws_base(server),
@@ -189,10 +192,9 @@ def make_charger(
         auto_sessions=False,
         session_seconds=100_000,
         unplug_seconds=0.05,
-        cars=big_car,
         clock=FollowingClock(server.clock),
         ledger=ledger,
-        **options,
+        **{"cars": big_car, **options},
     )
 
 

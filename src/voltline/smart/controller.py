@@ -11,7 +11,9 @@ unanswered keeps its old limit reserved, the allocation is made again with it he
 increases wait (DESIGN; at most `ROUNDS` tries). After each phase the view takes the rows the
 enforcer stored, without a reload. A site also wakes by timer: at the gate's next change
 (window edge, price slot), every `VOLTLINE_SMART_METER_INTERVAL` seconds when a group has a
-meter, and after `VOLTLINE_SMART_RETRY_INTERVAL` seconds while profiles wait for an answer.
+meter or idle reclaim watches its connectors (R-84, smart/reclaim.py: the watches are kept here,
+per site, between runs), and after `VOLTLINE_SMART_RETRY_INTERVAL` seconds while profiles wait
+for an answer.
 
 State lives in the store (charging_profiles, charger_capabilities), so a restarted server goes
 on from where the last one stopped; a reconnect or boot marks the charger's profiles stale so
@@ -33,7 +35,7 @@ from voltline.bus import Subscription
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError, VoltlineError
 from voltline.pricing import site_gate_now
 from voltline.runtime import Runtime
-from voltline.smart import scheduler
+from voltline.smart import reclaim, scheduler
 from voltline.smart.enforcer import Enforcer
 from voltline.smart.events import SMART_EVENTS, decode_event
 from voltline.smart.gates import Gate
@@ -88,6 +90,7 @@ class SmartCharging:
         # The last run's inputs per site; the picture is drawn when asked for (a 1,000-connector
         # picture is ~3,000 objects the garbage collector would otherwise walk after every run).
         self._snapshots: dict[int, tuple[SiteView, Decision, Gate, dict[int, str], datetime]] = {}
+        self._watches: dict[int, dict[int, reclaim.Watch]] = {}  # R-84 per site, by connector id
         self._subscription: Subscription | None = None
         self._releases: set[asyncio.Task[None]] = set()
 
@@ -211,28 +214,31 @@ class SmartCharging:
         loaded = await self._load(site_id)
         if loaded is None:
             self._snapshots.pop(site_id, None)
+            self._watches.pop(site_id, None)
             return None
         site, view = loaded
         if reconnected and await self._read_capabilities(view, reconnected):
             view = await self._reload(site_id, view)
         now = self.clock.now()
         gate = await self._gate(site, now)
-        view, settled = await self._enforce(site_id, view, gate)
-        decision = await self._decide(view, gate, scheduler.fixed_connectors(view))
+        caps = self._reclaim_caps(site_id, view)
+        view, settled = await self._enforce(site_id, view, gate, caps)
+        decision = await self._decide(view, gate, scheduler.fixed_connectors(view), caps)
         states = scheduler.connector_states(view, decision, gate)
         changed = store.stale_connector_ids(view, states)
         if changed:
             async with self.runtime.db.write() as conn:
                 await store.set_connector_states(conn, changed, now)
         self._snapshots[site_id] = (view, decision, gate, states, now)
-        return self._next_run(view, gate, now, settled)
+        watched = self.settings.smart_reclaim and reclaim.watching(self._watches[site_id], decision.allocations)
+        return self._next_run(view, gate, now, settled, watched)
 
-    async def _enforce(self, site_id: int, view: SiteView, gate: Gate) -> tuple[SiteView, bool]:
+    async def _enforce(self, site_id: int, view: SiteView, gate: Gate, caps: dict[int, int]) -> tuple[SiteView, bool]:
         """R-85: decreases first; increases only once every decrease is acknowledged."""
         await self._forget_finished(view)
         failed: set[int] = set()
         for _ in range(ROUNDS):
-            decision = await self._decide(view, gate, scheduler.fixed_connectors(view, failed))
+            decision = await self._decide(view, gate, scheduler.fixed_connectors(view, failed), caps)
             sends = scheduler.plan_sends(view, decision, gate)
             first = [send for send in sends if send.first]
             if first:
@@ -258,10 +264,17 @@ class SmartCharging:
                 for row in rows:
                     await store.delete_profile(conn, row.charger_id, row.connector, row.purpose)
 
-    async def _decide(self, view: SiteView, gate: Gate, fixed: dict[int, int]) -> Decision:
+    async def _decide(self, view: SiteView, gate: Gate, fixed: dict[int, int], caps: dict[int, int]) -> Decision:
         if len(view.connectors) > BIG_SITE:
-            return await asyncio.to_thread(scheduler.decide, view, gate, fixed)
-        return scheduler.decide(view, gate, fixed)
+            return await asyncio.to_thread(scheduler.decide, view, gate, fixed, caps)
+        return scheduler.decide(view, gate, fixed, caps)
+
+    def _reclaim_caps(self, site_id: int, view: SiteView) -> dict[int, int]:
+        """R-84: update the site's watches from this run's readings; the caps in force."""
+        if not self.settings.smart_reclaim:
+            return {}
+        watches = self._watches[site_id] = reclaim.observe(self._watches.get(site_id, {}), view)
+        return reclaim.caps(watches)
 
     async def _load(self, site_id: int) -> tuple[RowMapping, SiteView] | None:
         fresh_after = self.clock.now() - timedelta(seconds=max(2 * self.settings.smart_meter_interval, METER_STALE))
@@ -306,11 +319,11 @@ class SmartCharging:
             await store.save_capabilities(conn, charger_id, store.configuration_values(list(keys), self.clock.now()))
         return True
 
-    def _next_run(self, view: SiteView, gate: Gate, now: datetime, settled: bool) -> float | None:
+    def _next_run(self, view: SiteView, gate: Gate, now: datetime, settled: bool, watched: bool) -> float | None:
         waits: list[float] = []
         if gate.next_change is not None:
             waits.append(max(0.0, (gate.next_change - now).total_seconds()))
-        if any(group.meter is not None for group in view.groups):
+        if watched or any(group.meter is not None for group in view.groups):
             waits.append(self.settings.smart_meter_interval)
         unanswered = any(
             row.status in ("pending", "timeout", "stale") and view.chargers[row.charger_id].online

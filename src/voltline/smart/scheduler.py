@@ -92,6 +92,7 @@ class ConnectorRow:
     transaction_id: int | None = None
     arrival: datetime | None = None
     drawn: tuple[int, int, int] | None = None
+    drawn_at: datetime | None = None  # when the newest of the `drawn` readings was taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +245,15 @@ def effective_failsafe(view: SiteView, charger_id: int, maximum: int) -> int:
     return limit if decided and limit is not None else maximum
 
 
-def decide(view: SiteView, gate: Gate, fixed: Mapping[int, int]) -> Decision:
-    """Allocate the site (R-80..R-83, R-87); a pause a charger cannot do keeps it at 6 A (R-43)."""
+def decide(view: SiteView, gate: Gate, fixed: Mapping[int, int], caps: Mapping[int, int] | None = None) -> Decision:
+    """Allocate the site (R-80..R-83, R-87); a pause a charger cannot do keeps it at 6 A (R-43).
+
+    `caps` are R-84 idle-reclaim caps (smart/reclaim.py): such a connector gets at most its cap,
+    and the rest of its share goes to the others.
+    """
+    caps = caps or {}
     nodes = group_nodes(view)
-    allocations = _marked_stale(view, allocate(nodes, _loads(view, gate, fixed)))
+    allocations = _marked(view, allocate(nodes, _loads(view, gate, fixed, caps)), caps)
     refused = frozenset(
         c.id
         for c in view.connectors
@@ -259,7 +265,7 @@ def decide(view: SiteView, gate: Gate, fixed: Mapping[int, int]) -> Decision:
     if not refused:
         return Decision(allocations, dict(fixed), refused)
     held = {**fixed, **dict.fromkeys(refused, MIN_TENTHS)}
-    return Decision(_marked_stale(view, allocate(nodes, _loads(view, gate, held))), held, refused)
+    return Decision(_marked(view, allocate(nodes, _loads(view, gate, held, caps)), caps), held, refused)
 
 
 def under_stale_meter(view: SiteView) -> frozenset[int]:
@@ -275,23 +281,28 @@ def under_stale_meter(view: SiteView) -> frozenset[int]:
     return frozenset(c.id for c in view.connectors if stale.intersection(_path(parents, c.group_id)))
 
 
-def _marked_stale(view: SiteView, allocations: dict[int, Allocation]) -> dict[int, Allocation]:
-    capped = under_stale_meter(view)
-    for connector_id in capped:
-        allocation = allocations[connector_id]
-        if allocation.reason == "max" and allocation.limit == MIN_TENTHS:
-            allocations[connector_id] = shared_allocation(allocation.limit, "meter_stale")
+def _marked(view: SiteView, allocations: dict[int, Allocation], caps: Mapping[int, int]) -> dict[int, Allocation]:
+    """A connector held at its max only by a stale meter or a reclaim cap says so."""
+    stale = under_stale_meter(view)
+    for connector in view.connectors:
+        allocation = allocations[connector.id]
+        if allocation.reason != "max" or allocation.limit >= connector.max:
+            continue
+        if connector.id in stale and allocation.limit == MIN_TENTHS:
+            allocations[connector.id] = shared_allocation(allocation.limit, "meter_stale")
+        elif allocation.limit == caps.get(connector.id):
+            allocations[connector.id] = shared_allocation(allocation.limit, "reclaimed")
     return allocations
 
 
-def _loads(view: SiteView, gate: Gate, fixed: Mapping[int, int]) -> list[ConnectorLoad]:
+def _loads(view: SiteView, gate: Gate, fixed: Mapping[int, int], caps: Mapping[int, int]) -> list[ConnectorLoad]:
     blocked = None if gate.open else gate.reason
-    capped = under_stale_meter(view)
+    stale = under_stale_meter(view)
     return [
         ConnectorLoad(
             id=c.id,
             group_id=c.group_id,
-            max=min(c.max, MIN_TENTHS) if c.id in capped else c.max,
+            max=_capped_max(c, c.id in stale, caps.get(c.id)),
             phases=c.phases,
             arrival=c.arrival,
             active=is_active(c),
@@ -302,6 +313,12 @@ def _loads(view: SiteView, gate: Gate, fixed: Mapping[int, int]) -> list[Connect
         )
         for c in view.connectors
     ]
+
+
+def _capped_max(connector: ConnectorRow, stale: bool, cap: int | None) -> int:
+    """The connector's max for the allocator: 6 A under a stale meter (§7.6), at most its R-84 cap."""
+    limit = min(connector.max, MIN_TENTHS) if stale else connector.max
+    return limit if cap is None else min(limit, cap)
 
 
 def plan_sends(view: SiteView, decision: Decision, gate: Gate, *, hysteresis: int = 5) -> list[Send]:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voltline import codec
 from voltline.domain.groups import find_root
 from voltline.domain.ids import GroupId
-from voltline.domain.power import CURRENT, PHASES
+from voltline.domain.power import CURRENT, PHASES, Reading, phase_currents
 from voltline.smart.scheduler import (
     DEFAULT_MAX,
     ChargerRow,
@@ -26,13 +26,14 @@ from voltline.smart.scheduler import (
     SiteView,
 )
 from voltline.store import meters as store_meters
-from voltline.store.power_usage import list_readings
+from voltline.store.power_usage import reading_of
 from voltline.store.schema import (
     charger_capabilities,
     chargers,
     charging_profiles,
     connectors,
     groups,
+    meter_latest,
     sites,
     transactions,
 )
@@ -86,12 +87,11 @@ async def load_site_view(
         return None
     charger_rows = list((await conn.execute(select(chargers).where(chargers.c.site_id == site_id))).mappings())
     charger_ids = [int(row["id"]) for row in charger_rows]
-    metered = any(row["meter_id"] is not None for row in group_rows)
     view = SiteView(
         site_id=site_id,
         groups=tuple(await _groups(conn, group_rows, meter_fresh_after)),
         chargers=await _chargers(conn, charger_rows),
-        connectors=tuple(await _connectors(conn, charger_rows, group_rows, metered)),
+        connectors=tuple(await _connectors(conn, charger_rows, group_rows)),
         profiles=await _profiles(conn, charger_ids),
     )
     return site, view
@@ -154,7 +154,7 @@ def _units(text: str | None) -> tuple[str, ...]:
 
 
 async def _connectors(
-    conn: AsyncConnection, charger_rows: list[RowMapping], group_rows: list[RowMapping], metered: bool
+    conn: AsyncConnection, charger_rows: list[RowMapping], group_rows: list[RowMapping]
 ) -> list[ConnectorRow]:
     ids = [int(row["id"]) for row in charger_rows]
     if not ids:
@@ -165,12 +165,14 @@ async def _connectors(
     query = select(connectors).where(connectors.c.charger_id.in_(ids), connectors.c.connector_id > 0)
     rows = list((await conn.execute(query.order_by(connectors.c.id))).mappings())
     open_tx = await _open_transactions(conn, ids)
-    drawn = await _drawn(conn, ids) if metered else {}
+    drawn = await _drawn(conn, ids)
     found = []
     for row in rows:
         key = (int(row["charger_id"]), int(row["connector_id"]))
         group = row["group_id"] if row["group_id"] is not None else charger_group.get(key[0])
         tx = open_tx.get(key)
+        phases = 1 if row["phases"] == 1 else 3
+        currents, drawn_at = _phase_draw(drawn.get(key, []), phases)
         found.append(
             ConnectorRow(
                 id=int(row["id"]),
@@ -179,11 +181,12 @@ async def _connectors(
                 group_id=int(group) if group in group_ids else root,
                 status=row["status"],
                 max=DEFAULT_MAX if not row["max_amperage"] else int(row["max_amperage"]) * 10,
-                phases=1 if row["phases"] == 1 else 3,
+                phases=phases,
                 state=row["smart_charging_state"],
                 transaction_id=None if tx is None else int(tx["id"]),
                 arrival=None if tx is None else tx["started_at"] or tx["created_at"],
-                drawn=drawn.get(key),
+                drawn=currents,
+                drawn_at=drawn_at,
             )
         )
     return found
@@ -204,13 +207,25 @@ async def _open_transactions(conn: AsyncConnection, charger_ids: list[int]) -> d
     return {(row["charger_id"], row["connector_number"]): row for row in (await conn.execute(query)).mappings()}
 
 
-async def _drawn(conn: AsyncConnection, charger_ids: list[int]) -> dict[tuple[int, int], tuple[int, int, int]]:
-    found = {}
-    for key, readings in (await list_readings(conn, charger_ids)).items():
-        currents = {r.phase: r.value for r in readings if r.measurand == CURRENT and r.phase in PHASES}
-        if currents:
-            found[key] = _phase_tuple(currents)
+async def _drawn(conn: AsyncConnection, charger_ids: list[int]) -> dict[tuple[int, int], list[Reading]]:
+    """The newest `Current.Import` readings per (charger, connector): the group meters' EV share, R-84's draw."""
+    columns = meter_latest.c
+    wanted = (columns.charger_id, columns.connector_number, columns.measurand, columns.phase, columns.normalised)
+    query = select(*wanted, columns.timestamp).where(columns.charger_id.in_(charger_ids), columns.measurand == CURRENT)
+    found: dict[tuple[int, int], list[Reading]] = {}
+    for row in (await conn.execute(query)).mappings():
+        reading = reading_of(row)
+        if reading is not None:
+            found.setdefault((row["charger_id"], row["connector_number"]), []).append(reading)
     return found
+
+
+def _phase_draw(readings: list[Reading], phases: int) -> tuple[tuple[int, int, int] | None, datetime | None]:
+    """Per-phase draw in tenths (a phase-less reading counts on each used phase, R-92) and its newest time."""
+    currents = phase_currents(readings, phases)
+    if not currents:
+        return None, None
+    return _phase_tuple(currents), max(r.timestamp for r in readings)
 
 
 async def _profiles(conn: AsyncConnection, charger_ids: list[int]) -> dict[ProfileKey, ProfileRow]:

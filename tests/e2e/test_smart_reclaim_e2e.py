@@ -1,0 +1,123 @@
+"""R-84 idle reclaim end to end: a car that takes much less than its share gives the rest back, until it ramps up.
+
+A live server on a stepped clock and simulated chargers over real sockets (tests/e2e/test_smart_e2e.py).
+The simulated meters send `Current.Import` every real second; each step of the clock by
+`VOLTLINE_SMART_METER_INTERVAL` (30 s) brings the site's watch run, which counts the newest
+reading of each connector once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.api.test_power_management import connectors_of, power_management
+from tests.clocked import ClockedServer, SteppedClock
+from tests.conftest import LiveServer, server_settings
+from tests.e2e.test_smart_e2e import (
+    CAPACITY,
+    SMART_SETTINGS,
+    Ledger,
+    Site,
+    SmartCharger,
+    advance,
+    make_charger,
+    offered_are,
+    running,
+)
+from tests.e2e.test_smart_enforcement_e2e import finish_scenario
+from voltline.simulator.meter import Car
+
+METER_INTERVAL = 30.0  # the server's default VOLTLINE_SMART_METER_INTERVAL
+WATCH_STEPS = 12  # clock steps a change may take: three readings, each a step apart, and the sends
+
+
+def small_car(_rng: Any) -> Car:
+    """A three-phase car that takes 4 A at most (an onboard charger that throttles, or a nearly full battery)."""
+    return Car(4.0, 3, 1_000_000, 10.0)
+
+
+async def stepped_until(server: ClockedServer, chargers: list[SmartCharger], expected: list[float], what: str) -> int:
+    """Step the clock by the watch interval until the chargers offer `expected`; the steps it took."""
+    for step in range(1, WATCH_STEPS + 1):
+        await advance(server, METER_INTERVAL)
+        await asyncio.sleep(1.2)  # a fresh reading from every meter (they sample every real second)
+        if [cp.offered(1) for cp in chargers] == expected:
+            return step
+    await offered_are(chargers, expected, what)  # one last wait; raises with what is offered
+    return WATCH_STEPS + 1
+
+
+def shown(site: Site, chargers: list[SmartCharger]) -> list[tuple[str, str]]:
+    """(limit_amps, reason) of each charger's connector in the power-management tree."""
+    tree = connectors_of(power_management(site.api, site.path))
+    return [(tree[cp.identity]["limit_amps"], tree[cp.identity]["reason"]) for cp in chargers]
+
+
+def test_a_car_drawing_little_gives_its_share_to_the_others_until_it_ramps_up(smart: ClockedServer) -> None:
+    """R-84 with R-82 and R-85 on 32 A: 10.6 A each; the 4 A car is capped at 6.0 A (max(6, 1.2 x 4.0)) and the
+    other two get 13.0 A; once the car draws its whole cap (6.0 A > 90 %), all three are back at 10.6 A.
+    Σ offered stays within 32 A at every profile the chargers receive."""
+    site = Site(smart, smart.account(), 32)
+    ledger = Ledger(CAPACITY)
+    slow = make_charger(smart, site, "RC0", ledger, cars=small_car)
+    others = [make_charger(smart, site, f"RC{n}", ledger) for n in (1, 2)]
+    chargers = [slow, *others]
+
+    async def scenario() -> None:
+        async with running(chargers):
+            for cp in chargers:
+                cp.begin()
+            await offered_are(chargers, [10.6] * 3, "R-82: 32 A over three")
+            assert slow.connectors[1].meter.current == 4.0
+            steps = await stepped_until(smart, chargers, [6.0, 13.0, 13.0], "R-84: the small car is capped")
+            assert steps >= 3, f"capped after {steps} readings: R-84 wants more than 2 low samples"
+            pictured = await asyncio.to_thread(shown, site, chargers)
+            assert pictured == [("6.0", "reclaimed"), ("13.0", "share"), ("13.0", "share")]
+            slow.connectors[1].meter.car = Car(32.0, 3, 1_000_000, 10.0)  # the car wants more now
+            await stepped_until(smart, chargers, [10.6] * 3, "R-84: ramp-up gives the share back")
+            pictured = await asyncio.to_thread(shown, site, chargers)
+            assert pictured == [("10.6", "share")] * 3
+        assert ledger.frames >= 9
+        assert ledger.violations == []
+
+    finish_scenario(site, scenario)
+
+
+@pytest.fixture(scope="module")
+def no_reclaim(
+    server: LiveServer, fresh_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClockedServer]:
+    """The e2e server with `VOLTLINE_SMART_RECLAIM=false`."""
+    data = str(tmp_path_factory.mktemp("data"))
+    settings = server_settings(fresh_database(server.backend), data, **SMART_SETTINGS, smart_reclaim=False)
+    live = ClockedServer(settings, server.backend, clock=SteppedClock())
+    live.start()
+    yield live
+    live.stop()
+
+
+def test_with_reclaim_switched_off_a_car_drawing_little_keeps_its_share(no_reclaim: ClockedServer) -> None:
+    """VOLTLINE_SMART_RECLAIM=false: the 4 A car keeps its 10.6 A share through as many readings as
+    the first test needed to cap it and more."""
+    site = Site(no_reclaim, no_reclaim.account(), 32)
+    slow = make_charger(no_reclaim, site, "NR0", None, cars=small_car)
+    chargers = [slow, *(make_charger(no_reclaim, site, f"NR{n}", None) for n in (1, 2))]
+
+    async def scenario() -> None:
+        async with running(chargers):
+            for cp in chargers:
+                cp.begin()
+            await offered_are(chargers, [10.6] * 3, "R-82: 32 A over three")
+            for _ in range(6):
+                await advance(no_reclaim, METER_INTERVAL)
+                await asyncio.sleep(1.2)
+            assert [cp.offered(1) for cp in chargers] == [10.6] * 3
+            assert slow.connectors[1].meter.current == 4.0
+            pictured = await asyncio.to_thread(shown, site, chargers)
+            assert pictured == [("10.6", "share")] * 3
+
+    finish_scenario(site, scenario)

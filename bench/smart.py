@@ -192,14 +192,14 @@ class Charger(SimulatedCharger):
         return super()._answer(action, payload)
 
 
-def fleet(base: str, count: int) -> list[Charger]:
+def fleet(base: str, count: int, meter_interval: float) -> list[Charger]:
     """`count` simulated chargers, one connector each, sessions started by the benchmark."""
     return [
         Charger(
             base,
             identity(n),
             connectors=1,
-            meter_interval=3600.0,
+            meter_interval=meter_interval,
             auto_sessions=False,
             session_seconds=1_000_000,
             cars=big_car,
@@ -245,7 +245,7 @@ async def change(api: httpx.AsyncClient, path: str, cps: list[Charger], amps: in
 
 async def drive(args: argparse.Namespace, seeded: Seeded, port: int) -> list[tuple[Step, float, float]]:
     """Connect the fleet, start every session, let it settle, then time the two changes."""
-    cps = fleet(f"ws://127.0.0.1:{port}/ocpp", args.chargers)
+    cps = fleet(f"ws://127.0.0.1:{port}/ocpp", args.chargers, args.meter_interval)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(cp.run(stop)) for cp in cps]
     headers = {"Authorization": f"Bearer {seeded.token}", "Accept": "application/json"}
@@ -255,7 +255,9 @@ async def drive(args: argparse.Namespace, seeded: Seeded, port: int) -> list[tup
         for cp in cps:
             cp.spawn(lambda cp=cp: sim_sessions.run_session(cp, cp.connectors[1], "04A2B3C4D55E80", remote=False))
         await until(lambda: all(cp.tx_limit == HIGH for cp in cps), "limits installed", 180)
-        await asyncio.sleep(2.0)  # let the last retries and status events pass
+        # Let the last retries and status events pass, and (with a short --meter-interval) every
+        # meter report its first Current.Import, which every control run then reads (R-84).
+        await asyncio.sleep(2.0 if args.meter_interval > 60 else args.meter_interval + 2.0)
         steps = []
         for amps, name in ((LOW, "decrease to 8.0 A"), (HIGH, "increase to 10.0 A")):
             step, started = await change(api, path, cps, amps, name)
@@ -329,6 +331,7 @@ def report(args: argparse.Namespace, steps: list[tuple[Step, float, float]], sam
     lines += [f"- machine: {machine()}", f"- commit: {code_version()}", f"- backend: {backend}"]
     lines += [f"- {args.chargers} chargers (1 connector each) in {-(-args.chargers // PER_GROUP)} groups, debounce "]
     lines[-1] += f"{args.debounce:g} s; server and chargers in separate processes"
+    lines += [f"- the chargers' MeterValueSampleInterval: {args.meter_interval:g} s"]
     lines += [
         "",
         "| change | end to end s | SetChargingProfile frames | lag samples | lag p50 / p99 / max ms |",
@@ -352,6 +355,12 @@ def main() -> None:
     parser.add_argument("--chargers", type=int, default=1000)
     parser.add_argument("--postgres", metavar="URL", help="run on a fresh database on this PostgreSQL server")
     parser.add_argument("--debounce", type=float, default=0.05, help="VOLTLINE_SMART_DEBOUNCE of the server (s)")
+    parser.add_argument(
+        "--meter-interval",
+        type=float,
+        default=3600.0,
+        help="seconds between the simulated chargers' MeterValues (default 3600: none during the run)",
+    )
     parser.add_argument("--markdown", action="store_true", help=f"append the result to {DOC.relative_to(ROOT)}")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     for hidden in ("--url", "--lag-file", "--data-dir"):
@@ -360,6 +369,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.chargers < 1:
         parser.error("--chargers must be at least 1")
+    if args.meter_interval <= 0:
+        parser.error("--meter-interval must be more than 0 seconds")
     if args.serve:
         with contextlib.suppress(KeyboardInterrupt):  # the SIGINT that stops it
             asyncio.run(serve(args))

@@ -11,14 +11,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from tests.conftest import BACKENDS
 from tests.store.test_writer import new_charger, run
 from voltline.smart.scheduler import DEFAULT, TX, ProfileRow
 from voltline.store import smart as store
 from voltline.store.engine import Database
-from voltline.store.schema import charger_capabilities, charging_profiles
+from voltline.store.schema import charger_capabilities, charging_profiles, meter_latest
 
 T0 = datetime(2025, 3, 31, 12, 0, 0)
 
@@ -135,5 +135,43 @@ def test_a_reconnect_clears_the_unsupported_flag_and_marks_profiles_stale(db_url
         assert (flagged, rows[(1, TX)]["status"], rows[(1, TX)]["reserved_tenths"]) == (False, "stale", 100)
         # A refused profile is tried again too, keeping what it reserved meanwhile.
         assert (rows[(0, DEFAULT)]["status"], rows[(0, DEFAULT)]["reserved_tenths"]) == ("stale", 120)
+
+    run(db_url, scenario)
+
+
+def test_the_newest_currents_per_connector_come_per_phase_or_phase_less(db_url: str) -> None:
+    """What the controller reads for group meters (§7.2) and idle reclaim (R-84): per-phase
+    `Current.Import` in tenths with the newest time; a phase-less value counts on each used phase
+    (R-92); text that is not a number and other measurands are left out."""
+
+    async def scenario(db: Database) -> None:
+        charger, other = await new_charger(db), await new_charger(db)
+        later = T0 + timedelta(seconds=5)
+
+        def latest(
+            charger_id: int, connector: int, measurand: str, phase: str, value: str, *, at: datetime = T0
+        ) -> Any:
+            values = {"charger_id": charger_id, "connector_number": connector, "measurand": measurand}
+            return {**values, "phase": phase, "value": value, "unit": "A", "normalised": value, "timestamp": at}
+
+        rows = [
+            latest(charger, 1, "Current.Import", "L1", "16.04"),
+            latest(charger, 1, "Current.Import", "L2", "15.96", at=later),
+            latest(charger, 1, "Current.Import", "", "99"),
+            latest(charger, 1, "Power.Active.Import", "L1", "3700", at=later + timedelta(seconds=1)),
+            latest(charger, 2, "Current.Import", "", "7.5"),
+            latest(charger, 3, "Current.Import", "L1", "n/a"),
+            latest(other, 1, "Current.Import", "L1", "10"),
+        ]
+        async with db.write() as conn:
+            await conn.execute(insert(meter_latest), rows)
+        async with db.read() as conn:
+            found = await store.latest_currents(conn, [charger])
+        assert set(found) == {(charger, 1), (charger, 2), (charger, 3)}
+        assert store.phase_draw(found[(charger, 1)], 3) == ((160, 160, 0), later)
+        assert store.phase_draw(found[(charger, 2)], 3) == ((75, 75, 75), T0)
+        assert store.phase_draw(found[(charger, 2)], 1) == ((75, 0, 0), T0)
+        assert store.phase_draw(found[(charger, 3)], 3) == (None, None)
+        assert store.phase_draw(None, 3) == (None, None)
 
     run(db_url, scenario)

@@ -59,7 +59,7 @@ def observe(watches: Mapping[int, Watch], view: SiteView) -> dict[int, Watch]:
         watch = watches.get(connector.id)
         if watch is None or watch.transaction_id != connector.transaction_id:
             watch = Watch(connector.transaction_id)
-        found[connector.id] = _next(watch, connector, effective(view, connector))
+        found[connector.id] = _next(watch, connector, view)
     return found
 
 
@@ -84,7 +84,7 @@ def cap_for(drawn: int) -> int:
     return max(MIN_TENTHS, drawn * HEADROOM_PERCENT // 100)
 
 
-def _next(watch: Watch, connector: ConnectorRow, in_force: int | None) -> Watch:
+def _next(watch: Watch, connector: ConnectorRow, view: SiteView) -> Watch:
     if connector.status == SUSPENDED_EV:
         if watch.cap is not None:
             return watch
@@ -98,6 +98,7 @@ def _next(watch: Watch, connector: ConnectorRow, in_force: int | None) -> Watch:
         if drawn * 100 > watch.cap * RAMP_PERCENT:
             return Watch(watch.transaction_id, connector.drawn_at)
         return Watch(watch.transaction_id, connector.drawn_at, 0, watch.cap)
+    in_force = effective(view, connector)
     low = in_force is not None and in_force > 0 and drawn * 100 < in_force * LOW_PERCENT
     count = watch.low + 1 if low else 0
     if count >= LOW_READINGS:

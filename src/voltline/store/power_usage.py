@@ -22,8 +22,7 @@ REGISTER_LOOKBACK = 10
 ConnectorKey = tuple[int, int]
 
 
-def reading_of(row: RowMapping) -> Reading | None:
-    """A `meter_latest` row (measurand, phase, normalised, timestamp) as a Reading; None when not a finite number."""
+def _reading(row: RowMapping) -> Reading | None:
     try:
         value = Decimal(row["normalised"])
     except (InvalidOperation, TypeError):
@@ -44,7 +43,7 @@ async def list_readings(
         query = query.where(meter_latest.c.connector_number == connector_number)
     found: dict[ConnectorKey, list[Reading]] = {}
     for row in (await conn.execute(query)).mappings():
-        reading = reading_of(row)
+        reading = _reading(row)
         if reading is not None:
             found.setdefault((row["charger_id"], row["connector_number"]), []).append(reading)
     return found

@@ -74,6 +74,8 @@ def test_suspended_ev_caps_at_once_and_the_cap_goes_when_the_car_wakes() -> None
     """R-84: a car in SuspendedEV (full or asleep) is capped without waiting for samples; Charging again restores it."""
     watches, seen = run([(0, 1, "SuspendedEV"), (0, 2, "SuspendedEV"), (0, 3, "Charging")])
     assert seen == [{1: MIN_TENTHS}, {1: MIN_TENTHS}, {}]
+    _, seen = run([(100, 1, "SuspendedEV")])
+    assert seen == [{1: MIN_TENTHS}], "a reading from before it stopped drawing does not raise the cap"
     assert watches[1].low == 1, "the 0 A read at wake-up is the first low reading of a fresh count"
 
 

@@ -4,7 +4,8 @@ A connector is watched while its transaction is open on a charger we can steer. 
 site looks at its newest `Current.Import` reading (`ConnectorRow.drawn`, stamped `drawn_at`); a
 reading counts once, and only when it is newer than the transaction's start.
 
-* A connector in `SuspendedEV` (the car is full or asleep) is capped at once.
+* A connector in `SuspendedEV` (the car is full or asleep) is capped at once, at 6 A (it takes
+  nothing now, so max(6 A, 1.2 x 0)).
 * A reading below 60 % of the limit in force counts as low; any other reading starts the count
   again. The third low reading in a row ("more than 2 samples") caps the connector.
 * The cap is max(6 A, draw x 1.2), floored to a tenth, and sticky: it stays while the draw stays at
@@ -88,7 +89,8 @@ def _next(watch: Watch, connector: ConnectorRow, view: SiteView) -> Watch:
     if connector.status == SUSPENDED_EV:
         if watch.cap is not None:
             return watch
-        return Watch(watch.transaction_id, watch.seen_at, 0, cap_for(_peak(connector)), suspended=True)
+        # Full or asleep: it takes nothing now, whatever an older reading says (max(6 A, 1.2 x 0)).
+        return Watch(watch.transaction_id, watch.seen_at, 0, cap_for(0), suspended=True)
     if watch.suspended:
         watch = Watch(watch.transaction_id, watch.seen_at)  # the car woke up: its full share again
     if not _new_reading(watch, connector):

@@ -71,6 +71,37 @@ async def list_controlled_site_ids(conn: AsyncConnection) -> list[int]:
     return sorted(int(row.site_id) for row in await conn.execute(query))
 
 
+# The columns a control run reads, and no more: at 1,000 chargers every row's other columns (and
+# their type conversion) were most of the several 7-13 ms loop turns of loading a view.
+CHARGER_COLUMNS = select(chargers.c.id, chargers.c.identity, chargers.c.connection_status, chargers.c.group_id)
+CAPABILITY_COLUMNS = select(
+    charger_capabilities.c.charger_id,
+    charger_capabilities.c.rate_units,
+    charger_capabilities.c.max_stack_level,
+    charger_capabilities.c.pause_unsupported,
+    charger_capabilities.c.profiles_unsupported,
+)
+CONNECTOR_COLUMNS = select(
+    connectors.c.id,
+    connectors.c.charger_id,
+    connectors.c.connector_id,
+    connectors.c.group_id,
+    connectors.c.status,
+    connectors.c.max_amperage,
+    connectors.c.phases,
+    connectors.c.smart_charging_state,
+)
+PROFILE_COLUMNS = select(
+    charging_profiles.c.charger_id,
+    charging_profiles.c.connector_number,
+    charging_profiles.c.purpose,
+    charging_profiles.c.limit_tenths,
+    charging_profiles.c.status,
+    charging_profiles.c.reserved_tenths,
+    charging_profiles.c.transaction_id,
+)
+
+
 async def load_site_view(
     conn: AsyncConnection, site_id: int, *, meter_fresh_after: datetime | None = None
 ) -> tuple[RowMapping, SiteView] | None:
@@ -84,7 +115,7 @@ async def load_site_view(
     group_rows = list((await conn.execute(select(groups).where(groups.c.site_id == site_id))).mappings())
     if not group_rows:
         return None
-    charger_rows = list((await conn.execute(select(chargers).where(chargers.c.site_id == site_id))).mappings())
+    charger_rows = list((await conn.execute(CHARGER_COLUMNS.where(chargers.c.site_id == site_id))).mappings())
     charger_ids = [int(row["id"]) for row in charger_rows]
     view = SiteView(
         site_id=site_id,
@@ -126,7 +157,7 @@ async def _chargers(conn: AsyncConnection, rows: list[RowMapping]) -> dict[int, 
     ids = [int(row["id"]) for row in rows]
     caps = {}
     if ids:
-        query = select(charger_capabilities).where(charger_capabilities.c.charger_id.in_(ids))
+        query = CAPABILITY_COLUMNS.where(charger_capabilities.c.charger_id.in_(ids))
         caps = {row["charger_id"]: row for row in (await conn.execute(query)).mappings()}
     found = {}
     for row in rows:
@@ -161,7 +192,7 @@ async def _connectors(
     group_ids = {int(row["id"]) for row in group_rows}
     root = find_root({GroupId(int(row["id"])): row["group_id"] for row in group_rows}) or 0
     charger_group = {int(row["id"]): row["group_id"] for row in charger_rows}
-    query = select(connectors).where(connectors.c.charger_id.in_(ids), connectors.c.connector_id > 0)
+    query = CONNECTOR_COLUMNS.where(connectors.c.charger_id.in_(ids), connectors.c.connector_id > 0)
     rows = list((await conn.execute(query.order_by(connectors.c.id))).mappings())
     open_tx = await _open_transactions(conn, ids)
     drawn = await latest_currents(conn, ids)
@@ -267,7 +298,7 @@ def _amps(text: str | None) -> int | None:
 async def _profiles(conn: AsyncConnection, charger_ids: list[int]) -> dict[ProfileKey, ProfileRow]:
     if not charger_ids:
         return {}
-    query = select(charging_profiles).where(charging_profiles.c.charger_id.in_(charger_ids))
+    query = PROFILE_COLUMNS.where(charging_profiles.c.charger_id.in_(charger_ids))
     return {
         (row["charger_id"], row["connector_number"], row["purpose"]): ProfileRow(
             charger_id=row["charger_id"],

@@ -139,3 +139,20 @@ def test_a_steady_draw_never_lifts_the_cap_it_set(drawn: int) -> None:
     assert cap >= MIN_TENTHS
     assert drawn * 100 <= cap * 90
     assert cap <= max(MIN_TENTHS, drawn * 12 // 10), "floored, never rounded up"
+
+
+@given(
+    st.integers(min_value=0, max_value=640),
+    st.lists(st.one_of(st.none(), st.integers(min_value=60, max_value=320)), min_size=1, max_size=8),
+)
+def test_caps_keep_every_limit_within_the_capacity_and_outside_0_to_6_amps(
+    capacity: int, caps: list[int | None]
+) -> None:
+    """R-84 with R-82/R-83: whatever the caps, Σ limits <= C, no limit in (0, 6 A), and none above its cap."""
+    connectors = [charging(n, minutes=n) for n in range(1, len(caps) + 1)]
+    site = view(*connectors, capacity=capacity)
+    capped = {n: cap for n, cap in enumerate(caps, start=1) if cap is not None}
+    limits = {n: a.limit for n, a in decide(site, OPEN, fixed_connectors(site), capped).allocations.items()}
+    assert sum(limits.values()) <= capacity
+    assert all(limit == 0 or limit >= MIN_TENTHS for limit in limits.values())
+    assert all(limits[n] <= cap for n, cap in capped.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api.test_chargers import charger_row
 from tests.api.test_sites import make_site
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import BOOT, TIMESTAMP, Raw, open_charger, run, unique_identity
@@ -95,3 +97,48 @@ def test_settings_changes_publish_a_settings_event(
     events.clear()
     assert api.put(f"{path}/groups/{root['id']}", json={"total_amps": 40}).status_code == 200
     wait_for_kinds(events, {"settings"})
+
+
+def test_a_charger_moved_while_connected_announces_its_new_site(
+    server: LiveServer, api: httpx.Client, account: Account, events: list[dict[str, Any]]
+) -> None:
+    """§7.4: detached from one site and attached to another over the API, with its socket open and
+    no Heartbeat or Boot since: its status, start and stop events wake the new site, and the
+    transaction is stamped with it (DESIGN: rows carry the charger's site at the time)."""
+    old, new = make_site(api, account), make_site(api, account)
+    identity = unique_identity()
+    sites_path = f"/api/v2/teams/{account.team_id}/sites"
+    response = api.post(f"{sites_path}/{old['id']}/chargers", json={"identity": identity})
+    charger_id = response.json()["data"]["id"]
+    pincode = charger_row(server, charger_id)["pincode"]
+
+    async def move() -> None:
+        detached = await asyncio.to_thread(api.delete, f"{sites_path}/{old['id']}/chargers/{charger_id}")
+        assert detached.status_code == 204, detached.text
+        body = {"identity": identity, "pincode": pincode}
+        attached = await asyncio.to_thread(api.post, f"{sites_path}/{new['id']}/attach-charger", json=body)
+        assert attached.status_code == 200, attached.text
+
+    async def scenario() -> None:
+        async with open_charger(server, identity) as ws:
+            cp = Raw(ws)
+            await cp.result("BootNotification", BOOT)
+            await move()
+            events.clear()
+            status = {"connectorId": 1, "errorCode": "NoError", "status": "Preparing"}
+            await cp.result("StatusNotification", status)
+            start = {"connectorId": 1, "idTag": "TAG1", "meterStart": 0, "timestamp": TIMESTAMP}
+            tx = (await cp.result("StartTransaction", start))["transactionId"]
+            await cp.result("StopTransaction", {"transactionId": tx, "meterStop": 20, "timestamp": TIMESTAMP})
+
+    run(scenario())
+    wait_for_kinds(events, {"status", "start", "stop"}, charger_id)
+    mine = [e for e in events if e.get("charger_id") == charger_id and e["kind"] in ("status", "start", "stop")]
+    assert [(e["kind"], e.get("site_id")) for e in mine] == [
+        ("status", new["id"]),
+        ("start", new["id"]),
+        ("stop", new["id"]),
+    ]
+    transactions = api.get(f"{sites_path}/{new['id']}/transactions").json()["data"]
+    assert [t["charger_id"] for t in transactions] == [charger_id]
+    assert api.get(f"{sites_path}/{old['id']}/transactions").json()["data"] == []

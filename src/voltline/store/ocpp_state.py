@@ -54,16 +54,21 @@ async def mark_all_offline(conn: AsyncConnection) -> int:
     return int(result.rowcount or 0)
 
 
+async def get_placement(conn: AsyncConnection, charger_id: ChargerId) -> RowMapping | None:
+    """The charger's current team, site and lenient flag (a charger may be moved while connected)."""
+    return (await conn.execute(select(*_PLACEMENT).where(chargers.c.id == charger_id))).mappings().first()
+
+
 async def record_seen(conn: AsyncConnection, charger_id: ChargerId, now: datetime) -> RowMapping | None:
     """Stamp `last_seen_at`; returns the charger's current placement and lenient flag."""
     await _set(conn, charger_id, {"last_seen_at": now})
-    return (await conn.execute(select(*_PLACEMENT).where(chargers.c.id == charger_id))).mappings().first()
+    return await get_placement(conn, charger_id)
 
 
 async def record_boot(conn: AsyncConnection, charger_id: ChargerId, facts: dict[str, Any]) -> RowMapping | None:
     """Store what BootNotification said (vendor, model, serial, firmware, raw payload, interval)."""
     await _set(conn, charger_id, facts)
-    return (await conn.execute(select(*_PLACEMENT).where(chargers.c.id == charger_id))).mappings().first()
+    return await get_placement(conn, charger_id)
 
 
 async def record_charger_status(conn: AsyncConnection, charger_id: ChargerId, values: dict[str, Any]) -> None:

@@ -110,6 +110,7 @@ async def on_status_notification(
             await ocpp_state.record_charger_status(conn, ctx.charger_id, values)
         else:
             await ocpp_state.record_connector_status(conn, ctx.charger_id, number, values)
+        ctx.place(await ocpp_state.get_placement(conn, ctx.charger_id))  # moved to another site meanwhile?
     await ctx.announce("status", connector=number, status=req.status)
     return v16.StatusNotificationResponse()
 
@@ -149,6 +150,7 @@ async def on_start_transaction(ctx: SessionContext, req: v16.StartTransactionReq
     reservation = _optional_int32(req.reservation_id)
     async with ctx.db.write() as conn:
         charger = await get_charger_by_id(conn, ctx.charger_id)
+        ctx.place(charger)  # the session's team and site follow a charger moved while connected
         verdict = await _verdict(ctx, conn, charger["team_id"], req.id_tag)
         row = await store_transactions.find_started_transaction(conn, ctx.charger_id, **started)
         if row is None:
@@ -171,6 +173,7 @@ async def on_stop_transaction(ctx: SessionContext, req: v16.StopTransactionReque
     frames = [(data.timestamp, data.sampled_value) for data in req.transaction_data or []]
     async with ctx.db.write() as conn:
         row, finished = await store_transactions.stop_transaction(conn, ctx.charger_id, req.transaction_id, finish)
+        ctx.place(await ocpp_state.get_placement(conn, ctx.charger_id))
         verdict = None if req.id_tag is None else await _verdict(ctx, conn, ctx.team_id, req.id_tag)
     if row is None:
         log.info("%s: StopTransaction for unknown transactionId %s", ctx.identity, req.transaction_id)

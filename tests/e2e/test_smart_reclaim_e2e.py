@@ -27,6 +27,7 @@ from tests.e2e.test_smart_e2e import (
     make_charger,
     offered_are,
     running,
+    until,
 )
 from tests.e2e.test_smart_enforcement_e2e import finish_scenario
 from voltline.simulator.meter import Car
@@ -119,5 +120,42 @@ def test_with_reclaim_switched_off_a_car_drawing_little_keeps_its_share(no_recla
             assert slow.connectors[1].meter.current == 4.0
             pictured = await asyncio.to_thread(shown, site, chargers)
             assert pictured == [("10.6", "share")] * 3
+
+    finish_scenario(site, scenario)
+
+
+def test_with_reclaim_switched_off_a_metered_group_still_reads_the_connectors_draw(no_reclaim: ClockedServer) -> None:
+    """§7.2 dynamic balancing, the §7.5 meter vector's arithmetic end to end: C = 25 A, margin 2 A.
+
+    The group meter reads the house load plus what the car draws. With 12 A of house load the car
+    gets 25 - 2 - 12 = 11.0 A; with 10 A it gets 13.0 A. The connectors' `Current.Import` is read
+    for the group meter even with idle reclaim off: without it, the car's own draw would count as
+    house load (at 10 A of house load the meter reads 21 A, which leaves the car nothing)."""
+    site = Site(no_reclaim, no_reclaim.account(), 25)
+    team = f"/api/v2/teams/{site.account.team_id}"
+    meter = site.api.post(f"{team}/meters", json={"type": "ct_meter"}).json()["data"]
+    root = site.api.get(f"{site.path}/groups").json()["data"][0]
+    assert site.api.put(f"{site.path}/groups/{root['id']}", json={"meter_id": meter["id"]}).status_code == 200
+    charger = make_charger(no_reclaim, site, "MT0", None)
+
+    async def house(amps: float) -> float:
+        """Post the meter's reading: the house load plus the car's draw now, on each phase; then a metered run."""
+        await asyncio.sleep(1.5)  # the car reports what it draws now (every real second)
+        total = amps + charger.connectors[1].meter.current
+        body = {"l1": total, "l2": total, "l3": total}
+        response = await asyncio.to_thread(site.api.post, f"{team}/meters/{meter['id']}/readings", json=body)
+        assert response.status_code == 200, response.text
+        await advance(no_reclaim, METER_INTERVAL)  # a metered group runs every VOLTLINE_SMART_METER_INTERVAL
+        return total
+
+    async def scenario() -> None:
+        await house(0)
+        async with running([charger]):
+            charger.begin()
+            await until(lambda: charger.connectors[1].meter.current > 0, "the car charges")
+            await house(12)
+            await offered_are([charger], [11.0], "25 A less a 2 A margin less 12 A of house load")
+            assert await house(10) == 21.0
+            await offered_are([charger], [13.0], "21 A on the meter, 11 A of it the car's: 10 A of house load")
 
     finish_scenario(site, scenario)

@@ -253,7 +253,7 @@ async def read_facts(conn: AsyncConnection, team_id: TeamId, site_id: SiteId, re
     group_rows = await groups.list_groups(conn, site_id, offset=0, limit=_ALL)
     rows = await chargers.list_site_connectors(conn, site_id, offset=0, limit=_ALL)
     rows = [row for row in rows if row["connector_id"] > 0]
-    loaded = await smart_store.load_site_view(conn, site_id)
+    loaded = await smart_store.load_site_view(conn, site_id, draws=False)  # the draw comes from read_usages
     facts = Facts(group_rows, rows, None if loaded is None else loaded[1], {})
     wanted = [(ChargerId(r["charger_id"]), r["connector_id"], r["phases"]) for r in rows]
     usages = await read_usages(conn, wanted, runtime(request).clock.now())

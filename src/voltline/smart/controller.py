@@ -230,7 +230,8 @@ class SmartCharging:
             async with self.runtime.db.write() as conn:
                 await store.set_connector_states(conn, changed, now)
         self._snapshots[site_id] = (view, decision, gate, states, now)
-        watched = self.settings.smart_reclaim and reclaim.watching(self._watches[site_id], decision.allocations)
+        watches = self._watches.get(site_id, {})
+        watched = self.settings.smart_reclaim and reclaim.watching(watches, decision.allocations)
         return self._next_run(view, gate, now, settled, watched)
 
     async def _enforce(self, site_id: int, view: SiteView, gate: Gate, caps: dict[int, int]) -> tuple[SiteView, bool]:
@@ -279,7 +280,9 @@ class SmartCharging:
     async def _load(self, site_id: int) -> tuple[RowMapping, SiteView] | None:
         fresh_after = self.clock.now() - timedelta(seconds=max(2 * self.settings.smart_meter_interval, METER_STALE))
         async with self.runtime.db.scan() as conn:
-            return await store.load_site_view(conn, site_id, meter_fresh_after=fresh_after)
+            return await store.load_site_view(
+                conn, site_id, meter_fresh_after=fresh_after, draws=self.settings.smart_reclaim
+            )
 
     async def _after(self, site_id: int, enforcer: Enforcer) -> SiteView:
         """The view after a phase: the enforcer's own rows, or a reload when a capability changed."""

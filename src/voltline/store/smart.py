@@ -103,11 +103,13 @@ PROFILE_COLUMNS = select(
 
 
 async def load_site_view(
-    conn: AsyncConnection, site_id: int, *, meter_fresh_after: datetime | None = None
+    conn: AsyncConnection, site_id: int, *, meter_fresh_after: datetime | None = None, draws: bool = True
 ) -> tuple[RowMapping, SiteView] | None:
     """The site row and its `SiteView`, or None for a missing or deleted site.
 
     A group meter with no reading, or (given `meter_fresh_after`) only an older one, is stale.
+    Each connector's newest `Current.Import` (`drawn`) is read when `draws` (idle reclaim, R-84)
+    or when a group has a meter (its non-EV load, §7.2).
     """
     site = (await conn.execute(select(sites).where(sites.c.id == site_id))).mappings().first()
     if site is None or site["deleted_at"] is not None:
@@ -117,11 +119,12 @@ async def load_site_view(
         return None
     charger_rows = list((await conn.execute(CHARGER_COLUMNS.where(chargers.c.site_id == site_id))).mappings())
     charger_ids = [int(row["id"]) for row in charger_rows]
+    metered = any(row["meter_id"] is not None for row in group_rows)
     view = SiteView(
         site_id=site_id,
         groups=tuple(await _groups(conn, group_rows, meter_fresh_after)),
         chargers=await _chargers(conn, charger_rows),
-        connectors=tuple(await _connectors(conn, charger_rows, group_rows)),
+        connectors=tuple(await _connectors(conn, charger_rows, group_rows, draws or metered)),
         profiles=await _profiles(conn, charger_ids),
     )
     return site, view
@@ -184,7 +187,7 @@ def _units(text: str | None) -> tuple[str, ...]:
 
 
 async def _connectors(
-    conn: AsyncConnection, charger_rows: list[RowMapping], group_rows: list[RowMapping]
+    conn: AsyncConnection, charger_rows: list[RowMapping], group_rows: list[RowMapping], draws: bool
 ) -> list[ConnectorRow]:
     ids = [int(row["id"]) for row in charger_rows]
     if not ids:
@@ -195,7 +198,7 @@ async def _connectors(
     query = CONNECTOR_COLUMNS.where(connectors.c.charger_id.in_(ids), connectors.c.connector_id > 0)
     rows = list((await conn.execute(query.order_by(connectors.c.id))).mappings())
     open_tx = await _open_transactions(conn, ids)
-    drawn = await latest_currents(conn, ids)
+    drawn = await latest_currents(conn, ids) if draws else {}
     found = []
     for row in rows:
         key = (int(row["charger_id"]), int(row["connector_id"]))

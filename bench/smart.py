@@ -277,6 +277,8 @@ def start_server(
     """The server in its own process; returns once /healthz answers."""
     command = [sys.executable, __file__, "--serve", "--url", url, "--port", str(port), "--lag-file", lag_file]
     command += ["--data-dir", data_dir, "--debounce", str(args.debounce)]
+    if args.pin:
+        command += ["--pin"]
     process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -296,6 +298,11 @@ def lag_stats(samples: list[tuple[float, float]], start: float, end: float) -> d
         return {"n": 0, "p50": 0.0, "p99": 0.0, "max": 0.0}
     p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
     return {"n": len(lags), "p50": statistics.median(lags), "p99": p99, "max": lags[-1]}
+
+
+def pin(cpus: set[int]) -> None:
+    """Keep this process on `cpus` (Linux; `--pin`)."""
+    os.sched_setaffinity(0, cpus)
 
 
 def run(args: argparse.Namespace) -> str:
@@ -332,6 +339,8 @@ def report(args: argparse.Namespace, steps: list[tuple[Step, float, float]], sam
     lines += [f"- {args.chargers} chargers (1 connector each) in {-(-args.chargers // PER_GROUP)} groups, debounce "]
     lines[-1] += f"{args.debounce:g} s; server and chargers in separate processes"
     lines += [f"- the chargers' MeterValueSampleInterval: {args.meter_interval:g} s"]
+    if args.pin:
+        lines += ["- pinned (`--pin`): the server on CPU 0, this process and its chargers on the others"]
     lines += [
         "",
         "| change | end to end s | SetChargingProfile frames | lag samples | lag p50 / p99 / max ms |",
@@ -361,6 +370,11 @@ def main() -> None:
         default=3600.0,
         help="seconds between the simulated chargers' MeterValues (default 3600: none during the run)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="Linux: the server on CPU 0, this process and its chargers on the other CPUs (2 or more)",
+    )
     parser.add_argument("--markdown", action="store_true", help=f"append the result to {DOC.relative_to(ROOT)}")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     for hidden in ("--url", "--lag-file", "--data-dir"):
@@ -371,10 +385,16 @@ def main() -> None:
         parser.error("--chargers must be at least 1")
     if args.meter_interval <= 0:
         parser.error("--meter-interval must be more than 0 seconds")
+    if args.pin and not args.serve and (not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2):
+        parser.error("--pin needs Linux and at least 2 CPUs")
     if args.serve:
+        if args.pin:
+            pin({0})
         with contextlib.suppress(KeyboardInterrupt):  # the SIGINT that stops it
             asyncio.run(serve(args))
         return
+    if args.pin:
+        pin(os.sched_getaffinity(0) - {0})
     text = run(args)
     print(text)
     if args.markdown:

@@ -19,6 +19,7 @@ from tests.api.test_smart_mode_price import (
     MANUAL,
     NOW,
     ShiftedServer,
+    account_client,
     import_day,
     site_with_zone,
     smart_price,
@@ -56,9 +57,7 @@ def taxed(
 
 @pytest.fixture
 def client(taxed: ShiftedServer) -> Iterator[tuple[httpx.Client, Account]]:
-    account = taxed.account()
-    with taxed.client(account) as api:
-        yield api, account
+    yield from account_client(taxed)
 
 
 def test_the_automatic_smart_mode_price_is_the_consumer_price_of_the_site_zone(

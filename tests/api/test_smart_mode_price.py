@@ -67,11 +67,16 @@ def shifted(
     live.stop()
 
 
+def account_client(live: ShiftedServer) -> Iterator[tuple[httpx.Client, Account]]:
+    """A new account on the server and an API client signed in as it."""
+    account = live.account()
+    with live.client(account) as api:
+        yield api, account
+
+
 @pytest.fixture
 def client(shifted: ShiftedServer) -> Iterator[tuple[httpx.Client, Account]]:
-    account = shifted.account()
-    with shifted.client(account) as api:
-        yield api, account
+    yield from account_client(shifted)
 
 
 def import_day(server: LiveServer, zone: str, prices: list[int] = HOURLY) -> None:

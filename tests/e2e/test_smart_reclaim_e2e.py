@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_power_management import connectors_of, power_management
-from tests.clocked import ClockedServer, SteppedClock
-from tests.conftest import LiveServer, server_settings
+from tests.api.test_power_management import limits, power_management
+from tests.clocked import ClockedServer
+from tests.conftest import LiveServer
+from tests.e2e.conftest import clocked_server
 from tests.e2e.test_smart_e2e import (
     CAPACITY,
-    SMART_SETTINGS,
     Ledger,
     Site,
     SmartCharger,
@@ -52,10 +52,9 @@ async def stepped_until(server: ClockedServer, chargers: list[SmartCharger], exp
     return WATCH_STEPS + 1
 
 
-def shown(site: Site, chargers: list[SmartCharger]) -> list[tuple[str, str]]:
-    """(limit_amps, reason) of each charger's connector in the power-management tree."""
-    tree = connectors_of(power_management(site.api, site.path))
-    return [(tree[cp.identity]["limit_amps"], tree[cp.identity]["reason"]) for cp in chargers]
+def shown(site: Site, chargers: list[SmartCharger]) -> list[tuple[str | None, str]]:
+    """(limit_amps, reason) of each charger's connector in the power-management tree, now."""
+    return limits(power_management(site.api, site.path), chargers)
 
 
 def test_a_car_drawing_little_gives_its_share_to_the_others_until_it_ramps_up(smart: ClockedServer) -> None:
@@ -93,12 +92,8 @@ def no_reclaim(
     server: LiveServer, fresh_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ClockedServer]:
     """The e2e server with `VOLTLINE_SMART_RECLAIM=false`."""
-    data = str(tmp_path_factory.mktemp("data"))
-    settings = server_settings(fresh_database(server.backend), data, **SMART_SETTINGS, smart_reclaim=False)
-    live = ClockedServer(settings, server.backend, clock=SteppedClock())
-    live.start()
-    yield live
-    live.stop()
+    with clocked_server(server, fresh_database, tmp_path_factory, smart_reclaim=False) as live:
+        yield live
 
 
 def test_with_reclaim_switched_off_a_car_drawing_little_keeps_its_share(no_reclaim: ClockedServer) -> None:

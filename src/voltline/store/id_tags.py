@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,10 +22,20 @@ class IdTagTakenError(ConflictError):
     """The team already has this id tag."""
 
 
+# Built once: each Authorize and StartTransaction asks it, and a `func.lower(..)` expression built
+# per call is a handful of objects in reference cycles, left to the garbage collector.
+FIND_ID_TAG = (
+    select(id_tags)
+    .where(id_tags.c.team_id == bindparam("team_id"), func.lower(id_tags.c.id_tag) == bindparam("lowered"))
+    .order_by(id_tags.c.id)
+    .limit(1)
+)
+
+
 async def find_id_tag(conn: AsyncConnection, team_id: TeamId, id_tag: str) -> RowMapping | None:
     """The team's id tag with this value (case-insensitive), or None."""
-    query = select(id_tags).where(id_tags.c.team_id == team_id, func.lower(id_tags.c.id_tag) == id_tag.lower())
-    return (await conn.execute(query.order_by(id_tags.c.id).limit(1))).mappings().first()
+    found = await conn.execute(FIND_ID_TAG, {"team_id": team_id, "lowered": id_tag.lower()})
+    return found.mappings().first()
 
 
 async def create_id_tag(conn: AsyncConnection, team_id: TeamId, id_tag: str, values: dict[str, Any]) -> RowMapping:

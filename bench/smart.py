@@ -4,11 +4,11 @@ Goal: under 1 s from a change to the last SetChargingProfile acknowledged, with 
 over 20 ms in the server process during the run.
 
 Two processes: the server (this script with `--serve`: uvicorn on the app as `voltline serve`
-builds it, plus a lag sampler, a task that sleeps 5 ms and records how late it wakes) and this
-process, which seeds the database, runs N simulated chargers (voltline.simulator, one connector
-each, real WebSockets to the server) and drives the change over the REST API. On a 2-core machine
-the chargers' process competes with the server for the second core; its own loop lag delays only
-the receipt stamps (the measure errs on the slow side).
+builds it, on uvloop as `voltline serve` runs it, plus a lag sampler, a task that sleeps 5 ms and
+records how late it wakes) and this process, which seeds the database, runs N simulated chargers
+(voltline.simulator, one connector each, real WebSockets to the server) and drives the change over
+the REST API. On a 2-core machine the chargers' process competes with the server for the second
+core; its own loop lag delays only the receipt stamps (the measure errs on the slow side).
 
 The site: a root group of N x 10 A and N/20 sub-groups of 200 A with 20 chargers each; every
 charger starts a session with a car that takes 32 A, so each gets 10.0 A. The change: the root
@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 from _report import code_version, free_port, machine
 from _seed import _stamp, create_postgres, drop_postgres
 from sqlalchemy import insert, select
@@ -337,7 +338,7 @@ def report(args: argparse.Namespace, steps: list[tuple[Step, float, float]], sam
     lines += [f"- command: `{' '.join(['.venv/bin/python', 'bench/smart.py', *sys.argv[1:]])}`"]
     lines += [f"- machine: {machine()}", f"- commit: {code_version()}", f"- backend: {backend}"]
     lines += [f"- {args.chargers} chargers (1 connector each) in {-(-args.chargers // PER_GROUP)} groups, debounce "]
-    lines[-1] += f"{args.debounce:g} s; server and chargers in separate processes"
+    lines[-1] += f"{args.debounce:g} s; server (uvloop) and chargers in separate processes"
     lines += [f"- the chargers' MeterValueSampleInterval: {args.meter_interval:g} s"]
     if args.pin:
         lines += ["- pinned (`--pin`): the server on CPU 0, this process and its chargers on the others"]
@@ -391,7 +392,7 @@ def main() -> None:
         if args.pin:
             pin({0})
         with contextlib.suppress(KeyboardInterrupt):  # the SIGINT that stops it
-            asyncio.run(serve(args))
+            uvloop.run(serve(args))  # uvicorn.run's loop="auto" picks uvloop, installed with uvicorn[standard]
         return
     if args.pin:
         pin(os.sched_getaffinity(0) - {0})

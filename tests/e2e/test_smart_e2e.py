@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,7 +30,9 @@ from voltline.simulator import sessions as sim_sessions
 from voltline.simulator.fleet import connector_limits
 from voltline.simulator.meter import Car
 from voltline.simulator.profiles import ChargingProfiles, Limits
+from voltline.smart import controller
 from voltline.smart.prices import PriceSlot
+from voltline.smart.scheduler import Send, SiteView
 from voltline.store.prices import upsert_prices
 from voltline.store.schema import charger_capabilities, chargers, charging_profiles
 
@@ -266,6 +269,40 @@ def test_a_32_amp_group_is_shared_paused_and_resumed_as_chargers_come_and_go(sma
         asyncio.run(scenario())
     finally:
         site.api.close()
+
+
+def test_a_big_sites_run_allocates_and_plans_in_a_thread_with_the_same_limits(
+    smart: ClockedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above `BIG_SITE` connectors a run's pure steps (allocation, sends, states) leave the event loop
+    for a thread, and the young generations are collected before the run: the arrivals of R-81 and
+    R-82 give the same limits, Σ stays within 32 A, and the planning did run off the loop thread."""
+    threads: set[str] = set()  # where a site with connectors was planned
+    plan = controller._plan
+
+    def recorded(view: SiteView, *args: Any) -> list[Send]:
+        if view.connectors:
+            threads.add(threading.current_thread().name)
+        return plan(view, *args)
+
+    monkeypatch.setattr(controller, "BIG_SITE", 0)
+    monkeypatch.setattr(controller, "_plan", recorded)
+    account = smart.account()
+    site = Site(smart, account, 32)
+    ledger = Ledger(CAPACITY)
+    chargers = [make_charger(smart, site, f"BG{n}", ledger) for n in range(6)]
+
+    async def scenario() -> None:
+        async with running(chargers):
+            await arrivals(chargers)
+        assert ledger.violations == []
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        site.api.close()
+    loop_thread = smart._thread.name if smart._thread is not None else ""
+    assert threads and loop_thread not in threads, (threads, loop_thread)
 
 
 async def arrivals(chargers: list[SmartCharger]) -> None:

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.engine import RowMapping
 
@@ -47,7 +48,10 @@ from voltline.tasks import cancel_and_wait
 log = logging.getLogger("voltline.smart")
 
 ROUNDS = 3  # allocations per run when decreases go unacknowledged
-BIG_SITE = 200  # connectors; above this the allocation runs in a thread (STYLE: nothing slow on the loop)
+# Connectors; above this a run's pure steps (the allocation, the sends it needs, the connectors'
+# states) run in a thread (STYLE: nothing slow on the loop; bench/smart.py: planning 1,000
+# connectors' sends took ~6 ms on the loop).
+BIG_SITE = 200
 CONFIGURATION_KEYS = [
     "ChargeProfileMaxStackLevel",
     "ChargingScheduleAllowedChargingRateUnit",
@@ -56,6 +60,8 @@ CONFIGURATION_KEYS = [
     "ConnectorSwitch3to1PhaseSupported",
 ]
 RECONNECTING = ("boot", "connected")
+P = ParamSpec("P")
+T = TypeVar("T")
 METER_STALE = 60.0  # seconds: a group meter reading older than max(2 x meter interval, this) is stale (R-87)
 
 
@@ -77,6 +83,19 @@ class SiteLoop:
         if released is not None:
             self.released.add(released)
         self.wake.set()
+
+
+def _plan(view: SiteView, gate: Gate, failed: frozenset[int], caps: dict[int, int]) -> list[scheduler.Send]:
+    """The sends of this round: allocate with the failed connectors' limits held, then plan (R-85)."""
+    decision = scheduler.decide(view, gate, scheduler.fixed_connectors(view, failed), caps)
+    return scheduler.plan_sends(view, decision, gate)
+
+
+def _settle(view: SiteView, gate: Gate, caps: dict[int, int]) -> tuple[Decision, dict[int, str], dict[int, str]]:
+    """After the phases: the allocation as it stands, each connector's state, and the states that changed."""
+    decision = scheduler.decide(view, gate, scheduler.fixed_connectors(view), caps)
+    states = scheduler.connector_states(view, decision, gate)
+    return decision, states, store.stale_connector_ids(view, states)
 
 
 class SmartCharging:
@@ -223,9 +242,7 @@ class SmartCharging:
         gate = await self._gate(site, now)
         caps = self._reclaim_caps(site_id, view)
         view, settled = await self._enforce(site_id, view, gate, caps)
-        decision = await self._decide(view, gate, scheduler.fixed_connectors(view), caps)
-        states = scheduler.connector_states(view, decision, gate)
-        changed = store.stale_connector_ids(view, states)
+        decision, states, changed = await self._pure(view, _settle, view, gate, caps)
         if changed:
             async with self.runtime.db.write() as conn:
                 await store.set_connector_states(conn, changed, now)
@@ -239,8 +256,7 @@ class SmartCharging:
         await self._forget_finished(view)
         failed: set[int] = set()
         for _ in range(ROUNDS):
-            decision = await self._decide(view, gate, scheduler.fixed_connectors(view, failed), caps)
-            sends = scheduler.plan_sends(view, decision, gate)
+            sends = await self._pure(view, _plan, view, gate, frozenset(failed), caps)
             first = [send for send in sends if send.first]
             if first:
                 enforcer = Enforcer(self.runtime, view)
@@ -265,10 +281,11 @@ class SmartCharging:
                 for row in rows:
                     await store.delete_profile(conn, row.charger_id, row.connector, row.purpose)
 
-    async def _decide(self, view: SiteView, gate: Gate, fixed: dict[int, int], caps: dict[int, int]) -> Decision:
+    async def _pure(self, view: SiteView, step: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """A pure step over the view: in a thread for a big site, where it would hold the loop too long."""
         if len(view.connectors) > BIG_SITE:
-            return await asyncio.to_thread(scheduler.decide, view, gate, fixed, caps)
-        return scheduler.decide(view, gate, fixed, caps)
+            return await asyncio.to_thread(step, *args, **kwargs)
+        return step(*args, **kwargs)
 
     def _reclaim_caps(self, site_id: int, view: SiteView) -> dict[int, int]:
         """R-84: update the site's watches from this run's readings; the caps in force."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -285,8 +286,16 @@ def test_a_big_sites_run_allocates_and_plans_in_a_thread_with_the_same_limits(
             threads.add(threading.current_thread().name)
         return plan(view, *args)
 
+    collections: list[int] = []
+    collect = gc.collect
+
+    def counted(generation: int = 2) -> int:
+        collections.append(generation)
+        return collect(generation)
+
     monkeypatch.setattr(controller, "BIG_SITE", 0)
     monkeypatch.setattr(controller, "_plan", recorded)
+    monkeypatch.setattr(controller.gc, "collect", counted)
     account = smart.account()
     site = Site(smart, account, 32)
     ledger = Ledger(CAPACITY)
@@ -303,6 +312,7 @@ def test_a_big_sites_run_allocates_and_plans_in_a_thread_with_the_same_limits(
         site.api.close()
     loop_thread = smart._thread.name if smart._thread is not None else ""
     assert threads and loop_thread not in threads, (threads, loop_thread)
+    assert 1 in collections, "the young generations are collected before a big site's run"
 
 
 async def arrivals(chargers: list[SmartCharger]) -> None:

@@ -24,6 +24,7 @@ that the full set is sent again (R-89), and reads its configuration (R-17).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -226,6 +227,7 @@ class SmartCharging:
 
     async def run_site(self, site_id: int, reconnected: set[int] | None = None) -> float | None:
         """One control run of a site; the seconds until it should run again (None: on events only)."""
+        self._collect_young(site_id)
         if reconnected:
             async with self.runtime.db.write() as conn:
                 for charger_id in reconnected:
@@ -250,6 +252,18 @@ class SmartCharging:
         watches = self._watches.get(site_id, {})
         watched = self.settings.smart_reclaim and reclaim.watching(watches, decision.allocations)
         return self._next_run(view, gate, now, settled, watched)
+
+    def _collect_young(self, site_id: int) -> None:
+        """Before a big site's run, collect the young generations, in a loop turn of their own.
+
+        A run of 1,000 connectors comes after 1,000 answers whose sessions' objects are still young;
+        left alone, their collection falls inside the run, in the middle of a busy turn
+        (bench/smart.py: a 9-11 ms middle-generation collection on top of a 4-5 ms turn). Collected
+        here it takes 2-7 ms on its own, and the run's own collections stay young and small.
+        """
+        last = self._snapshots.get(site_id)
+        if last is not None and len(last[0].connectors) > BIG_SITE:
+            gc.collect(1)
 
     async def _enforce(self, site_id: int, view: SiteView, gate: Gate, caps: dict[int, int]) -> tuple[SiteView, bool]:
         """R-85: decreases first; increases only once every decrease is acknowledged."""

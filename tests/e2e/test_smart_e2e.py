@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import gc
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -250,26 +250,37 @@ def hhmm(moment: datetime) -> str:
 # ---------------------------------------------------------------------- the issue's scenario
 
 
-def test_a_32_amp_group_is_shared_paused_and_resumed_as_chargers_come_and_go(smart: ClockedServer) -> None:
-    """spec/smart-charging.md R-81, R-82, R-85, R-41, R-56, R-66, R-89 and §7.5 vectors, end to end."""
-    account = smart.account()
-    site = Site(smart, account, 32)
+def six_on_32_amps(
+    smart: ClockedServer, prefix: str, scenario: Callable[[Site, list[SmartCharger]], Awaitable[None]]
+) -> Ledger:
+    """Six chargers on a new 32 A site, connected while `scenario` plays; what they were sent."""
+    site = Site(smart, smart.account(), 32)
     ledger = Ledger(CAPACITY)
-    chargers = [make_charger(smart, site, f"LB{n}", ledger) for n in range(6)]
+    chargers = [make_charger(smart, site, f"{prefix}{n}", ledger) for n in range(6)]
 
-    async def scenario() -> None:
+    async def main() -> None:
         async with running(chargers):
-            await arrivals(chargers)
-            await off_peak(site, chargers[1:])
-            await price_gate(site, chargers[1:])
-            await reconnect(chargers[1:])
-        assert ledger.frames > 20
-        assert ledger.violations == []
+            await scenario(site, chargers)
 
     try:
-        asyncio.run(scenario())
+        asyncio.run(main())
     finally:
         site.api.close()
+    return ledger
+
+
+def test_a_32_amp_group_is_shared_paused_and_resumed_as_chargers_come_and_go(smart: ClockedServer) -> None:
+    """spec/smart-charging.md R-81, R-82, R-85, R-41, R-56, R-66, R-89 and §7.5 vectors, end to end."""
+
+    async def scenario(site: Site, chargers: list[SmartCharger]) -> None:
+        await arrivals(chargers)
+        await off_peak(site, chargers[1:])
+        await price_gate(site, chargers[1:])
+        await reconnect(chargers[1:])
+
+    ledger = six_on_32_amps(smart, "LB", scenario)
+    assert ledger.frames > 20
+    assert ledger.violations == []
 
 
 def test_a_big_sites_run_allocates_and_plans_in_a_thread_with_the_same_limits(
@@ -296,20 +307,8 @@ def test_a_big_sites_run_allocates_and_plans_in_a_thread_with_the_same_limits(
     monkeypatch.setattr(controller, "BIG_SITE", 0)
     monkeypatch.setattr(controller, "_plan", recorded)
     monkeypatch.setattr(controller.gc, "collect", counted)
-    account = smart.account()
-    site = Site(smart, account, 32)
-    ledger = Ledger(CAPACITY)
-    chargers = [make_charger(smart, site, f"BG{n}", ledger) for n in range(6)]
-
-    async def scenario() -> None:
-        async with running(chargers):
-            await arrivals(chargers)
-        assert ledger.violations == []
-
-    try:
-        asyncio.run(scenario())
-    finally:
-        site.api.close()
+    ledger = six_on_32_amps(smart, "BG", lambda _site, chargers: arrivals(chargers))
+    assert ledger.violations == []
     loop_thread = smart._thread.name if smart._thread is not None else ""
     assert threads and loop_thread not in threads, (threads, loop_thread)
     assert 1 in collections, "the young generations are collected before a big site's run"

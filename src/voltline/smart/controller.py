@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import RowMapping
 
@@ -244,7 +244,7 @@ class SmartCharging:
         gate = await self._gate(site, now)
         caps = self._reclaim_caps(site_id, view)
         view, settled = await self._enforce(site_id, view, gate, caps)
-        decision, states, changed = await self._pure(view, _settle, view, gate, caps)
+        decision, states, changed = await self._pure(_settle, view, gate, caps)
         if changed:
             async with self.runtime.db.write() as conn:
                 await store.set_connector_states(conn, changed, now)
@@ -270,7 +270,7 @@ class SmartCharging:
         await self._forget_finished(view)
         failed: set[int] = set()
         for _ in range(ROUNDS):
-            sends = await self._pure(view, _plan, view, gate, frozenset(failed), caps)
+            sends = await self._pure(_plan, view, gate, frozenset(failed), caps)
             first = [send for send in sends if send.first]
             if first:
                 enforcer = Enforcer(self.runtime, view)
@@ -295,11 +295,13 @@ class SmartCharging:
                 for row in rows:
                     await store.delete_profile(conn, row.charger_id, row.connector, row.purpose)
 
-    async def _pure(self, view: SiteView, step: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def _pure(
+        self, step: Callable[Concatenate[SiteView, P], T], view: SiteView, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """A pure step over the view: in a thread for a big site, where it would hold the loop too long."""
         if len(view.connectors) > BIG_SITE:
-            return await asyncio.to_thread(step, *args, **kwargs)
-        return step(*args, **kwargs)
+            return await asyncio.to_thread(step, view, *args, **kwargs)
+        return step(view, *args, **kwargs)
 
     def _reclaim_caps(self, site_id: int, view: SiteView) -> dict[int, int]:
         """R-84: update the site's watches from this run's readings; the caps in force."""

@@ -363,12 +363,14 @@ async def save_profiles(
             "transaction_id": row.transaction_id,
             **values,
         }
-        batches.setdefault(tuple(columns), []).append(columns)
+        names = tuple(columns)
+        if "sent_at" not in columns:
+            columns["default_sent_at"] = now  # a new row's sent_at (`_profile_upsert`)
+        batches.setdefault(names, []).append(columns)
     for names, rows in batches.items():
         upsert = _profile_upsert(conn.dialect.name, names)
-        params = rows if "sent_at" in names else [{**row, "default_sent_at": now} for row in rows]
-        for start in range(0, len(params), ROWS_PER_STATEMENT):
-            await conn.execute(upsert, params[start : start + ROWS_PER_STATEMENT])
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            await conn.execute(upsert, rows[start : start + ROWS_PER_STATEMENT])
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from tests.ocpp.gateway_support import (
 )
 from voltline.accounts import Account
 from voltline.domain.credentials import PINCODE_ALPHABET, hash_ocpp_password
+from voltline.smart.events import SMART_EVENTS, decode_event
 from voltline.store.schema import chargers
 
 
@@ -224,6 +226,40 @@ def test_silence_for_two_heartbeat_intervals_is_offline_and_a_frame_brings_it_ba
         "back online",
         "offline (the socket closed)",
     ]
+
+
+def test_a_silent_charger_whose_socket_then_closes_is_announced_disconnected_once(quick_server: LiveServer) -> None:
+    """§7.4: the liveness check announces `disconnected` when the charger falls silent; the socket
+    closing later, with no frame between, does not announce it again (one control run, not two)."""
+    identity = unique_identity("QUIET")
+    events: list[tuple[int, str]] = []
+
+    async def record(_subject: str, data: bytes) -> None:
+        event = decode_event(data)
+        events.append((event.get("charger_id", 0), event["kind"]))
+
+    def kinds() -> list[str]:
+        charger_id = charger_row(quick_server, identity)["id"]
+        return [kind for charger, kind in events if charger == charger_id]
+
+    subscription = quick_server.run(lambda: quick_server.runtime.bus.listen(SMART_EVENTS, record))
+    registry = quick_server.app.app.state.gateway.registry
+
+    async def scenario() -> None:
+        async with open_charger(quick_server, identity) as ws:
+            await Raw(ws).result("BootNotification", BOOT)
+            await asyncio.to_thread(wait_for, lambda: "disconnected" in kinds(), 6)
+
+    try:
+        run(scenario())
+        # The close is handled after the client leaves: the session leaves the registry, then its
+        # offline row commits, then a second event would be published. Give it a second to appear.
+        wait_for(lambda: registry.get(identity) is None)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: kinds().count("disconnected") > 1, 1)
+    finally:
+        quick_server.run(subscription.unsubscribe)
+    assert kinds()[0] == "connected" and kinds().count("disconnected") == 1, kinds()
 
 
 def test_with_the_log_set_to_all_heartbeats_and_meter_values_are_kept_too(quick_server: LiveServer) -> None:

@@ -171,6 +171,8 @@ class Gateway:
             return await ocpp_state.mark_online(conn, charger_id, session.version, session.ctx.now())
 
     async def _mark_offline(self, session: Session, reason: str, *, announce: bool = True) -> None:
+        """Store the charger as offline; log and publish `disconnected` unless it was offline already
+        (`announce=False`: the liveness check did both when the charger fell silent)."""
         try:
             async with self._status_turn(session.ctx.charger_id), self.runtime.db.write() as conn:
                 await ocpp_state.mark_offline(conn, session.ctx.charger_id)
@@ -178,7 +180,7 @@ class Gateway:
             log.exception("%s: could not record going offline", session.identity)
         if announce:
             log.info("%s: offline (%s)", session.identity, reason)
-        await session.ctx.announce("disconnected")
+            await session.ctx.announce("disconnected")
 
     async def _subscribe(self, session: Session) -> Subscription:
         async def answer(data: bytes) -> bytes:

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import LiveServer, server_settings
 from voltline.accounts import Account
+from voltline.smart.events import SMART_EVENTS, decode_event
 from voltline.store.schema import chargers, connectors, meter_frames, ocpp_messages, transactions
 
 BOOT = {"chargePointVendor": "Alfen BV", "chargePointModel": "NG910-60023"}
@@ -167,3 +168,18 @@ def dedicated_server(
         yield live
     finally:
         live.stop()
+
+
+@contextmanager
+def smart_events(live: LiveServer) -> Iterator[list[dict[str, Any]]]:
+    """Every smart-charging event the server publishes while the block runs, as a bus listener sees it."""
+    seen: list[dict[str, Any]] = []
+
+    async def record(_subject: str, data: bytes) -> None:
+        seen.append(decode_event(data))
+
+    subscription = live.run(lambda: live.runtime.bus.listen(SMART_EVENTS, record))
+    try:
+        yield seen
+    finally:
+        live.run(subscription.unsubscribe)

@@ -25,13 +25,13 @@ from tests.ocpp.gateway_support import (
     log_rows,
     open_charger,
     run,
+    smart_events,
     team_charger,
     unique_identity,
     wait_for,
 )
 from voltline.accounts import Account
 from voltline.domain.credentials import PINCODE_ALPHABET, hash_ocpp_password
-from voltline.smart.events import SMART_EVENTS, decode_event
 from voltline.store.schema import chargers
 
 
@@ -232,33 +232,24 @@ def test_a_silent_charger_whose_socket_then_closes_is_announced_disconnected_onc
     """§7.4: the liveness check announces `disconnected` when the charger falls silent; the socket
     closing later, with no frame between, does not announce it again (one control run, not two)."""
     identity = unique_identity("QUIET")
-    events: list[tuple[int, str]] = []
-
-    async def record(_subject: str, data: bytes) -> None:
-        event = decode_event(data)
-        events.append((event.get("charger_id", 0), event["kind"]))
+    registry = quick_server.app.app.state.gateway.registry
 
     def kinds() -> list[str]:
         charger_id = charger_row(quick_server, identity)["id"]
-        return [kind for charger, kind in events if charger == charger_id]
-
-    subscription = quick_server.run(lambda: quick_server.runtime.bus.listen(SMART_EVENTS, record))
-    registry = quick_server.app.app.state.gateway.registry
+        return [e["kind"] for e in events if e.get("charger_id") == charger_id]
 
     async def scenario() -> None:
         async with open_charger(quick_server, identity) as ws:
             await Raw(ws).result("BootNotification", BOOT)
             await asyncio.to_thread(wait_for, lambda: "disconnected" in kinds(), 6)
 
-    try:
+    with smart_events(quick_server) as events:
         run(scenario())
         # The close is handled after the client leaves: the session leaves the registry, then its
         # offline row commits, then a second event would be published. Give it a second to appear.
         wait_for(lambda: registry.get(identity) is None)
         with contextlib.suppress(AssertionError):
             wait_for(lambda: kinds().count("disconnected") > 1, 1)
-    finally:
-        quick_server.run(subscription.unsubscribe)
     assert kinds()[0] == "connected" and kinds().count("disconnected") == 1, kinds()
 
 

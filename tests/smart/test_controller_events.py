@@ -13,23 +13,15 @@ import pytest
 from tests.api.test_chargers import charger_row
 from tests.api.test_sites import make_site
 from tests.conftest import LiveServer
-from tests.ocpp.gateway_support import BOOT, TIMESTAMP, Raw, open_charger, run, unique_identity
+from tests.ocpp.gateway_support import BOOT, TIMESTAMP, Raw, open_charger, run, smart_events, unique_identity
 from voltline.accounts import Account
-from voltline.bus import Subscription
-from voltline.smart.events import SMART_EVENTS, decode_event
 
 
 @pytest.fixture
 def events(server: LiveServer) -> Iterator[list[dict[str, Any]]]:
     """Every smart-charging event published while the test runs."""
-    seen: list[dict[str, Any]] = []
-
-    async def record(_subject: str, data: bytes) -> None:
-        seen.append(decode_event(data))
-
-    subscription: Subscription = server.run(lambda: server.runtime.bus.listen(SMART_EVENTS, record))
-    yield seen
-    server.run(subscription.unsubscribe)
+    with smart_events(server) as seen:
+        yield seen
 
 
 def wait_for_kinds(events: list[dict[str, Any]], kinds: set[str], charger_id: int | None = None) -> None:

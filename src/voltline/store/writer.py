@@ -16,6 +16,13 @@ A flush writes the raw frames (one row per MeterValues frame, samples packed), t
 (latest value per connector/measurand/phase, the transaction's energy register) and the log
 entries in one transaction (executemany). `stop()` flushes what is queued.
 
+Replays (DESIGN "Durability"): a charger sends again what it got no answer for. A frame
+identical to a stored one (same charger, connector, timestamp and samples: its key, with a
+digest of the samples) is inserted with ON CONFLICT DO NOTHING, and an identical frame later in
+the same batch is left out. When fewer rows went in than were sent, the frames that were new
+are found (store/batch_statements.py) and only they feed the derived rows, so latest values,
+registers and rollups never count a frame twice.
+
 Derived rows follow R-95 (spec/smart-charging.md §8.3; DESIGN: derived tables only): a
 sample replaces the latest value when its timestamp is later or equal. Within one batch the
 newest sample per key wins, ties broken by context (Transaction.End > Sample.Periodic >
@@ -28,9 +35,9 @@ The same transaction keeps the 15-minute energy rollups (store/rollups.py, R-96.
 connector's register readings of the batch are walked from its stored baseline and their Wh
 added per bucket. A batch with a reading not newer than the newest one already seen for that
 connector (out of order, or a duplicate timestamp) is compared with the stored readings read
-back from the raw frames before the batch is inserted: the connector's rollups move by the
-difference between walking them without and with the batch, so arrival order does not change
-the result. Baselines are read with FOR UPDATE on PostgreSQL (SQLite has one writer).
+back from the raw frames (leaving out the batch's own rows, inserted just before): the
+connector's rollups move by the difference between walking them without and with the batch, so
+arrival order does not change the result. Baselines are read with FOR UPDATE on PostgreSQL (SQLite has one writer).
 """
 
 from __future__ import annotations
@@ -39,15 +46,10 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import BigInteger, Select, Table, bindparam, cast, func, insert, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,20 +58,19 @@ from voltline.domain.meter_values import Sample, naive_utc, register_reading
 from voltline.errors import StoreUnavailableError
 from voltline.settings import Settings
 from voltline.store import rollups
-from voltline.store.engine import Database
-from voltline.store.meter_values import (
-    FRAME_COLUMNS,
-    LATEST_COLUMNS,
-    REGISTER_KEYS,
-    frame_rows,
-    latest_rows,
-    latest_upsert,
-    register_rows,
-    register_update,
+from voltline.store.batch_statements import (
+    FrameKey,
+    Row,
+    Stamp,
+    fresh_frame_keys,
+    rollup_statements,
+    sqlite_time,
+    statements,
 )
-from voltline.store.ocpp_log import LOG_COLUMNS, log_rows
-from voltline.store.rollups import REGISTER_COLUMNS, ROLLUP_COLUMNS, Connector, Key
-from voltline.store.schema import energy_registers, energy_rollups, meter_frames, meter_latest, ocpp_messages
+from voltline.store.engine import Database
+from voltline.store.meter_values import latest_rows, register_rows, rows_of_frame
+from voltline.store.ocpp_log import log_rows
+from voltline.store.rollups import Connector, Key
 from voltline.tasks import cancel_and_wait
 
 __all__ = ["LogEntry", "MeterFrame", "MeterWriter", "Sample"]
@@ -157,98 +158,38 @@ def _describe(batch: _Batch) -> str:
     return f"log entry of charger {entry.charger_id} message {entry.message_id!r}"
 
 
-Row = tuple[Any, ...]
-Stamp = Callable[[datetime], Any]
+@dataclass(frozen=True, slots=True)
+class Shaped:
+    """A batch's frames made rows: each distinct frame once (with its key), and the derived rows."""
+
+    frames: list[MeterFrame]
+    keys: list[FrameKey]
+    rows: list[Row]
+    latest: list[Row]
+    registers: list[Row]
+    readings: dict[Key, Connector]
 
 
-def sqlite_time(moment: datetime) -> str:
-    """A moment as SQLAlchemy's SQLite DateTime stores it (text that sorts by time)."""
-    return naive_utc(moment).isoformat(" ", "microseconds")
-
-
-class RowsStatement:
-    """A Core statement compiled once for the dialect and run as executemany on the driver (SQLite).
-
-    The hot path skips SQLAlchemy's per-row parameter processing (measured: most of a flush's
-    time on the event loop). Rows are tuples in `keys` order, holding values the driver takes.
-    """
-
-    def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        self.sql: str = compiled.string
-        order = [list(keys).index(name) for name in compiled.positiontup or ()]
-        self.order = None if order == list(range(len(keys))) else order
-
-    def arrange(self, row: Row) -> Row:
-        """The row's values in the order of the statement's parameters."""
-        return row if self.order is None else tuple(row[i] for i in self.order)
-
-    async def run(self, conn: AsyncConnection, rows: Sequence[Row]) -> None:
-        """Execute once per row (nothing for no rows)."""
-        if rows:
-            await conn.exec_driver_sql(self.sql, rows if self.order is None else [self.arrange(r) for r in rows])
-
-
-class ColumnsStatement(RowsStatement):
-    """PostgreSQL: the rows sent as one array per column and unnested by the server, one round trip."""
-
-    async def run(self, conn: AsyncConnection, rows: Sequence[Row]) -> None:
-        """Execute once with every row."""
-        if rows:
-            columns = self.arrange(tuple(list(column) for column in zip(*rows, strict=True)))
-            await conn.exec_driver_sql(self.sql, columns)
-
-
-def unnested(table: Table, names: Sequence[str]) -> Select[Any]:
-    """`SELECT * FROM unnest($1::type[], ...)`: one array parameter per column, named after it."""
-    arrays = [cast(bindparam(name), ARRAY(table.c[name].type)) for name in names]
-    return select(literal_column("*")).select_from(func.unnest(*arrays))
-
-
-def statements(db: Database) -> tuple[RowsStatement, ...]:
-    """Insert frames, upsert latest values, move registers, insert log rows: for this database."""
-    dialect = db.writer.dialect
-    if db.is_sqlite:
-        tid, wh = (bindparam(name, type_=BigInteger) for name in REGISTER_KEYS)
-        return (
-            RowsStatement(insert(meter_frames), dialect, FRAME_COLUMNS),
-            RowsStatement(latest_upsert(sqlite.insert(meter_latest)), dialect, LATEST_COLUMNS),
-            RowsStatement(register_update(tid, wh), dialect, REGISTER_KEYS),
-            RowsStatement(insert(ocpp_messages), dialect, LOG_COLUMNS),
-        )
-    arrays = [cast(bindparam(name), ARRAY(BigInteger)) for name in REGISTER_KEYS]
-    source = func.unnest(*arrays).table_valued(*REGISTER_KEYS).render_derived()
-    latest = postgresql.insert(meter_latest).from_select(LATEST_COLUMNS, unnested(meter_latest, LATEST_COLUMNS))
-    return (
-        ColumnsStatement(
-            insert(meter_frames).from_select(FRAME_COLUMNS, unnested(meter_frames, FRAME_COLUMNS)),
-            dialect,
-            FRAME_COLUMNS,
-        ),
-        ColumnsStatement(latest_upsert(latest), dialect, LATEST_COLUMNS),
-        ColumnsStatement(register_update(source.c.tid, source.c.wh), dialect, REGISTER_KEYS),
-        ColumnsStatement(
-            insert(ocpp_messages).from_select(LOG_COLUMNS, unnested(ocpp_messages, LOG_COLUMNS)), dialect, LOG_COLUMNS
-        ),
-    )
-
-
-def rollup_statements(db: Database) -> tuple[RowsStatement, RowsStatement]:
-    """Add Wh to energy rollups and replace energy registers (store/rollups.py): for this database."""
-    dialect = db.writer.dialect
-    if db.is_sqlite:
-        return (
-            RowsStatement(rollups.rollup_upsert(sqlite.insert(energy_rollups)), dialect, ROLLUP_COLUMNS),
-            RowsStatement(rollups.register_upsert(sqlite.insert(energy_registers)), dialect, REGISTER_COLUMNS),
-        )
-    add = postgresql.insert(energy_rollups).from_select(ROLLUP_COLUMNS, unnested(energy_rollups, ROLLUP_COLUMNS))
-    put = postgresql.insert(energy_registers).from_select(
-        REGISTER_COLUMNS, unnested(energy_registers, REGISTER_COLUMNS)
-    )
-    return (
-        ColumnsStatement(rollups.rollup_upsert(add), dialect, ROLLUP_COLUMNS),
-        ColumnsStatement(rollups.register_upsert(put), dialect, REGISTER_COLUMNS),
-    )
+def shape(frames: Sequence[MeterFrame], stamp: Stamp) -> Shaped:
+    """The rows of the frames (pure; may run in a thread). An identical frame later in the batch is left out."""
+    seen: set[FrameKey] = set()
+    kept: list[MeterFrame] = []
+    keys: list[FrameKey] = []
+    rows: list[Row] = []
+    digests: list[list[int]] = []
+    for frame in frames:
+        own = rows_of_frame(frame, stamp)
+        key = (frame.charger_id, frame.connector_number, naive_utc(frame.timestamp), own[0][-1])
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(frame)
+        keys.append(key)
+        rows.extend(own)
+        digests.append([row[-1] for row in own])
+    values = [register_reading(frame.samples) for frame in kept]  # once per frame, for both uses
+    readings = rollups.batch_readings(kept, values, digests)
+    return Shaped(kept, keys, rows, latest_rows(kept, stamp), register_rows(kept, values), readings)
 
 
 def storable(frame: MeterFrame) -> bool:
@@ -459,26 +400,25 @@ class MeterWriter:
             if not done.done():
                 done.set_exception(error)
 
-    def _rows(self, batch: _Batch) -> tuple[tuple[list[Row], ...], dict[Key, Connector]]:
-        frames = batch.frames
-        stamp = self._stamp
-        values = [register_reading(frame.samples) for frame in frames]  # once per frame, for both uses
-        registers = register_rows(frames, values)
-        rows = frame_rows(frames, stamp), latest_rows(frames, stamp), registers, log_rows(batch.logs, stamp)
-        return rows, rollups.batch_readings(frames, values)
-
     async def _write_batch(self, batch: _Batch) -> None:
         # STYLE: nothing slow on the event loop; a big batch is shaped in a thread (~20 us a frame).
         inline = len(batch.frames) <= INLINE_FRAMES
-        rows, readings = self._rows(batch) if inline else await asyncio.to_thread(self._rows, batch)
+        stamp = self._stamp
+        shaped = shape(batch.frames, stamp) if inline else await asyncio.to_thread(shape, batch.frames, stamp)
+        frames_insert, latest, registers, logs = self._statements
         async with self.db.write() as conn:
-            if readings:  # before the frames go in: an out-of-order batch compares with what was stored
-                await rollups.load(conn, readings, lock=not self.db.is_sqlite)
-            for statement, table_rows in zip(self._statements, rows, strict=True):
-                await statement.run(conn, table_rows)
-            if readings:
-                await self._write_rollups(conn, readings, inline)
-        self.written_frames += len(batch.frames)
+            inserted = await frames_insert.run(conn, shaped.rows)
+            if inserted < len(shaped.rows):  # a replay: derived rows come from the new frames only
+                fresh = await fresh_frame_keys(conn, self.db, inserted, shaped.keys)
+                shaped = shape([f for f, key in zip(shaped.frames, shaped.keys, strict=True) if key in fresh], stamp)
+            if shaped.readings:  # an out-of-order batch compares with the readings stored before it
+                await rollups.load(conn, shaped.readings, lock=not self.db.is_sqlite)
+            await latest.run(conn, shaped.latest)
+            await registers.run(conn, shaped.registers)
+            await logs.run(conn, log_rows(batch.logs, stamp))
+            if shaped.readings:
+                await self._write_rollups(conn, shaped.readings, inline)
+        self.written_frames += len(shaped.frames)
 
     async def _write_rollups(self, conn: AsyncConnection, readings: dict[Key, Connector], inline: bool) -> None:
         stamp = self._stamp

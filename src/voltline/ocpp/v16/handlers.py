@@ -177,11 +177,14 @@ async def on_stop_transaction(ctx: SessionContext, req: v16.StopTransactionReque
         row, finished = await store_transactions.stop_transaction(conn, ctx.charger_id, req.transaction_id, finish)
         ctx.place(await ocpp_state.get_placement(conn, ctx.charger_id))
         verdict = None if req.id_tag is None else await _verdict(ctx, conn, ctx.team_id, req.id_tag)
+    # A replay stores its transactionData again (stored once): the first attempt may have committed
+    # the stop and then lost its readings to a crash before they committed, unanswered.
     if row is None:
         log.info("%s: StopTransaction for unknown transactionId %s", ctx.identity, req.transaction_id)
         await _store_frames(ctx, 0, None, frames)
-    elif finished:
+    else:
         await _store_frames(ctx, int(row["connector_number"]), int(row["id"]), frames)
+    if finished and row is not None:
         await ctx.announce("stop", connector=int(row["connector_number"]), transaction_id=int(row["id"]))
     return v16.StopTransactionResponse(id_tag_info=None if verdict is None else _id_tag_info(verdict))
 

@@ -27,6 +27,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit: int = 500
     max_body_bytes: int = 1024 * 1024
     sqlite_busy_timeout_ms: int = 5000
+    sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
     bus_url: str = ""
     auth_cache_seconds: float = 5.0
@@ -38,6 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ocpp_ping_interval: float = 60.0
     ocpp_max_frame_bytes: int = 256 * 1024
     ocpp_log_retention_days: int = 30
+    ocpp_hold_seconds: float = 20.0
     attach_attempts_per_minute: int = 5
     price_fetch: bool = False
     entsoe_token: str = ""
@@ -70,6 +72,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _FIELDS = frozenset(Settings.__struct_fields__)
+# DESIGN "Durability": NORMAL (WAL) survives a process crash, FULL and EXTRA also a power loss; OFF would not.
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+MAX_HOLD_SECONDS = 3600.0
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -130,6 +135,17 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
             f"{PREFIX}SMART_MODE_FRACTION must be a fraction in (0, 1], got {settings.smart_mode_fraction!r}"
         )
     _check_zone_rates(settings)
+    synchronous = settings.sqlite_synchronous.strip().upper()
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise SettingsError(
+            f"{PREFIX}SQLITE_SYNCHRONOUS must be NORMAL or FULL (or EXTRA), got {settings.sqlite_synchronous!r}"
+        )
+    if not 0 < settings.ocpp_hold_seconds <= MAX_HOLD_SECONDS:
+        raise SettingsError(
+            f"{PREFIX}OCPP_HOLD_SECONDS must be more than 0 and at most {MAX_HOLD_SECONDS}, "
+            f"got {settings.ocpp_hold_seconds}"
+        )
+    settings = msgspec.structs.replace(settings, sqlite_synchronous=synchronous)
     if settings.rate_limit < 0:
         raise SettingsError(f"{PREFIX}RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
     return settings

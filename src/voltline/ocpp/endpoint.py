@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voltline import codec
 from voltline.domain.credentials import check_ocpp_password
-from voltline.errors import ChargerOfflineError, VoltlineError
+from voltline.errors import ChargerOfflineError, StoreUnavailableError, VoltlineError
 from voltline.ocpp.gateway import Gateway
 from voltline.ocpp.rpc import (
     Call,
@@ -47,6 +47,7 @@ from voltline.ocpp.schema_check import encode_payload
 from voltline.ocpp.session import Session
 from voltline.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
+from voltline.store.engine import is_unavailable
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -57,6 +58,9 @@ SUBPROTOCOLS: dict[str, Version] = {"ocpp1.6": "1.6"}
 HANDLERS: dict[Version, Mapping[str, Handler]] = {"1.6": V16_HANDLERS}
 # Actions of the version that a charger may not send us: NotSupported rather than NotImplemented.
 KNOWN_ACTIONS: dict[Version, Mapping[str, Any]] = {"1.6": V16_REQUESTS}
+# Seconds between attempts of a handler while the database cannot take writes, doubling up to the max.
+HOLD_RETRY_DELAY = 0.05
+HOLD_RETRY_DELAY_MAX = 1.0
 
 
 async def ocpp_endpoint(websocket: WebSocket) -> None:
@@ -122,9 +126,9 @@ def _sender(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
     return send
 
 
-def _closer(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
-    async def close(reason: str) -> None:
-        await websocket.close(1000, reason)
+def _closer(websocket: WebSocket) -> Callable[[int, str], Awaitable[None]]:
+    async def close(code: int, reason: str) -> None:
+        await websocket.close(code, reason)
 
     return close
 
@@ -172,7 +176,12 @@ async def answer_call(session: Session, call: Call) -> None:
     """Run the CALL's handler and send its CALLRESULT, or the CALLERROR for what went wrong."""
     session.message_log.record("in", 2, call.message_id, call.action, call.payload)
     try:
-        result = await _dispatch(session, call)
+        result = await _dispatch_held(session, call)
+    except StoreUnavailableError as error:
+        # DESIGN "Durability": no answer that says stored what is not; the charger retries later.
+        log.warning("%s: %s not stored in the hold time (%s); closing with 1011", session.identity, call.action, error)
+        await session.close_unavailable()
+        raise ChargerOfflineError(session.identity) from None
     except OcppError as error:
         await _send_error(session, error.to_call_error(call.message_id), call.action)
         return
@@ -187,6 +196,29 @@ async def answer_call(session: Session, call: Call) -> None:
     body = encode_payload(result)
     await session.send(encode_call_result(call.message_id, msgspec.Raw(body)))
     session.message_log.record("out", 3, call.message_id, call.action, body)
+
+
+async def _dispatch_held(session: Session, call: Call) -> msgspec.Struct:
+    """Dispatch; while the database cannot take writes, try again until the hold deadline (DESIGN: Durability).
+
+    Handlers write in one transaction that either committed or did not, and every one of them is
+    idempotent (a replayed Start/Stop finds its row), so running a failed one again is safe.
+    """
+    ctx = session.ctx
+    ctx.hold_until = ctx.clock.monotonic() + ctx.settings.ocpp_hold_seconds
+    delay = HOLD_RETRY_DELAY
+    while True:
+        try:
+            return await _dispatch(session, call)
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            left = ctx.hold_until - ctx.clock.monotonic()
+            if left <= 0:
+                raise StoreUnavailableError(str(error).splitlines()[0]) from error
+            log.info("%s: %s waits for the database: %s", session.identity, call.action, str(error).splitlines()[0])
+            await ctx.clock.sleep(min(delay, left))
+            delay = min(delay * 2, HOLD_RETRY_DELAY_MAX)
 
 
 async def _dispatch(session: Session, call: Call) -> msgspec.Struct:

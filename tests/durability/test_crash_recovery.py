@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import time
@@ -75,14 +76,18 @@ class Run:
         """One paragraph: seed, kills, rates, losses."""
         lost = sum(m for _, m in self.lost)
         answered = sum(a for a, _ in self.lost)
-        rate = self.metered_in_load / self.load_seconds if self.load_seconds else 0.0
+        actions = Counter(d.action for d in ledger.delivered)
         return (
             f"seed={self.seed} backend={self.backend} kills={len(self.lost) + 1} "
-            f"MeterValues/s under load={rate:.0f} answered calls={len(ledger.delivered)} "
+            f"MeterValues/s under full load={self.rate():.0f} answered: {dict(actions)} "
             f"replays={ledger.replays} duplicates sent={ledger.duplicates} profiles={ledger.profiles} "
             f"api writes={self.api_writes} lost at the kills: {lost} of {answered} answered frames "
             f"(per kill {[m for _, m in self.lost]})"
         )
+
+    def rate(self) -> float:
+        """MeterValues answered per second while every charger was connected."""
+        return self.metered_in_load / self.load_seconds if self.load_seconds else 0.0
 
 
 def frame_keys(delivered: Iterable[Delivered], ids: dict[str, int]) -> dict[FrameKey, tuple[int | None, list[Any]]]:
@@ -115,21 +120,22 @@ async def api_writes(client: httpx.AsyncClient, fleet: Fleet, control: Control, 
     """Create id tags and flip the site's smart-charging settings while the server lives (errors while it is dead)."""
     team = fleet.account.team_id
     settings = f"/api/v2/teams/{team}/sites/{fleet.site_id}/smart-charging"
-    while True:
+    for n in itertools.count():
         await asyncio.sleep(rng.uniform(0.05, 0.2))
         await control.up.wait()
         with contextlib.suppress(httpx.HTTPError):
-            tag = f"CRASH{len(run.id_tags) + run.api_writes:09d}"
+            tag = f"CRASH{n:09d}"
             answer = await client.post(f"/api/v2/teams/{team}/id-tags", json={"id_tag": tag})
             if answer.status_code == 201:
                 run.id_tags.append(tag)
+                run.api_writes += 1
             zone = rng.choice(("Europe/Amsterdam", "UTC", "Europe/Berlin"))
             answer = await client.put(settings, json={"timezone": zone, "smart_charging": "disabled"})
             run.api_writes += answer.status_code == 200
 
 
 async def restart(server: KillableServer, control: Control) -> None:
-    """Start the server (it answers `/healthz`), then let the chargers connect."""
+    """Start the server (until it is ready), then let the chargers connect."""
     await asyncio.to_thread(server.start)
     control.up.set()
 
@@ -147,8 +153,7 @@ async def until(check: Callable[[], bool], timeout: float) -> bool:
 async def load_then_kill(
     server: KillableServer, chargers: list[ReplayingCharger], control: Control, rng: random.Random, run: Run
 ) -> None:
-    """One cycle, then SIGKILL: one in five kills falls into the reconnect storm (boots and replays);
-    the others come after a seeded time of full load, with a Start/Stop burst in it (sometimes just before)."""
+    """Load, then SIGKILL: in the reconnect storm (`STORM_KILLS`), or after full load with a Start/Stop burst."""
     if rng.random() < STORM_KILLS:
         await asyncio.sleep(rng.uniform(0, 0.5))
     else:
@@ -266,6 +271,8 @@ def derived_problems(snapshot: Snapshot) -> list[str]:
     powers = max_powers(snapshot.connectors)
     problems = []
     rollups, rebuilt = stored_rollups(snapshot.rollups), rebuilt_rollups(snapshot.frames, powers)
+    if len(rebuilt) != len({frame.charger_id for frame in snapshot.frames}):
+        problems.append(f"only {len(rebuilt)} connectors have energy in their frames")
     wrong = [key for key in set(rollups) | set(rebuilt) if rollups.get(key) != rebuilt.get(key)]
     if wrong:
         key = wrong[0]
@@ -315,4 +322,5 @@ def test_nothing_answered_is_lost_when_the_server_is_killed_under_load(
     assert not any(run.lost[i][1] for i in range(len(run.lost))) and not problems and not ledger.errors, (
         f"{summary}\nproblems: {problems}\ncharger errors: {ledger.errors[:5]}\nserver log:\n{server.log_tail()}"
     )
-    assert ledger.profiles > 0 and ledger.replays > 0 and run.api_writes > 0, summary
+    stops = sum(d.action == "StopTransaction" for d in ledger.delivered)
+    assert ledger.profiles and ledger.replays and ledger.duplicates and run.api_writes and stops, summary

@@ -119,7 +119,7 @@ class KillableServer:
         }
 
     def start(self) -> float:
-        """Start the server and wait until `/healthz` answers 200; the seconds that took."""
+        """Start the server and wait until it is ready (`_ready`); the seconds that took."""
         began = time.monotonic()
         self.starts += 1
         command = [sys.executable, "-m", "voltline", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
@@ -138,10 +138,17 @@ class KillableServer:
             if self.process.poll() is not None:
                 raise AssertionError(f"voltline serve exited with {self.process.returncode}:\n{self.log_tail()}")
             with suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                if self._ready():
                     return
             time.sleep(0.02)
         raise AssertionError(f"voltline serve did not answer within {START_TIMEOUT} s:\n{self.log_tail()}")
+
+    def _ready(self) -> bool:
+        """`/readyz` answers 200 (database writes work); `/healthz` where the server has no `/readyz`."""
+        ready = httpx.get(f"{self.base_url}/readyz", timeout=1)
+        if ready.status_code == 404:
+            ready = httpx.get(f"{self.base_url}/healthz", timeout=1)
+        return ready.status_code == 200
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs, nothing queued is flushed."""

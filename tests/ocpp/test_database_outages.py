@@ -141,8 +141,17 @@ async def held_then_closed(peer: Raw, message_id: str) -> int:
     raise AssertionError(f"answered while the database could not take writes: {frame}")
 
 
-def outage(server: LiveServer, charger: dict[str, Any], break_it: Callable[[], None], mend: Callable[[], None]) -> None:
-    """One frame stored; the database broken; the next frame held, then 1011; mended; replayed; stored once."""
+def outage(
+    server: LiveServer,
+    charger: dict[str, Any],
+    break_it: Callable[[], None],
+    mend: Callable[[], None],
+    newcomer: dict[str, Any] | None = None,
+) -> None:
+    """One frame stored; the database broken; the next frame held, then 1011; mended; replayed; stored once.
+
+    A `newcomer` connects while the database is broken: its connection cannot be recorded, 1011.
+    """
     identity = charger["identity"]
     big = [meter_value(1, 1100, extra=300)]  # one frame of about 10 KB: it needs new pages
 
@@ -154,7 +163,16 @@ def outage(server: LiveServer, charger: dict[str, Any], break_it: Callable[[], N
             await asyncio.to_thread(break_it)
             await ws.send(json.dumps([2, "held", "MeterValues", {"connectorId": 1, "meterValue": big}]))
             code = await held_then_closed(peer, "held")
+            if newcomer is not None:
+                assert await refused_at_connect(newcomer["identity"]) == 1011
             return first, code, await asyncio.to_thread(readiness, server)
+
+    async def refused_at_connect(other: str) -> int:
+        async with open_charger(server, other) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), CLOSED_WITHIN)
+            assert closed.value.rcvd is not None
+            return int(closed.value.rcvd.code)
 
     async def replay() -> dict[str, Any]:
         async with open_charger(server, identity) as ws:
@@ -212,13 +230,13 @@ def test_a_read_only_sqlite_file_holds_the_answer_closes_1011_and_recovers(sqlit
         pytest.skip(f"chattr +i does not work here ({made.stderr.decode().strip()})")
     account = server.account()
     with server.client(account) as api:
-        charger = team_charger(api, account)
+        charger, newcomer = team_charger(api, account), team_charger(api, account)
 
     def chattr(flag: str) -> None:
         subprocess.run(["chattr", flag, *map(str, files)], check=True)
 
     try:
-        outage(server, charger, lambda: chattr("+i"), lambda: chattr("-i"))
+        outage(server, charger, lambda: chattr("+i"), lambda: chattr("-i"), newcomer)
     finally:
         subprocess.run(["chattr", "-i", *map(str, files)], check=False)
 

@@ -12,7 +12,6 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -22,23 +21,22 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from tests.conftest import LiveServer
-from tests.ocpp.gateway_support import BOOT, Raw, charger_row, frame_rows, open_charger, rows, run, team_charger
+from tests.ocpp.gateway_support import (
+    BOOT,
+    Raw,
+    charger_row,
+    frame_rows,
+    meter_value,
+    open_charger,
+    rows,
+    run,
+    team_charger,
+)
 from voltline.accounts import Account
 from voltline.store.schema import energy_rollups, meter_latest, transactions
 
 START = {"connectorId": 1, "idTag": "04A2B3C4D55E80", "meterStart": 1000, "timestamp": "2025-03-31T12:00:00Z"}
-EAIR = "Energy.Active.Import.Register"
 BLOCKED_FOR = 0.6  # seconds the test keeps the database from committing
-
-
-def meter_value(minute: int, wh: int, amps: str = "16.0") -> dict[str, Any]:
-    """One MeterValue element: the register and a current, `minute` minutes after START."""
-    stamp = (datetime(2025, 3, 31, 12) + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    sampled = [
-        {"value": str(wh), "measurand": EAIR, "unit": "Wh"},
-        {"value": amps, "measurand": "Current.Import", "phase": "L1", "unit": "A"},
-    ]
-    return {"timestamp": stamp, "sampledValue": sampled}
 
 
 def plain_url(server: LiveServer) -> str:

@@ -10,6 +10,13 @@ message id is logged and dropped; a broken CALL gets its CALLERROR; a CALL is de
 or leniently for a lenient charger), dispatched to the version's `HANDLERS`, and answered
 with the handler's result or a CALLERROR; answers to our calls go to the session. The socket
 stays open whatever a frame holds; frames over the size limit are closed with 1009 by uvicorn.
+
+DESIGN "Durability": while the database cannot take writes (`store.engine.is_unavailable`), a
+CALL's handler is run again until `VOLTLINE_OCPP_HOLD_SECONDS` have passed since it arrived
+(a handler's transaction committed or not, and replays are idempotent), meter frames wait for
+their group commit until the same deadline, and then the socket is closed with 1011 — never a
+CALLERROR that the charger would take as final. A socket whose connection cannot be recorded
+is closed with 1011 as well.
 """
 
 from __future__ import annotations
@@ -80,8 +87,15 @@ async def ocpp_endpoint(websocket: WebSocket) -> None:
         return
     await websocket.accept(subprotocol=subprotocol)
     session = gateway.new_session(charger, SUBPROTOCOLS[subprotocol], _sender(websocket), _closer(websocket))
-    async with gateway.connected(session):
-        await _receive(websocket, session, gateway)
+    try:
+        async with gateway.connected(session):
+            await _receive(websocket, session, gateway)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        # DESIGN "Durability": the connection could not be recorded; 1011 tells the charger to come back later.
+        log.warning("%s: the database cannot take writes; closing with 1011", identity)
+        await session.close_unavailable()
 
 
 def choose_subprotocol(offered: list[str]) -> str | None:

@@ -56,7 +56,7 @@ RATE = 1_500  # MeterValues per second asked of the whole fleet
 CAPACITY_AMPS = 100  # 40 connectors x 6 A do not fit: the control loop limits and pauses
 LOAD_SECONDS = (0.5, 2.0)  # full load before a kill
 STORM_KILLS = 0.2  # the share of kills while the chargers reconnect
-SERVER_SETTINGS = {"VOLTLINE_SMART_DEBOUNCE": "0.2", "VOLTLINE_OCPP_CALL_TIMEOUT": "5"}
+SERVER_SETTINGS = {"VOLTLINE_OCPP_CALL_TIMEOUT": "5"}
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 

@@ -239,7 +239,7 @@ def test_a_batch_of_new_and_replayed_frames_derives_from_the_new_ones_only(db_ur
             await writer.put_meter_frame(item)
         await writer.flush()
         later = [frame(charger_id, [eair(1000 + 100 * m)], m, transaction_id) for m in (20, 30)]
-        for item in [first[0], later[0], first[1], later[1]]:
+        for item in [later[0], first[0], later[1], first[1]]:  # the last row of the batch is a replay
             await writer.put_meter_frame(item)
         await writer.flush()
         once = await derived(db, charger_id, transaction_id)

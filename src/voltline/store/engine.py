@@ -16,7 +16,8 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 PING_TIMEOUT = 1.0  # seconds: /readyz reports the database unreachable rather than wait longer
@@ -31,11 +32,14 @@ def is_unavailable(error: BaseException) -> bool:
 
     SQLite: a full disk, a read-only file, a lock held too long (OperationalError); PostgreSQL: a
     connection that was terminated or cannot be made (OperationalError, InterfaceError, or any
-    driver error that invalidated its connection, such as an administrator shutdown).
+    driver error that invalidated its connection, such as an administrator shutdown). After
+    pg_terminate_backend the first statement on each pooled connection fails this way and
+    SQLAlchemy invalidates the pool, so the next attempt connects afresh (no pre-ping needed).
     """
     if isinstance(error, DBAPIError):
         return isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated
-    return isinstance(error, OSError | TimeoutError)
+    # A pool with no connection to give within its timeout, or one found dead, is as unavailable.
+    return isinstance(error, OSError | TimeoutError | PoolTimeoutError | DisconnectionError)
 
 
 def _sqlite_engine(url: str, begin: str, busy_timeout_ms: int, pool_size: int, synchronous: str) -> AsyncEngine:

@@ -35,6 +35,8 @@ def test_environment_variables_with_the_prefix_are_read_and_typed() -> None:
         ("VOLTLINE_OCPP_AUTO_REGISTER", "maybe", "must be true or false"),
         ("VOLTLINE_OCPP_LOG", "verbose", "must be all, default or off"),
         ("VOLTLINE_RATE_LIMIT", "-1", "must be 0 (off) or more"),
+        ("VOLTLINE_LOG_FORMAT", "yaml", "VOLTLINE_LOG_FORMAT must be text or json, got 'yaml'"),
+        ("VOLTLINE_LOG_LEVEL", "loud", "VOLTLINE_LOG_LEVEL must be one of critical, error, warning, info, debug"),
     ],
 )
 def test_bad_values_raise_a_clear_settings_error(name: str, value: str, text: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import swagger_ui_bundle
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -22,6 +23,7 @@ from voltline.api._kit import message
 from voltline.api._routing import build_routes
 from voltline.api.auth import AuthCache
 from voltline.api.health import healthz
+from voltline.api.metrics import HttpMetrics, metrics_page
 from voltline.api.openapi import build_openapi, docs_page, openapi_json
 from voltline.api.ratelimit import RateLimiter
 from voltline.clock import Clock
@@ -129,10 +131,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         *build_routes(ENDPOINTS),
         WebSocketRoute("/ocpp/{identity}", ocpp_endpoint),
     ]
+    if settings.metrics_token:  # unset: /metrics is a 404 like any unknown path
+        routes.append(Route("/metrics", metrics_page, methods=["GET"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        middleware=[Middleware(HttpMetrics, metrics=runtime.metrics)],
     )
     app.state.runtime = runtime
     app.state.gateway = gateway

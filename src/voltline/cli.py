@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -95,17 +96,16 @@ def serve(
     import uvicorn
 
     from voltline.app import create_app
-    from voltline.server import uvicorn_options
+    from voltline.server import log_config, uvicorn_options
 
     settings = settings_from(ctx)
     if ssl_certfile:
         settings = msgspec.structs.replace(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile or "")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
-    )
+    logging_config = log_config(settings)
+    logging.config.dictConfig(logging_config)
     app = create_app(settings)
     port = settings.port if port is None else port
-    uvicorn.run(app, host=host or settings.host, port=port, **uvicorn_options(settings))
+    uvicorn.run(app, host=host or settings.host, port=port, log_config=logging_config, **uvicorn_options(settings))
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""What the running process holds: settings, database, clock, bus, commands, the meter writer and the secret."""
+"""What the running process holds: settings, database, clock, bus, commands, the meter writer, metrics, the secret."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from voltline.bus import Bus, MemoryBus
 from voltline.clock import Clock
 from voltline.commands import Commands
+from voltline.metrics import Metrics
 from voltline.settings import Settings
 from voltline.store.engine import Database
 from voltline.store.writer import MeterWriter
@@ -39,9 +40,15 @@ class Runtime:
     secret_key: str
     clock: Clock = field(default_factory=Clock)
     bus: Bus = field(default_factory=MemoryBus)
+    metrics: Metrics = field(default_factory=Metrics)  # this app's own registry (voltline/metrics.py)
     commands: Commands = field(init=False)
     writer: MeterWriter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.commands = Commands(self.bus, self.settings.ocpp_call_timeout)
+        self.commands = Commands(self.bus, self.settings.ocpp_call_timeout, self.metrics)
         self.writer = MeterWriter(self.db, self.clock, self.settings)
+        self.writer.observe_batch = self.metrics.observe_batch
+        self.metrics.gauge("voltline_writer_queue_frames", "Meter frames waiting to be written.", (), self._backlog)
+
+    def _backlog(self) -> dict[tuple[str, ...], float]:
+        return {(): self.writer.backlog}

@@ -1,10 +1,20 @@
-"""How uvicorn serves the app: WebSocket implementation, frame limit, pings and TLS from settings."""
+"""How uvicorn serves the app: WebSocket implementation, frame limit, pings, TLS and logging from settings."""
 
 from __future__ import annotations
 
+import copy
+import json
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
+from uvicorn.config import LOGGING_CONFIG
+
 from voltline.settings import Settings
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# uvicorn.access records carry these arguments (uvicorn/protocols/http): shown as fields of their own in JSON.
+ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -23,3 +33,45 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         options["ssl_certfile"] = settings.ssl_certfile
         options["ssl_keyfile"] = settings.ssl_keyfile or None
     return options
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line: time (ISO-8601 UTC), level, logger, message, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a JSON object (non-ASCII escaped, so every line is plain ASCII)."""
+        moment = datetime.fromtimestamp(record.created, UTC)
+        entry: dict[str, Any] = {
+            "time": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            entry.update(zip(ACCESS_FIELDS, record.args, strict=True))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str)
+
+
+def log_config(settings: Settings) -> dict[str, Any]:
+    """`logging.config.dictConfig` for `serve` and uvicorn's `log_config`: uvicorn's loggers and ours alike.
+
+    `VOLTLINE_LOG_FORMAT=text`: uvicorn's own lines as uvicorn prints them, Voltline's as
+    `time level logger: message`, on stderr. `json`: every line, uvicorn's included, a JSON object.
+    """
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["voltline"] = {"format": TEXT_FORMAT}
+    config["handlers"]["voltline"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "voltline",
+        "stream": "ext://sys.stderr",
+    }
+    config["root"] = {"handlers": ["voltline"], "level": settings.log_level.upper()}
+    if settings.log_format == "json":
+        config["formatters"] = {name: {"()": JsonFormatter} for name in config["formatters"]}
+    return config

@@ -12,6 +12,7 @@ from voltline.errors import SettingsError, VoltlineError
 from voltline.smart.prices import ConsumerTaxes, parse_zone_charges, parse_zone_vat
 
 PREFIX = "VOLTLINE_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1024 * 1024
     sqlite_busy_timeout_ms: int = 5000
     log_level: str = "info"
+    log_format: str = "text"
     bus_url: str = ""
     auth_cache_seconds: float = 5.0
     ocpp_auto_register: bool = False
@@ -50,6 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smart_meter_interval: float = 30.0
     smart_retry_interval: float = 30.0
     smart_reclaim: bool = True
+    metrics_token: str = ""
 
     @property
     def effective_database_url(self) -> str:
@@ -123,6 +126,10 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     if unknown:
         raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
     settings = msgspec.structs.replace(defaults, **values)
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise SettingsError(f"{PREFIX}LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
+    if settings.log_format not in {"text", "json"}:
+        raise SettingsError(f"{PREFIX}LOG_FORMAT must be text or json, got {settings.log_format!r}")
     if settings.ocpp_log not in {"all", "default", "off"}:
         raise SettingsError(f"{PREFIX}OCPP_LOG must be all, default or off, got {settings.ocpp_log!r}")
     if not _is_fraction(settings.smart_mode_fraction):

@@ -69,9 +69,11 @@ async def ocpp_endpoint(websocket: WebSocket) -> None:
         return
     charger = await gateway.admit(identity)
     if charger is None:
+        gateway.counts.auth_failure("unknown_identity")
         await _deny(websocket, 404, "Unknown charge point identity.")
         return
     if not _password_ok(websocket, charger, gateway.runtime.secret_key):
+        gateway.counts.auth_failure("wrong_password")
         await _deny(websocket, 401, "Unauthenticated.", {"WWW-Authenticate": 'Basic realm="Voltline OCPP"'})
         return
     await websocket.accept(subprotocol=subprotocol)
@@ -155,6 +157,7 @@ async def handle_frame(session: Session, data: str | bytes) -> None:
     elif isinstance(frame, FrameRejected):
         await _send_error(session, frame.reply, None)
     elif isinstance(frame, FrameDropped):
+        session.ctx.counts.dropped_frames += 1
         log.warning("%s: dropped a frame: %s", session.identity, frame.reason)
 
 
@@ -165,6 +168,7 @@ def _settle(session: Session, frame: CallResult | CallError) -> None:
     if isinstance(frame, CallResult):
         session.message_log.record("in", 3, frame.message_id, action, frame.payload)
     else:
+        session.ctx.counts.call_error("in", frame.code)
         session.message_log.record("in", 4, frame.message_id, action, _error_text(frame))
 
 
@@ -186,6 +190,7 @@ async def answer_call(session: Session, call: Call) -> None:
         return
     body = encode_payload(result)
     await session.send(encode_call_result(call.message_id, msgspec.Raw(body)))
+    session.ctx.counts.message("in", call.action, "result")
     session.message_log.record("out", 3, call.message_id, call.action, body)
 
 
@@ -203,6 +208,8 @@ async def _dispatch(session: Session, call: Call) -> msgspec.Struct:
 
 async def _send_error(session: Session, error: CallError, action: str | None) -> None:
     await session.send(encode_call_error(error))
+    session.ctx.counts.message("in", action, "error")
+    session.ctx.counts.call_error("out", error.code)
     session.message_log.record("out", 4, error.message_id, action, _error_text(error))
 
 

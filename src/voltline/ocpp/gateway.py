@@ -38,9 +38,10 @@ from voltline.commands import command_subject, decode_request, encode_reply
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerOfflineError
 from voltline.ocpp.registry import Registry
-from voltline.ocpp.rpc import CallError, OcppError, Version, decode_call_result
+from voltline.ocpp.rpc import ERROR_CODES, CallError, OcppError, Version, decode_call_result
 from voltline.ocpp.session import SendText, Session, SessionContext
 from voltline.ocpp.v16 import commands as v16_commands
+from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
 from voltline.runtime import Runtime
 from voltline.store import ocpp_state
 from voltline.store.chargers import get_charger_by_identity
@@ -80,6 +81,11 @@ class Gateway:
         self.registry = Registry()
         self._liveness: asyncio.Task[None] | None = None
         self._status_turns: weakref.WeakValueDictionary[ChargerId, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.counts = runtime.metrics.ocpp
+        self.counts.known_actions = frozenset(V16_REQUESTS)
+        self.counts.known_codes = frozenset().union(*ERROR_CODES.values())
+        connected = "Chargers with an open socket to this process, by OCPP version."
+        runtime.metrics.gauge("voltline_ocpp_connected_chargers", connected, ("ocpp_version",), self._connected)
 
     async def start(self) -> None:
         """Start the liveness loop; as the only gateway (in-process bus), first mark every charger offline."""
@@ -95,6 +101,12 @@ class Gateway:
         """Stop the liveness loop."""
         await cancel_and_wait([self._liveness])
         self._liveness = None
+
+    def _connected(self) -> dict[tuple[str, ...], float]:
+        counts: dict[tuple[str, ...], float] = {(version,): 0 for version in _BUILDERS}
+        for session in self.registry:
+            counts[(session.version,)] = counts.get((session.version,), 0) + 1
+        return counts
 
     async def admit(self, identity: str) -> RowMapping | None:
         """The charger row for a connecting identity (auto-registered when allowed), or None."""
@@ -123,6 +135,7 @@ class Gateway:
             clock=self.runtime.clock,
             writer=self.writer,
             bus=self.runtime.bus,
+            counts=self.counts,
         )
         return Session(ctx, version, send_text, close)
 
@@ -198,11 +211,15 @@ class Gateway:
         try:
             answer = await session.call(action, request, self.runtime.settings.ocpp_call_timeout)
         except ChargerOfflineError:
+            self.counts.message("out", action, "offline")
             return encode_reply("offline")
         except TimeoutError:
+            self.counts.message("out", action, "timeout")
             return encode_reply("timeout")
         if isinstance(answer, CallError):
+            self.counts.message("out", action, "error")
             return encode_reply("error", code=answer.code, description=answer.description)
+        self.counts.message("out", action, "result")
         try:
             decoded = decode_call_result(session.version, action, answer.payload, lenient=session.ctx.lenient)
         except OcppError as error:

@@ -27,6 +27,7 @@ from voltline.bus import Bus
 from voltline.clock import Clock
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerOfflineError
+from voltline.metrics import OcppCounts
 from voltline.ocpp.rpc import CallError, CallResult, PendingCalls, Version, encode_call
 from voltline.ocpp.schema_check import encode_payload
 from voltline.settings import Settings
@@ -64,6 +65,8 @@ class SessionContext:
     bus: Bus | None = None
     # Transactions whose first MeterValues was announced (spec §7.4: the first meter value of a session).
     metered: set[int] = field(default_factory=set)
+    # Where the receive loop counts frames for /metrics (the gateway's; voltline/metrics.py).
+    counts: OcppCounts = field(default_factory=OcppCounts)
 
     def place(self, row: RowMapping | None) -> None:
         """Take the charger's current team, site and lenient flag from a charger row."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -277,6 +278,8 @@ class MeterWriter:
         self._stopping = False
         self._sleeping = False
         self._log_overflow = False
+        # Told the rows and seconds of each committed batch (voltline/metrics.py, set by the runtime).
+        self.observe_batch: Callable[[int, float], None] = lambda _rows, _seconds: None
 
     @property
     def backlog(self) -> int:
@@ -368,6 +371,7 @@ class MeterWriter:
         # STYLE: nothing slow on the event loop; a big batch is shaped in a thread (~20 us a frame).
         inline = len(batch.frames) <= INLINE_FRAMES
         rows, readings = self._rows(batch) if inline else await asyncio.to_thread(self._rows, batch)
+        started = time.perf_counter()
         async with self.db.write() as conn:
             if readings:  # before the frames go in: an out-of-order batch compares with what was stored
                 await rollups.load(conn, readings, lock=not self.db.is_sqlite)
@@ -375,6 +379,7 @@ class MeterWriter:
                 await statement.run(conn, table_rows)
             if readings:
                 await self._write_rollups(conn, readings, inline)
+        self.observe_batch(len(batch), time.perf_counter() - started)
         self.written_frames += len(batch.frames)
 
     async def _write_rollups(self, conn: AsyncConnection, readings: dict[Key, Connector], inline: bool) -> None:

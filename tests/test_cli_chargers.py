@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from tests.conftest import BACKENDS
 from voltline.cli import main
+from voltline.cli_charger_security import IDENTITY_RULE
 from voltline.domain.credentials import PINCODE_ALPHABET, check_ocpp_password
 from voltline.domain.ids import SiteId, TeamId
 from voltline.store import chargers, sites
@@ -159,7 +160,7 @@ def test_add_refuses_a_bad_password_with_exit_2(cli: Cli, password: str) -> None
 @pytest.mark.parametrize("identity", ["", "   ", "x" * 46])
 def test_add_refuses_a_bad_identity_with_exit_2(cli: Cli, identity: str) -> None:
     result = cli("chargers", "add", identity)
-    assert (result.exit_code, result.stderr) == (2, "error: IDENTITY must be 1 to 45 characters\n")
+    assert (result.exit_code, result.stderr) == (2, f"error: IDENTITY must be {IDENTITY_RULE}\n")
 
 
 def test_add_of_a_duplicate_identity_is_a_one_line_error(cli: Cli) -> None:

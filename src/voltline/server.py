@@ -16,7 +16,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws_per_message_deflate": False,
         "ws_ping_interval": settings.ocpp_ping_interval,
         "ws_ping_timeout": settings.ocpp_ping_interval,
-        "proxy_headers": True,
+        # The client address and scheme are the TCP peer's: forwarded headers are believed only from
+        # VOLTLINE_TRUSTED_PROXIES, by domain.proxies (uvicorn would trust 127.0.0.1 by default).
+        "proxy_headers": False,
     }
     if settings.ssl_certfile:
         # wss:// for OCPP security profile 2, https:// for the API.

@@ -52,9 +52,14 @@ def charger_security(api: httpx.Client, account: Account, charger: int | str, **
     return data
 
 
-def identity_only(api: httpx.Client, account: Account, charger: dict[str, Any]) -> dict[str, Any]:
-    """Put a charger made through the API on security profile 0, so a test's peer connects without a password."""
-    charger_security(api, account, charger["id"], security_profile=0)
+def identity_only(api: httpx.Client, team: Account | str, charger: dict[str, Any]) -> dict[str, Any]:
+    """Put a charger made through the API on security profile 0, so a test's peer connects without a password.
+
+    `team`: the account, or the team's API path (`/api/v2/teams/{team}`).
+    """
+    base = team if isinstance(team, str) else f"/api/v2/teams/{team.team_id}"
+    response = api.put(f"{base}/chargers/{charger['id']}/ocpp", json={"security_profile": 0})
+    assert response.status_code == 200, response.text
     return charger
 
 

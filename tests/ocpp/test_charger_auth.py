@@ -318,3 +318,17 @@ def test_an_existing_identity_from_before_the_rule_still_connects(registering: L
     registering.run(store)
     assert connect_status(registering, identity.replace(" ", "%20")) == 101
     assert charger_row(registering, identity)["connection_status"] in {"online", "offline"}
+
+
+def test_api_links_carry_the_scheme_of_a_trusted_proxy_only(
+    proxied: ClockedServer, proxied_api: tuple[httpx.Client, Account]
+) -> None:
+    """The same trust on the REST side: absolute pagination links follow X-Forwarded-Proto from 127.0.0.1 only."""
+    _api, account = proxied_api
+    path = f"/api/v2/teams/{account.team_id}/sites"
+    headers = {"Authorization": f"Bearer {account.token}", "X-Forwarded-Proto": "https"}
+    with httpx.Client(base_url=proxied.base_url, headers=headers) as trusted:
+        assert trusted.get(path).json()["meta"]["path"].startswith("https://")
+    untrusted = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(base_url=proxied.base_url, headers=headers, transport=untrusted) as other:
+        assert other.get(path).json()["meta"]["path"].startswith("http://")

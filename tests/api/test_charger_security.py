@@ -181,9 +181,9 @@ def test_the_openapi_document_shows_the_rule_and_the_security_fields() -> None:
     identity = schemas["CreateChargerBody"]["properties"]["identity"]
     assert identity["pattern"] == "^[A-Za-z0-9*\\-_=+|@.]+$" and identity["maxLength"] == 45
     body = schemas["ChargerOcppBody"]["properties"]
-    assert body["security_profile"]["enum"] == [0, 1, 2, None]
+    assert (body["security_profile"]["type"], body["security_profile"]["enum"]) == ("integer", [0, 1, 2])
     assert (body["password"]["minLength"], body["password"]["maxLength"]) == (16, 40)
-    assert "generate_password" in body
+    assert body["generate_password"]["type"] == "boolean"
     resource = schemas["ChargerOcppResource"]
     assert {"security_profile", "has_password", "password"} <= set(resource["properties"])
     assert "password" not in resource["required"] and "security_profile" in resource["required"]

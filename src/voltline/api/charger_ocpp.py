@@ -56,9 +56,9 @@ class ChargerOcppBody(msgspec.Struct):
     """Body of PUT .../ocpp: the lenient flag, the security profile and the password (omitted: unchanged)."""
 
     lenient: bool | None = None
-    security_profile: int | None = None
-    password: str | None = None
-    generate_password: bool | None = None
+    security_profile: int | msgspec.UnsetType = msgspec.UNSET
+    password: str | msgspec.UnsetType = msgspec.UNSET
+    generate_password: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 def charger_ocpp_resource(row: RowMapping, default_lenient: bool, password: str | None = None) -> ChargerOcppResource:

@@ -7,6 +7,7 @@ names the client.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -211,6 +212,31 @@ def test_five_failures_make_that_address_wait_while_the_real_charger_gets_in(
     assert connect_status(proxied, identity, **login(identity, via=charger)) == 101  # the real charger
     advance(proxied, FIRST_WAIT + 0.5)
     assert connect_status(proxied, identity, **login(identity, via=attacker)) == 101
+
+
+def test_a_burst_of_parallel_guesses_meets_the_throttle_after_five(
+    proxied: ClockedServer, proxied_api: tuple[httpx.Client, Account]
+) -> None:
+    """30 guesses at once from one address: 5 are checked, 25 are refused without checking."""
+    identity = protected_charger(*proxied_api)
+    attacker = fake_address()
+    before = refusals(proxied)
+
+    async def burst() -> list[int]:
+        async def guess(n: int) -> int:
+            try:
+                async with open_charger(proxied, identity, **login(identity, f"guess-number-{n:06d}", via=attacker)):
+                    return 101
+            except InvalidStatus as refused:
+                return int(refused.response.status_code)
+
+        return list(await asyncio.gather(*(guess(n) for n in range(30))))
+
+    assert run(burst()) == [401] * 30
+    after = refusals(proxied)
+    assert after.get("wrong_password", 0) - before.get("wrong_password", 0) == 5
+    assert after.get("throttled", 0) - before.get("throttled", 0) == 25
+    assert connect_status(proxied, identity, **login(identity, via=attacker)) == 401
 
 
 def test_the_wait_doubles_with_each_further_failure(

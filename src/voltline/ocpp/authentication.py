@@ -7,11 +7,13 @@ trusted proxy's `X-Forwarded-Proto: https`). `VOLTLINE_OCPP_MIN_SECURITY_PROFILE
 chargers below it. Every refusal is the same 401, so an unknown identity cannot be told from a
 wrong password; its reason goes to the log once and to `Gateway.auth_refusals`. Failures are
 throttled per client address (`domain.auth_throttle`); an address that must wait is refused
-without its password being looked at.
+without its password being looked at. Checks of one identity from one address take turns, so a
+burst of parallel guesses meets the throttle after its fifth failure like a sequence would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -21,6 +23,7 @@ from sqlalchemy.engine import RowMapping
 from starlette.websockets import WebSocket
 
 from voltline.domain.credentials import check_ocpp_password
+from voltline.domain.identities import IDENTITY_MAX
 from voltline.domain.proxies import client_address, is_tls
 from voltline.ocpp.gateway import Gateway
 
@@ -81,12 +84,23 @@ def refusal_reason(
 
 async def admit_charger(websocket: WebSocket, gateway: Gateway, identity: str) -> RowMapping | None:
     """The charger row when its socket may open; None when refused (logged and counted; the caller answers 401)."""
+    peer = websocket.client.host if websocket.client else None
+    address = client_address(peer, websocket.headers, gateway.trusted_proxies)
+    key = (address, identity[: IDENTITY_MAX + 1])  # longer paths name no charger; they need not be kept whole
+    turn = gateway.auth_turns.get(key)
+    if turn is None:
+        turn = gateway.auth_turns[key] = asyncio.Lock()
+    async with turn:
+        return await _check(websocket, gateway, identity, key)
+
+
+async def _check(websocket: WebSocket, gateway: Gateway, identity: str, key: tuple[str, str]) -> RowMapping | None:
+    address, throttled_identity = key
     shown = repr(identity[:64])  # the path is the client's: quoted and cut short in the log
     trusted = gateway.trusted_proxies
     peer = websocket.client.host if websocket.client else None
-    address = client_address(peer, websocket.headers, trusted)
     now = gateway.runtime.clock.monotonic()
-    wait = gateway.auth_throttle.wait(address, identity, now)
+    wait = gateway.auth_throttle.wait(address, throttled_identity, now)
     if wait.seconds > 0:
         gateway.auth_refusals["throttled"] += 1
         if wait.first:
@@ -103,10 +117,10 @@ async def admit_charger(websocket: WebSocket, gateway: Gateway, identity: str) -
         secret_key=gateway.runtime.secret_key,
     )
     if reason is None:
-        gateway.auth_throttle.succeed(address, identity)
+        gateway.auth_throttle.succeed(address, throttled_identity)
         return charger
     gateway.auth_refusals[reason] += 1
-    waits = gateway.auth_throttle.fail(address, identity, now)
+    waits = gateway.auth_throttle.fail(address, throttled_identity, now)
     later = f"; {address} waits {waits:.0f} s before its next try" if waits else ""
     log.warning("%s: refused from %s (%s)%s", shown, address, reason, later)
     return None

@@ -83,6 +83,8 @@ class Gateway:
         # DESIGN: Charger security: refused upgrades by reason, failed logins, and whose forwarded headers count.
         self.auth_refusals: collections.Counter[str] = collections.Counter()
         self.auth_throttle = AuthThrottle()
+        # One login check at a time per (address, identity): a burst of guesses cannot outrun the throttle.
+        self.auth_turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
         self.trusted_proxies = runtime.settings.trusted_proxy_networks
         self._liveness: asyncio.Task[None] | None = None
         self._status_turns: weakref.WeakValueDictionary[ChargerId, asyncio.Lock] = weakref.WeakValueDictionary()

@@ -48,3 +48,18 @@ def test_settings_are_frozen() -> None:
     settings = load_settings({})
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_trusted_proxies_and_the_minimum_security_profile_are_checked_at_start() -> None:
+    """DESIGN: Charger security: VOLTLINE_TRUSTED_PROXIES lists addresses or CIDR networks."""
+    settings = load_settings(
+        {"VOLTLINE_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "VOLTLINE_OCPP_MIN_SECURITY_PROFILE": "2"}
+    )
+    assert [str(n) for n in settings.trusted_proxy_networks] == ["10.0.0.0/8", "127.0.0.1/32"]
+    assert settings.ocpp_min_security_profile == 2
+    assert load_settings({}).trusted_proxy_networks == () and load_settings({}).ocpp_min_security_profile == 0
+    with pytest.raises(SettingsError, match="VOLTLINE_TRUSTED_PROXIES must list addresses or CIDR networks"):
+        load_settings({"VOLTLINE_TRUSTED_PROXIES": "10.0.0.1, proxy.example.com"})
+    for profile in ("3", "-1"):
+        with pytest.raises(SettingsError, match="VOLTLINE_OCPP_MIN_SECURITY_PROFILE must be 0, 1 or 2"):
+            load_settings({"VOLTLINE_OCPP_MIN_SECURITY_PROFILE": profile})

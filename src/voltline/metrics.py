@@ -40,7 +40,17 @@ OTHER = "other"
 UNMATCHED = "unmatched"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Refusals at the OCPP upgrade, shown at 0 before the first one so that rate() works from the start.
-AUTH_FAILURE_REASONS = ("unknown_identity", "wrong_password")
+# ocpp/authentication.py `refusal_reason`, and throttled addresses refused without a check.
+AUTH_FAILURE_REASONS = (
+    "throttled",
+    "unknown_identity",
+    "below_minimum_profile",
+    "tls_required",
+    "no_credentials",
+    "no_password_set",
+    "wrong_username",
+    "wrong_password",
+)
 SMART_OUTCOMES = ("ok", "failed")
 
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)

@@ -26,7 +26,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws_per_message_deflate": False,
         "ws_ping_interval": settings.ocpp_ping_interval,
         "ws_ping_timeout": settings.ocpp_ping_interval,
-        "proxy_headers": True,
+        # DESIGN: Charger security: forwarded headers are believed from VOLTLINE_TRUSTED_PROXIES only.
+        # uvicorn applies that same list to the scope (so the API's links carry the proxy's scheme) and
+        # domain.proxies to what the app decides; with no list, nobody (uvicorn's own default is 127.0.0.1).
+        "proxy_headers": bool(settings.trusted_proxy_networks),
+        "forwarded_allow_ips": [str(network) for network in settings.trusted_proxy_networks] or None,
     }
     if settings.ssl_certfile:
         # wss:// for OCPP security profile 2, https:// for the API.

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from voltline.domain.proxies import Networks, parse_networks
 from voltline.errors import SettingsError, VoltlineError
 from voltline.smart.prices import ConsumerTaxes, parse_zone_charges, parse_zone_vat
 
@@ -33,6 +34,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bus_url: str = ""
     auth_cache_seconds: float = 5.0
     ocpp_auto_register: bool = False
+    ocpp_min_security_profile: int = 0
+    trusted_proxies: str = ""
     ocpp_log: str = "default"
     ocpp_heartbeat_interval: int = 300
     ocpp_call_timeout: float = 30.0
@@ -65,6 +68,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def is_sqlite(self) -> bool:
         """True when the store is the embedded SQLite database."""
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def trusted_proxy_networks(self) -> Networks:
+        """The proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (DESIGN: Charger security)."""
+        return parse_networks(self.trusted_proxies)
 
     @property
     def consumer_taxes(self) -> ConsumerTaxes:
@@ -113,6 +121,17 @@ def _check_zone_rates(settings: Settings) -> None:
             raise SettingsError(f"{PREFIX}{name.upper()}: {error}") from None
 
 
+def _check_charger_security(settings: Settings) -> None:
+    if settings.ocpp_min_security_profile not in (0, 1, 2):
+        raise SettingsError(
+            f"{PREFIX}OCPP_MIN_SECURITY_PROFILE must be 0, 1 or 2, got {settings.ocpp_min_security_profile}"
+        )
+    try:
+        parse_networks(settings.trusted_proxies)
+    except ValueError as error:
+        raise SettingsError(f"{PREFIX}TRUSTED_PROXIES must list addresses or CIDR networks: {error}") from None
+
+
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     """Build settings from an environment mapping (`VOLTLINE_*`) plus explicit overrides."""
     defaults = Settings()
@@ -137,6 +156,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
             f"{PREFIX}SMART_MODE_FRACTION must be a fraction in (0, 1], got {settings.smart_mode_fraction!r}"
         )
     _check_zone_rates(settings)
+    _check_charger_security(settings)
     if settings.rate_limit < 0:
         raise SettingsError(f"{PREFIX}RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
     return settings

@@ -30,7 +30,7 @@ from voltline.api import (
 )
 from voltline.api._kit import INT_MAX, UUID_PATTERN, json_response
 from voltline.api._routing import Endpoint
-from voltline.api._rules import parse_rules
+from voltline.api._rules import PATTERNS, parse_rules
 
 _PARAM = re.compile(r"{(\w+)}")
 _REF_PATTERN = f"^([0-9]{{1,{len(str(INT_MAX))}}}|{UUID_PATTERN.pattern})$"
@@ -182,6 +182,8 @@ def constraints(rules: str, schema: Mapping[str, Any]) -> dict[str, Any]:
             php = ",".join(rule.params)
             extra["pattern"] = "^" + "".join(_PHP_DATE_TOKENS.get(ch, _literal(ch)) for ch in php) + "$"
             notes.append(f"Format `{php}`.")
+        elif rule.name == "regex":
+            extra["pattern"] = PATTERNS[rule.params[0]]
         elif rule.name in {"email", "uuid"}:
             extra["format"] = rule.name
         elif rule.name == "timezone":

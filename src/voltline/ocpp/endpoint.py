@@ -1,9 +1,10 @@
 """The WebSocket route `/ocpp/{identity}`: subprotocol, identity and password at upgrade, then the receive loop.
 
-Upgrade (DESIGN: OCPP): no offered subprotocol we speak -> 400; an identity no charger has ->
-404 (unless auto-registration is on); a charger with a password and a wrong or missing HTTP
-Basic password -> 401. These are real HTTP answers to the upgrade request (the ASGI
-websocket denial response), never a socket accepted and then closed.
+Upgrade (DESIGN: OCPP, Charger security): no offered subprotocol we speak -> 400; then one 401
+for every other refusal — an identity no charger has (unless auto-registration is on), a
+missing or wrong HTTP Basic login, a profile-2 charger without TLS, a throttled address — so
+they cannot be told apart (`ocpp.authentication`). These are real HTTP answers to the upgrade
+request (the ASGI websocket denial response), never a socket accepted and then closed.
 
 Receive loop: every frame counts as a sign of life. A frame that is not an OCPP-J array with a
 message id is logged and dropped; a broken CALL gets its CALLERROR; a CALL is decoded (strictly,
@@ -14,20 +15,17 @@ stays open whatever a frame holds; frames over the size limit are closed with 10
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voltline import codec
-from voltline.domain.credentials import check_ocpp_password
 from voltline.errors import ChargerOfflineError, VoltlineError
+from voltline.ocpp.authentication import admit_charger
 from voltline.ocpp.gateway import Gateway
 from voltline.ocpp.rpc import (
     Call,
@@ -67,13 +65,8 @@ async def ocpp_endpoint(websocket: WebSocket) -> None:
     if subprotocol is None:
         await _deny(websocket, 400, "No supported OCPP subprotocol offered (ocpp1.6).")
         return
-    charger = await gateway.admit(identity)
+    charger = await admit_charger(websocket, gateway, identity)
     if charger is None:
-        gateway.counts.auth_failure("unknown_identity")
-        await _deny(websocket, 404, "Unknown charge point identity.")
-        return
-    if not _password_ok(websocket, charger, gateway.runtime.secret_key):
-        gateway.counts.auth_failure("wrong_password")
         await _deny(websocket, 401, "Unauthenticated.", {"WWW-Authenticate": 'Basic realm="Voltline OCPP"'})
         return
     await websocket.accept(subprotocol=subprotocol)
@@ -91,27 +84,6 @@ async def _deny(websocket: WebSocket, status: int, text: str, headers: Mapping[s
     body = codec.encode_json({"message": text})
     response = Response(body, status_code=status, headers=headers, media_type="application/json")
     await websocket.send_denial_response(response)
-
-
-def _password_ok(websocket: WebSocket, charger: RowMapping, secret_key: str) -> bool:
-    """OCPP security profile 1/2: HTTP Basic, the password checked against the charger's hash."""
-    stored = charger["password_hash"]
-    if not stored:
-        return True
-    password = _basic_password(websocket.headers.get("authorization", ""))
-    return password is not None and check_ocpp_password(secret_key, password, stored)
-
-
-def _basic_password(header: str) -> str | None:
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("latin-1")
-    except (binascii.Error, ValueError):
-        return None
-    _user, colon, password = decoded.partition(":")
-    return password if colon else None
 
 
 def _sender(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:

@@ -35,6 +35,8 @@ from sqlalchemy.engine import RowMapping
 
 from voltline.bus import MemoryBus, Subscription
 from voltline.commands import command_subject, decode_request, encode_reply
+from voltline.domain.auth_throttle import AuthThrottle
+from voltline.domain.identities import IDENTITY_MAX, is_valid_identity
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerOfflineError
 from voltline.ocpp.registry import Registry
@@ -50,7 +52,6 @@ from voltline.tasks import cancel_and_wait
 
 log = logging.getLogger("voltline.ocpp")
 
-IDENTITY_MAX = 45  # chargers.identity is String(45)
 LIVENESS_CHECK_MAX = 15.0  # seconds between liveness checks, at most
 # Young-generation size for the garbage collector (CPython's default is 700): see `settle_gc`.
 GC_YOUNG_THRESHOLD = 10_000
@@ -79,6 +80,11 @@ class Gateway:
         self.runtime = runtime
         self.writer = writer
         self.registry = Registry()
+        # DESIGN: Charger security: refused upgrades by reason, failed logins, and whose forwarded headers count.
+        self.auth_throttle = AuthThrottle()
+        # One login check at a time per (address, identity): a burst of guesses cannot outrun the throttle.
+        self.auth_turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        self.trusted_proxies = runtime.settings.trusted_proxy_networks
         self._liveness: asyncio.Task[None] | None = None
         self._status_turns: weakref.WeakValueDictionary[ChargerId, asyncio.Lock] = weakref.WeakValueDictionary()
         self.counts = runtime.metrics.ocpp
@@ -109,13 +115,20 @@ class Gateway:
         return counts
 
     async def admit(self, identity: str) -> RowMapping | None:
-        """The charger row for a connecting identity (auto-registered when allowed), or None."""
+        """The charger row for a connecting identity (auto-registered when allowed), or None.
+
+        Any stored identity is found, also one from before the identity rule; only a valid identity is
+        auto-registered, and none while the minimum security profile is above 0 (they start at 0).
+        """
         if not identity or len(identity) > IDENTITY_MAX:
             return None
         async with self.runtime.db.read() as conn:
             row = await get_charger_by_identity(conn, identity)
-        if row is not None or not self.runtime.settings.ocpp_auto_register:
+        settings = self.runtime.settings
+        if row is not None or not settings.ocpp_auto_register or settings.ocpp_min_security_profile > 0:
             return row
+        if not is_valid_identity(identity):
+            return None
         async with self.runtime.db.write() as conn:
             row = await ocpp_state.auto_register_charger(conn, identity)
         log.info("%s: auto-registered; `voltline chargers show %s` shows its pincode for attach", identity, identity)

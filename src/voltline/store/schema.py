@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 NAMING_CONVENTION = {
@@ -157,6 +158,8 @@ chargers = Table(
     Column("serial_number", String(64), nullable=True, index=True),
     Column("pincode", String(8), nullable=False),
     Column("password_hash", String(64), nullable=True),
+    # OCPP security profile (DESIGN: Charger security): 0 identity only, 1 Basic over ws, 2 Basic over wss.
+    Column("security_profile", Integer, nullable=False, default=1, server_default=text("1")),
     Column("connection_status", String(16), nullable=False, default="never_seen"),
     Column("status", String(32), nullable=True),
     Column("error", String(64), nullable=True),

@@ -124,7 +124,12 @@ def _sender(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
 
 def _closer(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
     async def close(reason: str) -> None:
-        await websocket.close(1000, reason)
+        # A replaced socket may be closing or gone already (the charger reconnected at once):
+        # Starlette then raises WebSocketDisconnect (transport gone) or RuntimeError (close sent).
+        try:
+            await websocket.close(1000, reason)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            log.debug("%s: the replaced socket was already closed", websocket.path_params["identity"])
 
     return close
 

@@ -3,9 +3,9 @@
 The OCPP gateway and handlers publish a small JSON object on `SMART_EVENTS` after their
 database commit (boot, connected, disconnected, status, start, stop, meter); the REST API
 publishes `settings` when a site's smart-charging settings, groups, connectors or chargers change
-(with the charger when one was attached), and `detached` (with the charger) when a charger leaves a
-site; the gateway holding such a charger's socket re-reads its team and site. The controller listens; nobody
-waits for it.
+(with the charger when one was attached), and `detached` (with the charger) when a charger leaves
+a site. The controller listens, and so does the gateway (a named charger's session re-reads its
+team and site); nobody waits for them.
 """
 
 from __future__ import annotations

@@ -20,8 +20,10 @@ from tests.ocpp.gateway_support import Raw, get_charger, run, team_charger, wait
 from voltline.accounts import Account
 
 RECONNECTS = 100
-# The new socket's connect starts this soon after the old socket's close returned.
+# The new socket's connect starts this soon after the old socket's close returned, in at least
+# RECONNECTS_ON_TIME of the rounds (on a loaded machine another process may take the CPU in between).
 RECONNECT_GAP_MAX = 0.001
+RECONNECTS_ON_TIME = 95
 
 
 async def connect_charger(server: LiveServer, identity: str) -> ClientConnection:
@@ -49,9 +51,9 @@ def test_a_charger_that_reconnects_within_a_millisecond_keeps_every_new_socket(
     """
     charger = team_charger(api, account)
 
-    async def scenario() -> tuple[list[str], float]:
+    async def scenario() -> tuple[list[str], list[float]]:
         failures: list[str] = []
-        gap = 0.0
+        gaps: list[float] = []
         for attempt in range(RECONNECTS):
             old = await connect_charger(server, charger["identity"])
             if attempt % 2:
@@ -60,7 +62,7 @@ def test_a_charger_that_reconnects_within_a_millisecond_keeps_every_new_socket(
                 await old.close()
             closed = time.perf_counter()
             connecting = connect_charger(server, charger["identity"])
-            gap = max(gap, time.perf_counter() - closed)
+            gaps.append(time.perf_counter() - closed)
             new = await connecting
             problem = await works(new)
             status = get_charger(api, account, charger["id"])["connection_status"]
@@ -69,11 +71,11 @@ def test_a_charger_that_reconnects_within_a_millisecond_keeps_every_new_socket(
             if problem is not None:
                 failures.append(f"reconnect {attempt}: {problem}")
             await new.close()
-        return failures, gap
+        return failures, gaps
 
-    failures, gap = run(scenario())
+    failures, gaps = run(scenario())
     assert failures == []
-    assert gap < RECONNECT_GAP_MAX
+    assert sum(gap < RECONNECT_GAP_MAX for gap in gaps) >= RECONNECTS_ON_TIME, sorted(gaps)[-10:]
     wait_for(lambda: get_charger(api, account, charger["id"])["connection_status"] == "offline")
 
 

@@ -37,11 +37,24 @@ def test_environment_variables_with_the_prefix_are_read_and_typed() -> None:
         ("VOLTLINE_RATE_LIMIT", "-1", "must be 0 (off) or more"),
         ("VOLTLINE_LOG_FORMAT", "yaml", "VOLTLINE_LOG_FORMAT must be text or json, got 'yaml'"),
         ("VOLTLINE_LOG_LEVEL", "loud", "VOLTLINE_LOG_LEVEL must be one of critical, error, warning, info, debug"),
+        ("VOLTLINE_OCPP_LOG_MAX_PAYLOAD", "-1", "VOLTLINE_OCPP_LOG_MAX_PAYLOAD must be 0 or more"),
+        ("VOLTLINE_OCPP_LOG_BUDGET_ROWS", "-5", "VOLTLINE_OCPP_LOG_BUDGET_ROWS must be 0 or more"),
+        ("VOLTLINE_OCPP_LOG_BUDGET_BYTES", "lots", "VOLTLINE_OCPP_LOG_BUDGET_BYTES must be a whole number"),
     ],
 )
 def test_bad_values_raise_a_clear_settings_error(name: str, value: str, text: str) -> None:
     with pytest.raises(SettingsError, match=text.replace("(", r"\(").replace(")", r"\)")):
         load_settings({name: value})
+
+
+def test_the_message_log_limits_default_to_8_kib_payloads_and_300_rows_or_256_kib_a_minute() -> None:
+    """README: VOLTLINE_OCPP_LOG_MAX_PAYLOAD, VOLTLINE_OCPP_LOG_BUDGET_ROWS, VOLTLINE_OCPP_LOG_BUDGET_BYTES."""
+    settings = load_settings({})
+    assert (settings.ocpp_log_max_payload, settings.ocpp_log_budget_rows, settings.ocpp_log_budget_bytes) == (
+        8192,
+        300,
+        262144,
+    )
 
 
 def test_settings_are_frozen() -> None:

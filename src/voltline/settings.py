@@ -43,6 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ocpp_ping_interval: float = 60.0
     ocpp_max_frame_bytes: int = 256 * 1024
     ocpp_log_retention_days: int = 30
+    ocpp_log_max_payload: int = 8 * 1024
+    ocpp_log_budget_rows: int = 300
+    ocpp_log_budget_bytes: int = 256 * 1024
     attach_attempts_per_minute: int = 5
     price_fetch: bool = False
     entsoe_token: str = ""
@@ -159,4 +162,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     _check_charger_security(settings)
     if settings.rate_limit < 0:
         raise SettingsError(f"{PREFIX}RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
+    for name in ("ocpp_log_max_payload", "ocpp_log_budget_rows", "ocpp_log_budget_bytes"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be 0 or more, got {getattr(settings, name)}")
     return settings

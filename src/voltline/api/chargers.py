@@ -201,10 +201,11 @@ async def attach_charger(request: Request) -> Response:
         site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
         charger = await _verified_charger(request, conn, validate(data, ATTACH_RULES))
         group_id = await sites.get_root_group_id(conn, site_id)
-        row = await chargers.attach_charger(conn, ChargerId(charger["id"]), team_id, site_id, group_id)
+        now = runtime(request).clock.now()
+        row = await chargers.attach_charger(conn, ChargerId(charger["id"]), team_id, site_id, group_id, now=now)
     if row is None:
         raise ValidationError.single("identity", ALREADY_ATTACHED)
-    await publish_settings_changed(runtime(request).bus, site_id)
+    await publish_settings_changed(runtime(request).bus, site_id, charger_id=int(row["id"]))
     return envelope(charger_resource(row))
 
 

@@ -45,6 +45,7 @@ from voltline.ocpp.schema_check import encode_payload
 from voltline.ocpp.session import Session
 from voltline.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
+from voltline.store.ocpp_log import ACTION_MAX, MESSAGE_ID_MAX
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -98,7 +99,12 @@ def _sender(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
 
 def _closer(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
     async def close(reason: str) -> None:
-        await websocket.close(1000, reason)
+        # A replaced socket may be closing or gone already (the charger reconnected at once):
+        # Starlette then raises WebSocketDisconnect (transport gone) or RuntimeError (close sent).
+        try:
+            await websocket.close(1000, reason)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            log.debug("%s: the replaced socket was already closed", websocket.path_params["identity"])
 
     return close
 
@@ -136,7 +142,8 @@ async def handle_frame(session: Session, data: str | bytes) -> None:
 def _settle(session: Session, frame: CallResult | CallError) -> None:
     action = session.settle(frame)
     if action is None:
-        log.info("%s: ignored an answer to no outstanding call (%s)", session.identity, frame.message_id)
+        shown = frame.message_id[:MESSAGE_ID_MAX]
+        log.info("%s: ignored an answer to no outstanding call (%s)", session.identity, shown)
     if isinstance(frame, CallResult):
         session.message_log.record("in", 3, frame.message_id, action, frame.payload)
     else:
@@ -171,11 +178,18 @@ async def _dispatch(session: Session, call: Call) -> msgspec.Struct:
     if handler is None:
         if call.action in KNOWN_ACTIONS[session.version]:
             raise OcppError("NotSupported", f"{call.action} is not sent by a charge point")
-        raise OcppError(code_for(session.version, "not_implemented"), f"Unknown action {call.action!r}")
+        raise OcppError(code_for(session.version, "not_implemented"), f"Unknown action {shown_action(call.action)}")
     decoded = decode_call_payload(session.version, call.action, call.payload, lenient=session.ctx.lenient)
     if decoded.leniencies:
         log.info("%s: %s accepted leniently: %s", session.identity, call.action, "; ".join(decoded.leniencies))
     return await handler(session.ctx, decoded.message)
+
+
+def shown_action(action: str) -> str:
+    """An action name as answers and logs show it: quoted, cut to the log's column (a charger chooses its length)."""
+    if len(action) <= ACTION_MAX:
+        return repr(action)
+    return f"{action[:ACTION_MAX]!r}... ({len(action)} characters)"
 
 
 async def _send_error(session: Session, error: CallError, action: str | None) -> None:

@@ -13,6 +13,10 @@ older one, which then closes without marking the charger offline. A charger's st
 turns (`_status_turn`): on PostgreSQL they run on separate pooled connections, and without turns
 the "offline" of a closing socket could commit after the "online" of the socket replacing it.
 
+A charger attached to or detached from a site over the API while connected (the `settings` and
+`detached` bus events name it) has its session re-read its team and site at once, so that its
+message-log rows and meter rows carry the team that owns it now (DESIGN: Charger security).
+
 Pongs never reach an ASGI app: uvicorn sends the pings (`ws_ping_interval`) and closes a socket
 whose pong is later than `ws_ping_timeout`. Served with both set to `ocpp_ping_interval`, an
 open socket has answered a ping within the last two ping intervals; when that is within two
@@ -39,12 +43,14 @@ from voltline.domain.auth_throttle import AuthThrottle
 from voltline.domain.identities import IDENTITY_MAX, is_valid_identity
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerOfflineError
+from voltline.ocpp.log_limits import LogBudget
 from voltline.ocpp.registry import Registry
 from voltline.ocpp.rpc import ERROR_CODES, CallError, OcppError, Version, decode_call_result
 from voltline.ocpp.session import SendText, Session, SessionContext
 from voltline.ocpp.v16 import commands as v16_commands
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
 from voltline.runtime import Runtime
+from voltline.smart.events import SMART_EVENTS, decode_event
 from voltline.store import ocpp_state
 from voltline.store.chargers import get_charger_by_identity
 from voltline.store.writer import MeterWriter
@@ -55,6 +61,8 @@ log = logging.getLogger("voltline.ocpp")
 LIVENESS_CHECK_MAX = 15.0  # seconds between liveness checks, at most
 # Young-generation size for the garbage collector (CPython's default is 700): see `settle_gc`.
 GC_YOUNG_THRESHOLD = 10_000
+# Bus events (voltline.smart.events) after which a connected charger's team or site may differ.
+PLACEMENT_KINDS = frozenset({"settings", "detached"})
 
 
 def settle_gc() -> None:
@@ -92,6 +100,9 @@ class Gateway:
         self.counts.known_codes = frozenset().union(*ERROR_CODES.values())
         connected = "Chargers with an open socket to this process, by OCPP version."
         runtime.metrics.gauge("voltline_ocpp_connected_chargers", connected, ("ocpp_version",), self._connected)
+        settings = runtime.settings
+        self.log_budget = LogBudget(settings.ocpp_log_budget_rows, settings.ocpp_log_budget_bytes, runtime.clock)
+        self._placements: Subscription | None = None
 
     async def start(self) -> None:
         """Start the liveness loop; as the only gateway (in-process bus), first mark every charger offline."""
@@ -101,10 +112,14 @@ class Gateway:
             if stale:
                 log.info("%d chargers were left online by the previous run; marked offline", stale)
         self._liveness = asyncio.create_task(self._run_liveness(), name="voltline-ocpp-liveness")
+        self._placements = await self.runtime.bus.listen(SMART_EVENTS, self._on_event)
         settle_gc()
 
     async def stop(self) -> None:
-        """Stop the liveness loop."""
+        """Stop the liveness loop and the placement listener."""
+        if self._placements is not None:
+            await self._placements.unsubscribe()
+            self._placements = None
         await cancel_and_wait([self._liveness])
         self._liveness = None
 
@@ -150,7 +165,7 @@ class Gateway:
             bus=self.runtime.bus,
             counts=self.counts,
         )
-        return Session(ctx, version, send_text, close)
+        return Session(ctx, version, send_text, close, self.log_budget)
 
     @contextlib.asynccontextmanager
     async def connected(self, session: Session) -> AsyncIterator[None]:
@@ -183,6 +198,24 @@ class Gateway:
             return
         log.info("%s: back online", session.identity)
         await session.ctx.announce("connected")
+
+    async def _on_event(self, _subject: str, data: bytes) -> None:
+        """A charger attached to or detached from a site: its session here takes the new team and site."""
+        event = decode_event(data)
+        charger_id = event.get("charger_id")
+        if event["kind"] not in PLACEMENT_KINDS or not isinstance(charger_id, int):
+            return
+        for session in self.registry:
+            if session.ctx.charger_id == charger_id:
+                await self.refresh_placement(session)
+
+    async def refresh_placement(self, session: Session) -> None:
+        """Re-read the session's team, site and lenient flag (the message log and new rows follow them)."""
+        try:
+            async with self.runtime.db.read() as conn:
+                session.ctx.place(await ocpp_state.get_placement(conn, session.ctx.charger_id))
+        except Exception:  # task boundary: the next Heartbeat or Boot places the session again
+            log.exception("%s: could not re-read the charger's placement", session.identity)
 
     def _status_turn(self, charger_id: ChargerId) -> asyncio.Lock:
         """The charger's lock for status writes: they commit in the order they were decided."""

@@ -105,6 +105,7 @@ class LogEntry:
     action: str | None
     payload: str  # the JSON text as sent/received (or a placeholder when the payload is not kept)
     created_at: datetime = field(default_factory=_utcnow)
+    team_id: int | None = None  # the charger's team when the frame was logged; None: shown to no team
 
 
 @dataclass(slots=True)

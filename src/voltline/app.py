@@ -138,6 +138,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     app.state.gateway = gateway
     app.state.smart = smart
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
+    app.state.guest_rate_limiter = RateLimiter(settings.rate_limit_unauthenticated)
     app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
     app.state.openapi = build_openapi(ENDPOINTS)
     return BodyLimit(app, settings.max_body_bytes)

@@ -25,6 +25,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
     rate_limit: int = 500
+    rate_limit_unauthenticated: int = 60
     max_body_bytes: int = 1024 * 1024
     sqlite_busy_timeout_ms: int = 5000
     log_level: str = "info"
@@ -130,6 +131,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
             f"{PREFIX}SMART_MODE_FRACTION must be a fraction in (0, 1], got {settings.smart_mode_fraction!r}"
         )
     _check_zone_rates(settings)
-    if settings.rate_limit < 0:
-        raise SettingsError(f"{PREFIX}RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
+    for name in ("rate_limit", "rate_limit_unauthenticated"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (off) or more, got {getattr(settings, name)}")
     return settings

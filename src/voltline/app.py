@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import swagger_ui_bundle
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,7 +20,7 @@ from voltline.api._kit import message
 from voltline.api._routing import build_routes
 from voltline.api.auth import AuthCache
 from voltline.api.health import healthz
-from voltline.api.openapi import build_openapi, docs_page, openapi_json
+from voltline.api.openapi import build_openapi, docs_assets, docs_page, openapi_json
 from voltline.api.ratelimit import RateLimiter
 from voltline.clock import Clock
 from voltline.maintenance import Housekeeping
@@ -120,12 +118,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
             await runtime.writer.stop()
             await runtime.db.close()
 
-    docs_assets = Path(swagger_ui_bundle.swagger_ui_path)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/docs", docs_page, methods=["GET"]),
-        Mount("/docs/static", app=StaticFiles(directory=docs_assets), name="docs-static"),
+        Mount("/docs/static", app=StaticFiles(directory=docs_assets()), name="docs-static"),
         *build_routes(ENDPOINTS),
         WebSocketRoute("/ocpp/{identity}", ocpp_endpoint),
     ]

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -79,6 +79,11 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return message(_STATUS_TEXT.get(exc.status_code, str(exc.detail)), exc.status_code, exc.headers)
 
 
+async def _client_gone(_request: Request, _exc: Exception) -> Response:
+    """The client left (or missed the body deadline, http_protocol.py) mid-body: nobody to answer."""
+    return Response(status_code=400)
+
+
 async def _server_error(_request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return message("Server Error.", 500)
@@ -129,7 +134,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={HTTPException: _http_error, ClientDisconnect: _client_gone, Exception: _server_error},
     )
     app.state.runtime = runtime
     app.state.gateway = gateway

@@ -1,9 +1,10 @@
-"""How uvicorn serves the app: WebSocket implementation, frame limit, pings and TLS from settings."""
+"""How uvicorn serves the app: HTTP deadlines, WebSocket implementation, frame limit, pings and TLS from settings."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from voltline.http_protocol import deadline_protocol
 from voltline.settings import Settings
 
 
@@ -11,6 +12,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run` / `uvicorn.Config` (DESIGN: websockets-sansio, no deflate, 256 KiB)."""
     options: dict[str, Any] = {
         "log_level": settings.log_level,
+        # Slow clients (README "Running behind a proxy"): header/body deadlines, header cap, keep-alive.
+        "http": deadline_protocol(
+            settings.http_header_timeout, settings.http_body_timeout, settings.http_max_header_bytes
+        ),
+        "timeout_keep_alive": settings.http_keep_alive,
         "ws": "websockets-sansio",
         "ws_max_size": settings.ocpp_max_frame_bytes,
         "ws_per_message_deflate": False,

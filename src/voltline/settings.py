@@ -27,6 +27,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit: int = 500
     rate_limit_unauthenticated: int = 60
     max_body_bytes: int = 1024 * 1024
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
+    http_keep_alive: int = 5
+    http_max_header_bytes: int = 64 * 1024
     sqlite_busy_timeout_ms: int = 5000
     log_level: str = "info"
     bus_url: str = ""
@@ -71,6 +75,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _FIELDS = frozenset(Settings.__struct_fields__)
+_HTTP_LIMITS = ("http_header_timeout", "http_body_timeout", "http_keep_alive", "http_max_header_bytes")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -131,7 +136,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
             f"{PREFIX}SMART_MODE_FRACTION must be a fraction in (0, 1], got {settings.smart_mode_fraction!r}"
         )
     _check_zone_rates(settings)
-    for name in ("rate_limit", "rate_limit_unauthenticated"):
+    for name in ("rate_limit", "rate_limit_unauthenticated", *_HTTP_LIMITS):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (off) or more, got {getattr(settings, name)}")
     return settings

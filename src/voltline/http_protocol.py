@@ -1,0 +1,153 @@
+"""uvicorn's httptools protocol with the deadlines and header cap a server facing slow clients needs.
+
+uvicorn (0.55) times out only an idle keep-alive connection after a response
+(`timeout_keep_alive`): `HttpToolsProtocol` cancels that timer on the first byte of the next
+request and arms nothing on a new connection, so a client that never finishes its request line,
+headers or body (slowloris) holds a connection, and its buffers, for ever; httptools (llhttp)
+also sets no limit on the size of the headers. This protocol adds, per request:
+
+- a header deadline: the request line and headers must be complete within `header_timeout`
+  seconds, counted from the connection's start for its first request and from the first byte
+  of every later one;
+- a body deadline: the body must be complete within `body_timeout` seconds of the headers;
+- a header cap: a request line and headers over `max_header_bytes` get a 431 and a close.
+
+A missed deadline answers 408 with `Connection: close` when part of a request came and no
+response is under way (RFC 9110 §15.5.9), and closes the connection; a connection that sent
+nothing at all is closed without an answer. While the server itself has paused reading
+(a pipelined request waits, or the app has not taken the body yet) the deadline is pushed on:
+only the client's slowness counts. WebSocket upgrades leave this protocol at the end of their
+headers, so an OCPP connection is never timed out here. 0 turns a deadline or the cap off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from voltline import codec
+
+log = logging.getLogger("voltline.http")
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+class HeadersTooLargeError(Exception):
+    """The request line and headers went over the cap; stops the parser."""
+
+
+class DeadlineHttpProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol plus header and body deadlines and a header size cap."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_header_bytes: int = 64 * 1024
+
+    _deadline: asyncio.TimerHandle | None = None
+    _in_request: bool = False
+    _header_bytes: int = 0
+    _headers_too_large: bool = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout, "headers")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_request, self._header_bytes = True, 0
+        if self._deadline is None:
+            self._arm(self.header_timeout, "headers")
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+        upgrading = self.parser.should_upgrade() and self._should_upgrade()
+        if not upgrading and any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
+            self._arm(self.body_timeout, "body")
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self._in_request = False
+        super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()
+        super().handle_websocket_upgrade()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._headers_too_large:  # the parser stopped on HeadersTooLargeError
+            self._refuse(431, "Request header fields too large.", during_body=False)
+        else:
+            super().send_400_response(msg)
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self.max_header_bytes and self._header_bytes > self.max_header_bytes:
+            self._headers_too_large = True
+            raise HeadersTooLargeError
+
+    def _arm(self, timeout: float, part: str) -> None:
+        self._disarm()
+        if timeout > 0:
+            self._deadline = self.loop.call_later(timeout, self._on_deadline, timeout, part)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _on_deadline(self, timeout: float, part: str) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.flow is not None and self.flow.read_paused:  # the server is the slow side: wait on
+            self._arm(timeout, part)
+            return
+        log.debug("closing %s: request %s not complete within %s s", _peer(self.client), part, timeout)
+        if self._in_request:
+            self._refuse(408, "Request timeout.", during_body=part == "body")
+        else:  # not a byte of a request yet (a preconnected socket): nothing to answer
+            self.transport.close()
+
+    def _refuse(self, status: int, text: str, *, during_body: bool) -> None:
+        """Answer `status` unless a response is under way, then close.
+
+        Before its headers are complete a request has no cycle yet: `self.cycle` is the one
+        before it (if any), which must have finished its answer.
+        """
+        previous_done = self.cycle is None or self.cycle.response_complete
+        if (not self.cycle.response_started) if during_body else previous_done:
+            body = codec.encode_json({"message": text})  # Laravel-shaped, as every API error
+            head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n" % (status, _REASONS[status])
+            self.transport.write(head + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
+        self.transport.close()
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "a client"
+
+
+def deadline_protocol(header_timeout: float, body_timeout: float, max_header_bytes: int) -> type[DeadlineHttpProtocol]:
+    """The protocol class for uvicorn's `http` option, with these limits."""
+
+    class ConfiguredHttpProtocol(DeadlineHttpProtocol):
+        pass
+
+    ConfiguredHttpProtocol.header_timeout = header_timeout
+    ConfiguredHttpProtocol.body_timeout = body_timeout
+    ConfiguredHttpProtocol.max_header_bytes = max_header_bytes
+    return ConfiguredHttpProtocol

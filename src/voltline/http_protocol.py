@@ -35,7 +35,7 @@ _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 class HeadersTooLargeError(Exception):
-    """The request line and headers went over the cap; stops the parser."""
+    """A complete header section over the cap; raised in the parser's callback to stop the request."""
 
 
 class DeadlineHttpProtocol(HttpToolsProtocol):
@@ -46,7 +46,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
     max_header_bytes: int = 64 * 1024
 
     _deadline: asyncio.TimerHandle | None = None
-    _in_request: bool = False
+    _in_headers: bool = True  # between a request's first byte (or the connection's start) and its last header
+    _in_request: bool = False  # a byte of the current request has come
     _header_bytes: int = 0
     _headers_too_large: bool = False
 
@@ -58,22 +59,29 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._disarm()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        # Counted per read, not per header callback, to keep the per-request cost low: a read that
+        # starts in the header section belongs to it up to the end of the headers (and may hold
+        # some body, so a complete section over the count is measured exactly before a 431).
+        if self._in_headers:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        over = self.max_header_bytes and self._header_bytes > self.max_header_bytes
+        if over and self._in_headers and not self.transport.is_closing():
+            self._refuse(431, "Request header fields too large.", during_body=False)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_request, self._header_bytes = True, 0
+        self._in_request = True
         if self._deadline is None:
             self._arm(self.header_timeout, "headers")
 
-    def on_url(self, url: bytes) -> None:
-        self._count_header_bytes(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_header_bytes(len(name) + len(value) + 4)  # ": " and CRLF
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._disarm()
+        counted, self._in_headers, self._header_bytes = self._header_bytes, False, 0
+        if self.max_header_bytes and counted > self.max_header_bytes and self._header_size() > self.max_header_bytes:
+            self._headers_too_large = True
+            raise HeadersTooLargeError
         super().on_headers_complete()
         upgrading = self.parser.should_upgrade() and self._should_upgrade()
         if not upgrading and any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
@@ -81,7 +89,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
-        self._in_request = False
+        self._in_headers, self._in_request = True, False
         super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
@@ -94,11 +102,9 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         else:
             super().send_400_response(msg)
 
-    def _count_header_bytes(self, size: int) -> None:
-        self._header_bytes += size
-        if self.max_header_bytes and self._header_bytes > self.max_header_bytes:
-            self._headers_too_large = True
-            raise HeadersTooLargeError
+    def _header_size(self) -> int:
+        """The request line and headers as sent, give or take the method and version."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def _arm(self, timeout: float, part: str) -> None:
         self._disarm()

@@ -32,6 +32,7 @@ from voltline import codec
 log = logging.getLogger("voltline.http")
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+HEADERS, BODY = "headers", "body"
 
 
 class HeadersTooLargeError(Exception):
@@ -39,61 +40,65 @@ class HeadersTooLargeError(Exception):
 
 
 class DeadlineHttpProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol plus header and body deadlines and a header size cap."""
+    """HttpToolsProtocol plus header and body deadlines and a header size cap.
+
+    Per request it only notes which part it waits for and since when: one timer per
+    connection checks the deadline when it fires and re-arms itself for what is left, so a
+    busy keep-alive connection does not create and cancel timers for every request.
+    """
 
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_header_bytes: int = 64 * 1024
 
-    _deadline: asyncio.TimerHandle | None = None
-    _in_headers: bool = True  # between a request's first byte (or the connection's start) and its last header
+    _timer: asyncio.TimerHandle | None = None
+    _waiting_for: str | None = HEADERS  # the part of a request due from the client, if any
+    _since: float = 0.0
     _in_request: bool = False  # a byte of the current request has come
     _header_bytes: int = 0
     _headers_too_large: bool = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self.header_timeout, "headers")
+        self._wait_for(HEADERS)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._stop_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         # Counted per read, not per header callback, to keep the per-request cost low: a read that
         # starts in the header section belongs to it up to the end of the headers (and may hold
         # some body, so a complete section over the count is measured exactly before a 431).
-        if self._in_headers:
+        in_headers = self._waiting_for == HEADERS
+        if in_headers:
             self._header_bytes += len(data)
         super().data_received(data)
         over = self.max_header_bytes and self._header_bytes > self.max_header_bytes
-        if over and self._in_headers and not self.transport.is_closing():
+        if over and self._waiting_for == HEADERS and not self.transport.is_closing():
             self._refuse(431, "Request header fields too large.", during_body=False)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_request = True
-        if self._deadline is None:
-            self._arm(self.header_timeout, "headers")
+        if self._waiting_for is None:  # a later request on a kept-alive connection
+            self._wait_for(HEADERS)
 
     def on_headers_complete(self) -> None:
-        self._disarm()
-        counted, self._in_headers, self._header_bytes = self._header_bytes, False, 0
+        counted, self._header_bytes = self._header_bytes, 0
         if self.max_header_bytes and counted > self.max_header_bytes and self._header_size() > self.max_header_bytes:
             self._headers_too_large = True
             raise HeadersTooLargeError
+        self._wait_for(BODY)  # a request without a body completes at once
         super().on_headers_complete()
-        upgrading = self.parser.should_upgrade() and self._should_upgrade()
-        if not upgrading and any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
-            self._arm(self.body_timeout, "body")
 
     def on_message_complete(self) -> None:
-        self._disarm()
-        self._in_headers, self._in_request = True, False
+        self._waiting_for, self._in_request = None, False  # now the app, then uvicorn's keep-alive
         super().on_message_complete()
 
     def handle_websocket_upgrade(self) -> None:
-        self._disarm()
+        self._stop_timer()
+        self._waiting_for = None
         super().handle_websocket_upgrade()
 
     def send_400_response(self, msg: str) -> None:
@@ -106,26 +111,35 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         """The request line and headers as sent, give or take the method and version."""
         return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
-    def _arm(self, timeout: float, part: str) -> None:
-        self._disarm()
-        if timeout > 0:
-            self._deadline = self.loop.call_later(timeout, self._on_deadline, timeout, part)
+    def _timeout(self, part: str) -> float:
+        return self.header_timeout if part == HEADERS else self.body_timeout
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    def _wait_for(self, part: str) -> None:
+        self._waiting_for, self._since = part, self.loop.time()
+        timeout = self._timeout(part)
+        if self._timer is None and timeout > 0:
+            self._timer = self.loop.call_later(timeout, self._check)
 
-    def _on_deadline(self, timeout: float, part: str) -> None:
-        self._deadline = None
-        if self.transport.is_closing():
-            return
-        if self.flow is not None and self.flow.read_paused:  # the server is the slow side: wait on
-            self._arm(timeout, part)
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        self._timer = None
+        part = self._waiting_for
+        if part is None or self.transport.is_closing() or self._timeout(part) <= 0:
+            return  # nothing due: the next request's first byte arms the timer again
+        timeout, now = self._timeout(part), self.loop.time()
+        if self.flow is not None and self.flow.read_paused:  # the server is the slow side: count anew
+            self._since = now
+        left = self._since + timeout - now
+        if left > 0:
+            self._timer = self.loop.call_later(left, self._check)
             return
         log.debug("closing %s: request %s not complete within %s s", _peer(self.client), part, timeout)
         if self._in_request:
-            self._refuse(408, "Request timeout.", during_body=part == "body")
+            self._refuse(408, "Request timeout.", during_body=part == BODY)
         else:  # not a byte of a request yet (a preconnected socket): nothing to answer
             self.transport.close()
 

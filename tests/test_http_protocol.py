@@ -123,9 +123,10 @@ def test_a_body_after_an_early_answer_is_cut_off_too(strict: LiveServer) -> None
     assert BODY_TIMEOUT - 0.1 <= waited < BODY_TIMEOUT + 1.5
 
 
-def test_headers_over_the_cap_are_answered_431(strict: LiveServer) -> None:
+@pytest.mark.parametrize("end", [b"\r\n\r\n", b""], ids=["complete", "still-coming"])
+def test_headers_over_the_cap_are_answered_431(strict: LiveServer, end: bytes) -> None:
     sock = connect(strict)
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n")
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000 + end)
     received, waited = read_until_closed(sock)
     assert received.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert received.endswith(b'{"message":"Request header fields too large."}')
@@ -163,3 +164,16 @@ def test_a_body_that_arrives_in_time_is_served(strict: LiveServer) -> None:
     with httpx.Client(base_url=strict.base_url, headers={"Authorization": f"Bearer {account.token}"}) as api:
         response = api.post("/api/v2/teams", json={"name": "In time"})
     assert response.status_code == 201
+
+
+def test_a_body_read_with_its_headers_does_not_count_as_headers(strict: LiveServer) -> None:
+    """Headers of 100 bytes and a body of 8 KiB in one read are under the 4 KiB header cap."""
+    account = strict.account()
+    body = b'{"name": "' + b"n" * 8192 + b'"}'
+    head = f"POST /api/v2/teams HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {account.token}\r\n"
+    sock = connect(strict)
+    sock.sendall(head.encode() + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    response = read_response(sock)
+    sock.close()
+    assert response.startswith(b"HTTP/1.1 422 ")
+    assert b"The name field must not be greater than" in response

@@ -12,23 +12,21 @@ from voltline.commands import Commands
 from voltline.metrics import Metrics
 from voltline.settings import Settings
 from voltline.store.engine import Database
+from voltline.store.files import create_private_file, ensure_private_dir, warn_if_shared
 from voltline.store.writer import MeterWriter
 
 SECRET_FILE = "secret-key"
 
 
 def ensure_secret_key(settings: Settings) -> str:
-    """The configured secret, or one kept in `<data dir>/secret-key` (made on first use, mode 0600)."""
+    """The configured secret, or one kept in `<data dir>/secret-key` (made on first use, 0600 in a 0700 dir)."""
     if settings.secret_key:
         return settings.secret_key
     path = Path(settings.data_dir) / SECRET_FILE
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    path.touch(mode=0o600)
-    path.write_text(key + "\n")
-    return key
+    ensure_private_dir(path.parent)
+    if not create_private_file(path, secrets.token_hex(32) + "\n"):
+        warn_if_shared(path)
+    return path.read_text().strip()
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""How uvicorn serves the app: WebSocket implementation, frame limit, pings, TLS and logging from settings."""
+"""How uvicorn serves the app: HTTP deadlines, WebSocket options, frame limit, pings, TLS and logging from settings."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from uvicorn.config import LOGGING_CONFIG
 
+from voltline.http_protocol import deadline_protocol
 from voltline.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -21,6 +22,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run` / `uvicorn.Config` (DESIGN: websockets-sansio, no deflate, 256 KiB)."""
     options: dict[str, Any] = {
         "log_level": settings.log_level,
+        # Slow clients (README "Running behind a proxy"): header/body deadlines, header cap, keep-alive.
+        "http": deadline_protocol(
+            settings.http_header_timeout, settings.http_body_timeout, settings.http_max_header_bytes
+        ),
+        "timeout_keep_alive": settings.http_keep_alive,
         "ws": "websockets-sansio",
         "ws_max_size": settings.ocpp_max_frame_bytes,
         "ws_per_message_deflate": False,

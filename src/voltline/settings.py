@@ -27,7 +27,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
     rate_limit: int = 500
+    rate_limit_unauthenticated: int = 60
     max_body_bytes: int = 1024 * 1024
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
+    http_keep_alive: int = 5
+    http_max_header_bytes: int = 64 * 1024
     sqlite_busy_timeout_ms: int = 5000
     log_level: str = "info"
     log_format: str = "text"
@@ -84,6 +89,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _FIELDS = frozenset(Settings.__struct_fields__)
+_HTTP_LIMITS = ("http_header_timeout", "http_body_timeout", "http_keep_alive", "http_max_header_bytes")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -160,8 +166,9 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         )
     _check_zone_rates(settings)
     _check_charger_security(settings)
-    if settings.rate_limit < 0:
-        raise SettingsError(f"{PREFIX}RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
+    for name in ("rate_limit", "rate_limit_unauthenticated", *_HTTP_LIMITS):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (off) or more, got {getattr(settings, name)}")
     for name in ("ocpp_log_max_payload", "ocpp_log_budget_rows", "ocpp_log_budget_bytes"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be 0 or more, got {getattr(settings, name)}")

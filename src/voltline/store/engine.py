@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from voltline.store.files import ensure_private_database
 
 PING_TIMEOUT = 1.0  # seconds: /healthz reports the database unreachable rather than wait longer
 _SELECT_1 = text("SELECT 1")
@@ -86,9 +87,7 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            database = make_url(url).database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_database(make_url(url).database or "")
             self.reader = _sqlite_engine(url, "BEGIN", busy_timeout_ms, pool_size=4)
             self.writer = _sqlite_engine(url, "BEGIN IMMEDIATE", busy_timeout_ms, pool_size=1)
             self.inline_reader: Engine | None = _sqlite_inline_engine(url, busy_timeout_ms)

@@ -270,8 +270,7 @@ class MeterWriter:
             try:
                 await asyncio.wait({space, sleeper}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                space.cancel()
-                sleeper.cancel()
+                await cancel_and_wait([space, sleeper])
             if self._space.is_set():
                 return
         raise StoreUnavailableError(f"the meter queue stayed full ({self.backlog} frames waiting)")
@@ -414,8 +413,7 @@ class MeterWriter:
         try:
             await asyncio.wait({linger, woken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            linger.cancel()
-            woken.cancel()
+            await cancel_and_wait([linger, woken])
         if self._logs and not self._stopping:
             try:
                 await self.flush_once()

@@ -45,10 +45,11 @@ from voltline.domain.energy import frame_reading, local_midnight, rollup, walk
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.domain.meter_values import normalise_sample, unpack_samples
 from voltline.store import datapoints, meter_values, rollups, usage
+from voltline.store.batches import rollup_statements, sqlite_time, statements
 from voltline.store.datapoints import SampleFilter
 from voltline.store.engine import Database
 from voltline.store.schema import chargers, energy_rollups, meter_frames
-from voltline.store.writer import MeterFrame, rollup_statements, sqlite_time, statements
+from voltline.store.writer import MeterFrame
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -1,15 +1,17 @@
 """Writer benchmark: MeterValues frames persisted per second by the batched writer alone.
 
 No sockets and no OCPP: frames of 8 normalised samples (EAIR, power, 3 currents, 3
-voltages — an evcc-style 1.6 MeterValues) are built before the clock starts, then one
-producer puts them as fast as the writer takes them (backpressure included) while the
-writer flushes every 50 ms; the clock stops when `stop()` has written the last one. The
-rows are counted afterwards. Derived rows are kept as in production: meter_latest per
+voltages — an evcc-style 1.6 MeterValues) are built before the clock starts. Saturated: one
+producer puts them as fast as the writer takes them (backpressure included); the clock stops
+when `stop()` has written the last one. Open loop (`--rate`): every millisecond the frames due
+are put, each by a task of its own that waits for the frame's commit as an OCPP handler does
+(DESIGN "Durability": group commit), and put -> commit latency is reported. The rows are
+counted afterwards. Derived rows are kept as in production: meter_latest per
 connector/measurand/phase and the register of each charger's open transaction.
 
     .venv/bin/python bench/writer.py                          # SQLite and PostgreSQL
     .venv/bin/python bench/writer.py --backend sqlite --frames 100000 --chargers 1000
-    .venv/bin/python bench/writer.py --rate 5000 --seconds 10  # open loop: backlog at a fixed rate
+    .venv/bin/python bench/writer.py --rate 5000 --seconds 10  # open loop: batches and latency at a fixed rate
 """
 
 from __future__ import annotations
@@ -144,20 +146,41 @@ def lag_summary(lags: list[float]) -> str:
     return f"event-loop lag p50 {at(0.5):.1f} ms, p99 {at(0.99):.1f} ms, max {ordered[-1] * 1000:.1f} ms"
 
 
-async def open_loop(writer: MeterWriter, frames: list[MeterFrame], rate: int) -> tuple[float, int]:
-    """Put frames at a fixed rate (in 10 ms ticks); seconds taken and the largest backlog seen."""
+async def open_loop(writer: MeterWriter, frames: list[MeterFrame], rate: int) -> tuple[float, int, list[float]]:
+    """Put frames at a fixed rate (1 ms ticks), each awaited until committed by a task of its own.
+
+    Seconds taken, the largest backlog seen, and every frame's put -> commit latency.
+    """
     await writer.start()
     started = time.perf_counter()
-    per_tick = max(1, rate // 100)
-    worst = 0
-    for start in range(0, len(frames), per_tick):
-        due = started + start / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        for frame in frames[start : start + per_tick]:
-            await writer.put_meter_frame(frame)
+    latencies: list[float] = []
+
+    async def handle(frame: MeterFrame) -> None:
+        began = time.perf_counter()
+        committed = await writer.put_meter_frame(frame)
+        if committed is not None:  # a writer from before group commit answers at enqueue (for comparisons)
+            await committed
+        latencies.append(time.perf_counter() - began)
+
+    tasks = []
+    worst, sent, tick = 0, 0, 0
+    while sent < len(frames):
+        tick += 1
+        await asyncio.sleep(max(0.0, started + tick / 1000 - time.perf_counter()))
+        due = min(len(frames), tick * rate // 1000)
+        tasks.extend(asyncio.create_task(handle(frame)) for frame in frames[sent:due])
+        sent = due
         worst = max(worst, writer.backlog)
+    await asyncio.gather(*tasks)
     await writer.stop()
-    return time.perf_counter() - started, worst
+    return time.perf_counter() - started, worst, latencies
+
+
+def latency_summary(latencies: list[float]) -> str:
+    """p50/p99/max of put -> commit in ms."""
+    ordered = sorted(latencies) or [0.0]
+    at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return f"put -> commit p50 {at(0.5):.1f} ms, p99 {at(0.99):.1f} ms, max {ordered[-1] * 1000:.1f} ms"
 
 
 async def run(url: str, label: str, args: argparse.Namespace) -> None:
@@ -178,8 +201,8 @@ async def run(url: str, label: str, args: argparse.Namespace) -> None:
         done = asyncio.Event()
         watcher = asyncio.create_task(watch_loop_lag(lags, done))
         if args.rate:
-            elapsed, worst = await open_loop(writer, frames, args.rate)
-            extra = f"target {args.rate}/s, largest backlog {worst} frames"
+            elapsed, worst, latencies = await open_loop(writer, frames, args.rate)
+            extra = f"target {args.rate}/s, largest backlog {worst} frames, {latency_summary(latencies)}"
         else:
             elapsed = await saturate(writer, frames)
             extra = "saturated (backpressure on)"

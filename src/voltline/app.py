@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the one ASGI app that serves the REST API, docs, health and the OCPP endpoint."""
+"""`create_app(settings)`: the one ASGI app that serves the REST API, docs, health, readiness and the OCPP endpoint."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from voltline.api import ENDPOINTS
 from voltline.api._kit import message
 from voltline.api._routing import build_routes
 from voltline.api.auth import AuthCache
-from voltline.api.health import healthz
+from voltline.api.health import healthz, readyz
 from voltline.api.metrics import HttpMetrics, metrics_page
 from voltline.api.openapi import build_openapi, docs_assets, docs_page, openapi_json
 from voltline.api.ratelimit import RateLimiter
@@ -95,7 +95,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     """Wire the routes, the runtime and the lifespan for the given settings."""
     runtime = Runtime(
         settings=settings,
-        db=Database(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+        db=Database(
+            settings.effective_database_url,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            synchronous=settings.sqlite_synchronous,
+        ),
         secret_key=ensure_secret_key(settings),
         clock=clock or Clock(),
     )
@@ -127,6 +131,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/docs", docs_page, methods=["GET"]),
         Mount("/docs/static", app=StaticFiles(directory=docs_assets()), name="docs-static"),

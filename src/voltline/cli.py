@@ -56,7 +56,7 @@ def run_with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) 
         url = settings.effective_database_url
         if settings.is_sqlite:
             await migrations.upgrade(url)
-        db = Database(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        db = Database(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms, synchronous=settings.sqlite_synchronous)
         try:
             return await action(db)
         finally:

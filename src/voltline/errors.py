@@ -64,3 +64,7 @@ class CommandFailedError(VoltlineError):
         super().__init__(f"The charger answered {code}: {description}".rstrip(": "))
         self.code = code
         self.description = description
+
+
+class StoreUnavailableError(VoltlineError):
+    """The database cannot take writes now (DESIGN: Durability): nothing may be answered as stored."""

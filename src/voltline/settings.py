@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     http_keep_alive: int = 5
     http_max_header_bytes: int = 64 * 1024
     sqlite_busy_timeout_ms: int = 5000
+    sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
     log_format: str = "text"
     bus_url: str = ""
@@ -51,6 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ocpp_log_max_payload: int = 8 * 1024
     ocpp_log_budget_rows: int = 300
     ocpp_log_budget_bytes: int = 256 * 1024
+    ocpp_hold_seconds: float = 20.0
     attach_attempts_per_minute: int = 5
     price_fetch: bool = False
     entsoe_token: str = ""
@@ -90,6 +92,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 _FIELDS = frozenset(Settings.__struct_fields__)
 _HTTP_LIMITS = ("http_header_timeout", "http_body_timeout", "http_keep_alive", "http_max_header_bytes")
+# DESIGN "Durability": NORMAL (WAL) survives a process crash, FULL and EXTRA also a power loss; OFF would not.
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+MAX_HOLD_SECONDS = 3600.0
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -172,4 +177,17 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     for name in ("ocpp_log_max_payload", "ocpp_log_budget_rows", "ocpp_log_budget_bytes"):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be 0 or more, got {getattr(settings, name)}")
+    synchronous = settings.sqlite_synchronous.strip().upper()
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise SettingsError(
+            f"{PREFIX}SQLITE_SYNCHRONOUS must be NORMAL or FULL (or EXTRA), got {settings.sqlite_synchronous!r}"
+        )
+    if not 0 < settings.ocpp_hold_seconds <= MAX_HOLD_SECONDS:
+        raise SettingsError(
+            f"{PREFIX}OCPP_HOLD_SECONDS must be more than 0 and at most {MAX_HOLD_SECONDS}, "
+            f"got {settings.ocpp_hold_seconds}"
+        )
+    settings = msgspec.structs.replace(settings, sqlite_synchronous=synchronous)
+    if settings.rate_limit < 0:
+        raise SettingsError(f"{PREFIX}RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
     return settings

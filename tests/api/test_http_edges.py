@@ -73,11 +73,13 @@ def test_team_path_accepts_the_uuid_as_well_as_the_id(api: httpx.Client, account
     assert by_uuid.status_code == by_id.status_code == 200
 
 
-def test_healthz_reports_the_database(server: LiveServer) -> None:
+def test_healthz_is_liveness_and_readyz_reports_the_database(server: LiveServer) -> None:
+    """DESIGN "Cluster": /healthz says the process answers, /readyz that database writes work."""
     with server.client() as client:
-        response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+        live = client.get("/healthz")
+        ready = client.get("/readyz")
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    assert ready.status_code == 200 and ready.json() == {"status": "ok", "database": "ok"}
 
 
 def test_openapi_is_3_1_and_docs_render_from_local_assets(server: LiveServer) -> None:

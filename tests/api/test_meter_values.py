@@ -363,7 +363,8 @@ def test_a_charger_moved_to_another_team_leaves_its_meter_values_behind(
         assert their_api.post(f"{team}/sites/{site['id']}/attach-charger", json=attach).status_code == 200
         url = f"{team}/chargers/{metered.charger['id']}/metervalues"
         assert listed(their_api.get(url, params=DAY)) == []
-        send_frames(server, metered.charger["identity"], FRAMES[3:])
+        connector, in_transaction, _, sampled = FRAMES[3]  # the same samples at a new time: a new frame
+        send_frames(server, metered.charger["identity"], [(connector, in_transaction, "2025-03-31T12:04:00Z", sampled)])
         [new] = listed(their_api.get(url, params=DAY))
         assert (new["measurand"], new["id"] // 1000 > max(metered.frame_ids)) == ("Power.Active.Import", True)
     assert api.get(metered.url, params=DAY).status_code == 404

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -207,3 +208,15 @@ def smart_events(live: LiveServer) -> Iterator[list[dict[str, Any]]]:
         yield seen
     finally:
         live.run(subscription.unsubscribe)
+
+
+def meter_value(minute: int, wh: int, amps: str = "16.0", extra: int = 0) -> dict[str, Any]:
+    """One MeterValue element `minute` minutes after 2025-03-31 12:00 UTC: the register, a current, and
+    `extra` more voltage samples (a large frame)."""
+    stamp = (datetime(2025, 3, 31, 12) + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sampled = [
+        {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+        {"value": amps, "measurand": "Current.Import", "phase": "L1", "unit": "A"},
+        *({"value": f"{230 + i / 100:.2f}", "measurand": "Voltage", "phase": "L1-N"} for i in range(extra)),
+    ]
+    return {"timestamp": stamp, "sampledValue": sampled}

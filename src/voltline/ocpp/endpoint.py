@@ -11,6 +11,13 @@ message id is logged and dropped; a broken CALL gets its CALLERROR; a CALL is de
 or leniently for a lenient charger), dispatched to the version's `HANDLERS`, and answered
 with the handler's result or a CALLERROR; answers to our calls go to the session. The socket
 stays open whatever a frame holds; frames over the size limit are closed with 1009 by uvicorn.
+
+DESIGN "Durability": while the database cannot take writes (`store.engine.is_unavailable`), a
+CALL's handler is run again until `VOLTLINE_OCPP_HOLD_SECONDS` have passed since it arrived
+(a handler's transaction committed or not, and replays are idempotent), meter frames wait for
+their group commit until the same deadline, and then the socket is closed with 1011 — never a
+CALLERROR that the charger would take as final. A socket whose connection cannot be recorded
+is closed with 1011 as well.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voltline import codec
-from voltline.errors import ChargerOfflineError, VoltlineError
+from voltline.errors import ChargerOfflineError, StoreUnavailableError, VoltlineError
 from voltline.ocpp.authentication import admit_charger
 from voltline.ocpp.gateway import Gateway
 from voltline.ocpp.rpc import (
@@ -45,6 +52,7 @@ from voltline.ocpp.schema_check import encode_payload
 from voltline.ocpp.session import Session
 from voltline.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
+from voltline.store.engine import is_unavailable
 from voltline.store.ocpp_log import ACTION_MAX, MESSAGE_ID_MAX
 
 log = logging.getLogger("voltline.ocpp")
@@ -56,6 +64,9 @@ SUBPROTOCOLS: dict[str, Version] = {"ocpp1.6": "1.6"}
 HANDLERS: dict[Version, Mapping[str, Handler]] = {"1.6": V16_HANDLERS}
 # Actions of the version that a charger may not send us: NotSupported rather than NotImplemented.
 KNOWN_ACTIONS: dict[Version, Mapping[str, Any]] = {"1.6": V16_REQUESTS}
+# Seconds between attempts of a handler while the database cannot take writes, doubling up to the max.
+HOLD_RETRY_DELAY = 0.05
+HOLD_RETRY_DELAY_MAX = 1.0
 
 
 async def ocpp_endpoint(websocket: WebSocket) -> None:
@@ -72,8 +83,15 @@ async def ocpp_endpoint(websocket: WebSocket) -> None:
         return
     await websocket.accept(subprotocol=subprotocol)
     session = gateway.new_session(charger, SUBPROTOCOLS[subprotocol], _sender(websocket), _closer(websocket))
-    async with gateway.connected(session):
-        await _receive(websocket, session, gateway)
+    try:
+        async with gateway.connected(session):
+            await _receive(websocket, session, gateway)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        # DESIGN "Durability": the connection could not be recorded; 1011 tells the charger to come back later.
+        log.warning("%s: the database cannot take writes; closing with 1011", identity)
+        await session.close_unavailable()
 
 
 def choose_subprotocol(offered: list[str]) -> str | None:
@@ -97,14 +115,14 @@ def _sender(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
     return send
 
 
-def _closer(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
-    async def close(reason: str) -> None:
+def _closer(websocket: WebSocket) -> Callable[[int, str], Awaitable[None]]:
+    async def close(code: int, reason: str) -> None:
         # A replaced socket may be closing or gone already (the charger reconnected at once):
         # Starlette then raises WebSocketDisconnect (transport gone) or RuntimeError (close sent).
         try:
-            await websocket.close(1000, reason)
+            await websocket.close(code, reason)
         except (WebSocketDisconnect, RuntimeError, OSError):
-            log.debug("%s: the replaced socket was already closed", websocket.path_params["identity"])
+            log.debug("%s: the socket was already closed", websocket.path_params["identity"])
 
     return close
 
@@ -155,7 +173,12 @@ async def answer_call(session: Session, call: Call) -> None:
     """Run the CALL's handler and send its CALLRESULT, or the CALLERROR for what went wrong."""
     session.message_log.record("in", 2, call.message_id, call.action, call.payload)
     try:
-        result = await _dispatch(session, call)
+        result = await _dispatch_held(session, call)
+    except StoreUnavailableError as error:
+        # DESIGN "Durability": no answer that says stored what is not; the charger retries later.
+        log.warning("%s: %s not stored in the hold time (%s); closing with 1011", session.identity, call.action, error)
+        await session.close_unavailable()
+        raise ChargerOfflineError(session.identity) from None
     except OcppError as error:
         await _send_error(session, error.to_call_error(call.message_id), call.action)
         return
@@ -171,6 +194,29 @@ async def answer_call(session: Session, call: Call) -> None:
     await session.send(encode_call_result(call.message_id, msgspec.Raw(body)))
     session.ctx.counts.message("in", call.action, "result")
     session.message_log.record("out", 3, call.message_id, call.action, body)
+
+
+async def _dispatch_held(session: Session, call: Call) -> msgspec.Struct:
+    """Dispatch; while the database cannot take writes, try again until the hold deadline (DESIGN: Durability).
+
+    Handlers write in one transaction that either committed or did not, and every one of them is
+    idempotent (a replayed Start/Stop finds its row), so running a failed one again is safe.
+    """
+    ctx = session.ctx
+    ctx.hold_until = ctx.clock.monotonic() + ctx.settings.ocpp_hold_seconds
+    delay = HOLD_RETRY_DELAY
+    while True:
+        try:
+            return await _dispatch(session, call)
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            left = ctx.hold_until - ctx.clock.monotonic()
+            if left <= 0:
+                raise StoreUnavailableError(str(error).splitlines()[0]) from error
+            log.info("%s: %s waits for the database: %s", session.identity, call.action, str(error).splitlines()[0])
+            await ctx.clock.sleep(min(delay, left))
+            delay = min(delay * 2, HOLD_RETRY_DELAY_MAX)
 
 
 async def _dispatch(session: Session, call: Call) -> msgspec.Struct:

@@ -46,7 +46,7 @@ from voltline.errors import ChargerOfflineError
 from voltline.ocpp.log_limits import LogBudget
 from voltline.ocpp.registry import Registry
 from voltline.ocpp.rpc import ERROR_CODES, CallError, OcppError, Version, decode_call_result
-from voltline.ocpp.session import SendText, Session, SessionContext
+from voltline.ocpp.session import CloseSocket, SendText, Session, SessionContext
 from voltline.ocpp.v16 import commands as v16_commands
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
 from voltline.runtime import Runtime
@@ -149,7 +149,7 @@ class Gateway:
         log.info("%s: auto-registered; `voltline chargers show %s` shows its pincode for attach", identity, identity)
         return row
 
-    def new_session(self, charger: RowMapping, version: Version, send_text: SendText, close: SendText) -> Session:
+    def new_session(self, charger: RowMapping, version: Version, send_text: SendText, close: CloseSocket) -> Session:
         """A session for an accepted socket of the charger."""
         settings = self.runtime.settings
         ctx = SessionContext(

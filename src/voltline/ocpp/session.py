@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ UNLOGGED_BY_DEFAULT = frozenset({"Heartbeat", "MeterValues"})
 KNOWN_TRANSACTIONS_MAX = 1024
 
 SendText = Callable[[str], Awaitable[None]]
+CloseSocket = Callable[[int, str], Awaitable[None]]
+# RFC 6455 §7.4.1: 1011, the server met a condition that prevented it from fulfilling the request.
+CLOSE_UNAVAILABLE = 1011
+CLOSE_NORMAL = 1000
 Answer = CallResult | CallError
 
 
@@ -69,6 +74,8 @@ class SessionContext:
     metered: set[int] = field(default_factory=set)
     # Where the receive loop counts frames for /metrics (the gateway's; voltline/metrics.py).
     counts: OcppCounts = field(default_factory=OcppCounts)
+    # clock.monotonic() by which the CALL being handled is answered or the socket closed (DESIGN: Durability).
+    hold_until: float = math.inf
 
     def place(self, row: RowMapping | None) -> None:
         """Take the charger's current team, site and lenient flag from a charger row."""
@@ -141,7 +148,12 @@ class Session:
     """One open socket of a charger and the one CALL the CSMS may have outstanding on it."""
 
     def __init__(
-        self, ctx: SessionContext, version: Version, send_text: SendText, close_socket: SendText, log_budget: LogBudget
+        self,
+        ctx: SessionContext,
+        version: Version,
+        send_text: SendText,
+        close_socket: CloseSocket,
+        log_budget: LogBudget,
     ) -> None:
         self.ctx = ctx
         self.version = version
@@ -223,6 +235,14 @@ class Session:
         """Close this socket because a newer one of the same charger took over."""
         self.closed_by_peer()
         try:
-            await self._close_socket("Replaced by a new connection")
+            await self._close_socket(CLOSE_NORMAL, "Replaced by a new connection")
         except (RuntimeError, OSError):  # the old socket may be gone already
             log.debug("%s: the replaced socket was already closed", self.identity)
+
+    async def close_unavailable(self) -> None:
+        """Close with 1011 because an answer could not be made durable in time; the charger retries later."""
+        self.closed_by_peer()
+        try:
+            await self._close_socket(CLOSE_UNAVAILABLE, "Database unavailable; retry later")
+        except Exception:  # task boundary: the socket may be gone already, in whatever way the transport says
+            log.debug("%s: the socket was already closed", self.identity)

@@ -1,4 +1,10 @@
-"""Database handles: a reader pool and one serialised writer (SQLite: BEGIN IMMEDIATE, WAL)."""
+"""Database handles: a reader pool and one serialised writer (SQLite: BEGIN IMMEDIATE, WAL).
+
+DESIGN "Durability": SQLite runs WAL with `synchronous` as a setting (NORMAL survives a process
+crash, FULL also a power loss); PostgreSQL commits durably (its default). `write_failure` keeps
+the error of the last write transaction that failed because the database could not take it
+(`is_unavailable`), until a write commits again: readiness (/readyz) reads it.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +15,35 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from voltline.store.files import ensure_private_database
 
-PING_TIMEOUT = 1.0  # seconds: /healthz reports the database unreachable rather than wait longer
+PING_TIMEOUT = 1.0  # seconds: /readyz reports the database unreachable rather than wait longer
 _SELECT_1 = text("SELECT 1")
+# PostgreSQL: assigning a transaction id needs a writable server (it fails on a read-only standby).
+_PG_WRITE_PROBE = text("SELECT pg_current_xact_id()")
+SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 
 
-def _sqlite_engine(url: str, begin: str, busy_timeout_ms: int, pool_size: int) -> AsyncEngine:
+def is_unavailable(error: BaseException) -> bool:
+    """True when an error says the database cannot take writes now, not that the data was wrong.
+
+    SQLite: a full disk, a read-only file, a lock held too long (OperationalError); PostgreSQL: a
+    connection that was terminated or cannot be made (OperationalError, InterfaceError, or any
+    driver error that invalidated its connection, such as an administrator shutdown). After
+    pg_terminate_backend the first statement on each pooled connection fails this way and
+    SQLAlchemy invalidates the pool, so the next attempt connects afresh (no pre-ping needed).
+    """
+    if isinstance(error, DBAPIError):
+        return isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated
+    # A pool with no connection to give within its timeout, or one found dead, is as unavailable.
+    return isinstance(error, OSError | TimeoutError | PoolTimeoutError | DisconnectionError)
+
+
+def _sqlite_engine(url: str, begin: str, busy_timeout_ms: int, pool_size: int, synchronous: str) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -27,7 +52,7 @@ def _sqlite_engine(url: str, begin: str, busy_timeout_ms: int, pool_size: int) -
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
@@ -83,13 +108,16 @@ class _InlineConnection:
 class Database:
     """Reads go through a pool; writes through one connection at a time, in a transaction."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, url: str, *, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL") -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.write_failure: str | None = None
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"SQLite synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}")
         if self.is_sqlite:
             ensure_private_database(make_url(url).database or "")
-            self.reader = _sqlite_engine(url, "BEGIN", busy_timeout_ms, pool_size=4)
-            self.writer = _sqlite_engine(url, "BEGIN IMMEDIATE", busy_timeout_ms, pool_size=1)
+            self.reader = _sqlite_engine(url, "BEGIN", busy_timeout_ms, 4, synchronous)
+            self.writer = _sqlite_engine(url, "BEGIN IMMEDIATE", busy_timeout_ms, 1, synchronous)
             self.inline_reader: Engine | None = _sqlite_inline_engine(url, busy_timeout_ms)
         else:
             self.reader = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
@@ -119,12 +147,35 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a write transaction, committed on success, rolled back on error."""
-        if self._write_lock is None:
-            async with self.writer.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.writer.begin() as conn:
-            yield conn
+        try:
+            if self._write_lock is None:
+                async with self.writer.begin() as conn:
+                    yield conn
+            else:
+                async with self._write_lock, self.writer.begin() as conn:
+                    yield conn
+        except Exception as error:
+            if is_unavailable(error):
+                self.write_failure = f"{type(error).__name__}: {error}".splitlines()[0]
+            raise
+        self.write_failure = None
+
+    async def probe_write(self, timeout: float = PING_TIMEOUT) -> bool:
+        """True when a write transaction that really writes commits within `timeout` seconds.
+
+        SQLite rewrites the header's user_version with its own value (a page written and
+        committed); PostgreSQL assigns a transaction id, which a server that cannot write refuses.
+        """
+        try:
+            async with asyncio.timeout(timeout), self.write() as conn:
+                if self.is_sqlite:
+                    version = int(await conn.scalar(text("PRAGMA user_version")) or 0)
+                    await conn.exec_driver_sql(f"PRAGMA user_version={version}")
+                else:
+                    await conn.execute(_PG_WRITE_PROBE)
+        except Exception:  # a timeout, a refused connection, a driver error: writes do not work either way
+            return False
+        return True
 
     async def ping(self, timeout: float = PING_TIMEOUT) -> bool:
         """True when the database answers a trivial query within `timeout` seconds (a retry after a dropped link)."""

@@ -9,6 +9,7 @@ The rows and statements the batched writer (store/writer.py) uses for these tabl
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,7 @@ from voltline.domain.meter_values import (
     sample_id,
     unpack_samples,
 )
-from voltline.store.schema import meter_frames, meter_latest, transactions
+from voltline.store.schema import FRAME_KEY, meter_frames, meter_latest, transactions
 
 if TYPE_CHECKING:
     from voltline.store.writer import MeterFrame
@@ -155,17 +156,38 @@ async def list_latest(
 # -- the batched writer's rows and statements ------------------------------------------------
 
 
-def frame_rows(frames: Sequence[MeterFrame], stamp: Stamp) -> list[Row]:
-    """`meter_frames` rows (FRAME_COLUMNS); a frame of over 1000 samples becomes several rows (ids stay unique)."""
+def frame_digest(packed: str, start: int = 0) -> int:
+    """A signed 64-bit hash of a row's packed samples (and where they start in the frame), for `meter_frames.digest`.
+
+    With the charger, connector and timestamp it identifies a frame (DESIGN "Durability": a
+    replay is stored once); two different sample lists at one moment collide with odds 2**-64.
+    """
+    data = (packed if not start else f"{start}:{packed}").encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+def rows_of_frame(f: MeterFrame, stamp: Stamp) -> list[Row]:
+    """A frame's `meter_frames` rows (FRAME_COLUMNS): one, or several for over 1000 samples (ids stay unique)."""
+    at, received = stamp(f.timestamp), stamp(f.received_at)
     rows = []
-    for f in frames:
-        at, received = stamp(f.timestamp), stamp(f.received_at)
-        for start in range(0, max(len(f.samples), 1), SAMPLES_PER_FRAME):
-            packed = pack_samples(f.samples[start : start + SAMPLES_PER_FRAME])
-            rows.append(
-                (f.team_id, f.site_id, f.charger_id, f.connector_number, f.transaction_id, at, packed, received)
-            )
+    for start in range(0, max(len(f.samples), 1), SAMPLES_PER_FRAME):
+        packed = pack_samples(f.samples[start : start + SAMPLES_PER_FRAME])
+        digest = frame_digest(packed, start)
+        rows.append(
+            (f.team_id, f.site_id, f.charger_id, f.connector_number, f.transaction_id, at, packed, received, digest)
+        )
     return rows
+
+
+def frame_rows(frames: Sequence[MeterFrame], stamp: Stamp) -> list[Row]:
+    """`meter_frames` rows (FRAME_COLUMNS) of the frames, in order."""
+    return [row for f in frames for row in rows_of_frame(f, stamp)]
+
+
+def frame_insert(statement: Insert) -> Insert:
+    """ON CONFLICT DO NOTHING on the frame key: a frame identical to a stored one is stored once."""
+    assert isinstance(statement, sqlite.Insert | postgresql.Insert)
+    return statement.on_conflict_do_nothing(index_elements=[meter_frames.c[name] for name in FRAME_KEY])
 
 
 def latest_rows(frames: Sequence[MeterFrame], stamp: Stamp) -> list[Row]:

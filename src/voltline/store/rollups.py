@@ -19,7 +19,7 @@ R-97's limit is the connector's rating at write time (max_amperage x volts x pha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -68,15 +68,20 @@ class Connector:
     seen_at: datetime | None = None
     max_power: int = 0
     replay: bool = False
+    own: set[tuple[datetime, int]] = field(default_factory=set)  # (timestamp, digest) of the batch's stored rows
 
 
-def batch_readings(frames: Sequence[MeterFrame], values: Sequence[Decimal | None]) -> dict[Key, Connector]:
+def batch_readings(
+    frames: Sequence[MeterFrame], values: Sequence[Decimal | None], digests: Sequence[Sequence[int]]
+) -> dict[Key, Connector]:
     """The register reading of every frame of a connector >= 1, per connector, in arrival order.
 
-    `values` are the frames' `register_reading`s (R-91/R-92), computed once per frame by the writer.
+    `values` are the frames' `register_reading`s (R-91/R-92), computed once per frame by the writer;
+    `digests` the digests of each frame's stored rows, which the out-of-order path leaves out of
+    the stored readings (the batch's rows are inserted before they are read back).
     """
     found: dict[Key, Connector] = {}
-    for order, (frame, value) in enumerate(zip(frames, values, strict=True)):
+    for order, (frame, value, digest) in enumerate(zip(frames, values, digests, strict=True)):
         if frame.connector_number < 1:
             continue
         at = naive_utc(frame.timestamp)
@@ -86,6 +91,7 @@ def batch_readings(frames: Sequence[MeterFrame], values: Sequence[Decimal | None
         connector = found.setdefault((frame.charger_id, frame.connector_number), Connector())
         connector.batch.append(reading)
         connector.stamps[at] = (frame.team_id, frame.site_id)
+        connector.own.update((at, d) for d in digest)
     return found
 
 
@@ -116,8 +122,10 @@ async def load(conn: AsyncConnection, found: dict[Key, Connector], *, lock: bool
             await _load_stored(conn, key, held)
 
 
-def _frame_readings(rows: Iterable[Any]) -> Iterable[tuple[Reading, Stamp]]:
+def _frame_readings(rows: Iterable[Any], own: Collection[tuple[datetime, int]] = ()) -> Iterable[tuple[Reading, Stamp]]:
     for row in rows:
+        if (row.timestamp, row.digest) in own:
+            continue
         reading = frame_reading(unpack_samples(row.samples), row.timestamp, row.id)
         if reading is not None:
             yield reading, (row.team_id, row.site_id)
@@ -128,13 +136,13 @@ async def _load_stored(conn: AsyncConnection, key: Key, held: Connector) -> None
     earliest = min(r.at for r in held.batch)
     scope = (meter_frames.c.charger_id == key[0], meter_frames.c.connector_number == key[1])
     f = meter_frames.c
-    columns = (f.id, f.timestamp, f.samples, f.team_id, f.site_id)
+    columns = (f.id, f.timestamp, f.samples, f.team_id, f.site_id, f.digest)
     before = select(*columns).where(*scope, meter_frames.c.timestamp < earliest)
     before = before.order_by(meter_frames.c.timestamp.desc(), meter_frames.c.id.desc()).limit(PREVIOUS_FRAMES)
     previous = next(iter(_frame_readings(await conn.execute(before))), None)
     since = (previous[0].at if previous else earliest) - LOOKBACK
     window = select(*columns).where(*scope, meter_frames.c.timestamp >= since).order_by(meter_frames.c.id)
-    for reading, stamp in _frame_readings(await conn.execute(window)):
+    for reading, stamp in _frame_readings(await conn.execute(window), held.own):
         held.stored.append(reading)
         held.stamps.setdefault(reading.at, stamp)
 

@@ -29,6 +29,10 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+# The columns that identify a stored meter frame row (see `meter_frames`), and their index.
+FRAME_KEY = ("charger_id", "timestamp", "connector_number", "digest")
+FRAME_KEY_INDEX = "uq_meter_frames_charger_id_timestamp_connector_number_digest"
+
 
 def _timestamps() -> list[Column[object]]:
     return [
@@ -249,6 +253,10 @@ transactions = Table(
     Index("ix_transactions_charger_id_started_at", "charger_id", "started_at"),
 )
 
+# DESIGN "Durability": a replayed MeterValues frame is stored once. `digest` is a 64-bit hash of a
+# row's packed samples (store/meter_values.py `frame_digest`); with the charger, connector and
+# timestamp it is unique, and the writer inserts with ON CONFLICT DO NOTHING. Rows written before
+# migration 0008 have no digest (NULLs never conflict). The index also serves reads by charger and time.
 meter_frames = Table(
     "meter_frames",
     metadata,
@@ -261,7 +269,8 @@ meter_frames = Table(
     Column("timestamp", DateTime(), nullable=False),
     Column("samples", Text, nullable=False),
     Column("received_at", DateTime(), nullable=False),
-    Index("ix_meter_frames_charger_id_timestamp", "charger_id", "timestamp"),
+    Column("digest", BigInteger, nullable=True),
+    Index(FRAME_KEY_INDEX, *FRAME_KEY, unique=True),
 )
 
 meter_latest = Table(

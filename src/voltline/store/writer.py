@@ -1,76 +1,86 @@
-"""The batched writer: meter frames and the OCPP message log, flushed together every ≤ 50 ms.
+"""The batched writer: meter frames and the OCPP message log, written with group commit.
 
-Receive-path code never writes a row per frame: it enqueues and moves on. The queue is
-bounded; when it is full `put_meter_frame` waits (backpressure) instead of dropping. A flush
-writes the raw frames (one row per MeterValues frame, samples packed), the derived rows
-(latest value per connector/measurand/phase, the transaction's energy register) and the
-log entries in one transaction (executemany). `stop()` flushes what is queued.
+DESIGN "Durability": a charger's MeterValues are answered only after they committed. Handlers
+queue frames with `put_meter_frames` and get a future that resolves once every one of them is
+in a committed transaction; they await it before answering. The flush loop starts a flush as
+soon as the previous commit returned, with everything queued by then (up to `max_batch`
+frames): a lone frame waits for one commit, and under load batches grow by themselves. There
+is no fixed interval while frames are queued. The queue is bounded; when it is full
+`put_meter_frames` waits (backpressure) and nobody is answered early.
+
+The OCPP message log is best-effort: its entries go into the same flushes, but nobody waits for
+them, and entries queued without a frame wait at most `interval` (50 ms) for one to come along.
+A crash loses the log entries still queued, never an answered frame.
+
+A flush writes the raw frames (one row per MeterValues frame, samples packed), the derived rows
+(latest value per connector/measurand/phase, the transaction's energy register) and the log
+entries in one transaction (executemany). `stop()` flushes what is queued.
+
+Replays (DESIGN "Durability"): a charger sends again what it got no answer for. A frame
+identical to a stored one (same charger, connector, timestamp and samples: its key, with a
+digest of the samples) is inserted with ON CONFLICT DO NOTHING, and an identical frame later in
+the same batch is left out. When fewer rows went in than were sent, the frames that were new
+are found (store/batches.py) and only they feed the derived rows, so latest values,
+registers and rollups never count a frame twice.
 
 Derived rows follow R-95 (spec/smart-charging.md §8.3; DESIGN: derived tables only): a
 sample replaces the latest value when its timestamp is later or equal. Within one batch the
 newest sample per key wins, ties broken by context (Transaction.End > Sample.Periodic >
 Sample.Clock > others), then Outlet over other locations, then arrival order. The register
-of a transaction only moves forward. A batch that fails is kept and retried; a batch that
-fails on its data (a charger deleted meanwhile, a value out of range) is halved until the
-bad rows are found, and only those are dropped, with an error in the log.
+of a transaction only moves forward. A batch that fails is kept and retried (its frames' futures
+wait); a batch that fails on its data (a charger deleted meanwhile, a value out of range) is
+halved until the bad rows are found, and only those are dropped, with an error in the log.
 
 The same transaction keeps the 15-minute energy rollups (store/rollups.py, R-96..R-98): each
 connector's register readings of the batch are walked from its stored baseline and their Wh
 added per bucket. A batch with a reading not newer than the newest one already seen for that
 connector (out of order, or a duplicate timestamp) is compared with the stored readings read
-back from the raw frames before the batch is inserted: the connector's rollups move by the
-difference between walking them without and with the batch, so arrival order does not change
-the result. Baselines are read with FOR UPDATE on PostgreSQL (SQLite has one writer).
+back from the raw frames (leaving out the batch's own rows, inserted just before): the
+connector's rollups move by the difference between walking them without and with the batch, so
+arrival order does not change the result. Baselines are read with FOR UPDATE on PostgreSQL (SQLite has one writer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import BigInteger, Select, Table, bindparam, cast, func, insert, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline.clock import Clock
-from voltline.domain.meter_values import Sample, naive_utc, register_reading
+from voltline.domain.meter_values import Sample, naive_utc
+from voltline.errors import StoreUnavailableError
 from voltline.settings import Settings
 from voltline.store import rollups
+from voltline.store.batches import Stamp, fresh_frame_keys, rollup_statements, shape, sqlite_time, statements
 from voltline.store.engine import Database
-from voltline.store.meter_values import (
-    FRAME_COLUMNS,
-    LATEST_COLUMNS,
-    REGISTER_KEYS,
-    frame_rows,
-    latest_rows,
-    latest_upsert,
-    register_rows,
-    register_update,
-)
-from voltline.store.ocpp_log import LOG_COLUMNS, log_rows
-from voltline.store.rollups import REGISTER_COLUMNS, ROLLUP_COLUMNS, Connector, Key
-from voltline.store.schema import energy_registers, energy_rollups, meter_frames, meter_latest, ocpp_messages
+from voltline.store.ocpp_log import log_rows
+from voltline.store.rollups import Connector, Key
+from voltline.tasks import cancel_and_wait
 
 __all__ = ["LogEntry", "MeterFrame", "MeterWriter", "Sample"]
 
 log = logging.getLogger("voltline.writer")
 
-FLUSH_INTERVAL = 0.05  # seconds; DESIGN: flush every ≤ 50 ms
+FLUSH_INTERVAL = 0.05  # seconds a log entry waits for a frame to share its flush (nobody waits for the log)
 MAX_QUEUED_FRAMES = 50_000
 MAX_QUEUED_LOG_ENTRIES = 50_000
 # One write transaction holds at most this many frames (and log entries), so that API writes
 # on SQLite's single writer connection never wait long behind a backlog.
 MAX_BATCH = 5_000
 INLINE_FRAMES = 100
-MAX_RETRY_DELAY = 5.0
+RETRY_DELAY = 0.05  # seconds before the first retry of a failed flush, doubling up to MAX_RETRY_DELAY
+MAX_RETRY_DELAY = 1.0
+# Seconds between checks for held answers past their deadline: a tenth of the hold, within these bounds.
+MIN_EXPIRY_PERIOD = 0.05
+MAX_EXPIRY_PERIOD = 1.0
 STOP_ATTEMPTS = 3
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -141,100 +151,6 @@ def _describe(batch: _Batch) -> str:
     return f"log entry of charger {entry.charger_id} message {entry.message_id!r}"
 
 
-Row = tuple[Any, ...]
-Stamp = Callable[[datetime], Any]
-
-
-def sqlite_time(moment: datetime) -> str:
-    """A moment as SQLAlchemy's SQLite DateTime stores it (text that sorts by time)."""
-    return naive_utc(moment).isoformat(" ", "microseconds")
-
-
-class RowsStatement:
-    """A Core statement compiled once for the dialect and run as executemany on the driver (SQLite).
-
-    The hot path skips SQLAlchemy's per-row parameter processing (measured: most of a flush's
-    time on the event loop). Rows are tuples in `keys` order, holding values the driver takes.
-    """
-
-    def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        self.sql: str = compiled.string
-        order = [list(keys).index(name) for name in compiled.positiontup or ()]
-        self.order = None if order == list(range(len(keys))) else order
-
-    def arrange(self, row: Row) -> Row:
-        """The row's values in the order of the statement's parameters."""
-        return row if self.order is None else tuple(row[i] for i in self.order)
-
-    async def run(self, conn: AsyncConnection, rows: Sequence[Row]) -> None:
-        """Execute once per row (nothing for no rows)."""
-        if rows:
-            await conn.exec_driver_sql(self.sql, rows if self.order is None else [self.arrange(r) for r in rows])
-
-
-class ColumnsStatement(RowsStatement):
-    """PostgreSQL: the rows sent as one array per column and unnested by the server, one round trip."""
-
-    async def run(self, conn: AsyncConnection, rows: Sequence[Row]) -> None:
-        """Execute once with every row."""
-        if rows:
-            columns = self.arrange(tuple(list(column) for column in zip(*rows, strict=True)))
-            await conn.exec_driver_sql(self.sql, columns)
-
-
-def unnested(table: Table, names: Sequence[str]) -> Select[Any]:
-    """`SELECT * FROM unnest($1::type[], ...)`: one array parameter per column, named after it."""
-    arrays = [cast(bindparam(name), ARRAY(table.c[name].type)) for name in names]
-    return select(literal_column("*")).select_from(func.unnest(*arrays))
-
-
-def statements(db: Database) -> tuple[RowsStatement, ...]:
-    """Insert frames, upsert latest values, move registers, insert log rows: for this database."""
-    dialect = db.writer.dialect
-    if db.is_sqlite:
-        tid, wh = (bindparam(name, type_=BigInteger) for name in REGISTER_KEYS)
-        return (
-            RowsStatement(insert(meter_frames), dialect, FRAME_COLUMNS),
-            RowsStatement(latest_upsert(sqlite.insert(meter_latest)), dialect, LATEST_COLUMNS),
-            RowsStatement(register_update(tid, wh), dialect, REGISTER_KEYS),
-            RowsStatement(insert(ocpp_messages), dialect, LOG_COLUMNS),
-        )
-    arrays = [cast(bindparam(name), ARRAY(BigInteger)) for name in REGISTER_KEYS]
-    source = func.unnest(*arrays).table_valued(*REGISTER_KEYS).render_derived()
-    latest = postgresql.insert(meter_latest).from_select(LATEST_COLUMNS, unnested(meter_latest, LATEST_COLUMNS))
-    return (
-        ColumnsStatement(
-            insert(meter_frames).from_select(FRAME_COLUMNS, unnested(meter_frames, FRAME_COLUMNS)),
-            dialect,
-            FRAME_COLUMNS,
-        ),
-        ColumnsStatement(latest_upsert(latest), dialect, LATEST_COLUMNS),
-        ColumnsStatement(register_update(source.c.tid, source.c.wh), dialect, REGISTER_KEYS),
-        ColumnsStatement(
-            insert(ocpp_messages).from_select(LOG_COLUMNS, unnested(ocpp_messages, LOG_COLUMNS)), dialect, LOG_COLUMNS
-        ),
-    )
-
-
-def rollup_statements(db: Database) -> tuple[RowsStatement, RowsStatement]:
-    """Add Wh to energy rollups and replace energy registers (store/rollups.py): for this database."""
-    dialect = db.writer.dialect
-    if db.is_sqlite:
-        return (
-            RowsStatement(rollups.rollup_upsert(sqlite.insert(energy_rollups)), dialect, ROLLUP_COLUMNS),
-            RowsStatement(rollups.register_upsert(sqlite.insert(energy_registers)), dialect, REGISTER_COLUMNS),
-        )
-    add = postgresql.insert(energy_rollups).from_select(ROLLUP_COLUMNS, unnested(energy_rollups, ROLLUP_COLUMNS))
-    put = postgresql.insert(energy_registers).from_select(
-        REGISTER_COLUMNS, unnested(energy_registers, REGISTER_COLUMNS)
-    )
-    return (
-        ColumnsStatement(rollups.rollup_upsert(add), dialect, ROLLUP_COLUMNS),
-        ColumnsStatement(rollups.register_upsert(put), dialect, REGISTER_COLUMNS),
-    )
-
-
 def storable(frame: MeterFrame) -> bool:
     """False for a frame whose numbers no column can hold (the OCPP schemas leave integers unbounded)."""
     transaction_ok = frame.transaction_id is None or 0 <= frame.transaction_id <= INT64_MAX
@@ -242,7 +158,7 @@ def storable(frame: MeterFrame) -> bool:
 
 
 class MeterWriter:
-    """Queues meter frames and log entries and writes them in batches on one background task."""
+    """Queues meter frames and log entries and writes them with group commit on one background task."""
 
     def __init__(
         self,
@@ -265,19 +181,25 @@ class MeterWriter:
         self.dropped_log_entries = 0
         self.dropped_frames = 0
         self.written_frames = 0
+        # Monotonic time of the first flush of the current run of failures (None: the last one committed).
+        self.failing_since: float | None = None
         self._frames: list[MeterFrame] = []
         self._logs: list[LogEntry] = []
         self._queued = [0, 0]  # frames, log entries ever queued
         self._taken = [0, 0]  # frames, log entries ever taken into a batch
+        self._settled = 0  # frames ever committed or dropped, in queue order
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # (last frame's number, future)
+        self._deadlines: deque[tuple[float, asyncio.Future[None]]] = deque()  # (hold deadline, future)
         self._retry: _Batch | None = None
         self._space = asyncio.Event()
+        self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._stamp: Stamp = sqlite_time if db.is_sqlite else naive_utc
         self._statements = statements(db)
         self._rollup_statements = rollup_statements(db)
         self._task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._stopping = False
-        self._sleeping = False
         self._log_overflow = False
         # Told the rows and seconds of each committed batch (voltline/metrics.py, set by the runtime).
         self.observe_batch: Callable[[int, float], None] = lambda _rows, _seconds: None
@@ -292,28 +214,82 @@ class MeterWriter:
         self._stopping = False
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="voltline-meter-writer")
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._expire_loop(), name="voltline-meter-writer-hold")
 
     async def stop(self) -> None:
         """Stop the flush loop and write everything still queued."""
         self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            if self._sleeping:
-                self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         await self._drain()
+        await cancel_and_wait([self._watchdog])
+        self._watchdog = None
 
-    async def put_meter_frame(self, frame: MeterFrame) -> None:
-        """Queue a frame; waits while the queue is full (backpressure), never drops a storable frame."""
-        if not storable(frame):
-            self.dropped_frames += 1
-            log.warning("charger %s: a meter frame with out-of-range numbers is not stored", frame.charger_id)
-            return
-        while len(self._frames) >= self.max_frames:
-            self._space.clear()
+    async def put_meter_frame(self, frame: MeterFrame) -> asyncio.Future[None]:
+        """Queue one frame (see `put_meter_frames`)."""
+        return await self.put_meter_frames((frame,))
+
+    async def put_meter_frames(self, frames: Iterable[MeterFrame], deadline: float = math.inf) -> asyncio.Future[None]:
+        """Queue frames, waiting while the queue is full; the future resolves once all of them committed.
+
+        `deadline` (clock.monotonic) bounds the wait (DESIGN: answers are held, bounded): past it, the
+        wait for space and the future raise StoreUnavailableError. The frames stay queued and are
+        written when the database takes writes again (a replay of them is stored once).
+        """
+        queued = False
+        for frame in frames:
+            if not storable(frame):
+                # No column can hold these numbers, so no retry would ever store the frame: it is
+                # refused like bad input (counted, logged) and the charger is still answered.
+                self.dropped_frames += 1
+                log.warning("charger %s: a meter frame with out-of-range numbers is not stored", frame.charger_id)
+                continue
+            while len(self._frames) >= self.max_frames:
+                self._space.clear()
+                await self._wait_for_space(deadline)
+            self._frames.append(frame)
+            self._queued[0] += 1
+            self._wake.set()
+            queued = True
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if queued:
+            self._waiters.append((self._queued[0], done))
+            if deadline < math.inf:
+                self._deadlines.append((deadline, done))
+        else:
+            done.set_result(None)
+        return done
+
+    async def _wait_for_space(self, deadline: float) -> None:
+        if deadline == math.inf:
             await self._space.wait()
-        self._frames.append(frame)
-        self._queued[0] += 1
+            return
+        left = deadline - self.clock.monotonic()
+        if left > 0:
+            space = asyncio.ensure_future(self._space.wait())
+            sleeper = asyncio.ensure_future(self.clock.sleep(left))
+            try:
+                await asyncio.wait({space, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await cancel_and_wait([space, sleeper])
+            if self._space.is_set():
+                return
+        raise StoreUnavailableError(f"the meter queue stayed full ({self.backlog} frames waiting)")
+
+    async def _expire_loop(self) -> None:
+        """Fail the futures of frames still not committed at their hold deadline."""
+        period = min(MAX_EXPIRY_PERIOD, max(MIN_EXPIRY_PERIOD, self.settings.ocpp_hold_seconds / 10))
+        deadlines = self._deadlines
+        while True:
+            await self.clock.sleep(period)
+            now = self.clock.monotonic()
+            while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+                done = deadlines.popleft()[1]
+                if not done.done():
+                    done.set_exception(StoreUnavailableError(f"not committed in time ({self.backlog} frames waiting)"))
 
     def log(self, entry: LogEntry) -> None:
         """Queue an OCPP message log row without waiting; over the bound it is counted and dropped."""
@@ -333,6 +309,12 @@ class MeterWriter:
             while self._retry is not None or self._taken[0] < goal[0] or self._taken[1] < goal[1]:
                 await self._write(self._retry or self._take())
 
+    async def flush_once(self) -> None:
+        """Write the batch waiting for a retry, or else one batch of what is queued (group commit)."""
+        async with self._flush_lock:
+            if self._retry is not None or self._frames or self._logs:
+                await self._write(self._retry or self._take())
+
     def _take(self) -> _Batch:
         frames, logs = self._frames[: self.max_batch], self._logs[: self.max_batch]
         del self._frames[: self.max_batch], self._logs[: self.max_batch]
@@ -345,7 +327,8 @@ class MeterWriter:
         return _Batch(frames, logs)
 
     async def _write(self, batch: _Batch) -> None:
-        # Until a part is committed, `_retry` holds exactly the rows not yet written.
+        # Until a part is committed, `_retry` holds exactly the rows not yet written. Parts commit
+        # in queue order, so `_settle` can count frames and answer each waiter once its last frame is in.
         pending = [batch]
         while pending:
             part = pending.pop()
@@ -356,32 +339,48 @@ class MeterWriter:
                 if len(part) > 1:
                     pending.extend(reversed(part.halves()))
                     continue
+                # One row the database refuses on its content (e.g. its charger was deleted): no
+                # retry would store it, so it is dropped, logged and counted, and its charger answered.
                 self.dropped_frames += len(part.frames)
                 log.error("a row the database refuses is dropped (%s): %s", _describe(part), error.orig)
+            self._settle(len(part.frames))
         self._retry = None
 
-    def _rows(self, batch: _Batch) -> tuple[tuple[list[Row], ...], dict[Key, Connector]]:
-        frames = batch.frames
-        stamp = self._stamp
-        values = [register_reading(frame.samples) for frame in frames]  # once per frame, for both uses
-        registers = register_rows(frames, values)
-        rows = frame_rows(frames, stamp), latest_rows(frames, stamp), registers, log_rows(batch.logs, stamp)
-        return rows, rollups.batch_readings(frames, values)
+    def _settle(self, frames: int) -> None:
+        self._settled += frames
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self._settled:
+            done = waiters.popleft()[1]
+            if not done.done():
+                done.set_result(None)
+
+    def _fail_waiters(self, error: BaseException) -> None:
+        while self._waiters:
+            done = self._waiters.popleft()[1]
+            if not done.done():
+                done.set_exception(error)
 
     async def _write_batch(self, batch: _Batch) -> None:
         # STYLE: nothing slow on the event loop; a big batch is shaped in a thread (~20 us a frame).
         inline = len(batch.frames) <= INLINE_FRAMES
-        rows, readings = self._rows(batch) if inline else await asyncio.to_thread(self._rows, batch)
+        stamp = self._stamp
+        shaped = shape(batch.frames, stamp) if inline else await asyncio.to_thread(shape, batch.frames, stamp)
+        frames_insert, latest, registers, logs = self._statements
         started = time.perf_counter()
         async with self.db.write() as conn:
-            if readings:  # before the frames go in: an out-of-order batch compares with what was stored
-                await rollups.load(conn, readings, lock=not self.db.is_sqlite)
-            for statement, table_rows in zip(self._statements, rows, strict=True):
-                await statement.run(conn, table_rows)
-            if readings:
-                await self._write_rollups(conn, readings, inline)
+            inserted = await frames_insert.run(conn, shaped.rows)
+            if inserted < len(shaped.rows):  # a replay: derived rows come from the new frames only
+                fresh = await fresh_frame_keys(conn, self.db, inserted, shaped.keys)
+                shaped = shape([f for f, key in zip(shaped.frames, shaped.keys, strict=True) if key in fresh], stamp)
+            if shaped.readings:  # an out-of-order batch compares with the readings stored before it
+                await rollups.load(conn, shaped.readings, lock=not self.db.is_sqlite)
+            await latest.run(conn, shaped.latest)
+            await registers.run(conn, shaped.registers)
+            await logs.run(conn, log_rows(batch.logs, stamp))
+            if shaped.readings:
+                await self._write_rollups(conn, shaped.readings, inline)
         self.observe_batch(len(batch), time.perf_counter() - started)
-        self.written_frames += len(batch.frames)
+        self.written_frames += len(shaped.frames)
 
     async def _write_rollups(self, conn: AsyncConnection, readings: dict[Key, Connector], inline: bool) -> None:
         stamp = self._stamp
@@ -395,30 +394,62 @@ class MeterWriter:
     async def _run(self) -> None:
         delay = 0.0
         while not self._stopping:
-            started = self.clock.monotonic()
+            if self._retry is None and not self._frames:
+                await self._idle()
+                continue
+            await asyncio.sleep(0)  # let handlers that are ready queue their frames into this batch
             try:
-                await self.flush()
-                delay = max(0.0, self.interval - (self.clock.monotonic() - started))
+                await self.flush_once()
             except Exception:  # task boundary: log, keep the batch, retry after a pause
-                log.exception("writing meter values failed; retrying (%d frames waiting)", self.backlog)
-                delay = min(max(delay * 2, self.interval), MAX_RETRY_DELAY)
-            if self._stopping:
-                break
-            self._sleeping = True
-            try:
+                delay = min(max(delay * 2, RETRY_DELAY), MAX_RETRY_DELAY)
+                self._failed()
                 await self.clock.sleep(delay)
-            finally:
-                self._sleeping = False
+            else:
+                delay = 0.0
+                self._recovered()
+
+    async def _idle(self) -> None:
+        """Wait for a frame; log entries alone are written after `interval` (nobody waits for them)."""
+        self._wake.clear()
+        if not self._logs:
+            await self._wake.wait()
+            return
+        linger = asyncio.ensure_future(self.clock.sleep(self.interval))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({linger, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await cancel_and_wait([linger, woken])
+        if self._logs and not self._stopping:
+            try:
+                await self.flush_once()
+            except Exception:  # task boundary: the log is best-effort; the entries stay queued for the next flush
+                self._failed()
+                await self.clock.sleep(RETRY_DELAY)
+
+    def _failed(self) -> None:
+        if self.failing_since is None:
+            self.failing_since = self.clock.monotonic()
+            log.exception("writing meter values failed; retrying until it works (%d frames waiting)", self.backlog)
+        else:
+            log.debug("writing meter values failed again (%d frames waiting)", self.backlog, exc_info=True)
+
+    def _recovered(self) -> None:
+        if self.failing_since is not None:
+            seconds = self.clock.monotonic() - self.failing_since
+            self.failing_since = None
+            log.warning("writing meter values works again after %.1f s", seconds)
 
     async def _drain(self) -> None:
         failures = 0
         while self._frames or self._logs or self._retry is not None:
             try:
                 await self.flush()
-            except Exception:  # task boundary: shutting down; try again, then give up loudly
+            except Exception as error:  # task boundary: shutting down; try again, then give up loudly
                 failures += 1
                 log.exception("writing meter values on shutdown failed (attempt %d)", failures)
                 if failures >= STOP_ATTEMPTS:
                     log.error("%d meter frames could not be written before shutdown", self.backlog)
+                    self._fail_waiters(StoreUnavailableError(f"the meter writer stopped: {error}"))
                     return
                 await self.clock.sleep(self.interval * failures)

@@ -1,9 +1,11 @@
 """OCPP 1.6 charger -> Voltline: one handler per action (Core, plus firmware/diagnostics notifications).
 
 Every handler answers with a schema-valid response, also for replays and for transaction ids
-that name nothing of ours (DESIGN: OCPP). StartTransaction and StopTransaction answer after
-their database transaction committed; MeterValues answer once the readings are queued for the
-batched writer (which makes the charger wait when the queue is full).
+that name nothing of ours (DESIGN: OCPP). DESIGN "Durability": every handler whose message
+changes what is stored answers only after that change committed: its own write transaction, or
+for meter readings (MeterValues, StopTransaction's transactionData) the batched writer's group
+commit, whose future the handler awaits. A replay (the charger got no answer) is safe: Start and
+Stop find their row, and a meter frame identical to a stored one is stored once.
 
 Unknown transaction ids (StopTransaction, MeterValues, also ids beyond 32 bits): the answer is
 the normal one and the readings are kept, stored with `transaction_id` null, because an id that
@@ -175,11 +177,14 @@ async def on_stop_transaction(ctx: SessionContext, req: v16.StopTransactionReque
         row, finished = await store_transactions.stop_transaction(conn, ctx.charger_id, req.transaction_id, finish)
         ctx.place(await ocpp_state.get_placement(conn, ctx.charger_id))
         verdict = None if req.id_tag is None else await _verdict(ctx, conn, ctx.team_id, req.id_tag)
+    # A replay stores its transactionData again (stored once): the first attempt may have committed
+    # the stop and then lost its readings to a crash before they committed, unanswered.
     if row is None:
         log.info("%s: StopTransaction for unknown transactionId %s", ctx.identity, req.transaction_id)
-        await _enqueue(ctx, 0, None, frames)
-    elif finished:
-        await _enqueue(ctx, int(row["connector_number"]), int(row["id"]), frames)
+        await _store_frames(ctx, 0, None, frames)
+    else:
+        await _store_frames(ctx, int(row["connector_number"]), int(row["id"]), frames)
+    if finished and row is not None:
         await ctx.announce("stop", connector=int(row["connector_number"]), transaction_id=int(row["id"]))
     return v16.StopTransactionResponse(id_tag_info=None if verdict is None else _id_tag_info(verdict))
 
@@ -197,10 +202,12 @@ async def _transaction_of(ctx: SessionContext, ocpp_id: int | None) -> int | Non
 
 
 async def on_meter_values(ctx: SessionContext, req: v16.MeterValuesRequest) -> v16.MeterValuesResponse:
-    """Queue the readings for the batched writer and acknowledge once they are queued."""
+    """Store the readings through the batched writer; answer once they are committed."""
     number = _connector(req.connector_id)
     transaction_id = await _transaction_of(ctx, req.transaction_id)
-    await _enqueue(ctx, number, transaction_id, [(value.timestamp, value.sampled_value) for value in req.meter_value])
+    await _store_frames(
+        ctx, number, transaction_id, [(value.timestamp, value.sampled_value) for value in req.meter_value]
+    )
     if transaction_id is not None and transaction_id not in ctx.metered:
         # spec §7.4: the first meter value of a session wakes the control loop (phases known).
         if len(ctx.metered) >= KNOWN_TRANSACTIONS_MAX:
@@ -215,12 +222,13 @@ MAX_CACHED_SAMPLES = 4096
 _SAMPLES: dict[tuple[str | None, ...], Sample] = {}
 
 
-async def _enqueue(
+async def _store_frames(
     ctx: SessionContext, connector: int, transaction_id: int | None, values: Iterable[tuple[str, list[Any]]]
 ) -> None:
+    """Queue the frames for the writer and wait for their commit (StoreUnavailableError past the hold)."""
     received = ctx.now()
-    for timestamp, sampled in values:
-        frame = MeterFrame(
+    frames = [
+        MeterFrame(
             charger_id=ctx.charger_id,
             team_id=ctx.team_id,
             site_id=ctx.site_id,
@@ -230,7 +238,10 @@ async def _enqueue(
             samples=tuple(_sample(value) for value in sampled),
             received_at=received,
         )
-        await ctx.writer.put_meter_frame(frame)
+        for timestamp, sampled in values
+    ]
+    if frames:
+        await (await ctx.writer.put_meter_frames(frames, ctx.hold_until))
 
 
 def _frame_time(ctx: SessionContext, timestamp: str, received: datetime) -> datetime:

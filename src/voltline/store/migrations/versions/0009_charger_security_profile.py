@@ -1,7 +1,7 @@
 """chargers get an OCPP security profile
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 
 Existing chargers without a password go on profile 0 (identity only, as they connected so
 far); those with a password on profile 1. New chargers start at profile 1.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -16,6 +16,10 @@ the moment the answer arrives. Latency always runs from the scheduled time (no c
 omission). MeterValues are 8 samples: Energy.Active.Import.Register (rising), Power,
 Current.Import L1-L3, Voltage L1-N..L3-N, timestamped now.
 
+Closed loop (`--closed-loop`): from `go`, every charger sends its next call the moment the
+previous one is answered, until the window ends; latency runs from the send. The number of
+chargers is then the concurrency, and the acknowledged rate is the server's throughput.
+
 Frames are built here on asyncio protocols (uvloop): the client masks with a random key per
 frame through websockets' C `apply_mask`, answers pings with pongs (uvicorn pings every
 ping interval) and answers a CALL from the server with NotImplemented. It prints JSON lines:
@@ -254,6 +258,7 @@ class Generator:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.host, self.port, self.action = args.host, args.port, args.action
+        self.closed_loop: bool = args.closed_loop
         self.args = args
         self.stats = Stats()
         self.chargers: list[Charger] = []
@@ -315,6 +320,9 @@ class Generator:
             self.trace.extend((scheduled_at, now - scheduled_at))
         if charger.late:
             charger.send_load(charger.late.popleft())
+        elif self.closed_loop and now < stats.window[1]:
+            stats.scheduled += stats.measured(now)
+            charger.send_load(now)
 
     def lost(self, charger: Charger) -> None:
         """A connection closed: its outstanding and late calls never get an answer."""
@@ -357,6 +365,16 @@ async def schedule(gen: Generator, rate: float, start: float, end: float) -> Non
             i += 1
 
 
+async def closed_loop(gen: Generator, start: float, end: float) -> None:
+    """Closed loop: every charger sends at `start`; `answered` sends each next call; done at `end`."""
+    await sleep_until(start)
+    now = time.perf_counter()
+    for charger in gen.chargers:
+        gen.stats.scheduled += gen.stats.measured(now)
+        charger.send_load(now)
+    await sleep_until(end)
+
+
 async def progress(gen: Generator, go: float, every: float, until: float) -> None:
     """Print the acknowledged count at go + k*every (the orchestrator samples the database then too)."""
     k = 0
@@ -392,11 +410,14 @@ async def run_load(args: argparse.Namespace) -> None:
     line = await loop.run_in_executor(None, sys.stdin.readline)
     go = float(line.split()[1])
     rate = args.rate
-    start = go + args.offset / rate
+    start = go + (args.offset / rate if rate > 0 else 0.0)
     window = (go + args.warmup, go + args.warmup + args.duration)
     gen.stats.window = window
     ticker = asyncio.create_task(progress(gen, go, args.progress, window[1] + args.drain))
-    load = asyncio.create_task(schedule(gen, rate, start, window[1]))
+    if gen.closed_loop:
+        load = asyncio.create_task(closed_loop(gen, start, window[1]))
+    else:
+        load = asyncio.create_task(schedule(gen, rate, start, window[1]))
     await sleep_until(window[0])
     emit("measure_start")
     cpu0 = cpu_seconds()
@@ -505,6 +526,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=1000, help="chargers of this process")
     parser.add_argument("--action", choices=["meter", "heartbeat"], default="meter")
     parser.add_argument("--rate", type=float, default=2000.0, help="calls per second of this process")
+    parser.add_argument("--closed-loop", action="store_true", help="each charger sends when answered (no --rate)")
     parser.add_argument("--offset", type=float, default=0.0, help="schedule offset in calls (interleaves processes)")
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=60.0)

@@ -97,6 +97,7 @@ async def _insert_chargers(conn: Any, team_id: int, groups_by_site: dict[int, in
             "model": "B1",
             "firmware_version": "1.0",
             "ocpp_version": "1.6",
+            "security_profile": 0,  # the bench's chargers connect by identity alone
         }
         rows.append(_stamp(values, n))
     await conn.execute(insert(chargers), rows)

@@ -155,6 +155,7 @@ async def _insert_fleet(conn: Any, team_id: int, site_id: int, root_id: int, cou
 def _charger_row(n: int, team_id: int, site_id: int, group_id: int) -> dict[str, Any]:
     values = {"identity": identity(n), "team_id": team_id, "site_id": site_id, "group_id": group_id}
     values |= {"reference": f"Charger {n}", "pincode": f"P{n:07d}", "connection_status": "offline"}
+    values |= {"security_profile": 0}  # the bench's chargers connect by identity alone
     values |= {"status": "Available", "vendor": "Bench", "model": "B1", "firmware_version": "1.0"}
     return _stamp(values | {"ocpp_version": "1.6"}, n)
 

@@ -45,7 +45,7 @@ from voltline.domain.energy import frame_reading, local_midnight, rollup, walk
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.domain.meter_values import normalise_sample, unpack_samples
 from voltline.store import datapoints, meter_values, rollups, usage
-from voltline.store.batch_statements import rollup_statements, sqlite_time, statements
+from voltline.store.batches import rollup_statements, sqlite_time, statements
 from voltline.store.datapoints import SampleFilter
 from voltline.store.engine import Database
 from voltline.store.schema import chargers, energy_rollups, meter_frames

@@ -154,8 +154,14 @@ class LiveServer:
 
 
 def server_settings(url: str, data_dir: str, **overrides: Any) -> Settings:
-    """Settings for a test server: the given database, no rate limit unless asked for."""
-    values: dict[str, Any] = {"database_url": url, "data_dir": data_dir, "rate_limit": 0, "secret_key": "test-secret"}
+    """Settings for a test server: the given database, no rate limits unless asked for."""
+    values: dict[str, Any] = {
+        "database_url": url,
+        "data_dir": data_dir,
+        "rate_limit": 0,
+        "rate_limit_unauthenticated": 0,
+        "secret_key": "test-secret",
+    }
     values.update(overrides)
     return load_settings({}, **values)
 

@@ -1,4 +1,4 @@
-"""`voltline chargers add|show|list` against a fresh database (SQLite data dir, and PostgreSQL when set)."""
+"""`voltline chargers add|show|list|security|check` against a fresh database (SQLite, and PostgreSQL when set)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from tests.conftest import BACKENDS
 from voltline.cli import main
+from voltline.cli_charger_security import IDENTITY_RULE
 from voltline.domain.credentials import PINCODE_ALPHABET, check_ocpp_password
 from voltline.domain.ids import SiteId, TeamId
 from voltline.store import chargers, sites
@@ -156,10 +157,10 @@ def test_add_refuses_a_bad_password_with_exit_2(cli: Cli, password: str) -> None
     assert cli("chargers", "list").stdout.count("VT_BADPW") == 0
 
 
-@pytest.mark.parametrize("identity", ["", "   ", "x" * 46])
+@pytest.mark.parametrize("identity", ["", "   ", "x" * 46, "a b", "a:b", "a/b", "<script>"])
 def test_add_refuses_a_bad_identity_with_exit_2(cli: Cli, identity: str) -> None:
     result = cli("chargers", "add", identity)
-    assert (result.exit_code, result.stderr) == (2, "error: IDENTITY must be 1 to 45 characters\n")
+    assert (result.exit_code, result.stderr) == (2, f"error: IDENTITY must be {IDENTITY_RULE}\n")
 
 
 def test_add_of_a_duplicate_identity_is_a_one_line_error(cli: Cli) -> None:
@@ -203,3 +204,87 @@ def test_list_shows_all_chargers_or_one_teams(cli: Cli) -> None:
     assert "connection status" in everything.stdout
     mine = cli("chargers", "list", "--team", str(first)).stdout
     assert re.findall(r"VT_\w+", mine) == ["VT_A", "VT_C"]
+
+
+# -- security profiles and passwords (DESIGN: Charger security) --------------------------------------------
+
+
+def secret(cli: Cli) -> str:
+    return (cli.data_dir / "secret-key").read_text().strip()
+
+
+def test_add_puts_a_charger_on_profile_1_and_says_how_to_let_it_connect(cli: Cli) -> None:
+    result = cli("chargers", "add", "VT_NEW")
+    assert result.exit_code == 0, result.output
+    assert (cli.charger("VT_NEW")["security_profile"], cli.charger("VT_NEW")["password_hash"]) == (1, None)
+    assert "voltline chargers security VT_NEW --profile 1 --generate" in result.stdout
+    assert cli("chargers", "add", "VT_NEW_PW", "--password", "correct-horse-battery").exit_code == 0
+    assert cli.charger("VT_NEW_PW")["security_profile"] == 1
+
+
+def test_security_generates_a_password_and_prints_it_once_on_the_last_line(cli: Cli) -> None:
+    assert cli("chargers", "add", "VT_SEC").exit_code == 0
+    result = cli("chargers", "security", "VT_SEC", "--profile", "2", "--generate")
+    assert result.exit_code == 0, result.output
+    password = result.stdout.strip().splitlines()[-1]
+    row = cli.charger("VT_SEC")
+    assert row["security_profile"] == 2 and check_ocpp_password(secret(cli), password, row["password_hash"])
+    assert "security profile 2, password set" in result.stdout
+
+
+def test_security_sets_or_keeps_the_password(cli: Cli) -> None:
+    assert cli("chargers", "add", "VT_KEEP").exit_code == 0
+    result = cli("chargers", "security", "VT_KEEP", "--profile", "1", "--password", "correct-horse-battery")
+    assert result.exit_code == 0, result.output
+    stored = cli.charger("VT_KEEP")["password_hash"]
+    assert check_ocpp_password(secret(cli), "correct-horse-battery", stored)
+    kept = cli("chargers", "security", "VT_KEEP", "--profile", "0")
+    assert kept.exit_code == 0 and "security profile 0, password kept" in kept.stdout
+    assert (cli.charger("VT_KEEP")["security_profile"], cli.charger("VT_KEEP")["password_hash"]) == (0, stored)
+
+
+def test_security_without_a_password_says_the_charger_cannot_connect(cli: Cli) -> None:
+    assert cli("chargers", "add", "VT_LOCKED").exit_code == 0
+    result = cli("chargers", "security", "VT_LOCKED", "--profile", "2")
+    assert result.exit_code == 0, result.output
+    assert "cannot connect until it has a password" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["--profile", "3"], 2, "'--profile'"),
+        ([], 2, "Missing option '--profile'"),
+        (["--profile", "1", "--password", "short"], 2, "error: --password must be 16 to 40 characters"),
+        (["--profile", "1", "--password", "correct-horse-battery", "--generate"], 2, "exclude each other"),
+    ],
+)
+def test_security_refuses_bad_arguments(cli: Cli, args: list[str], code: int, text: str) -> None:
+    assert cli("chargers", "add", "VT_ARGS").exit_code == 0
+    result = cli("chargers", "security", "VT_ARGS", *args)
+    assert result.exit_code == code
+    assert text in result.output
+    assert (cli.charger("VT_ARGS")["security_profile"], cli.charger("VT_ARGS")["password_hash"]) == (1, None)
+
+
+def test_security_of_an_unknown_identity_fails(cli: Cli) -> None:
+    result = cli("chargers", "security", "NOBODY", "--profile", "0")
+    assert (result.exit_code, result.stderr) == (1, "error: no charger with identity NOBODY\n")
+
+
+def test_check_lists_identities_outside_the_rule_and_chargers_that_cannot_connect(cli: Cli) -> None:
+    assert cli("chargers", "add", "VT_FINE", "--password", "correct-horse-battery").exit_code == 0
+    clean = cli("chargers", "check")
+    assert clean.exit_code == 0 and "every identity follows the rule" in clean.stdout
+
+    async def old_rows(conn: Any) -> None:
+        await chargers.create_charger(conn, "old one", "ABCD2345", {"security_profile": 0})
+        await chargers.create_charger(conn, "a:b", "ABCD2346", {"security_profile": 0})
+
+    cli.store(old_rows)
+    assert cli("chargers", "add", "VT_NOPW").exit_code == 0
+    result = cli("chargers", "check")
+    assert result.exit_code == 0, result.output
+    odd, _, locked = result.stdout.partition("without a password")
+    assert "'old one'" in odd and "'a:b'" in odd and "VT_FINE" not in result.stdout
+    assert "VT_NOPW" in locked and "old one" not in locked

@@ -35,6 +35,11 @@ def test_environment_variables_with_the_prefix_are_read_and_typed() -> None:
         ("VOLTLINE_OCPP_AUTO_REGISTER", "maybe", "must be true or false"),
         ("VOLTLINE_OCPP_LOG", "verbose", "must be all, default or off"),
         ("VOLTLINE_RATE_LIMIT", "-1", "must be 0 (off) or more"),
+        ("VOLTLINE_LOG_FORMAT", "yaml", "VOLTLINE_LOG_FORMAT must be text or json, got 'yaml'"),
+        ("VOLTLINE_LOG_LEVEL", "loud", "VOLTLINE_LOG_LEVEL must be one of critical, error, warning, info, debug"),
+        ("VOLTLINE_OCPP_LOG_MAX_PAYLOAD", "-1", "VOLTLINE_OCPP_LOG_MAX_PAYLOAD must be 0 or more"),
+        ("VOLTLINE_OCPP_LOG_BUDGET_ROWS", "-5", "VOLTLINE_OCPP_LOG_BUDGET_ROWS must be 0 or more"),
+        ("VOLTLINE_OCPP_LOG_BUDGET_BYTES", "lots", "VOLTLINE_OCPP_LOG_BUDGET_BYTES must be a whole number"),
     ],
 )
 def test_bad_values_raise_a_clear_settings_error(name: str, value: str, text: str) -> None:
@@ -42,7 +47,32 @@ def test_bad_values_raise_a_clear_settings_error(name: str, value: str, text: st
         load_settings({name: value})
 
 
+def test_the_message_log_limits_default_to_8_kib_payloads_and_300_rows_or_256_kib_a_minute() -> None:
+    """README: VOLTLINE_OCPP_LOG_MAX_PAYLOAD, VOLTLINE_OCPP_LOG_BUDGET_ROWS, VOLTLINE_OCPP_LOG_BUDGET_BYTES."""
+    settings = load_settings({})
+    assert (settings.ocpp_log_max_payload, settings.ocpp_log_budget_rows, settings.ocpp_log_budget_bytes) == (
+        8192,
+        300,
+        262144,
+    )
+
+
 def test_settings_are_frozen() -> None:
     settings = load_settings({})
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_trusted_proxies_and_the_minimum_security_profile_are_checked_at_start() -> None:
+    """DESIGN: Charger security: VOLTLINE_TRUSTED_PROXIES lists addresses or CIDR networks."""
+    settings = load_settings(
+        {"VOLTLINE_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1", "VOLTLINE_OCPP_MIN_SECURITY_PROFILE": "2"}
+    )
+    assert [str(n) for n in settings.trusted_proxy_networks] == ["10.0.0.0/8", "127.0.0.1/32"]
+    assert settings.ocpp_min_security_profile == 2
+    assert load_settings({}).trusted_proxy_networks == () and load_settings({}).ocpp_min_security_profile == 0
+    with pytest.raises(SettingsError, match="VOLTLINE_TRUSTED_PROXIES must list addresses or CIDR networks"):
+        load_settings({"VOLTLINE_TRUSTED_PROXIES": "10.0.0.1, proxy.example.com"})
+    for profile in ("3", "-1"):
+        with pytest.raises(SettingsError, match="VOLTLINE_OCPP_MIN_SECURITY_PROFILE must be 0, 1 or 2"):
+            load_settings({"VOLTLINE_OCPP_MIN_SECURITY_PROFILE": profile})

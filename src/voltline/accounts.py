@@ -10,6 +10,7 @@ from voltline.domain.ids import TeamId, UserId
 from voltline.errors import NotFoundError
 from voltline.store import users
 from voltline.store.engine import Database
+from voltline.store.files import create_private_file, ensure_private_dir
 
 DEMO_EMAIL = "demo@voltline.local"
 DEMO_NAME = "Demo Operator"
@@ -66,8 +67,6 @@ async def ensure_demo(db: Database, data_dir: str) -> tuple[Account, bool]:
     else:
         user_id, team_id = UserId(user["id"]), TeamId(teams[0]["id"])
     token = await create_token(db, email=DEMO_EMAIL, name="demo")
-    token_path.parent.mkdir(parents=True, exist_ok=True)
-    token_path.touch(mode=0o600)
-    token_path.chmod(0o600)
-    token_path.write_text(token + "\n")
+    ensure_private_dir(token_path.parent)
+    create_private_file(token_path, token + "\n", replace=True)
     return Account(user_id, team_id, DEMO_EMAIL, token), True

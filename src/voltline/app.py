@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import swagger_ui_bundle
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -22,7 +21,8 @@ from voltline.api._kit import message
 from voltline.api._routing import build_routes
 from voltline.api.auth import AuthCache
 from voltline.api.health import healthz, readyz
-from voltline.api.openapi import build_openapi, docs_page, openapi_json
+from voltline.api.metrics import HttpMetrics, metrics_page
+from voltline.api.openapi import build_openapi, docs_assets, docs_page, openapi_json
 from voltline.api.ratelimit import RateLimiter
 from voltline.clock import Clock
 from voltline.maintenance import Housekeeping
@@ -81,6 +81,11 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return message(_STATUS_TEXT.get(exc.status_code, str(exc.detail)), exc.status_code, exc.headers)
 
 
+async def _client_gone(_request: Request, _exc: Exception) -> Response:
+    """The client left (or missed the body deadline, http_protocol.py) mid-body: nobody to answer."""
+    return Response(status_code=400)
+
+
 async def _server_error(_request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return message("Server Error.", 500)
@@ -124,25 +129,28 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
             await runtime.writer.stop()
             await runtime.db.close()
 
-    docs_assets = Path(swagger_ui_bundle.swagger_ui_path)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/docs", docs_page, methods=["GET"]),
-        Mount("/docs/static", app=StaticFiles(directory=docs_assets), name="docs-static"),
+        Mount("/docs/static", app=StaticFiles(directory=docs_assets()), name="docs-static"),
         *build_routes(ENDPOINTS),
         WebSocketRoute("/ocpp/{identity}", ocpp_endpoint),
     ]
+    if settings.metrics_token:  # unset: /metrics is a 404 like any unknown path
+        routes.append(Route("/metrics", metrics_page, methods=["GET"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={HTTPException: _http_error, ClientDisconnect: _client_gone, Exception: _server_error},
+        middleware=[Middleware(HttpMetrics, metrics=runtime.metrics)],
     )
     app.state.runtime = runtime
     app.state.gateway = gateway
     app.state.smart = smart
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
+    app.state.guest_rate_limiter = RateLimiter(settings.rate_limit_unauthenticated)
     app.state.auth_cache = AuthCache(settings.auth_cache_seconds)
     app.state.openapi = build_openapi(ENDPOINTS)
     return BodyLimit(app, settings.max_body_bytes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ import click
 from rich.console import Console
 
 from voltline import accounts
+from voltline.cli_charger_security import IDENTITY_RULE, chargers_check, chargers_security
 from voltline.cli_prices import prices_group
 from voltline.errors import VoltlineError
 from voltline.settings import Settings, load_settings
@@ -95,17 +97,16 @@ def serve(
     import uvicorn
 
     from voltline.app import create_app
-    from voltline.server import uvicorn_options
+    from voltline.server import log_config, uvicorn_options
 
     settings = settings_from(ctx)
     if ssl_certfile:
         settings = msgspec.structs.replace(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile or "")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", force=True
-    )
+    logging_config = log_config(settings)
+    logging.config.dictConfig(logging_config)
     app = create_app(settings)
     port = settings.port if port is None else port
-    uvicorn.run(app, host=host or settings.host, port=port, **uvicorn_options(settings))
+    uvicorn.run(app, host=host or settings.host, port=port, log_config=logging_config, **uvicorn_options(settings))
 
 
 @main.command()
@@ -268,10 +269,11 @@ def chargers_add(
 ) -> None:
     """Create a charger; prints its id, uuid and the pincode that attaches it to a site."""
     from voltline.domain.credentials import hash_ocpp_password, ocpp_password_problem
+    from voltline.domain.identities import is_valid_identity
     from voltline.runtime import ensure_secret_key
 
-    if not identity.strip() or len(identity) > 45:
-        fail("IDENTITY must be 1 to 45 characters", 2)
+    if not is_valid_identity(identity):
+        fail(f"IDENTITY must be {IDENTITY_RULE}", 2)
     settings = settings_from(ctx)
     password_hash = None
     if password is not None:
@@ -285,6 +287,9 @@ def chargers_add(
     out.print(f"created charger {charger['id']} ({escape(charger['identity'])})")
     out.print(f"  uuid:    {charger['uuid']}")
     out.print(f"  pincode: {charger['pincode']}")
+    if password_hash is None:
+        out.print("  security profile 1 without a password: it cannot connect until you run")
+        out.print(f"  `voltline chargers security {escape(identity)} --profile 1 --generate` (or --profile 0)")
 
 
 async def _add_charger(
@@ -295,7 +300,7 @@ async def _add_charger(
 
     async with db.write() as conn:
         placement = await _charger_placement(conn, team_id, site_id)
-        values = {**placement, "password_hash": password_hash}
+        values = {**placement, "password_hash": password_hash, "security_profile": 1}
         return await chargers.create_charger(conn, identity, new_pincode(), values)
 
 
@@ -398,5 +403,7 @@ def chargers_lenient(ctx: click.Context, identity: str, mode: str) -> None:
     out.print(f"charger {identity}: lenient {mode}")
 
 
+chargers_group.add_command(chargers_security)
+chargers_group.add_command(chargers_check)
 main.add_command(simulate)
 main.add_command(prices_group)

@@ -7,11 +7,13 @@ them into OCPP calls for the charger's protocol version and replies with the out
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from voltline import codec
 from voltline.bus import Bus, NoRespondersError
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError
+from voltline.metrics import Metrics
 
 __all__ = ["COMMANDS", "CommandFailedError", "Commands"]
 
@@ -54,18 +56,35 @@ def encode_reply(outcome: str, result: dict[str, Any] | None = None, **extra: An
 class Commands:
     """Sends commands to chargers over the bus and turns outcomes into results or errors."""
 
-    def __init__(self, bus: Bus, call_timeout: float) -> None:
+    def __init__(self, bus: Bus, call_timeout: float, metrics: Metrics | None = None) -> None:
         self.bus = bus
         self.call_timeout = call_timeout
+        self.metrics = metrics if metrics is not None else Metrics()
 
     async def send(self, identity: str, command: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one command on the charger; the charger's answer as a plain dict."""
         if command not in COMMANDS:
             raise ValueError(f"unknown command {command!r}")
+        started = time.perf_counter()
+        outcome = "error"  # a CALLERROR, a bad answer, or the caller gave up
+        try:
+            result = await self._request(identity, command, args or {})
+            outcome = "ok"
+        except ChargerOfflineError:
+            outcome = "offline"
+            raise
+        except ChargerTimeoutError:
+            outcome = "timeout"
+            raise
+        finally:
+            self.metrics.command(command, outcome, time.perf_counter() - started)
+        return result
+
+    async def _request(self, identity: str, command: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
             # The gateway enforces the call timeout; the bus waits a little longer for its reply.
             data = await self.bus.request(
-                command_subject(identity), encode_request(command, args or {}), self.call_timeout + 5
+                command_subject(identity), encode_request(command, args), self.call_timeout + 5
             )
         except NoRespondersError:
             raise ChargerOfflineError(identity) from None

@@ -1,4 +1,4 @@
-"""What the running process holds: settings, database, clock, bus, commands, the meter writer and the secret."""
+"""What the running process holds: settings, database, clock, bus, commands, the meter writer, metrics, the secret."""
 
 from __future__ import annotations
 
@@ -9,25 +9,24 @@ from pathlib import Path
 from voltline.bus import Bus, MemoryBus
 from voltline.clock import Clock
 from voltline.commands import Commands
+from voltline.metrics import Metrics
 from voltline.settings import Settings
 from voltline.store.engine import Database
+from voltline.store.files import create_private_file, ensure_private_dir, warn_if_shared
 from voltline.store.writer import MeterWriter
 
 SECRET_FILE = "secret-key"
 
 
 def ensure_secret_key(settings: Settings) -> str:
-    """The configured secret, or one kept in `<data dir>/secret-key` (made on first use, mode 0600)."""
+    """The configured secret, or one kept in `<data dir>/secret-key` (made on first use, 0600 in a 0700 dir)."""
     if settings.secret_key:
         return settings.secret_key
     path = Path(settings.data_dir) / SECRET_FILE
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    path.touch(mode=0o600)
-    path.write_text(key + "\n")
-    return key
+    ensure_private_dir(path.parent)
+    if not create_private_file(path, secrets.token_hex(32) + "\n"):
+        warn_if_shared(path)
+    return path.read_text().strip()
 
 
 @dataclass
@@ -39,9 +38,15 @@ class Runtime:
     secret_key: str
     clock: Clock = field(default_factory=Clock)
     bus: Bus = field(default_factory=MemoryBus)
+    metrics: Metrics = field(default_factory=Metrics)  # this app's own registry (voltline/metrics.py)
     commands: Commands = field(init=False)
     writer: MeterWriter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.commands = Commands(self.bus, self.settings.ocpp_call_timeout)
+        self.commands = Commands(self.bus, self.settings.ocpp_call_timeout, self.metrics)
         self.writer = MeterWriter(self.db, self.clock, self.settings)
+        self.writer.observe_batch = self.metrics.observe_batch
+        self.metrics.gauge("voltline_writer_queue_frames", "Meter frames waiting to be written.", (), self._backlog)
+
+    def _backlog(self) -> dict[tuple[str, ...], float]:
+        return {(): self.writer.backlog}

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import msgspec
 
+from voltline.domain.proxies import Networks, parse_networks
 from voltline.errors import SettingsError, VoltlineError
 from voltline.smart.prices import ConsumerTaxes, parse_zone_charges, parse_zone_vat
 
 PREFIX = "VOLTLINE_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,13 +27,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
     rate_limit: int = 500
+    rate_limit_unauthenticated: int = 60
     max_body_bytes: int = 1024 * 1024
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0
+    http_keep_alive: int = 5
+    http_max_header_bytes: int = 64 * 1024
     sqlite_busy_timeout_ms: int = 5000
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "info"
+    log_format: str = "text"
     bus_url: str = ""
     auth_cache_seconds: float = 5.0
     ocpp_auto_register: bool = False
+    ocpp_min_security_profile: int = 0
+    trusted_proxies: str = ""
     ocpp_log: str = "default"
     ocpp_heartbeat_interval: int = 300
     ocpp_call_timeout: float = 30.0
@@ -39,6 +49,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ocpp_ping_interval: float = 60.0
     ocpp_max_frame_bytes: int = 256 * 1024
     ocpp_log_retention_days: int = 30
+    ocpp_log_max_payload: int = 8 * 1024
+    ocpp_log_budget_rows: int = 300
+    ocpp_log_budget_bytes: int = 256 * 1024
     ocpp_hold_seconds: float = 20.0
     attach_attempts_per_minute: int = 5
     price_fetch: bool = False
@@ -52,6 +65,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smart_meter_interval: float = 30.0
     smart_retry_interval: float = 30.0
     smart_reclaim: bool = True
+    metrics_token: str = ""
 
     @property
     def effective_database_url(self) -> str:
@@ -66,12 +80,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.effective_database_url.startswith("sqlite")
 
     @property
+    def trusted_proxy_networks(self) -> Networks:
+        """The proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (DESIGN: Charger security)."""
+        return parse_networks(self.trusted_proxies)
+
+    @property
     def consumer_taxes(self) -> ConsumerTaxes:
         """R-63: the per-zone charges (EUR/kWh) and VAT that turn spot prices into consumer prices."""
         return ConsumerTaxes(parse_zone_charges(self.price_charges), parse_zone_vat(self.price_vat))
 
 
 _FIELDS = frozenset(Settings.__struct_fields__)
+_HTTP_LIMITS = ("http_header_timeout", "http_body_timeout", "http_keep_alive", "http_max_header_bytes")
 # DESIGN "Durability": NORMAL (WAL) survives a process crash, FULL and EXTRA also a power loss; OFF would not.
 SQLITE_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 MAX_HOLD_SECONDS = 3600.0
@@ -115,6 +135,17 @@ def _check_zone_rates(settings: Settings) -> None:
             raise SettingsError(f"{PREFIX}{name.upper()}: {error}") from None
 
 
+def _check_charger_security(settings: Settings) -> None:
+    if settings.ocpp_min_security_profile not in (0, 1, 2):
+        raise SettingsError(
+            f"{PREFIX}OCPP_MIN_SECURITY_PROFILE must be 0, 1 or 2, got {settings.ocpp_min_security_profile}"
+        )
+    try:
+        parse_networks(settings.trusted_proxies)
+    except ValueError as error:
+        raise SettingsError(f"{PREFIX}TRUSTED_PROXIES must list addresses or CIDR networks: {error}") from None
+
+
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     """Build settings from an environment mapping (`VOLTLINE_*`) plus explicit overrides."""
     defaults = Settings()
@@ -128,6 +159,10 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     if unknown:
         raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
     settings = msgspec.structs.replace(defaults, **values)
+    if settings.log_level.lower() not in LOG_LEVELS:
+        raise SettingsError(f"{PREFIX}LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
+    if settings.log_format not in {"text", "json"}:
+        raise SettingsError(f"{PREFIX}LOG_FORMAT must be text or json, got {settings.log_format!r}")
     if settings.ocpp_log not in {"all", "default", "off"}:
         raise SettingsError(f"{PREFIX}OCPP_LOG must be all, default or off, got {settings.ocpp_log!r}")
     if not _is_fraction(settings.smart_mode_fraction):
@@ -135,6 +170,13 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
             f"{PREFIX}SMART_MODE_FRACTION must be a fraction in (0, 1], got {settings.smart_mode_fraction!r}"
         )
     _check_zone_rates(settings)
+    _check_charger_security(settings)
+    for name in ("rate_limit", "rate_limit_unauthenticated", *_HTTP_LIMITS):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (off) or more, got {getattr(settings, name)}")
+    for name in ("ocpp_log_max_payload", "ocpp_log_budget_rows", "ocpp_log_budget_bytes"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be 0 or more, got {getattr(settings, name)}")
     synchronous = settings.sqlite_synchronous.strip().upper()
     if synchronous not in SQLITE_SYNCHRONOUS:
         raise SettingsError(

@@ -22,6 +22,8 @@ KEYS = [
     "last_seen_at",
     "lenient",
     "effective_lenient",
+    "security_profile",
+    "has_password",
 ]
 
 

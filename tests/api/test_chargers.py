@@ -170,7 +170,6 @@ def test_create_site_charger_accepts_uuids_in_the_path(server: LiveServer, api: 
         ({"identity": None}, "The identity field is required."),
         ({"identity": "   "}, "The identity field is required."),
         ({"identity": 12345}, "The identity field must be a string."),
-        ({"identity": ["VT_1"]}, "The identity field must be a string."),
         ({"identity": "x" * 46}, "The identity field must not be greater than 45 characters."),
     ],
 )

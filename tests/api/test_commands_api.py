@@ -20,7 +20,7 @@ from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect
 
 from tests.conftest import LiveServer
-from tests.ocpp.gateway_support import dedicated_server, unique_identity, ws_url
+from tests.ocpp.gateway_support import dedicated_server, identity_only, unique_identity, ws_url
 from voltline.accounts import Account
 
 
@@ -103,6 +103,7 @@ def make_charger(server: LiveServer, account: Account) -> tuple[str, str]:
     identity = unique_identity("CMD")
     with server.client(account) as api:
         charger = api.post(f"/api/v2/teams/{account.team_id}/chargers", json={"identity": identity}).json()["data"]
+        identity_only(api, account, charger)
     return identity, f"/api/v2/teams/{account.team_id}/chargers/{charger['id']}/commands"
 
 

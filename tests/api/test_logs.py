@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
 from tests.conftest import LiveServer
 from voltline.accounts import Account
-from voltline.store import chargers
+from voltline.store import chargers, schema
 from voltline.store.writer import LogEntry, MeterWriter
 
 LOG_KEYS = ["id", "direction", "message_type", "message_id", "action", "payload", "created_at"]
@@ -46,6 +47,7 @@ def write_log(server: LiveServer, entries: list[LogEntry]) -> None:
 def entry(charger: dict[str, Any], n: int, action: str | None = "Heartbeat", **fields: Any) -> LogEntry:
     """The n-th frame of a charger, one second after the previous one."""
     values: dict[str, Any] = {
+        "team_id": charger["team_id"],
         "direction": "in",
         "message_type": 2,
         "message_id": f"msg-{n}",
@@ -187,3 +189,32 @@ def test_the_route_is_in_the_openapi_document(server: LiveServer) -> None:
         document = client.get("/openapi.json").json()
     operation = document["paths"]["/api/v2/teams/{team}/chargers/{charger}/logs"]["get"]
     assert {parameter["name"] for parameter in operation["parameters"]} >= {"team", "charger", "page", "action"}
+
+
+def test_a_team_reads_only_rows_logged_as_its_own_since_the_charger_was_attached(
+    server: LiveServer, api: httpx.Client, account: Account
+) -> None:
+    """DESIGN: Charger security. Rows carry the team that owned the charger when written; rows of another
+    team, of no team, or from before the charger's current attachment are shown to no team."""
+    stranger = server.account("Stranger")
+    charger = new_charger(server, account.team_id)
+    write_log(
+        server,
+        [
+            entry(charger, 1, message_id="theirs", team_id=stranger.team_id),
+            entry(charger, 2, message_id="nobodys", team_id=None),
+            entry(charger, 3, message_id="before"),
+            entry(charger, 5, message_id="since"),
+        ],
+    )
+    path = logs_path(account.team_id, charger["id"])
+    assert [item["message_id"] for item in api.get(path).json()["data"]] == ["since", "before"]
+
+    async def attach_at(moment: datetime) -> None:
+        async with server.runtime.db.write() as conn:
+            await conn.execute(
+                update(schema.chargers).where(schema.chargers.c.id == charger["id"]).values(attached_at=moment)
+            )
+
+    server.run(lambda: attach_at(T0 + timedelta(seconds=4)))
+    assert [item["message_id"] for item in api.get(path).json()["data"]] == ["since"]

@@ -17,7 +17,7 @@ import pytest
 
 from tests.api.test_sites import make_site
 from tests.conftest import LiveServer
-from tests.ocpp.gateway_support import Raw, open_charger, run
+from tests.ocpp.gateway_support import Raw, identity_only, open_charger, run
 from voltline.accounts import Account
 
 NOT_FOUND = {"message": "Not found."}
@@ -65,7 +65,7 @@ def make_station(server: LiveServer, api: httpx.Client, account: Account) -> Sta
     site = make_site(api, account)
     identity = f"PU-{uuid.uuid4().hex[:12]}"
     url = f"/api/v2/teams/{account.team_id}/sites/{site['id']}/chargers"
-    charger = api.post(url, json={"identity": identity}).json()["data"]
+    charger = identity_only(api, account, api.post(url, json={"identity": identity}).json()["data"])
 
     async def boot() -> None:
         async with open_charger(server, identity) as ws:

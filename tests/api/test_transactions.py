@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.api.test_sites import make_site
 from tests.conftest import LiveServer
-from tests.ocpp.gateway_support import Raw, open_charger, run
+from tests.ocpp.gateway_support import Raw, identity_only, open_charger, run
 from voltline.accounts import Account
 from voltline.domain.transactions import energy_wh, total_kwh, transaction_costs
 from voltline.store import chargers as charger_store
@@ -173,7 +173,7 @@ def site_charger(api: httpx.Client, team: str, site_id: int) -> dict[str, Any]:
     """A new charger on the site, made through the API."""
     response = api.post(f"{team}/sites/{site_id}/chargers", json={"identity": f"TX-{uuid.uuid4().hex[:12]}"})
     assert response.status_code == 201, response.text
-    charger: dict[str, Any] = response.json()["data"]
+    charger: dict[str, Any] = identity_only(api, team, response.json()["data"])
     return charger
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import LiveServer
+from tests.ocpp.gateway_support import charger_security
 from voltline.accounts import Account
 from voltline.simulator import SimulatedCharger
 from voltline.simulator.connection import Payload
@@ -158,6 +159,7 @@ async def simulate(server: LiveServer, account: Account, chargers: list[dict[str
             idle_seconds=0.3,
             unplug_seconds=0.1,
             seed=n,
+            password=charger["password"],
         )
         for n, charger in enumerate(chargers)
     ]
@@ -180,7 +182,7 @@ async def simulate(server: LiveServer, account: Account, chargers: list[dict[str
 
 
 def make_chargers(api: httpx.Client, account: Account) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A site and three chargers on it, made through the API."""
+    """A site and three chargers on it, made through the API, each with a generated OCPP password."""
     team = f"/api/v2/teams/{account.team_id}"
     site_body = {"name": "Depot", "street": "Main", "house_number": 1, "postal_code": "1", "city": "C", "country": "NL"}
     site = api.post(f"{team}/sites", json=site_body).json()["data"]
@@ -189,7 +191,10 @@ def make_chargers(api: httpx.Client, account: Account) -> tuple[dict[str, Any], 
         identity = f"SIM-{uuid.uuid4().hex[:10]}"
         response = api.post(f"{team}/sites/{site['id']}/chargers", json={"identity": identity})
         assert response.status_code == 201, response.text
-        chargers.append(response.json()["data"])
+        charger = response.json()["data"]
+        # Security profile 1 with a password the server generates, sent by the simulator with HTTP Basic.
+        charger["password"] = charger_security(api, account, charger["id"], generate_password=True)["password"]
+        chargers.append(charger)
     return site, chargers
 
 

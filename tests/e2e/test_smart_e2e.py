@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection
 
 from tests.clocked import ClockedServer, FollowingClock, SteppedClock
 from tests.conftest import LiveServer, server_settings
+from tests.ocpp.gateway_support import identity_only
 from voltline.accounts import Account
 from voltline.simulator import SimulatedCharger
 from voltline.simulator import sessions as sim_sessions
@@ -161,7 +162,7 @@ class Site:
         """A charger of the site (in its root group)."""
         response = self.api.post(f"{self.path}/chargers", json={"identity": identity})
         assert response.status_code == 201, response.text
-        charger: dict[str, Any] = response.json()["data"]
+        charger: dict[str, Any] = identity_only(self.api, self.account, response.json()["data"])
         return charger
 
     async def put(self, path: str, body: dict[str, Any]) -> None:

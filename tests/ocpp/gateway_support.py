@@ -45,11 +45,35 @@ def unique_identity(prefix: str = "CP") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def team_charger(api: httpx.Client, account: Account) -> dict[str, Any]:
-    """A charger of the account's team, made through the API."""
+def charger_security(api: httpx.Client, account: Account, charger: int | str, **body: Any) -> dict[str, Any]:
+    """PUT .../chargers/{charger}/ocpp with the body (security_profile, password, generate_password, lenient)."""
+    response = api.put(f"/api/v2/teams/{account.team_id}/chargers/{charger}/ocpp", json=body)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+def identity_only(api: httpx.Client, team: Account | str, charger: dict[str, Any]) -> dict[str, Any]:
+    """Put a charger made through the API on security profile 0, so a test's peer connects without a password.
+
+    `team`: the account, or the team's API path (`/api/v2/teams/{team}`).
+    """
+    base = team if isinstance(team, str) else f"/api/v2/teams/{team.team_id}"
+    response = api.put(f"{base}/chargers/{charger['id']}/ocpp", json={"security_profile": 0})
+    assert response.status_code == 200, response.text
+    return charger
+
+
+def team_charger(api: httpx.Client, account: Account, *, security_profile: int | None = 0) -> dict[str, Any]:
+    """A charger of the account's team, made through the API; identity only (profile 0) unless told otherwise.
+
+    `security_profile=None` leaves it as the API made it: profile 1 without a password.
+    """
     response = api.post(f"/api/v2/teams/{account.team_id}/chargers", json={"identity": unique_identity()})
     assert response.status_code == 201, response.text
     charger: dict[str, Any] = response.json()["data"]
+    if security_profile is not None:
+        charger_security(api, account, charger["id"], security_profile=security_profile)
     return charger
 
 

@@ -80,15 +80,15 @@ def test_an_upgrade_without_an_ocpp_subprotocol_is_refused_with_400(
     assert refusal(server, identity, subprotocols=("ocpp1.5", "wamp")) == 400
 
 
-def test_an_unknown_identity_is_refused_with_404(server: LiveServer) -> None:
-    """DESIGN: unknown identities are refused at upgrade."""
-    assert refusal(server, unique_identity("NOBODY")) == 404
-    assert refusal(server, "X" * 46) == 404
+def test_an_unknown_identity_is_refused_with_401(server: LiveServer) -> None:
+    """DESIGN: unknown identities are refused at upgrade, with the 401 of a wrong password (Charger security)."""
+    assert refusal(server, unique_identity("NOBODY")) == 401
+    assert refusal(server, "X" * 46) == 401
 
 
 def test_a_charger_with_a_password_needs_it_at_upgrade(server: LiveServer, api: httpx.Client, account: Account) -> None:
     """OCPP security profile 1: HTTP Basic with the charger's password; 401 otherwise."""
-    identity = team_charger(api, account)["identity"]
+    identity = team_charger(api, account, security_profile=1)["identity"]
     set_password(server, identity, "correct-horse-battery")
     assert refusal(server, identity) == 401
     assert refusal(server, identity, additional_headers=basic_auth(identity, "wrong-password-123")) == 401

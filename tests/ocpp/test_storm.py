@@ -52,6 +52,7 @@ def add_chargers(server: LiveServer, account: Account, count: int) -> list[str]:
             "team_id": account.team_id,
             "pincode": new_pincode(),
             "connection_status": "never_seen",
+            "security_profile": 0,
             "license_smart": False,
             "license_pro": False,
             "created_at": now,

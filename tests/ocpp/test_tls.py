@@ -1,4 +1,4 @@
-"""wss:// through uvicorn's TLS options (issue 3: OCPP security profile 2)."""
+"""wss:// through uvicorn's TLS options: OCPP security profile 2, HTTP Basic over TLS (DESIGN: Charger security)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage
 
 from tests.conftest import LiveServer, server_settings
-from tests.ocpp.gateway_support import unique_identity
+from tests.ocpp.gateway_support import basic_auth, unique_identity
+
+PASSWORD = "a-password-for-tls-only"
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -45,7 +47,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_a_charger_boots_over_wss(fresh_database: Callable[[str], str], tmp_path: Path) -> None:
+def test_a_profile_2_charger_boots_over_wss(fresh_database: Callable[[str], str], tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     settings = server_settings(
         fresh_database("sqlite"), str(tmp_path / "data"), ssl_certfile=str(cert), ssl_keyfile=str(key)
@@ -59,11 +61,18 @@ def test_a_charger_boots_over_wss(fresh_database: Callable[[str], str], tmp_path
         with httpx.Client(
             base_url=live.base_url, verify=context, headers={"Authorization": f"Bearer {account.token}"}
         ) as api:
-            assert api.post(f"/api/v2/teams/{account.team_id}/chargers", json={"identity": identity}).status_code == 201
+            response = api.post(f"/api/v2/teams/{account.team_id}/chargers", json={"identity": identity})
+            assert response.status_code == 201
+            security = {"security_profile": 2, "password": PASSWORD}
+            path = f"/api/v2/teams/{account.team_id}/chargers/{response.json()['data']['id']}/ocpp"
+            assert api.put(path, json=security).json()["data"]["security_profile"] == 2
 
         async def boot() -> list[object]:
             url = live.base_url.replace("https://", "wss://") + f"/ocpp/{identity}"
-            async with connect(url, subprotocols=["ocpp1.6"], ssl=context, compression=None) as ws:  # type: ignore[list-item]
+            login = basic_auth(identity, PASSWORD)
+            async with connect(
+                url, subprotocols=["ocpp1.6"], ssl=context, compression=None, additional_headers=login
+            ) as ws:  # type: ignore[list-item]
                 await ws.send(
                     json.dumps([2, "1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}])
                 )

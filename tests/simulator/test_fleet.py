@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import threading
 import uuid
@@ -131,6 +132,28 @@ def test_simulate_registers_the_identities_on_a_site_first(
     assert f"registered 2 new and 1 existing chargers on team {account.team_id}" in result.output
     listed = api.get(chargers).json()["data"]
     assert sorted(c["identity"] for c in listed) == [f"{prefix}0001", f"{prefix}0002", f"{prefix}0003"]
+    for charger in listed:  # DESIGN: Charger security: each got a password through PUT .../ocpp
+        ocpp = api.get(f"/api/v2/teams/{account.team_id}/chargers/{charger['uuid']}/ocpp").json()["data"]
+        assert (ocpp["security_profile"], ocpp["has_password"]) == (1, True)
+
+
+def test_simulate_with_the_api_boots_its_chargers_on_a_real_server_with_their_passwords(
+    server: LiveServer, account: Account, api: httpx.Client
+) -> None:
+    """The README's steps: register through the API, get a password each, connect with HTTP Basic."""
+    site = api.post(f"/api/v2/teams/{account.team_id}/sites", json=SITE).json()["data"]
+    prefix = f"P{uuid.uuid4().hex[:6]}-"
+    url = server.base_url.replace("http://", "ws://") + "/ocpp"
+    api_options = ["--api-url", server.base_url, "--token", account.token, "--site", str(site["id"])]
+    for run_options in ([], ["--password", "a-password-for-every-charger"]):
+        result = invoke("--url", url, "--chargers", "2", "--prefix", prefix, "--duration", "1", *FAST, *api_options,
+                        *run_options)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert re.search(r"│ booted +│ 2 +│", result.output), result.output
+        assert re.search(r"│ errors +│ 0 +│", result.output), result.output
+    listed = api.get(f"/api/v2/teams/{account.team_id}/sites/{site['id']}/chargers").json()["data"]
+    assert sorted(c["identity"] for c in listed) == [f"{prefix}0001", f"{prefix}0002"]
+    assert all(c["connection_status"] != "never_seen" for c in listed)
 
 
 def test_registration_errors_are_reported_in_one_line(server: LiveServer, account: Account) -> None:

@@ -13,7 +13,16 @@ import pytest
 from tests.api.test_chargers import charger_row
 from tests.api.test_sites import make_site
 from tests.conftest import LiveServer
-from tests.ocpp.gateway_support import BOOT, TIMESTAMP, Raw, open_charger, run, smart_events, unique_identity
+from tests.ocpp.gateway_support import (
+    BOOT,
+    TIMESTAMP,
+    Raw,
+    identity_only,
+    open_charger,
+    run,
+    smart_events,
+    unique_identity,
+)
 from voltline.accounts import Account
 
 
@@ -41,7 +50,7 @@ def test_charger_messages_publish_events_after_their_commit(
     site = make_site(api, account)
     identity = unique_identity()
     response = api.post(f"/api/v2/teams/{account.team_id}/sites/{site['id']}/chargers", json={"identity": identity})
-    charger_id = response.json()["data"]["id"]
+    charger_id = identity_only(api, account, response.json()["data"])["id"]
 
     async def scenario() -> None:
         async with open_charger(server, identity) as ws:
@@ -101,7 +110,7 @@ def test_a_charger_moved_while_connected_announces_its_new_site(
     identity = unique_identity()
     sites_path = f"/api/v2/teams/{account.team_id}/sites"
     response = api.post(f"{sites_path}/{old['id']}/chargers", json={"identity": identity})
-    charger_id = response.json()["data"]["id"]
+    charger_id = identity_only(api, account, response.json()["data"])["id"]
     pincode = charger_row(server, charger_id)["pincode"]
 
     async def move() -> None:

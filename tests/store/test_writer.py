@@ -58,7 +58,7 @@ def new_writer(db: Database, **options: Any) -> MeterWriter:
 async def new_charger(db: Database) -> int:
     """A charger of its own for one test."""
     async with db.write() as conn:
-        row = await chargers.create_charger(conn, f"W-{uuid.uuid4().hex[:12]}", "ABCD2345", {})
+        row = await chargers.create_charger(conn, f"W-{uuid.uuid4().hex[:12]}", "ABCD2345", {"security_profile": 0})
     return int(row["id"])
 
 

@@ -100,6 +100,24 @@ def wrap(endpoint: Endpoint) -> Handler:
     return handle
 
 
+def _by_method(handlers: Mapping[str, Handler]) -> Handler:
+    """One handler for every method a path serves; HEAD is answered by GET (RFC 9110 §9.3.2)."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    dispatch.__name__ = "_".join(handler.__name__ for handler in handlers.values())
+    return dispatch
+
+
 def build_routes(endpoints: list[Endpoint]) -> list[Route]:
-    """Starlette routes for the table, in order."""
-    return [Route(ep.path, wrap(ep), methods=[ep.method]) for ep in endpoints]
+    """Starlette routes for the table, one per path in first-seen order.
+
+    One route per path makes a 405's `Allow` list every method the path serves (RFC 9110
+    §15.5.6), where a route per method would list only the first route's.
+    """
+    by_path: dict[str, dict[str, Handler]] = {}
+    for ep in endpoints:
+        by_path.setdefault(ep.path, {})[ep.method] = wrap(ep)
+    return [Route(path, _by_method(handlers), methods=list(handlers)) for path, handlers in by_path.items()]

@@ -17,6 +17,8 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
+from voltline.domain.credentials import OCPP_PASSWORD_PATTERN
+from voltline.domain.identities import IDENTITY_PATTERN
 from voltline.errors import ValidationError
 
 MISSING: Any = object()
@@ -25,6 +27,8 @@ NUMERIC_RULES = frozenset({"integer", "numeric"})
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _INT_STRING = re.compile(r"^[+-]?\d+$")
+# Laravel's `regex:` rule takes the pattern inline; ours names one of these (patterns may hold `|`).
+PATTERNS = {"ocpp_identity": IDENTITY_PATTERN, "ocpp_password": OCPP_PASSWORD_PATTERN}
 # PHP date() tokens we accept in date_format, mapped to strptime.
 _PHP_TO_STRPTIME = {"Y": "%Y", "m": "%m", "d": "%d", "H": "%H", "i": "%M", "s": "%S"}
 
@@ -206,6 +210,12 @@ def _date_format(rule: Rule, _rules: tuple[Rule, ...], a: str, value: Any) -> st
     return None if matches_date_format(value, php_format) else f"The {a} field must match the format {php_format}."
 
 
+def _regex(rule: Rule, _rules: tuple[Rule, ...], a: str, value: Any) -> str | None:
+    ok = isinstance(value, str | int | float) and not isinstance(value, bool)
+    ok = ok and re.fullmatch(PATTERNS[rule.params[0]], str(value)) is not None
+    return None if ok else f"The {a} field format is invalid."
+
+
 def _sized(rule: Rule, rules: tuple[Rule, ...], a: str, value: Any) -> str | None:
     return _check_size(rule, rules, value, a)
 
@@ -228,6 +238,7 @@ _VALUE_CHECKS: dict[str, Callable[[Rule, tuple[Rule, ...], str, Any], str | None
     ),
     "in": _in,
     "date_format": _date_format,
+    "regex": _regex,
     "max": _sized,
     "min": _sized,
     "size": _sized,

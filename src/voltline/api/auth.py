@@ -1,18 +1,26 @@
-"""Bearer tokens to principals, the per-token rate limit, and the team scope of a request.
+"""Bearer tokens to principals, the rate limits, and the team scope of a request.
 
 Token and membership look-ups are cached in the process for `auth_cache_seconds` (default
 5 s): a revoked token or a removed membership stops working within that time. Setting it to 0
 turns the cache off.
+
+A request without a valid token (none, malformed or unknown) counts against its client
+address's budget (`rate_limit_unauthenticated` per minute; an IPv6 address counts by its /64,
+the smallest network one subscriber gets); over it the answer is a 429 instead of a 401. A
+valid token is never refused for its address's budget, so callers behind one NAT with a
+guessing neighbour keep working.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.requests import Request
 
 from voltline.api._kit import path_ref
+from voltline.api.ratelimit import RateLimiter
 from voltline.domain.credentials import hash_api_token
 from voltline.domain.ids import Ref, TeamId, UserId
 from voltline.domain.tenancy import Principal, TeamScope
@@ -21,6 +29,7 @@ from voltline.runtime import Runtime
 from voltline.store import users
 
 CACHE_LIMIT = 50_000
+IPV6_SUBSCRIBER_PREFIX = 64
 
 
 @dataclass
@@ -69,7 +78,7 @@ async def authenticate(request: Request) -> Principal:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 200:
-        raise AuthenticationError
+        _refuse(request)
     rt, cache = runtime(request), auth_cache(request)
     token_hash, now = hash_api_token(token), rt.clock.monotonic()
     entry = cache.tokens.get(token_hash)
@@ -81,9 +90,37 @@ async def authenticate(request: Request) -> Principal:
         principal = None if row is None else Principal(user_id=UserId(row["user_id"]), token_id=row["id"])
         cache.remember_token(token_hash, now, principal)
     if principal is None:
-        raise AuthenticationError
+        _refuse(request)
     request.state.principal = principal
     return principal
+
+
+def client_address(request: Request) -> str:
+    """The address the request came from (the ASGI peer); "" when the server does not know it."""
+    return request.client.host if request.client is not None else ""
+
+
+def address_key(address: str) -> str:
+    """What an address's budget is kept under: the address, or its /64 for IPv6."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:  # an IPv4 peer on a dual-stack socket
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/{IPV6_SUBSCRIBER_PREFIX}", strict=False))
+    return str(parsed)
+
+
+def _refuse(request: Request) -> NoReturn:
+    """401 for a request without a valid token, or 429 once its address has spent its budget."""
+    limiter: RateLimiter = request.app.state.guest_rate_limiter
+    if limiter.limit > 0:
+        result = limiter.hit(address_key(client_address(request)), runtime(request).clock.monotonic())
+        if not result.allowed:
+            raise RateLimitedError(result.retry_after, result.limit)
+    raise AuthenticationError
 
 
 def consume_rate_limit(request: Request, principal: Principal) -> dict[str, str]:

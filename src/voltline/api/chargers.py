@@ -29,7 +29,10 @@ IDENTITY_TAKEN = "The identity has already been taken."
 PINCODE_INVALID = "The pincode is invalid."
 ALREADY_ATTACHED = "The charger is already attached to a site."
 
-CREATE_RULES = {"identity": "required|string|max:45"}
+# DESIGN: Charger security: one identity rule for every new charger (domain.identities); attach names
+# an existing charger, so it keeps the plain size rule and older identities stay attachable.
+CREATE_RULES = {"identity": "required|string|max:45|regex:ocpp_identity"}
+NEW_CHARGER_SECURITY_PROFILE = 1  # no password yet: it cannot connect until it gets one, or profile 0
 UPDATE_RULES = {"reference": "nullable|string|max:255"}
 ATTACH_RULES = {
     "pincode": "required|size:8",
@@ -118,7 +121,8 @@ def charger_detail_resource(row: RowMapping, connectors: list[RowMapping]) -> Ch
 async def _create(conn: AsyncConnection, data: dict[str, Any], placement: dict[str, Any]) -> RowMapping:
     identity = validate(data, CREATE_RULES)["identity"]
     try:
-        return await chargers.create_charger(conn, identity, new_pincode(), placement)
+        values = {**placement, "security_profile": NEW_CHARGER_SECURITY_PROFILE}
+        return await chargers.create_charger(conn, identity, new_pincode(), values)
     except chargers.IdentityTakenError:
         raise ValidationError.single("identity", IDENTITY_TAKEN) from None
 
@@ -197,10 +201,11 @@ async def attach_charger(request: Request) -> Response:
         site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
         charger = await _verified_charger(request, conn, validate(data, ATTACH_RULES))
         group_id = await sites.get_root_group_id(conn, site_id)
-        row = await chargers.attach_charger(conn, ChargerId(charger["id"]), team_id, site_id, group_id)
+        now = runtime(request).clock.now()
+        row = await chargers.attach_charger(conn, ChargerId(charger["id"]), team_id, site_id, group_id, now=now)
     if row is None:
         raise ValidationError.single("identity", ALREADY_ATTACHED)
-    await publish_settings_changed(runtime(request).bus, site_id)
+    await publish_settings_changed(runtime(request).bus, site_id, charger_id=int(row["id"]))
     return envelope(charger_resource(row))
 
 

@@ -1,4 +1,8 @@
-"""A charger's OCPP message log: the frames it sent and received, newest first (issue 3)."""
+"""A charger's OCPP message log: the frames it sent and received, newest first.
+
+DESIGN (Charger security): a team reads only the rows logged while it owned the charger, and
+none from before the charger's current attachment (`chargers.attached_at`).
+"""
 
 from __future__ import annotations
 
@@ -55,14 +59,21 @@ def log_entry_resource(row: RowMapping) -> LogEntryResource:
 
 
 async def list_charger_logs(request: Request) -> Response:
-    """Return a page of the charger's OCPP message log, newest first; `action` filters by action."""
+    """Return a page of the charger's OCPP message log the team may read, newest first; `action` filters."""
     clean = validate(normalise_input(dict(request.query_params)), QUERY_RULES)
     page, per_page = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
     offset = min((page - 1) * per_page, INT_MAX)
     async with runtime(request).db.read() as conn:
-        charger = await chargers.get_charger(conn, scope(request).team_id, path_ref(request, "charger"))
-        rows = await ocpp_log.list_charger_log(
-            conn, ChargerId(charger["id"]), action=clean.get("action"), offset=offset, limit=per_page + 1
+        team_id = scope(request).team_id
+        charger = await chargers.get_charger(conn, team_id, path_ref(request, "charger"))
+        rows = await ocpp_log.list_team_log(
+            conn,
+            ChargerId(charger["id"]),
+            team_id,
+            charger["attached_at"],
+            action=clean.get("action"),
+            offset=offset,
+            limit=per_page + 1,
         )
     items = [log_entry_resource(row) for row in rows[:per_page]]
     return paginated(request, items, page, per_page, has_more=len(rows) > per_page)

@@ -12,6 +12,9 @@ PINCODE_ALPHABET = string.ascii_uppercase.replace("O", "").replace("I", "") + "2
 PINCODE_LENGTH = 8
 OCPP_PASSWORD_MIN = 16
 OCPP_PASSWORD_MAX = 40
+# Printable ASCII, space included (what `ocpp_password_problem` accepts); ECMA-262 and Python alike.
+OCPP_PASSWORD_PATTERN = r"^[ -~]+$"
+GENERATED_PASSWORD_LENGTH = 32
 
 
 def new_api_token() -> str:
@@ -27,6 +30,11 @@ def hash_api_token(token: str) -> str:
 def new_pincode() -> str:
     """An 8-character attach pincode without look-alike characters."""
     return "".join(secrets.choice(PINCODE_ALPHABET) for _ in range(PINCODE_LENGTH))
+
+
+def new_ocpp_password() -> str:
+    """A fresh 32-character OCPP password (URL-safe letters and digits); shown once, only its HMAC is kept."""
+    return secrets.token_urlsafe(GENERATED_PASSWORD_LENGTH)[:GENERATED_PASSWORD_LENGTH]
 
 
 def hash_ocpp_password(secret_key: str, password: str) -> str:

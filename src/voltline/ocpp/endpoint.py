@@ -1,9 +1,10 @@
 """The WebSocket route `/ocpp/{identity}`: subprotocol, identity and password at upgrade, then the receive loop.
 
-Upgrade (DESIGN: OCPP): no offered subprotocol we speak -> 400; an identity no charger has ->
-404 (unless auto-registration is on); a charger with a password and a wrong or missing HTTP
-Basic password -> 401. These are real HTTP answers to the upgrade request (the ASGI
-websocket denial response), never a socket accepted and then closed.
+Upgrade (DESIGN: OCPP, Charger security): no offered subprotocol we speak -> 400; then one 401
+for every other refusal — an identity no charger has (unless auto-registration is on), a
+missing or wrong HTTP Basic login, a profile-2 charger without TLS, a throttled address — so
+they cannot be told apart (`ocpp.authentication`). These are real HTTP answers to the upgrade
+request (the ASGI websocket denial response), never a socket accepted and then closed.
 
 Receive loop: every frame counts as a sign of life. A frame that is not an OCPP-J array with a
 message id is logged and dropped; a broken CALL gets its CALLERROR; a CALL is decoded (strictly,
@@ -21,20 +22,17 @@ is closed with 1011 as well.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voltline import codec
-from voltline.domain.credentials import check_ocpp_password
 from voltline.errors import ChargerOfflineError, StoreUnavailableError, VoltlineError
+from voltline.ocpp.authentication import admit_charger
 from voltline.ocpp.gateway import Gateway
 from voltline.ocpp.rpc import (
     Call,
@@ -55,6 +53,7 @@ from voltline.ocpp.session import Session
 from voltline.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
 from voltline.store.engine import is_unavailable
+from voltline.store.ocpp_log import ACTION_MAX, MESSAGE_ID_MAX
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -78,11 +77,8 @@ async def ocpp_endpoint(websocket: WebSocket) -> None:
     if subprotocol is None:
         await _deny(websocket, 400, "No supported OCPP subprotocol offered (ocpp1.6).")
         return
-    charger = await gateway.admit(identity)
+    charger = await admit_charger(websocket, gateway, identity)
     if charger is None:
-        await _deny(websocket, 404, "Unknown charge point identity.")
-        return
-    if not _password_ok(websocket, charger, gateway.runtime.secret_key):
         await _deny(websocket, 401, "Unauthenticated.", {"WWW-Authenticate": 'Basic realm="Voltline OCPP"'})
         return
     await websocket.accept(subprotocol=subprotocol)
@@ -109,27 +105,6 @@ async def _deny(websocket: WebSocket, status: int, text: str, headers: Mapping[s
     await websocket.send_denial_response(response)
 
 
-def _password_ok(websocket: WebSocket, charger: RowMapping, secret_key: str) -> bool:
-    """OCPP security profile 1/2: HTTP Basic, the password checked against the charger's hash."""
-    stored = charger["password_hash"]
-    if not stored:
-        return True
-    password = _basic_password(websocket.headers.get("authorization", ""))
-    return password is not None and check_ocpp_password(secret_key, password, stored)
-
-
-def _basic_password(header: str) -> str | None:
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("latin-1")
-    except (binascii.Error, ValueError):
-        return None
-    _user, colon, password = decoded.partition(":")
-    return password if colon else None
-
-
 def _sender(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
     async def send(text: str) -> None:
         try:
@@ -142,7 +117,12 @@ def _sender(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
 
 def _closer(websocket: WebSocket) -> Callable[[int, str], Awaitable[None]]:
     async def close(code: int, reason: str) -> None:
-        await websocket.close(code, reason)
+        # A replaced socket may be closing or gone already (the charger reconnected at once):
+        # Starlette then raises WebSocketDisconnect (transport gone) or RuntimeError (close sent).
+        try:
+            await websocket.close(code, reason)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            log.debug("%s: the socket was already closed", websocket.path_params["identity"])
 
     return close
 
@@ -173,16 +153,19 @@ async def handle_frame(session: Session, data: str | bytes) -> None:
     elif isinstance(frame, FrameRejected):
         await _send_error(session, frame.reply, None)
     elif isinstance(frame, FrameDropped):
+        session.ctx.counts.dropped_frames += 1
         log.warning("%s: dropped a frame: %s", session.identity, frame.reason)
 
 
 def _settle(session: Session, frame: CallResult | CallError) -> None:
     action = session.settle(frame)
     if action is None:
-        log.info("%s: ignored an answer to no outstanding call (%s)", session.identity, frame.message_id)
+        shown = frame.message_id[:MESSAGE_ID_MAX]
+        log.info("%s: ignored an answer to no outstanding call (%s)", session.identity, shown)
     if isinstance(frame, CallResult):
         session.message_log.record("in", 3, frame.message_id, action, frame.payload)
     else:
+        session.ctx.counts.call_error("in", frame.code)
         session.message_log.record("in", 4, frame.message_id, action, _error_text(frame))
 
 
@@ -209,6 +192,7 @@ async def answer_call(session: Session, call: Call) -> None:
         return
     body = encode_payload(result)
     await session.send(encode_call_result(call.message_id, msgspec.Raw(body)))
+    session.ctx.counts.message("in", call.action, "result")
     session.message_log.record("out", 3, call.message_id, call.action, body)
 
 
@@ -240,15 +224,24 @@ async def _dispatch(session: Session, call: Call) -> msgspec.Struct:
     if handler is None:
         if call.action in KNOWN_ACTIONS[session.version]:
             raise OcppError("NotSupported", f"{call.action} is not sent by a charge point")
-        raise OcppError(code_for(session.version, "not_implemented"), f"Unknown action {call.action!r}")
+        raise OcppError(code_for(session.version, "not_implemented"), f"Unknown action {shown_action(call.action)}")
     decoded = decode_call_payload(session.version, call.action, call.payload, lenient=session.ctx.lenient)
     if decoded.leniencies:
         log.info("%s: %s accepted leniently: %s", session.identity, call.action, "; ".join(decoded.leniencies))
     return await handler(session.ctx, decoded.message)
 
 
+def shown_action(action: str) -> str:
+    """An action name as answers and logs show it: quoted, cut to the log's column (a charger chooses its length)."""
+    if len(action) <= ACTION_MAX:
+        return repr(action)
+    return f"{action[:ACTION_MAX]!r}... ({len(action)} characters)"
+
+
 async def _send_error(session: Session, error: CallError, action: str | None) -> None:
     await session.send(encode_call_error(error))
+    session.ctx.counts.message("in", action, "error")
+    session.ctx.counts.call_error("out", error.code)
     session.message_log.record("out", 4, error.message_id, action, _error_text(error))
 
 

@@ -13,6 +13,10 @@ older one, which then closes without marking the charger offline. A charger's st
 turns (`_status_turn`): on PostgreSQL they run on separate pooled connections, and without turns
 the "offline" of a closing socket could commit after the "online" of the socket replacing it.
 
+A charger attached to or detached from a site over the API while connected (the `settings` and
+`detached` bus events name it) has its session re-read its team and site at once, so that its
+message-log rows and meter rows carry the team that owns it now (DESIGN: Charger security).
+
 Pongs never reach an ASGI app: uvicorn sends the pings (`ws_ping_interval`) and closes a socket
 whose pong is later than `ws_ping_timeout`. Served with both set to `ocpp_ping_interval`, an
 open socket has answered a ping within the last two ping intervals; when that is within two
@@ -35,13 +39,18 @@ from sqlalchemy.engine import RowMapping
 
 from voltline.bus import MemoryBus, Subscription
 from voltline.commands import command_subject, decode_request, encode_reply
+from voltline.domain.auth_throttle import AuthThrottle
+from voltline.domain.identities import IDENTITY_MAX, is_valid_identity
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerOfflineError
+from voltline.ocpp.log_limits import LogBudget
 from voltline.ocpp.registry import Registry
-from voltline.ocpp.rpc import CallError, OcppError, Version, decode_call_result
+from voltline.ocpp.rpc import ERROR_CODES, CallError, OcppError, Version, decode_call_result
 from voltline.ocpp.session import CloseSocket, SendText, Session, SessionContext
 from voltline.ocpp.v16 import commands as v16_commands
+from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
 from voltline.runtime import Runtime
+from voltline.smart.events import SMART_EVENTS, decode_event
 from voltline.store import ocpp_state
 from voltline.store.chargers import get_charger_by_identity
 from voltline.store.writer import MeterWriter
@@ -49,10 +58,11 @@ from voltline.tasks import cancel_and_wait
 
 log = logging.getLogger("voltline.ocpp")
 
-IDENTITY_MAX = 45  # chargers.identity is String(45)
 LIVENESS_CHECK_MAX = 15.0  # seconds between liveness checks, at most
 # Young-generation size for the garbage collector (CPython's default is 700): see `settle_gc`.
 GC_YOUNG_THRESHOLD = 10_000
+# Bus events (voltline.smart.events) after which a connected charger's team or site may differ.
+PLACEMENT_KINDS = frozenset({"settings", "detached"})
 
 
 def settle_gc() -> None:
@@ -78,8 +88,21 @@ class Gateway:
         self.runtime = runtime
         self.writer = writer
         self.registry = Registry()
+        # DESIGN: Charger security: refused upgrades by reason, failed logins, and whose forwarded headers count.
+        self.auth_throttle = AuthThrottle()
+        # One login check at a time per (address, identity): a burst of guesses cannot outrun the throttle.
+        self.auth_turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        self.trusted_proxies = runtime.settings.trusted_proxy_networks
         self._liveness: asyncio.Task[None] | None = None
         self._status_turns: weakref.WeakValueDictionary[ChargerId, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.counts = runtime.metrics.ocpp
+        self.counts.known_actions = frozenset(V16_REQUESTS)
+        self.counts.known_codes = frozenset().union(*ERROR_CODES.values())
+        connected = "Chargers with an open socket to this process, by OCPP version."
+        runtime.metrics.gauge("voltline_ocpp_connected_chargers", connected, ("ocpp_version",), self._connected)
+        settings = runtime.settings
+        self.log_budget = LogBudget(settings.ocpp_log_budget_rows, settings.ocpp_log_budget_bytes, runtime.clock)
+        self._placements: Subscription | None = None
 
     async def start(self) -> None:
         """Start the liveness loop; as the only gateway (in-process bus), first mark every charger offline."""
@@ -89,21 +112,38 @@ class Gateway:
             if stale:
                 log.info("%d chargers were left online by the previous run; marked offline", stale)
         self._liveness = asyncio.create_task(self._run_liveness(), name="voltline-ocpp-liveness")
+        self._placements = await self.runtime.bus.listen(SMART_EVENTS, self._on_event)
         settle_gc()
 
     async def stop(self) -> None:
-        """Stop the liveness loop."""
+        """Stop the liveness loop and the placement listener."""
+        if self._placements is not None:
+            await self._placements.unsubscribe()
+            self._placements = None
         await cancel_and_wait([self._liveness])
         self._liveness = None
 
+    def _connected(self) -> dict[tuple[str, ...], float]:
+        counts: dict[tuple[str, ...], float] = {(version,): 0 for version in _BUILDERS}
+        for session in self.registry:
+            counts[(session.version,)] = counts.get((session.version,), 0) + 1
+        return counts
+
     async def admit(self, identity: str) -> RowMapping | None:
-        """The charger row for a connecting identity (auto-registered when allowed), or None."""
+        """The charger row for a connecting identity (auto-registered when allowed), or None.
+
+        Any stored identity is found, also one from before the identity rule; only a valid identity is
+        auto-registered, and none while the minimum security profile is above 0 (they start at 0).
+        """
         if not identity or len(identity) > IDENTITY_MAX:
             return None
         async with self.runtime.db.read() as conn:
             row = await get_charger_by_identity(conn, identity)
-        if row is not None or not self.runtime.settings.ocpp_auto_register:
+        settings = self.runtime.settings
+        if row is not None or not settings.ocpp_auto_register or settings.ocpp_min_security_profile > 0:
             return row
+        if not is_valid_identity(identity):
+            return None
         async with self.runtime.db.write() as conn:
             row = await ocpp_state.auto_register_charger(conn, identity)
         log.info("%s: auto-registered; `voltline chargers show %s` shows its pincode for attach", identity, identity)
@@ -123,8 +163,9 @@ class Gateway:
             clock=self.runtime.clock,
             writer=self.writer,
             bus=self.runtime.bus,
+            counts=self.counts,
         )
-        return Session(ctx, version, send_text, close)
+        return Session(ctx, version, send_text, close, self.log_budget)
 
     @contextlib.asynccontextmanager
     async def connected(self, session: Session) -> AsyncIterator[None]:
@@ -157,6 +198,24 @@ class Gateway:
             return
         log.info("%s: back online", session.identity)
         await session.ctx.announce("connected")
+
+    async def _on_event(self, _subject: str, data: bytes) -> None:
+        """A charger attached to or detached from a site: its session here takes the new team and site."""
+        event = decode_event(data)
+        charger_id = event.get("charger_id")
+        if event["kind"] not in PLACEMENT_KINDS or not isinstance(charger_id, int):
+            return
+        for session in self.registry:
+            if session.ctx.charger_id == charger_id:
+                await self.refresh_placement(session)
+
+    async def refresh_placement(self, session: Session) -> None:
+        """Re-read the session's team, site and lenient flag (the message log and new rows follow them)."""
+        try:
+            async with self.runtime.db.read() as conn:
+                session.ctx.place(await ocpp_state.get_placement(conn, session.ctx.charger_id))
+        except Exception:  # task boundary: the next Heartbeat or Boot places the session again
+            log.exception("%s: could not re-read the charger's placement", session.identity)
 
     def _status_turn(self, charger_id: ChargerId) -> asyncio.Lock:
         """The charger's lock for status writes: they commit in the order they were decided."""
@@ -198,11 +257,15 @@ class Gateway:
         try:
             answer = await session.call(action, request, self.runtime.settings.ocpp_call_timeout)
         except ChargerOfflineError:
+            self.counts.message("out", action, "offline")
             return encode_reply("offline")
         except TimeoutError:
+            self.counts.message("out", action, "timeout")
             return encode_reply("timeout")
         if isinstance(answer, CallError):
+            self.counts.message("out", action, "error")
             return encode_reply("error", code=answer.code, description=answer.description)
+        self.counts.message("out", action, "result")
         try:
             decoded = decode_call_result(session.version, action, answer.payload, lenient=session.ctx.lenient)
         except OcppError as error:

@@ -28,11 +28,14 @@ from voltline.bus import Bus
 from voltline.clock import Clock
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerOfflineError
+from voltline.metrics import OcppCounts
+from voltline.ocpp.log_limits import LogBudget, capped_payload
 from voltline.ocpp.rpc import CallError, CallResult, PendingCalls, Version, encode_call
 from voltline.ocpp.schema_check import encode_payload
 from voltline.settings import Settings
 from voltline.smart.events import SMART_EVENTS, encode_event
 from voltline.store.engine import Database
+from voltline.store.ocpp_log import ACTION_MAX, MESSAGE_ID_MAX
 from voltline.store.writer import LogEntry, MeterWriter
 
 log = logging.getLogger("voltline.ocpp")
@@ -69,6 +72,8 @@ class SessionContext:
     bus: Bus | None = None
     # Transactions whose first MeterValues was announced (spec §7.4: the first meter value of a session).
     metered: set[int] = field(default_factory=set)
+    # Where the receive loop counts frames for /metrics (the gateway's; voltline/metrics.py).
+    counts: OcppCounts = field(default_factory=OcppCounts)
     # clock.monotonic() by which the CALL being handled is answered or the socket closed (DESIGN: Durability).
     hold_until: float = math.inf
 
@@ -98,36 +103,61 @@ class SessionContext:
 
 
 class MessageLog:
-    """Feeds the OCPP message log through the batched writer, as VOLTLINE_OCPP_LOG says."""
+    """Feeds the OCPP message log through the batched writer, as VOLTLINE_OCPP_LOG says.
 
-    def __init__(self, mode: str, writer: MeterWriter, charger_id: ChargerId, clock: Clock) -> None:
-        self.mode = mode
-        self.writer = writer
-        self.charger_id = charger_id
-        self.clock = clock
+    Each row carries the charger's team at that moment (`ctx.team_id` follows a charger moved while
+    connected); payloads are capped and each charger's rows budgeted (log_limits.py).
+    """
+
+    def __init__(self, ctx: SessionContext, budget: LogBudget) -> None:
+        self.ctx = ctx
+        self.mode = ctx.settings.ocpp_log
+        self.max_payload = ctx.settings.ocpp_log_max_payload
+        self.writer = ctx.writer
+        self.budget = budget
         self.unlogged: Counter[str] = Counter()
 
     def record(
         self, direction: str, message_type: int, message_id: str, action: str | None, payload: str | bytes
     ) -> None:
-        """Queue one frame for the log, or count it when its payload is not kept (bytes are decoded only if kept)."""
+        """Queue one frame for the log, or count it when its payload is not kept or the budget is spent."""
         if self.mode == "off":
             return
         if self.mode == "default" and action in UNLOGGED_BY_DEFAULT:
             self.unlogged[f"{direction}:{action}"] += 1
             return
-        text = payload.decode(errors="replace") if isinstance(payload, bytes) else payload
-        entry = LogEntry(self.charger_id, direction, message_type, message_id, action, text, self.clock.now())
+        ctx = self.ctx
+        text = capped_payload(payload, self.max_payload)
+        if not self.budget.admit(ctx.charger_id, ctx.identity, len(text)):
+            self.unlogged[f"{direction}:over budget"] += 1
+            return
+        entry = LogEntry(
+            ctx.charger_id,
+            direction,
+            message_type,
+            message_id[:MESSAGE_ID_MAX],
+            None if action is None else action[:ACTION_MAX],
+            text,
+            ctx.clock.now(),
+            team_id=ctx.team_id,
+        )
         self.writer.log(entry)
 
 
 class Session:
     """One open socket of a charger and the one CALL the CSMS may have outstanding on it."""
 
-    def __init__(self, ctx: SessionContext, version: Version, send_text: SendText, close_socket: CloseSocket) -> None:
+    def __init__(
+        self,
+        ctx: SessionContext,
+        version: Version,
+        send_text: SendText,
+        close_socket: CloseSocket,
+        log_budget: LogBudget,
+    ) -> None:
         self.ctx = ctx
         self.version = version
-        self.message_log = MessageLog(ctx.settings.ocpp_log, ctx.writer, ctx.charger_id, ctx.clock)
+        self.message_log = MessageLog(ctx, log_budget)
         self._send_text = send_text
         self._close_socket = close_socket
         self._pending = PendingCalls()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 
 import click
@@ -41,7 +42,8 @@ def _check_arguments(url: str, prefix: str, count: int, api: dict[str, str | Non
         raise click.BadParameter("must start with http:// or https://", param_hint="--api-url")
 
 
-def _register(console: Console, options: FleetOptions, api: dict[str, str | None]) -> None:
+def _register(console: Console, options: FleetOptions, api: dict[str, str | None]) -> FleetOptions:
+    """Register the identities and give each a password; the options with those passwords."""
     identities = options.identities()
     columns = (TextColumn("registering chargers"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
@@ -54,12 +56,14 @@ def _register(console: Console, options: FleetOptions, api: dict[str, str | None
                     str(api["site"]),
                     identities,
                     team=api["team"],
+                    password=options.password,
                     advance=lambda: progress.advance(task),
                 )
             )
         except RegistrationError as error:
             raise click.ClickException(f"registration failed: {error}") from None
     console.print(f"registered {done.created} new and {done.existing} existing chargers on team {done.team}")
+    return dataclasses.replace(options, passwords=done.passwords)
 
 
 async def _simulate(console: Console, fleet: Fleet, duration: float) -> Summary:
@@ -120,7 +124,10 @@ async def _simulate(console: Console, fleet: Fleet, duration: float) -> Summary:
     "--idle-seconds", type=click.FloatRange(0), default=15.0, show_default=True, help="Average pause between sessions."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same seed replays the same run.")
-@click.option("--password", help="OCPP password, sent with HTTP Basic auth.")
+@click.option(
+    "--password",
+    help="OCPP password, sent with HTTP Basic auth; with --api-url it is set on each charger (default: generated).",
+)
 @click.option(
     "--phases", type=click.Choice(["1", "3"]), default="3", show_default=True, help="Phases of each charge point."
 )
@@ -131,7 +138,10 @@ async def _simulate(console: Console, fleet: Fleet, duration: float) -> Summary:
     show_default=True,
     help="Connector maximum, A per phase.",
 )
-@click.option("--api-url", help="Register the identities first through this REST API (e.g. http://127.0.0.1:8000).")
+@click.option(
+    "--api-url",
+    help="Register the identities first through this REST API (e.g. http://127.0.0.1:8000) and set their passwords.",
+)
 @click.option("--token", envvar="VOLTLINE_TOKEN", help="API token for --api-url (or VOLTLINE_TOKEN).")
 @click.option("--site", help="Site (id or uuid) the identities are registered on.")
 @click.option("--team", help="Team (id or uuid) of the site; default: the token's first team.")
@@ -172,7 +182,7 @@ def simulate(
     )
     console = Console(highlight=False)
     if api_url is not None:
-        _register(console, options, api)
+        options = _register(console, options, api)
     fleet = Fleet(options)
     summary = asyncio.run(_simulate(console, fleet, duration))
     console.print(report_table(summary))

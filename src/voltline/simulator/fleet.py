@@ -25,6 +25,7 @@ class FleetOptions:
     idle_seconds: float = 15.0
     seed: int = 0
     password: str | None = None
+    passwords: dict[str, str] = field(default_factory=dict)  # per identity, over `password`
     phases: int = 3
     max_current: float = 32.0
     stagger: float = 0.02
@@ -64,7 +65,7 @@ class Fleet:
                 identity,
                 connectors=options.connectors,
                 meter_interval=options.meter_interval,
-                password=options.password,
+                password=options.passwords.get(identity, options.password),
                 phases=options.phases,
                 max_current=options.max_current,
                 seed=options.seed,

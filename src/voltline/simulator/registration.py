@@ -1,10 +1,15 @@
-"""Register simulated charger identities on a site through the v2 REST API before they connect."""
+"""Register simulated charger identities on a site through the v2 REST API before they connect.
+
+New chargers start at OCPP security profile 1 without a password (DESIGN: Charger security), so
+each registered charger also gets one through `PUT .../chargers/{charger}/ocpp`: the given
+password, or one the server generates for it; the simulated charger sends it with HTTP Basic.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -18,11 +23,12 @@ class RegistrationError(Exception):
 
 @dataclass
 class Registered:
-    """How the identities were registered, and on which team."""
+    """How the identities were registered, on which team, and each one's OCPP password."""
 
     team: str
     created: int = 0
     existing: int = 0
+    passwords: dict[str, str] = field(default_factory=dict)
 
 
 def _message(response: httpx.Response) -> str:
@@ -43,19 +49,43 @@ async def _first_team(client: httpx.AsyncClient) -> str:
     return str(teams[0]["id"])
 
 
-async def _register(client: httpx.AsyncClient, path: str, identity: str) -> bool:
-    """POST one identity; True when created, False when it already existed."""
+async def _send(client: httpx.AsyncClient, method: str, path: str, body: Any = None) -> httpx.Response:
+    """One API request, waiting out 429s."""
     while True:
-        response = await client.post(path, json={"identity": identity})
-        if response.status_code == 429:
-            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-            continue
-        if response.status_code == 201:
-            return True
-        errors = response.json().get("errors", {}) if response.status_code == 422 else {}
-        if errors.get("identity") == [IDENTITY_TAKEN]:
-            return False
-        raise RegistrationError(f"POST {path} for {identity} answered {response.status_code}: {_message(response)}")
+        response = await client.request(method, path, json=body)
+        if response.status_code != 429:
+            return response
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+
+
+async def _register(client: httpx.AsyncClient, path: str, identity: str) -> str | None:
+    """POST one identity; the new charger's uuid, or None when the identity already existed."""
+    response = await _send(client, "POST", path, {"identity": identity})
+    if response.status_code == 201:
+        return str(response.json()["data"]["uuid"])
+    errors = response.json().get("errors", {}) if response.status_code == 422 else {}
+    if errors.get("identity") == [IDENTITY_TAKEN]:
+        return None
+    raise RegistrationError(f"POST {path} for {identity} answered {response.status_code}: {_message(response)}")
+
+
+async def _team_chargers(client: httpx.AsyncClient, team: str) -> dict[str, str]:
+    """The uuid of each charger of the team, by identity."""
+    response = await _send(client, "GET", f"/api/v2/teams/{team}/chargers")
+    if response.status_code != 200:
+        raise RegistrationError(f"GET /api/v2/teams/{team}/chargers answered {response.status_code}")
+    return {str(c["identity"]): str(c["uuid"]) for c in response.json().get("data") or []}
+
+
+async def _set_password(client: httpx.AsyncClient, team: str, charger: str, password: str | None) -> str:
+    """Security profile 1 with the given password, or a generated one; returns the password."""
+    body: dict[str, Any] = {"security_profile": 1}
+    body.update({"password": password} if password is not None else {"generate_password": True})
+    path = f"/api/v2/teams/{team}/chargers/{charger}/ocpp"
+    response = await _send(client, "PUT", path, body)
+    if response.status_code != 200:
+        raise RegistrationError(f"PUT {path} answered {response.status_code}: {_message(response)}")
+    return password if password is not None else str(response.json()["data"]["password"])
 
 
 async def register_chargers(
@@ -65,19 +95,30 @@ async def register_chargers(
     identities: list[str],
     *,
     team: str | None = None,
+    password: str | None = None,
     advance: Callable[[], None] | None = None,
 ) -> Registered:
-    """Create each identity on the site (a 422 "already been taken" counts as registered)."""
+    """Create each identity on the site (a 422 "already been taken" counts as registered) and give it a password.
+
+    `password` None: the server generates one per charger (`Registered.passwords`).
+    """
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
         async with httpx.AsyncClient(base_url=api_url.rstrip("/"), headers=headers, timeout=30) as client:
             result = Registered(team or await _first_team(client))
             path = f"/api/v2/teams/{result.team}/sites/{site}/chargers"
+            known: dict[str, str] | None = None
             for identity in identities:
-                if await _register(client, path, identity):
-                    result.created += 1
-                else:
+                charger = await _register(client, path, identity)
+                if charger is None:
+                    known = known if known is not None else await _team_chargers(client, result.team)
+                    if identity not in known:
+                        raise RegistrationError(f"{identity} belongs to another team")
+                    charger = known[identity]
                     result.existing += 1
+                else:
+                    result.created += 1
+                result.passwords[identity] = await _set_password(client, result.team, charger, password)
                 if advance is not None:
                     advance()
             return result

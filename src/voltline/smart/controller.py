@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -198,9 +199,12 @@ class SmartCharging:
             released, site.released = site.released, set()
             for charger_id in sorted(released):  # serialised with the site's runs: none is sending to it
                 await self.release(charger_id)
+            started = time.perf_counter()
             try:
                 delay = await self.run_site(site.site_id, reconnected)
+                self.runtime.metrics.smart_run("ok", time.perf_counter() - started)
             except Exception:  # task boundary: log, try again later
+                self.runtime.metrics.smart_run("failed", time.perf_counter() - started)
                 log.exception("smart charging: the run of site %s failed", site.site_id)
                 site.reconnected |= reconnected
                 delay = self.settings.smart_retry_interval

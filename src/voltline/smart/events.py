@@ -2,9 +2,10 @@
 
 The OCPP gateway and handlers publish a small JSON object on `SMART_EVENTS` after their
 database commit (boot, connected, disconnected, status, start, stop, meter); the REST API
-publishes `settings` when a site's smart-charging settings, groups, connectors or chargers change,
-and `detached` (with the charger) when a charger leaves a site. The controller listens; nobody
-waits for it.
+publishes `settings` when a site's smart-charging settings, groups, connectors or chargers change
+(with the charger when one was attached), and `detached` (with the charger) when a charger leaves
+a site. The controller listens, and so does the gateway (a named charger's session re-reads its
+team and site); nobody waits for them.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ def decode_event(data: bytes) -> dict[str, Any]:
     return body if isinstance(body, dict) and "kind" in body else {"kind": "unknown"}
 
 
-async def publish_settings_changed(bus: Bus, site_id: int) -> None:
-    """Tell the control loop that a site's settings, groups or connectors changed (after the commit)."""
-    await bus.publish(SMART_EVENTS, encode_event("settings", site_id=int(site_id)))
+async def publish_settings_changed(bus: Bus, site_id: int, *, charger_id: int | None = None) -> None:
+    """Tell the control loop that a site's settings, groups or connectors changed (after the commit);
+    `charger_id` names a charger that was attached to the site (its gateway re-reads its placement)."""
+    await bus.publish(SMART_EVENTS, encode_event("settings", site_id=int(site_id), charger_id=charger_id))
 
 
 async def publish_charger_detached(bus: Bus, site_id: int, charger_id: int) -> None:

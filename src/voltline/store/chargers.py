@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, insert, select, update
@@ -148,11 +149,13 @@ async def _reset_connector_groups(conn: AsyncConnection, charger_id: ChargerId) 
 
 
 async def attach_charger(
-    conn: AsyncConnection, charger_id: ChargerId, team_id: TeamId, site_id: SiteId, group_id: int
+    conn: AsyncConnection, charger_id: ChargerId, team_id: TeamId, site_id: SiteId, group_id: int, *, now: datetime
 ) -> RowMapping | None:
-    """Move a charger that is on no site to the team, site and group; None when it is on a site."""
+    """Move a charger that is on no site to the team, site and group; None when it is on a site.
+
+    `attached_at` becomes `now`: the team's message log starts there (DESIGN: Charger security)."""
     free = (chargers.c.id == charger_id, chargers.c.site_id.is_(None))
-    placement = stamped({"team_id": team_id, "site_id": site_id, "group_id": group_id})
+    placement = stamped({"team_id": team_id, "site_id": site_id, "group_id": group_id, "attached_at": now})
     result = await conn.execute(update(chargers).where(*free).values(placement))
     if result.rowcount == 0:
         return None

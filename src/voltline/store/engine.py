@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -19,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from voltline.store.files import ensure_private_database
 
 PING_TIMEOUT = 1.0  # seconds: /readyz reports the database unreachable rather than wait longer
 _SELECT_1 = text("SELECT 1")
@@ -114,9 +115,7 @@ class Database:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"SQLite synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}")
         if self.is_sqlite:
-            database = make_url(url).database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_database(make_url(url).database or "")
             self.reader = _sqlite_engine(url, "BEGIN", busy_timeout_ms, 4, synchronous)
             self.writer = _sqlite_engine(url, "BEGIN IMMEDIATE", busy_timeout_ms, 1, synchronous)
             self.inline_reader: Engine | None = _sqlite_inline_engine(url, busy_timeout_ms)

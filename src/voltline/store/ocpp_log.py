@@ -10,20 +10,43 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltline.domain.ids import ChargerId
+from voltline.domain.ids import ChargerId, TeamId
 from voltline.store.schema import ocpp_messages
 
 if TYPE_CHECKING:
     from voltline.store.writer import LogEntry
 
 LOG_COLUMNS = tuple(column.name for column in ocpp_messages.columns if column.name != "id")
+ACTION_MAX = 64  # ocpp_messages.action is String(64)
+MESSAGE_ID_MAX = 64  # ocpp_messages.message_id is String(64)
 
 
 async def list_charger_log(
     conn: AsyncConnection, charger_id: ChargerId, *, action: str | None = None, offset: int, limit: int
 ) -> list[RowMapping]:
-    """A page of the charger's logged frames, newest first, optionally of one action only."""
+    """A page of every frame logged for the charger, whatever its team, newest first (operator tools)."""
     query = select(ocpp_messages).where(ocpp_messages.c.charger_id == charger_id)
+    if action is not None:
+        query = query.where(ocpp_messages.c.action == action)
+    query = query.order_by(ocpp_messages.c.id.desc()).offset(offset).limit(limit)
+    return list((await conn.execute(query)).mappings().all())
+
+
+async def list_team_log(
+    conn: AsyncConnection,
+    charger_id: ChargerId,
+    team_id: TeamId,
+    since: datetime | None,
+    *,
+    action: str | None = None,
+    offset: int,
+    limit: int,
+) -> list[RowMapping]:
+    """A page of the frames the team may read, newest first: logged while the team owned the charger
+    and not before `since`, the charger's current attachment (DESIGN: Charger security)."""
+    query = select(ocpp_messages).where(ocpp_messages.c.charger_id == charger_id, ocpp_messages.c.team_id == team_id)
+    if since is not None:
+        query = query.where(ocpp_messages.c.created_at >= since)
     if action is not None:
         query = query.where(ocpp_messages.c.action == action)
     query = query.order_by(ocpp_messages.c.id.desc()).offset(offset).limit(limit)
@@ -41,10 +64,11 @@ def log_rows(entries: Sequence[LogEntry], stamp: Callable[[datetime], Any]) -> l
     return [
         (
             e.charger_id,
+            e.team_id,
             e.direction[:3],
             e.message_type,
-            e.message_id[:64],
-            None if e.action is None else e.action[:64],
+            e.message_id[:MESSAGE_ID_MAX],
+            None if e.action is None else e.action[:ACTION_MAX],
             e.payload,
             stamp(e.created_at),
         )

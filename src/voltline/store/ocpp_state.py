@@ -20,9 +20,12 @@ _PLACEMENT = (chargers.c.id, chargers.c.team_id, chargers.c.site_id, chargers.c.
 
 
 async def auto_register_charger(conn: AsyncConnection, identity: str) -> RowMapping:
-    """Make an unattached charger for an unknown identity, with a fresh pincode for attach."""
+    """Make an unattached charger for an unknown identity, with a fresh pincode for attach.
+
+    Security profile 0: the operator opted into identity-only chargers with auto-registration.
+    """
     try:
-        return await create_charger(conn, identity, new_pincode(), {})
+        return await create_charger(conn, identity, new_pincode(), {"security_profile": 0})
     except IdentityTakenError:
         # Another connection registered it meanwhile.
         row = await get_charger_by_identity(conn, identity)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 
 NAMING_CONVENTION = {
@@ -161,6 +162,8 @@ chargers = Table(
     Column("serial_number", String(64), nullable=True, index=True),
     Column("pincode", String(8), nullable=False),
     Column("password_hash", String(64), nullable=True),
+    # OCPP security profile (DESIGN: Charger security): 0 identity only, 1 Basic over ws, 2 Basic over wss.
+    Column("security_profile", Integer, nullable=False, default=1, server_default=text("1")),
     Column("connection_status", String(16), nullable=False, default="never_seen"),
     Column("status", String(32), nullable=True),
     Column("error", String(64), nullable=True),
@@ -177,6 +180,9 @@ chargers = Table(
     Column("firmware_status", String(32), nullable=True),
     Column("diagnostics_status", String(32), nullable=True),
     Column("boot_payload", Text, nullable=True),
+    # When the charger was last attached to a site (its team's message log starts there; DESIGN:
+    # Charger security). Null: never attached since the column came (its log starts at creation).
+    Column("attached_at", DateTime(), nullable=True),
     *_timestamps(),
 )
 
@@ -285,13 +291,15 @@ ocpp_messages = Table(
     metadata,
     Column("id", BigId, primary_key=True),
     Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    # The team that owned the charger when the frame was logged; null: no team (never shown).
+    Column("team_id", Integer, nullable=True),
     Column("direction", String(3), nullable=False),
     Column("message_type", Integer, nullable=False),
     Column("message_id", String(64), nullable=False),
     Column("action", String(64), nullable=True),
     Column("payload", Text, nullable=False),
     Column("created_at", DateTime(), nullable=False),
-    Index("ix_ocpp_messages_charger_id_id", "charger_id", "id"),
+    Index("ix_ocpp_messages_charger_id_team_id_id", "charger_id", "team_id", "id"),
     Index("ix_ocpp_messages_created_at", "created_at"),
 )
 

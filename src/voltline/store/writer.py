@@ -20,7 +20,7 @@ Replays (DESIGN "Durability"): a charger sends again what it got no answer for. 
 identical to a stored one (same charger, connector, timestamp and samples: its key, with a
 digest of the samples) is inserted with ON CONFLICT DO NOTHING, and an identical frame later in
 the same batch is left out. When fewer rows went in than were sent, the frames that were new
-are found (store/batch_statements.py) and only they feed the derived rows, so latest values,
+are found (store/batches.py) and only they feed the derived rows, so latest values,
 registers and rollups never count a frame twice.
 
 Derived rows follow R-95 (spec/smart-charging.md §8.3; DESIGN: derived tables only): a
@@ -45,8 +45,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -54,21 +55,12 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline.clock import Clock
-from voltline.domain.meter_values import Sample, naive_utc, register_reading
+from voltline.domain.meter_values import Sample, naive_utc
 from voltline.errors import StoreUnavailableError
 from voltline.settings import Settings
 from voltline.store import rollups
-from voltline.store.batch_statements import (
-    FrameKey,
-    Row,
-    Stamp,
-    fresh_frame_keys,
-    rollup_statements,
-    sqlite_time,
-    statements,
-)
+from voltline.store.batches import Stamp, fresh_frame_keys, rollup_statements, shape, sqlite_time, statements
 from voltline.store.engine import Database
-from voltline.store.meter_values import latest_rows, register_rows, rows_of_frame
 from voltline.store.ocpp_log import log_rows
 from voltline.store.rollups import Connector, Key
 from voltline.tasks import cancel_and_wait
@@ -123,6 +115,7 @@ class LogEntry:
     action: str | None
     payload: str  # the JSON text as sent/received (or a placeholder when the payload is not kept)
     created_at: datetime = field(default_factory=_utcnow)
+    team_id: int | None = None  # the charger's team when the frame was logged; None: shown to no team
 
 
 @dataclass(slots=True)
@@ -156,40 +149,6 @@ def _describe(batch: _Batch) -> str:
         return f"meter frame of charger {frame.charger_id} connector {frame.connector_number} at {frame.timestamp}"
     entry = batch.logs[0]
     return f"log entry of charger {entry.charger_id} message {entry.message_id!r}"
-
-
-@dataclass(frozen=True, slots=True)
-class Shaped:
-    """A batch's frames made rows: each distinct frame once (with its key), and the derived rows."""
-
-    frames: list[MeterFrame]
-    keys: list[FrameKey]
-    rows: list[Row]
-    latest: list[Row]
-    registers: list[Row]
-    readings: dict[Key, Connector]
-
-
-def shape(frames: Sequence[MeterFrame], stamp: Stamp) -> Shaped:
-    """The rows of the frames (pure; may run in a thread). An identical frame later in the batch is left out."""
-    seen: set[FrameKey] = set()
-    kept: list[MeterFrame] = []
-    keys: list[FrameKey] = []
-    rows: list[Row] = []
-    digests: list[list[int]] = []
-    for frame in frames:
-        own = rows_of_frame(frame, stamp)
-        key = (frame.charger_id, frame.connector_number, naive_utc(frame.timestamp), own[0][-1])
-        if key in seen:
-            continue
-        seen.add(key)
-        kept.append(frame)
-        keys.append(key)
-        rows.extend(own)
-        digests.append([row[-1] for row in own])
-    values = [register_reading(frame.samples) for frame in kept]  # once per frame, for both uses
-    readings = rollups.batch_readings(kept, values, digests)
-    return Shaped(kept, keys, rows, latest_rows(kept, stamp), register_rows(kept, values), readings)
 
 
 def storable(frame: MeterFrame) -> bool:
@@ -242,6 +201,8 @@ class MeterWriter:
         self._watchdog: asyncio.Task[None] | None = None
         self._stopping = False
         self._log_overflow = False
+        # Told the rows and seconds of each committed batch (voltline/metrics.py, set by the runtime).
+        self.observe_batch: Callable[[int, float], None] = lambda _rows, _seconds: None
 
     @property
     def backlog(self) -> int:
@@ -313,8 +274,7 @@ class MeterWriter:
             try:
                 await asyncio.wait({space, sleeper}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                space.cancel()
-                sleeper.cancel()
+                await cancel_and_wait([space, sleeper])
             if self._space.is_set():
                 return
         raise StoreUnavailableError(f"the meter queue stayed full ({self.backlog} frames waiting)")
@@ -406,6 +366,7 @@ class MeterWriter:
         stamp = self._stamp
         shaped = shape(batch.frames, stamp) if inline else await asyncio.to_thread(shape, batch.frames, stamp)
         frames_insert, latest, registers, logs = self._statements
+        started = time.perf_counter()
         async with self.db.write() as conn:
             inserted = await frames_insert.run(conn, shaped.rows)
             if inserted < len(shaped.rows):  # a replay: derived rows come from the new frames only
@@ -418,6 +379,7 @@ class MeterWriter:
             await logs.run(conn, log_rows(batch.logs, stamp))
             if shaped.readings:
                 await self._write_rollups(conn, shaped.readings, inline)
+        self.observe_batch(len(batch), time.perf_counter() - started)
         self.written_frames += len(shaped.frames)
 
     async def _write_rollups(self, conn: AsyncConnection, readings: dict[Key, Connector], inline: bool) -> None:
@@ -457,8 +419,7 @@ class MeterWriter:
         try:
             await asyncio.wait({linger, woken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            linger.cancel()
-            woken.cancel()
+            await cancel_and_wait([linger, woken])
         if self._logs and not self._stopping:
             try:
                 await self.flush_once()

@@ -1,16 +1,18 @@
-"""The SQL of the batched writer (store/writer.py): statements compiled once per database, run on the driver.
+"""A batch of the meter writer (store/writer.py): its rows (`shape`) and its SQL, compiled once per database.
 
 SQLite runs each statement as executemany; PostgreSQL sends one array per column and unnests
 them on the server, one round trip per statement. Meter frames go in with ON CONFLICT DO
-NOTHING on their key (DESIGN "Durability": a replayed frame is stored once); `fresh_frame_keys`
-tells which rows of a batch were new when some were not.
+NOTHING on their key (DESIGN "Durability": a replayed frame is stored once); `shape` leaves an
+identical frame out of its batch, and `fresh_frame_keys` tells which rows of a batch were new
+when some were stored already.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Select, Table, and_, bindparam, cast, func, insert, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,7 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltline.domain.meter_values import naive_utc
+from voltline.domain.meter_values import naive_utc, register_reading
 from voltline.store import rollups
 from voltline.store.engine import Database
 from voltline.store.meter_values import (
@@ -26,17 +28,58 @@ from voltline.store.meter_values import (
     LATEST_COLUMNS,
     REGISTER_KEYS,
     frame_insert,
+    latest_rows,
     latest_upsert,
+    register_rows,
     register_update,
+    rows_of_frame,
 )
 from voltline.store.ocpp_log import LOG_COLUMNS
-from voltline.store.rollups import REGISTER_COLUMNS, ROLLUP_COLUMNS
+from voltline.store.rollups import REGISTER_COLUMNS, ROLLUP_COLUMNS, Connector, Key
 from voltline.store.schema import energy_registers, energy_rollups, meter_frames, meter_latest, ocpp_messages
+
+if TYPE_CHECKING:
+    from voltline.store.writer import MeterFrame
 
 FrameKey = tuple[int, int, datetime, int]  # charger_id, connector_number, naive UTC timestamp, digest
 # PostgreSQL: rows this transaction inserted carry its transaction id in the system column xmin.
 _INSERTED_HERE = text("meter_frames.xmin = pg_current_xact_id()::xid")
 _LAST_ROWID = text("SELECT last_insert_rowid()")
+
+
+@dataclass(frozen=True, slots=True)
+class Shaped:
+    """A batch's frames made rows: each distinct frame once (with its key), and the derived rows."""
+
+    frames: list[MeterFrame]
+    keys: list[FrameKey]
+    rows: list[Row]
+    latest: list[Row]
+    registers: list[Row]
+    readings: dict[Key, Connector]
+
+
+def shape(frames: Sequence[MeterFrame], stamp: Stamp) -> Shaped:
+    """The rows of the frames (pure; may run in a thread). An identical frame later in the batch is left out."""
+    seen: set[FrameKey] = set()
+    kept: list[MeterFrame] = []
+    keys: list[FrameKey] = []
+    rows: list[Row] = []
+    digests: list[list[int]] = []
+    for frame in frames:
+        own = rows_of_frame(frame, stamp)
+        key = (frame.charger_id, frame.connector_number, naive_utc(frame.timestamp), own[0][-1])
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(frame)
+        keys.append(key)
+        rows.extend(own)
+        digests.append([row[-1] for row in own])
+    values = [register_reading(frame.samples) for frame in kept]  # once per frame, for both uses
+    readings = rollups.batch_readings(kept, values, digests)
+    return Shaped(kept, keys, rows, latest_rows(kept, stamp), register_rows(kept, values), readings)
+
 
 Row = tuple[Any, ...]
 Stamp = Callable[[datetime], Any]

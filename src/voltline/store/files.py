@@ -1,0 +1,68 @@
+"""Private files of the data directory: the SQLite database, the server secret, the demo token.
+
+They are made owner-only whatever the process umask: a new directory 0700, a new file 0600
+(set with chmod after creation, since the umask may have taken bits from the requested mode).
+A directory or file that already exists belongs to its operator and keeps its mode; when
+others may read an existing database or secret file, a warning says so once. SQLite creates its `-wal` and `-shm` files
+with the mode of the database file (sqlite.org, "Temporary Files Used By SQLite" and os_unix.c
+`findCreateFileMode`), so creating the database file 0600 before SQLite opens it covers them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+log = logging.getLogger("voltline")
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_WARNED: set[Path] = set()
+
+
+def warn_if_shared(path: Path) -> None:
+    """Log once when users other than the owner may read or write the file."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077 and path not in _WARNED:
+        _WARNED.add(path)
+        log.warning("%s can be read by other users (mode %o); chmod 600 it", path, mode)
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Make the directory 0700 if it is missing (parents as usual); leave an existing one as it is."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=DIR_MODE)
+    except FileExistsError:  # made by another process meanwhile: theirs to set
+        return
+    path.chmod(DIR_MODE)
+
+
+def create_private_file(path: Path, text: str = "", *, replace: bool = False) -> bool:
+    """Write a new owner-only file (0600); False when it exists and `replace` is not set.
+
+    Never follows a symbolic link at `path`, so a planted link cannot redirect the write.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if replace else os.O_EXCL)
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as file:
+        os.fchmod(file.fileno(), FILE_MODE)
+        file.write(text)
+    return True
+
+
+def ensure_private_database(database: str) -> None:
+    """Create the SQLite database file 0600 (in a 0700 directory) before SQLite does it 0644."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    ensure_private_dir(path.parent)
+    if not create_private_file(path):
+        warn_if_shared(path)

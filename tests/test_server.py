@@ -1,0 +1,122 @@
+"""`voltline serve` logging: VOLTLINE_LOG_FORMAT=json makes every line, uvicorn's included, one JSON object."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.ocpp.gateway_support import unique_identity, wait_for
+from voltline.server import JsonFormatter
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR|DEBUG)\s+[\w.]+: ")
+
+
+class Served:
+    """A `voltline serve` process on a free port, its stdout and stderr kept in files."""
+
+    def __init__(self, tmp_path: Path, log_format: str) -> None:
+        self.out, self.err = tmp_path / "stdout", tmp_path / "stderr"
+        env = {
+            **os.environ,
+            "VOLTLINE_DATA_DIR": str(tmp_path / "data"),
+            "VOLTLINE_DATABASE_URL": "",
+            "VOLTLINE_LOG_FORMAT": log_format,
+            "VOLTLINE_OCPP_AUTO_REGISTER": "true",
+            "VOLTLINE_SMART_CONTROL": "false",
+        }
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            command = [sys.executable, "-m", "voltline", "serve", "--port", "0"]
+            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        wait_for(lambda: LISTENING.search(self.err.read_text()) is not None or self.process.poll() is not None, 60)
+        found = LISTENING.search(self.err.read_text())
+        assert found is not None, self.err.read_text()
+        self.port = int(found.group(1))
+
+    def lines(self) -> list[str]:
+        """Every non-empty line the process wrote, stderr then stdout."""
+        text = self.err.read_text() + self.out.read_text()
+        return [line for line in text.splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        """End the process and wait for it."""
+        self.process.terminate()
+        self.process.wait(30)
+
+
+@pytest.fixture
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    process = Served(tmp_path, request.param)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def visit(served: Served) -> str:
+    """An HTTP request and a charger that connects (auto-registered) and sends a Heartbeat; its identity."""
+    assert httpx.get(f"http://127.0.0.1:{served.port}/healthz").status_code == 200
+    identity = unique_identity("LOG")
+    with connect(f"ws://127.0.0.1:{served.port}/ocpp/{identity}", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        ws.send(json.dumps([2, "1", "Heartbeat", {}]))
+        assert json.loads(ws.recv(10))[0] == 3
+    return identity
+
+
+@pytest.mark.parametrize("served", ["json"], indirect=True)
+def test_json_format_writes_one_json_object_per_line(served: Served) -> None:
+    identity = visit(served)
+    wait_for(lambda: any("offline" in line for line in served.lines()), 10)
+    served.stop()
+    entries: list[dict[str, Any]] = [json.loads(line) for line in served.lines()]
+    for entry in entries:
+        assert {"time", "level", "logger", "message"} <= set(entry), entry
+        assert ISO_UTC.match(entry["time"]), entry
+        assert entry["level"] in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+    loggers = {entry["logger"] for entry in entries}
+    assert {"uvicorn.error", "uvicorn.access", "voltline.ocpp"} <= loggers
+    access = next(e for e in entries if e["logger"] == "uvicorn.access" and e.get("path") == "/healthz")
+    assert (access["method"], access["status"]) == ("GET", 200)
+    assert any(e["logger"] == "voltline.ocpp" and f"{identity}: auto-registered" in e["message"] for e in entries)
+
+
+@pytest.mark.parametrize("served", ["text"], indirect=True)
+def test_text_format_stays_plain_lines(served: Served) -> None:
+    identity = visit(served)
+    wait_for(lambda: any("offline" in line for line in served.lines()), 10)
+    lines = served.lines()
+    assert not any(line.startswith("{") for line in lines)
+    ours = [line for line in lines if " voltline.ocpp: " in line]
+    assert ours and all(TEXT_LINE.match(line) for line in ours), ours
+    assert any(f"{identity}: auto-registered" in line for line in ours)
+
+
+def test_json_lines_carry_the_exception_text_and_stay_on_one_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.getLogger("voltline.test").makeRecord(
+            "voltline.test", logging.ERROR, __file__, 1, "failed for %s\nsecond line", ("CP-1",), sys.exc_info()
+        )
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert (entry["level"], entry["logger"], entry["message"]) == (
+        "ERROR",
+        "voltline.test",
+        "failed for CP-1\nsecond line",
+    )
+    assert entry["exception"].startswith("Traceback") and entry["exception"].endswith("ValueError: boom")
+    assert ISO_UTC.match(entry["time"])

@@ -1,17 +1,19 @@
 """SIGKILL under load: nothing answered is lost (DESIGN "Decisions for the next capabilities": Durability).
 
 A real `voltline serve` process is killed with SIGKILL `KILLS` times at moments drawn from a
-seeded `random.Random` while `CHARGERS` chargers send MeterValues at `RATE` per second in
-total, run Start/Stop bursts, get smart-charging profiles from the control loop (the site's
-group is too small for all of them), and an API client creates id tags and changes the site's
-smart-charging settings. After each kill, before the server starts again, every MeterValues
-frame answered so far must be in the raw table. The chargers then reconnect and send again
-what was not answered (tests/support/replaying_chargers.py). After the last restart they
-finish what is outstanding, the server is killed once more, and the database must hold:
-every answered frame exactly once (also those a charger sent twice), a transaction for every
-answered StartTransaction with the meter start and stop the charger sent and nothing else, the
-id tags the API created, and energy registers and 15-minute rollups equal to a rebuild from the
-raw frames with the writer's own domain functions (tests/support/meter_rebuild.py).
+seeded `random.Random` while `CHARGERS` chargers send MeterValues (scheduled at `RATE` per
+second in total, one outstanding CALL each, so the server's answers set the pace: the rate
+reached while every charger is connected is printed), run Start/Stop bursts, get
+smart-charging profiles from the control loop (the site's group is too small for all of them),
+and an API client creates id tags and changes the site's smart-charging settings. After each
+kill, before the server starts again, every MeterValues frame answered so far must be in the
+raw table. The chargers then reconnect and send again what was not answered
+(tests/support/replaying_chargers.py). After the last restart they finish what is outstanding,
+the server is killed once more, and the database must hold: every answered frame exactly once
+(also those a charger sent twice), a transaction for every answered StartTransaction with the
+meter start and stop the charger sent and nothing else, the id tags the API created, and energy
+registers and 15-minute rollups equal to a rebuild from the raw frames with the writer's own
+domain functions (tests/support/meter_rebuild.py).
 
 The seed is printed and named in every failure; `VOLTLINE_CRASH_SEED=<n>` replays a run's plan.
 """

@@ -187,6 +187,8 @@ async def answer_call(session: Session, call: Call) -> None:
     body = encode_payload(result)
     await session.send(encode_call_result(call.message_id, msgspec.Raw(body)))
     session.message_log.record("out", 3, call.message_id, call.action, body)
+    if call.action == "BootNotification":
+        await session.answered_boot(str(getattr(result, "status", "")))
 
 
 async def _dispatch(session: Session, call: Call) -> msgspec.Struct:

@@ -173,6 +173,9 @@ chargers = Table(
     Column("firmware_status", String(32), nullable=True),
     Column("diagnostics_status", String(32), nullable=True),
     Column("boot_payload", Text, nullable=True),
+    # Its BootNotification was Accepted in the current connection (reset on connect): until then
+    # nothing is sent to it (DESIGN "Load management", OCPP 1.6 §4.2).
+    Column("boot_accepted", Boolean, nullable=False, default=False, server_default=false()),
     *_timestamps(),
 )
 

@@ -110,6 +110,14 @@ def test_without_load_management_the_gate_still_pauses_and_opening_it_clears_the
     assert sorted(sends_of(paused, OPEN)) == [(1, 1, TX, None, False), (2, 1, DEFAULT, None, False)]
 
 
+def test_without_load_management_a_session_that_began_while_paused_is_released_when_the_gate_opens() -> None:
+    """R-41 then R-12: the idle pause (the connector's TxDefault 0) would hold a session no TxProfile
+    overrides, so with load management off it is cleared when the gate opens."""
+    paused = site(charging(1), balanced=False, profiles=(ProfileRow(1, 1, DEFAULT, 0, "accepted"),))
+    assert sends_of(paused, CLOSED) == [(1, 1, TX, 0, True)]
+    assert sends_of(paused, OPEN) == [(1, 1, DEFAULT, None, False)]
+
+
 def test_without_load_management_a_capped_connector_gets_a_txprofile_of_its_cap() -> None:
     """DESIGN: per-connector caps still apply with load management off (`_capped_max`; R-84's cap here)."""
     view = site(charging(1), balanced=False)

@@ -399,7 +399,7 @@ def _transaction_sends(view: SiteView, decision: Decision, hysteresis: int) -> l
         row = tx_row(view, connector)
         target = decision.allocations[connector_id].limit
         if not view.balanced and target >= connector.max:
-            sends += _uncapped(connector, row)
+            sends += _uncapped(view, connector, row)
             continue
         if row is not None and row.status == "rejected" and row.limit == target:
             continue  # refused already for this transaction; the ladder ran (R-43)
@@ -426,11 +426,18 @@ def _transaction_sends(view: SiteView, decision: Decision, hysteresis: int) -> l
     return sends
 
 
-def _uncapped(connector: ConnectorRow, row: ProfileRow | None) -> list[Send]:
-    """Load management off and nothing limits the connector: it runs at its rating without a TxProfile of ours."""
-    if row is None:
-        return []
-    return [Send(connector.charger_id, connector.number, TX, None, False, connector.transaction_id)]
+def _uncapped(view: SiteView, connector: ConnectorRow, row: ProfileRow | None) -> list[Send]:
+    """Load management off and nothing limits the connector: it runs at its rating, without a profile of ours.
+
+    Its own TxDefault goes too: an idle pause from before the session (R-41) or a fallback rung
+    (R-43) would otherwise hold it, as no TxProfile overrides it (R-12).
+    """
+    sends = []
+    if row is not None:
+        sends.append(Send(connector.charger_id, connector.number, TX, None, False, connector.transaction_id))
+    if (connector.charger_id, connector.number, DEFAULT) in view.profiles:
+        sends.append(Send(connector.charger_id, connector.number, DEFAULT, None, False))
+    return sends
 
 
 def _idle_sends(view: SiteView, connector: ConnectorRow, gate: Gate) -> list[Send]:

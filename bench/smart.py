@@ -127,6 +127,7 @@ async def seed(url: str, count: int) -> Seeded:
         account = await accounts.create_account(db, email="bench@example.com", name="Bench")
         async with db.write() as conn:
             site = {"team_id": account.team_id, "name": "Depot", "street": "Main", "house_number": 1}
+            site |= {"load_management": True}  # balanced: the run measures the allocation (§7)
             site |= {"postal_code": "1234AB", "city": "Utrecht", "country": "NL", "timezone": "UTC"}
             site_id = await conn.scalar(insert(sites).values(_stamp(site, 0)).returning(sites.c.id))
             root = _stamp({"site_id": site_id, "group_id": None, "total_amps": count * HIGH}, 0)

@@ -12,7 +12,7 @@ from typing import Any
 
 from voltline import codec
 from voltline.bus import Bus, NoRespondersError
-from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError
+from voltline.errors import ChargerNotBootedError, ChargerOfflineError, ChargerTimeoutError, CommandFailedError
 from voltline.metrics import Metrics
 
 __all__ = ["COMMANDS", "CommandFailedError", "Commands"]
@@ -49,7 +49,7 @@ def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
 
 
 def encode_reply(outcome: str, result: dict[str, Any] | None = None, **extra: Any) -> bytes:
-    """A reply: outcome `ok` (with the charger's result), `offline`, `timeout` or `error` (code, description)."""
+    """A reply: outcome `ok` (with the result), `offline`, `not_booted`, `timeout` or `error` (code, description)."""
     return codec.encode_json({"outcome": outcome, "result": result or {}, **extra})
 
 
@@ -96,6 +96,8 @@ class Commands:
             return dict(reply.get("result") or {})
         if outcome == "offline":
             raise ChargerOfflineError(identity)
+        if outcome == "not_booted":
+            raise ChargerNotBootedError(identity)
         if outcome == "timeout":
             raise ChargerTimeoutError(identity)
         raise CommandFailedError(str(reply.get("code", "GenericError")), str(reply.get("description", "")))

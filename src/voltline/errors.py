@@ -53,6 +53,10 @@ class ChargerOfflineError(VoltlineError):
     """The charger has no open connection."""
 
 
+class ChargerNotBootedError(ChargerOfflineError):
+    """The charger is connected, but its BootNotification was not Accepted in this connection (OCPP 1.6 §4.2)."""
+
+
 class ChargerTimeoutError(VoltlineError):
     """The charger did not answer a call in time."""
 

@@ -146,11 +146,15 @@ class SmartCharger(SimulatedCharger):
 class Site:
     """A site of the account made through the API, with helpers to steer it."""
 
-    def __init__(self, server: ClockedServer, account: Account, total_amps: int) -> None:
+    def __init__(
+        self, server: ClockedServer, account: Account, total_amps: int, *, load_management: bool = True
+    ) -> None:
+        """A new site whose root group has `total_amps`, balanced unless `load_management` is off (DESIGN)."""
         self.server, self.account = server, account
         self.api = server.client(account)
         self.base = f"/api/v2/teams/{account.team_id}/sites"
-        response = self.api.post(self.base, json={**SITE_BODY, "country": "NL"})
+        body = {**SITE_BODY, "country": "NL", "load_management": load_management}
+        response = self.api.post(self.base, json=body)
         assert response.status_code == 201, response.text
         self.site = response.json()["data"]
         self.path = f"{self.base}/{self.site['id']}"

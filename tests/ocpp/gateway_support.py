@@ -99,6 +99,20 @@ async def open_charger(
         yield ws
 
 
+@asynccontextmanager
+async def booted_charger(server: LiveServer, identity: str, **options: Any) -> AsyncIterator[ClientConnection]:
+    """A raw WebSocket connection as a charger whose BootNotification was Accepted.
+
+    DESIGN "Load management": nothing is sent to a charger before that, so tests that expect
+    calls from Voltline boot first.
+    """
+    async with open_charger(server, identity, **options) as ws:
+        await ws.send(json.dumps([2, "boot-0", "BootNotification", BOOT]))
+        frame = await Raw(ws).answer("boot-0")
+        assert frame[0] == 3 and frame[2]["status"] == "Accepted", frame
+        yield ws
+
+
 class Raw:
     """A raw OCPP-J peer: sends frames, reads answers by message id."""
 

@@ -15,7 +15,16 @@ from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 
 from tests.conftest import LiveServer
-from tests.ocpp.gateway_support import BOOT, Raw, dedicated_server, open_charger, run, team_charger, unique_identity
+from tests.ocpp.gateway_support import (
+    BOOT,
+    Raw,
+    booted_charger,
+    dedicated_server,
+    open_charger,
+    run,
+    team_charger,
+    unique_identity,
+)
 from voltline.accounts import Account
 from voltline.commands import CommandFailedError
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError
@@ -200,7 +209,7 @@ def test_arguments_that_make_no_valid_request_fail_without_reaching_the_charger(
     identity = team_charger(api, account)["identity"]
 
     async def scenario() -> None:
-        async with open_charger(server, identity) as ws:
+        async with booted_charger(server, identity) as ws:
             bad_profile = {"connector_id": 1, "profile": {**PROFILE, "stackLevel": "high"}}
             with pytest.raises(CommandFailedError) as failed:
                 await send_async(server, identity, "set_charging_profile", bad_profile)
@@ -219,7 +228,7 @@ def test_a_charger_that_never_answers_times_out_and_the_next_command_still_goes_
     identity = impatient_identity(impatient_server)
 
     async def scenario() -> None:
-        async with open_charger(impatient_server, identity) as ws:
+        async with booted_charger(impatient_server, identity) as ws:
             with pytest.raises(ChargerTimeoutError):
                 await send_async(impatient_server, identity, "reset", {"type": "Soft"})
             ignored = json.loads(await ws.recv())
@@ -240,7 +249,7 @@ def test_one_call_is_in_flight_per_charger_and_the_others_wait_their_turn(
     identity = team_charger(api, account)["identity"]
 
     async def scenario() -> None:
-        async with open_charger(server, identity) as ws:
+        async with booted_charger(server, identity) as ws:
             first = asyncio.create_task(send_async(server, identity, "reset", {"type": "Soft"}))
             second = asyncio.create_task(send_async(server, identity, "reset", {"type": "Hard"}))
             frame = json.loads(await ws.recv())
@@ -263,7 +272,7 @@ def test_callerrors_and_invalid_answers_fail_the_command(
     identity = team_charger(api, account)["identity"]
 
     async def scenario() -> None:
-        async with open_charger(server, identity) as ws:
+        async with booted_charger(server, identity) as ws:
             for reply, code in (
                 (lambda mid: [4, mid, "NotSupported", "no resets here", {}], "NotSupported"),
                 (lambda mid: [3, mid, {"status": "Maybe"}], "PropertyConstraintViolation"),
@@ -286,7 +295,7 @@ def test_a_socket_that_closes_during_a_call_makes_the_command_offline(
     identity = team_charger(api, account)["identity"]
 
     async def scenario() -> None:
-        async with open_charger(server, identity) as ws:
+        async with booted_charger(server, identity) as ws:
             pending = asyncio.create_task(send_async(server, identity, "reset", {"type": "Soft"}))
             await ws.recv()
         with pytest.raises(ChargerOfflineError):

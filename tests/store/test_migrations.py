@@ -8,12 +8,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import BACKENDS
 from voltline.store import migrate
-from voltline.store.schema import metadata
+from voltline.store.schema import metadata, sites, teams
 
 
 async def _tables(url: str) -> set[str]:
@@ -77,3 +77,54 @@ def test_existing_chargers_get_profile_0_without_a_password_and_1_with_one(
             await engine.dispose()
 
     assert asyncio.run(scenario()) == {"OPEN": 0, "LOCKED": 1}
+
+
+def test_sites_that_existed_keep_load_management_and_chargers_start_not_booted(
+    backend: str, fresh_database: Callable[[str], str]
+) -> None:
+    """DESIGN "Load management": migration 0011 turns the flag on for every existing site (they were
+    balanced), leaves new sites' default (off) alone, and adds `boot_accepted` (false) to chargers."""
+    url = fresh_database(backend)
+
+    async def scenario() -> None:
+        await migrate.downgrade(url, "0007")
+        engine = create_async_engine(url)
+        site = {
+            "uuid": "0f9d5b2e-3c41-4f7a-9b5e-2f0c1f7a8d11",
+            "team_id": 1,
+            "name": "Depot",
+            "street": "Main",
+            "house_number": 1,
+            "postal_code": "1234AB",
+            "city": "Utrecht",
+            "country": "NL",
+            "phase": 3,
+            "main_fuse_amperage": 25,
+            "load_management": False,
+            "smart_charging": "disabled",
+            "day_ahead_pricing_strategy": "automatic",
+            "off_peak_start": "23:00",
+            "off_peak_end": "07:00",
+            "created_at": datetime(2025, 3, 31),
+            "updated_at": datetime(2025, 3, 31),
+        }
+        team = {"id": 1, "uuid": "deea2dce-ea5d-340f-90ce-c06cddd4c879", "name": "T", "type": "Personal"}
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    insert(teams).values(created_at=site["created_at"], updated_at=site["created_at"], **team)
+                )
+                await conn.execute(insert(sites).values(site))
+        finally:
+            await engine.dispose()
+        await migrate.upgrade(url)
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                assert (await conn.execute(select(sites.c.load_management))).scalars().all() == [True]
+                columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("chargers"))
+        finally:
+            await engine.dispose()
+        assert "boot_accepted" in {column["name"] for column in columns}
+
+    asyncio.run(scenario())

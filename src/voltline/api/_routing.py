@@ -15,6 +15,7 @@ from voltline.api import auth
 from voltline.api._kit import BadRequestError, message, validation_response
 from voltline.errors import (
     AuthenticationError,
+    ChargerNotBootedError,
     ChargerOfflineError,
     ChargerTimeoutError,
     CommandFailedError,
@@ -60,6 +61,8 @@ def _error_response(error: Exception) -> Response:
         return message("This action is unauthorized.", 403)
     if isinstance(error, NotFoundError):
         return message("Not found.", 404)
+    if isinstance(error, ChargerNotBootedError):
+        return message("The charger has not booted yet.", 409)
     if isinstance(error, ChargerOfflineError):
         return message("The charger is offline.", 409)
     if isinstance(error, ConflictError):

@@ -8,6 +8,11 @@ shown: `computed_at`, `allocated_amps` and each `limit_amps` are null and every 
 `limit_amps` is also null for an idle connector (nothing charges, nothing is allocated). A group's
 `draw` is its meter's currents when it has one, else the sum over the connectors of its subtree
 (R-103, R-104); a phase without data reads "0.0".
+
+`load_management` is the site's flag (DESIGN "Load management") and every group's `balanced`
+says the same: false, no group's capacity is shared and a charging connector's limit is its
+maximum (reason `max`) unless a gate pauses it; `allocated_amps` is then the sum of what the
+connectors are offered, which may exceed the capacity.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class GroupView(msgspec.Struct):
     group_id: int | None
     parent_group_id: int | None
     total_amps: int
+    balanced: bool
     capacity_amps: str
     allocated_amps: str | None
     draw: Draw
@@ -115,6 +121,7 @@ class PowerManagement(msgspec.Struct):
 
     site: SiteRef
     smart_charging: str
+    load_management: bool
     gate: GateView | None
     computed_at: str | None
     groups: list[GroupView]
@@ -184,7 +191,7 @@ def _members(facts: Facts, entries: Mapping[int, Mapping[str, Any]]) -> dict[int
     return members
 
 
-def build_tree(facts: Facts, snapshot: Mapping[str, Any] | None) -> list[GroupView]:
+def build_tree(facts: Facts, snapshot: Mapping[str, Any] | None, balanced: bool) -> list[GroupView]:
     """The nested group tree from the root(s), with the snapshot's numbers where it has them."""
     entries = {} if snapshot is None else {c["id"]: c for g in snapshot["groups"] for c in g["connectors"]}
     shots = {} if snapshot is None else {g["id"]: g for g in snapshot["groups"]}
@@ -202,6 +209,7 @@ def build_tree(facts: Facts, snapshot: Mapping[str, Any] | None) -> list[GroupVi
             group_id=row["group_id"],
             parent_group_id=row["group_id"],
             total_amps=row["total_amps"],
+            balanced=balanced,
             capacity_amps=format_limit(int(shot["capacity"]) if shot is not None else capacity_tenths(row)),
             allocated_amps=None if shot is None else format_limit(int(shot["allocated"])),
             draw=facts.draws[row["id"]],
@@ -273,13 +281,15 @@ async def get_power_management(request: Request) -> Response:
         facts = await read_facts(conn, team_id, SiteId(site["id"]), request)
     smart = getattr(request.app.state, "smart", None)
     snapshot = None if smart is None else smart.snapshot(site["id"])
+    balanced = bool(site["load_management"])
     if len(facts.connectors) > INLINE_CONNECTORS:
-        tree = await asyncio.to_thread(build_tree, facts, snapshot)
+        tree = await asyncio.to_thread(build_tree, facts, snapshot, balanced)
     else:
-        tree = build_tree(facts, snapshot)
+        tree = build_tree(facts, snapshot, balanced)
     body = PowerManagement(
         site=SiteRef(site["id"], site["uuid"]),
         smart_charging=site["smart_charging"],
+        load_management=balanced,
         gate=gate_view(snapshot),
         computed_at=None if snapshot is None else format_timestamp(snapshot["computed_at"]),
         groups=tree,

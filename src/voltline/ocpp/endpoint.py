@@ -194,6 +194,8 @@ async def answer_call(session: Session, call: Call) -> None:
     await session.send(encode_call_result(call.message_id, msgspec.Raw(body)))
     session.ctx.counts.message("in", call.action, "result")
     session.message_log.record("out", 3, call.message_id, call.action, body)
+    if call.action == "BootNotification":
+        await session.answered_boot(str(getattr(result, "status", "")))
 
 
 async def _dispatch_held(session: Session, call: Call) -> msgspec.Struct:

@@ -42,7 +42,7 @@ from voltline.commands import command_subject, decode_request, encode_reply
 from voltline.domain.auth_throttle import AuthThrottle
 from voltline.domain.identities import IDENTITY_MAX, is_valid_identity
 from voltline.domain.ids import ChargerId, SiteId, TeamId
-from voltline.errors import ChargerOfflineError
+from voltline.errors import ChargerNotBootedError, ChargerOfflineError
 from voltline.ocpp.log_limits import LogBudget
 from voltline.ocpp.registry import Registry
 from voltline.ocpp.rpc import ERROR_CODES, CallError, OcppError, Version, decode_call_result
@@ -177,7 +177,7 @@ class Gateway:
             if previous is not None:
                 log.debug("%s: a new socket replaces the old one", session.identity)
                 await previous.replace()
-            before = await self._mark_online(session)
+            before = await self._mark_online(session, connected=True)
             if previous is None:
                 log.info("%s: online (was %s)", session.identity, before)
             await session.ctx.announce("connected")
@@ -224,10 +224,10 @@ class Gateway:
             turn = self._status_turns[charger_id] = asyncio.Lock()
         return turn
 
-    async def _mark_online(self, session: Session) -> str:
-        charger_id = session.ctx.charger_id
+    async def _mark_online(self, session: Session, *, connected: bool = False) -> str:
+        charger_id, now = session.ctx.charger_id, session.ctx.now()
         async with self._status_turn(charger_id), self.runtime.db.write() as conn:
-            return await ocpp_state.mark_online(conn, charger_id, session.version, session.ctx.now())
+            return await ocpp_state.mark_online(conn, charger_id, session.version, now, connected=connected)
 
     async def _mark_offline(self, session: Session, reason: str, *, announce: bool = True) -> None:
         """Store the charger as offline; log and publish `disconnected` unless it was offline already
@@ -256,6 +256,8 @@ class Gateway:
             return encode_reply("error", code="InvalidArguments", description=str(error))
         try:
             answer = await session.call(action, request, self.runtime.settings.ocpp_call_timeout)
+        except ChargerNotBootedError:
+            return encode_reply("not_booted")
         except ChargerOfflineError:
             self.counts.message("out", action, "offline")
             return encode_reply("offline")

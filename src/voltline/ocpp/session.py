@@ -4,7 +4,10 @@ The CSMS->charger direction (OCPP-J 1.6 §4.1.1): `call()` sends one CALL at a t
 callers wait their turn on a lock, and the answer is awaited on the injectable clock for at
 most the call timeout. The receive loop (endpoint.py) hands every CALLRESULT and CALLERROR to
 `settle()`; an answer to nothing outstanding (late, after a timeout) is ignored. When the socket
-closes, the waiting caller and every later one get ChargerOfflineError.
+closes, the waiting caller and every later one get ChargerOfflineError. Nothing is sent before
+the charger's BootNotification was answered Accepted on this socket (OCPP 1.6 §4.2, DESIGN "Load
+management"): until then a call fails at once with ChargerNotBootedError, and the `boot` event
+that follows the acceptance tells the control loop to send what it holds back.
 
 Liveness (DESIGN: OCPP): `touch()` on every frame; the gateway's liveness loop marks a session
 that stayed silent for two heartbeat intervals offline, and the next frame brings it back.
@@ -27,7 +30,7 @@ from sqlalchemy.engine import RowMapping
 from voltline.bus import Bus
 from voltline.clock import Clock
 from voltline.domain.ids import ChargerId, SiteId, TeamId
-from voltline.errors import ChargerOfflineError
+from voltline.errors import ChargerNotBootedError, ChargerOfflineError
 from voltline.metrics import OcppCounts
 from voltline.ocpp.log_limits import LogBudget, capped_payload
 from voltline.ocpp.rpc import CallError, CallResult, PendingCalls, Version, encode_call
@@ -165,6 +168,7 @@ class Session:
         self._turn = asyncio.Lock()
         self.closed = False
         self.alive = True
+        self.boot_accepted = False
         self.last_seen = ctx.clock.monotonic()
 
     @property
@@ -190,6 +194,8 @@ class Session:
         async with self._turn:
             if self.closed:
                 raise ChargerOfflineError(self.identity)
+            if not self.boot_accepted:
+                raise ChargerNotBootedError(self.identity)
             outstanding = self._pending.start(action)
             waiter: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
             self._waiter = waiter
@@ -215,6 +221,12 @@ class Session:
         if not waiter.done():
             raise TimeoutError(f"{self.identity} did not answer within {timeout} s")
         return waiter.result()
+
+    async def answered_boot(self, status: str) -> None:
+        """The charger has been sent this BootNotification status: Accepted opens the socket for calls."""
+        self.boot_accepted = status == "Accepted"
+        if self.boot_accepted:
+            await self.ctx.announce("boot")
 
     def settle(self, answer: Answer) -> str | None:
         """Hand an answer to the waiting call; returns its action, or None when nothing waits for it."""

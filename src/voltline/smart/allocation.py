@@ -125,6 +125,25 @@ def allocate(
     return dict(sorted(result.items()))
 
 
+def unbalanced(_groups: Sequence[GroupNode], loads: Sequence[ConnectorLoad]) -> dict[int, Allocation]:
+    """Load management off (DESIGN): no capacity is shared; a charging connector gets its (capped) maximum.
+
+    The gate still pauses (R-80: 0 "gate_closed"), an idle connector gets 0 "idle", and one we
+    cannot steer keeps what it may draw (R-87), as `allocate` does; nothing is admitted or shared.
+    """
+    result: dict[int, Allocation] = {}
+    for load in loads:
+        if not load.online:
+            result[load.id] = allocation(load.reserved, "offline_reserved")
+        elif not load.active:
+            result[load.id] = allocation(0, "idle")
+        elif load.blocked is not None:
+            result[load.id] = allocation(0, "gate_closed")
+        else:
+            result[load.id] = allocation(load.max, "max")
+    return dict(sorted(result.items()))
+
+
 def failsafe_limit(capacity: int, connectors: int, *, minimum: int = MIN_TENTHS) -> int:
     """R-88: floor(C / n) in tenths, or 0 when that is below the minimum (or there is no connector)."""
     if connectors <= 0:

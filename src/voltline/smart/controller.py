@@ -16,8 +16,11 @@ per site, between runs), and after `VOLTLINE_SMART_RETRY_INTERVAL` seconds while
 for an answer.
 
 State lives in the store (charging_profiles, charger_capabilities), so a restarted server goes
-on from where the last one stopped; a reconnect or boot marks the charger's profiles stale so
-that the full set is sent again (R-89), and reads its configuration (R-17).
+on from where the last one stopped. A charger gets nothing before its BootNotification is
+Accepted in its current connection (DESIGN "Load management"; until then it counts as offline,
+R-87): the `boot` event, sent once it is, marks its profiles stale so that the full set is sent
+again (R-89), and has its configuration read (R-17). A site with `load_management` off is not
+balanced (smart/scheduler.py): no failsafe, no idle reclaim, only the gates and caps limit.
 `snapshot(site_id)` returns the last run's picture (smart/scheduler.py `snapshot`).
 """
 
@@ -35,7 +38,13 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy.engine import RowMapping
 
 from voltline.bus import Subscription
-from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError, VoltlineError
+from voltline.errors import (
+    ChargerNotBootedError,
+    ChargerOfflineError,
+    ChargerTimeoutError,
+    CommandFailedError,
+    VoltlineError,
+)
 from voltline.pricing import site_gate_now
 from voltline.runtime import Runtime
 from voltline.smart import reclaim, scheduler
@@ -61,7 +70,7 @@ CONFIGURATION_KEYS = [
     "MaxChargingProfilesInstalled",
     "ConnectorSwitch3to1PhaseSupported",
 ]
-RECONNECTING = ("boot", "connected")
+RECONNECTING = ("boot",)  # a connection without an Accepted boot is sent nothing
 P = ParamSpec("P")
 T = TypeVar("T")
 METER_STALE = 60.0  # seconds: a group meter reading older than max(2 x meter interval, this) is stale (R-87)
@@ -254,7 +263,7 @@ class SmartCharging:
                 await store.set_connector_states(conn, changed, now)
         self._snapshots[site_id] = (view, decision, gate, states, now)
         watches = self._watches.get(site_id, {})
-        watched = self.settings.smart_reclaim and reclaim.watching(watches, decision.allocations)
+        watched = self.settings.smart_reclaim and view.balanced and reclaim.watching(watches, decision.allocations)
         return self._next_run(view, gate, now, settled, watched)
 
     def _collect_young(self, site_id: int) -> None:
@@ -293,7 +302,7 @@ class SmartCharging:
 
     async def _forget_finished(self, view: SiteView) -> None:
         """TxProfiles of transactions that ended while their charger is offline are simply forgotten."""
-        rows = [r for r in scheduler.finished_rows(view) if not view.chargers[r.charger_id].online]
+        rows = [r for r in scheduler.finished_rows(view) if not view.chargers[r.charger_id].reachable]
         if rows:
             async with self.runtime.db.write() as conn:
                 for row in rows:
@@ -308,8 +317,9 @@ class SmartCharging:
         return step(view, *args, **kwargs)
 
     def _reclaim_caps(self, site_id: int, view: SiteView) -> dict[int, int]:
-        """R-84: update the site's watches from this run's readings; the caps in force."""
-        if not self.settings.smart_reclaim:
+        """R-84: update the site's watches from this run's readings; the caps in force (none when not balanced)."""
+        if not self.settings.smart_reclaim or not view.balanced:
+            self._watches.pop(site_id, None)
             return {}
         watches = self._watches[site_id] = reclaim.observe(self._watches.get(site_id, {}), view)
         return reclaim.caps(watches)
@@ -343,30 +353,42 @@ class SmartCharging:
             return Gate(True, "disabled", None)
 
     async def _read_capabilities(self, view: SiteView, charger_ids: set[int]) -> bool:
-        """R-17: read the smart-charging configuration of chargers that came back; failures are not fatal."""
-        online = [view.chargers[c] for c in charger_ids if c in view.chargers and view.chargers[c].online]
-        results = await asyncio.gather(*(self._read_configuration(c.id, c.identity) for c in online))
+        """R-17: read the smart-charging configuration of booted chargers that came back; failures are not fatal."""
+        booted = [view.chargers[c] for c in charger_ids if c in view.chargers and view.chargers[c].reachable]
+        results = await asyncio.gather(*(self._read_configuration(c.id, c.identity) for c in booted))
         return any(results)
 
     async def _read_configuration(self, charger_id: int, identity: str) -> bool:
         try:
             result = await self.runtime.commands.send(identity, "get_configuration", {"keys": CONFIGURATION_KEYS})
         except (ChargerOfflineError, ChargerTimeoutError, CommandFailedError) as error:
-            log.info("%s: could not read its smart-charging configuration: %s", identity, error)
+            log.warning("%s: could not read its smart-charging configuration: %s", identity, self._why(error))
             return False
         keys = result.get("configuration_key") or []
         async with self.runtime.db.write() as conn:
             await store.save_capabilities(conn, charger_id, store.configuration_values(list(keys), self.clock.now()))
         return True
 
+    def _why(self, error: VoltlineError) -> str:
+        """Why a command did not reach an answer, in words for the log."""
+        if isinstance(error, ChargerNotBootedError):
+            return "its BootNotification was not Accepted in this connection"
+        if isinstance(error, ChargerOfflineError):
+            return "it is offline"
+        if isinstance(error, ChargerTimeoutError):
+            return f"no answer within {self.settings.ocpp_call_timeout:g} s"
+        if isinstance(error, CommandFailedError):
+            return f"it answered CALLERROR {error.code}" + (f" ({error.description})" if error.description else "")
+        return str(error)
+
     def _next_run(self, view: SiteView, gate: Gate, now: datetime, settled: bool, watched: bool) -> float | None:
         waits: list[float] = []
         if gate.next_change is not None:
             waits.append(max(0.0, (gate.next_change - now).total_seconds()))
-        if watched or any(group.meter is not None for group in view.groups):
+        if watched or (view.balanced and any(group.meter is not None for group in view.groups)):
             waits.append(self.settings.smart_meter_interval)
         unanswered = any(
-            row.status in ("pending", "timeout", "stale") and view.chargers[row.charger_id].online
+            row.status in ("pending", "timeout", "stale") and view.chargers[row.charger_id].reachable
             for row in view.profiles.values()
             if row.charger_id in view.chargers
         )

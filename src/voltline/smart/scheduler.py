@@ -18,6 +18,15 @@ else nothing of ours (the connector's maximum). Each stored profile row says how
 Sends come in two phases (R-85): first pauses and decreases of a known installed limit, then,
 once those are acknowledged, new profiles and increases. Unchanged limits are never re-sent
 (R-20); increases below 0.5 A are skipped (R-86, increases only).
+
+A site's `load_management` flag (`SiteView.balanced`, DESIGN "Load management") decides whether
+its groups are balanced. Off: no capacity is shared and no failsafe is installed (R-88 does not
+apply); each charging connector may draw its rating, less only what the gate (R-50, R-66) or a
+per-connector cap takes (`_capped_max`), so a TxProfile is sent only to pause or cap it, and
+the failsafes and TxProfiles installed while the site was balanced are cleared.
+
+Nothing is sent to a charger whose BootNotification was not Accepted in its current connection
+(`ChargerRow.booted`, DESIGN "Load management"): until then it counts as offline (R-87).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from voltline.smart.allocation import (
     allocate,
     failsafe_limit,
     plan_steps,
+    unbalanced,
 )
 from voltline.smart.allocation import (
     allocation as shared_allocation,
@@ -70,11 +80,17 @@ class ChargerRow:
     max_stack_level: int | None = None
     pause_unsupported: bool = False
     profiles_unsupported: bool = False
+    booted: bool = True  # its BootNotification was Accepted in the current connection
+
+    @property
+    def reachable(self) -> bool:
+        """Connected and booted: calls may be sent to it (OCPP 1.6 §4.2, DESIGN "Load management")."""
+        return self.online and self.booted
 
     @property
     def steerable(self) -> bool:
-        """Online and not known to lack smart charging (a CALLERROR NotImplemented to SetChargingProfile)."""
-        return self.online and not self.profiles_unsupported
+        """Reachable and not known to lack smart charging (a CALLERROR NotImplemented to SetChargingProfile)."""
+        return self.reachable and not self.profiles_unsupported
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +133,7 @@ class SiteView:
     chargers: Mapping[int, ChargerRow]
     connectors: tuple[ConnectorRow, ...]
     profiles: Mapping[ProfileKey, ProfileRow] = field(default_factory=dict)
+    balanced: bool = True  # the site's `load_management`: its groups' capacity is shared (§7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +248,7 @@ def fixed_connectors(view: SiteView, failed: Iterable[int] = ()) -> dict[int, in
     fixed: dict[int, int] = {}
     for connector in view.connectors:
         charger = view.chargers[connector.charger_id]
-        if not charger.online:
+        if not charger.reachable:
             failsafe = effective_failsafe(view, connector.charger_id, connector.max)
             fixed[connector.id] = max(worst(view, connector), failsafe)
         elif charger.profiles_unsupported or is_stuck(view, connector) or connector.id in failed_ids:
@@ -253,7 +270,8 @@ def decide(view: SiteView, gate: Gate, fixed: Mapping[int, int], caps: Mapping[i
     """
     caps = caps or {}
     nodes = group_nodes(view)
-    allocations = _marked(view, allocate(nodes, _loads(view, gate, fixed, caps)), caps)
+    share = allocate if view.balanced else unbalanced
+    allocations = _marked(view, share(nodes, _loads(view, gate, fixed, caps)), caps)
     refused = frozenset(
         c.id
         for c in view.connectors
@@ -265,7 +283,7 @@ def decide(view: SiteView, gate: Gate, fixed: Mapping[int, int], caps: Mapping[i
     if not refused:
         return Decision(allocations, dict(fixed), refused)
     held = {**fixed, **dict.fromkeys(refused, MIN_TENTHS)}
-    return Decision(_marked(view, allocate(nodes, _loads(view, gate, held, caps)), caps), held, refused)
+    return Decision(_marked(view, share(nodes, _loads(view, gate, held, caps)), caps), held, refused)
 
 
 def under_stale_meter(view: SiteView) -> frozenset[int]:
@@ -297,7 +315,7 @@ def _marked(view: SiteView, allocations: dict[int, Allocation], caps: Mapping[in
 
 def _loads(view: SiteView, gate: Gate, fixed: Mapping[int, int], caps: Mapping[int, int]) -> list[ConnectorLoad]:
     blocked = None if gate.open else gate.reason
-    stale = under_stale_meter(view)
+    stale = under_stale_meter(view) if view.balanced else frozenset()  # a meter only matters for sharing
     return [
         ConnectorLoad(
             id=c.id,
@@ -316,7 +334,11 @@ def _loads(view: SiteView, gate: Gate, fixed: Mapping[int, int], caps: Mapping[i
 
 
 def _capped_max(connector: ConnectorRow, stale: bool, cap: int | None) -> int:
-    """The connector's max for the allocator: 6 A under a stale meter (§7.6), at most its R-84 cap."""
+    """The connector's max for the allocator: 6 A under a stale meter (§7.6), at most its cap.
+
+    Every per-connector cap (R-84 reclaim; a cap set on the connector) goes through here, so with
+    load management off a capped connector gets a TxProfile of its cap, an uncapped one none.
+    """
     limit = min(connector.max, MIN_TENTHS) if stale else connector.max
     return limit if cap is None else min(limit, cap)
 
@@ -334,6 +356,8 @@ def plan_sends(view: SiteView, decision: Decision, gate: Gate, *, hysteresis: in
 
 
 def _failsafe_sends(view: SiteView) -> list[Send]:
+    if not view.balanced:
+        return _failsafe_clears(view)
     sends = []
     for charger_id, limit in failsafes(view).items():
         if not view.chargers[charger_id].steerable:
@@ -345,6 +369,15 @@ def _failsafe_sends(view: SiteView) -> list[Send]:
         first = not decided or current is None or limit < current
         sends.append(Send(charger_id, 0, DEFAULT, limit, first))
     return sends
+
+
+def _failsafe_clears(view: SiteView) -> list[Send]:
+    """Load management off: no failsafe (R-88 balances a group), so the ones installed are cleared."""
+    return [
+        Send(charger_id, 0, DEFAULT, None, False)
+        for charger_id, connector, purpose in view.profiles
+        if connector == 0 and purpose == DEFAULT and charger_id in view.chargers and view.chargers[charger_id].steerable
+    ]
 
 
 def _unchanged(row: ProfileRow | None, limit: int) -> bool:
@@ -361,15 +394,18 @@ def _transaction_sends(view: SiteView, decision: Decision, hysteresis: int) -> l
     }
     installed: dict[int, int | None] = {}
     targets: dict[int, int] = {}
+    sends = []
     for connector_id, connector in candidates.items():
         row = tx_row(view, connector)
         target = decision.allocations[connector_id].limit
+        if not view.balanced and target >= connector.max:
+            sends += _uncapped(view, connector, row)
+            continue
         if row is not None and row.status == "rejected" and row.limit == target:
             continue  # refused already for this transaction; the ladder ran (R-43)
         installed[connector_id] = row.limit if row is not None and row.status == "accepted" else None
         targets[connector_id] = target
     decreases, increases = plan_steps(installed, targets, hysteresis=hysteresis)
-    sends = []
     for step in decreases + increases:
         connector = candidates[step.connector_id]
         # Below what the connector may run with now (its TxProfile, else a TxDefault, else its
@@ -387,6 +423,20 @@ def _transaction_sends(view: SiteView, decision: Decision, hysteresis: int) -> l
                 connector.max,
             )
         )
+    return sends
+
+
+def _uncapped(view: SiteView, connector: ConnectorRow, row: ProfileRow | None) -> list[Send]:
+    """Load management off and nothing limits the connector: it runs at its rating, without a profile of ours.
+
+    Its own TxDefault goes too: an idle pause from before the session (R-41) or a fallback rung
+    (R-43) would otherwise hold it, as no TxProfile overrides it (R-12).
+    """
+    sends = []
+    if row is not None:
+        sends.append(Send(connector.charger_id, connector.number, TX, None, False, connector.transaction_id))
+    if (connector.charger_id, connector.number, DEFAULT) in view.profiles:
+        sends.append(Send(connector.charger_id, connector.number, DEFAULT, None, False))
     return sends
 
 
@@ -427,7 +477,7 @@ def connector_states(view: SiteView, decision: Decision, gate: Gate) -> dict[int
     states: dict[int, str] = {}
     for connector in view.connectors:
         charger = view.chargers[connector.charger_id]
-        if not charger.online:
+        if not charger.reachable:
             continue
         if charger.profiles_unsupported or is_stuck(view, connector) or connector.id in decision.pause_refused:
             states[connector.id] = "rejected"
@@ -456,12 +506,19 @@ def snapshot(
             "meter": None if g.meter is None else list(g.meter),
             "meter_stale": g.meter_stale,
             "allocated": allocated.get(g.id, 0),
+            "balanced": view.balanced,
             "connectors": [_connector_entry(view, c, decision, states) for c in view.connectors if c.group_id == g.id],
         }
         for g in view.groups
     ]
     gate_entry = {"open": gate.open, "reason": gate.reason, "next_change": gate.next_change}
-    return {"site_id": view.site_id, "computed_at": now, "gate": gate_entry, "groups": groups}
+    return {
+        "site_id": view.site_id,
+        "computed_at": now,
+        "gate": gate_entry,
+        "balanced": view.balanced,
+        "groups": groups,
+    }
 
 
 def _connector_entry(
@@ -470,7 +527,7 @@ def _connector_entry(
     allocation = decision.allocations[connector.id]
     charger = view.chargers[connector.charger_id]
     reason = allocation.reason
-    if reason == "offline_reserved" and charger.online:
+    if reason == "offline_reserved" and charger.reachable:
         reason = "reserved"  # online but not steerable now: no smart charging, a refused pause, an unanswered cut
     return {
         "id": connector.id,

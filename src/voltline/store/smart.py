@@ -75,7 +75,9 @@ async def list_controlled_site_ids(conn: AsyncConnection) -> list[int]:
 
 # The columns a control run reads, and no more: at 1,000 chargers every row's other columns (and
 # their type conversion) were most of the several 7-13 ms loop turns of loading a view.
-CHARGER_COLUMNS = select(chargers.c.id, chargers.c.identity, chargers.c.connection_status, chargers.c.group_id)
+CHARGER_COLUMNS = select(
+    chargers.c.id, chargers.c.identity, chargers.c.connection_status, chargers.c.boot_accepted, chargers.c.group_id
+)
 CAPABILITY_COLUMNS = select(
     charger_capabilities.c.charger_id,
     charger_capabilities.c.rate_units,
@@ -132,6 +134,7 @@ async def load_site_view(
         chargers=await _chargers(conn, charger_rows),
         connectors=tuple(await _connectors(conn, charger_rows, group_rows, draws or metered)),
         profiles=await _profiles(conn, charger_ids),
+        balanced=bool(site["load_management"]),
     )
     return site, view
 
@@ -184,6 +187,7 @@ async def _chargers(conn: AsyncConnection, rows: list[RowMapping]) -> dict[int, 
                 id=int(row["id"]),
                 identity=str(row["identity"]),
                 online=row["connection_status"] == "online",
+                booted=bool(row["boot_accepted"]),
                 units=_units(None if cap is None else cap["rate_units"]),
                 max_stack_level=None if cap is None else cap["max_stack_level"],
                 pause_unsupported=bool(cap is not None and cap["pause_unsupported"]),

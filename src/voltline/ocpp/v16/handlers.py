@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -72,8 +72,13 @@ def _meter(value: int, field: str) -> int:
 
 
 async def on_boot_notification(ctx: SessionContext, req: v16.BootNotificationRequest) -> v16.BootNotificationResponse:
-    """Store what the charger says about itself and accept it with our heartbeat interval."""
+    """Store what the charger says about itself and accept it with our heartbeat interval.
+
+    Every boot is Accepted. The session opens for calls, and the `boot` event goes out, once the
+    answer is sent (endpoint.py, `Session.answered_boot`): nothing reaches a charger before it.
+    """
     interval = ctx.settings.ocpp_heartbeat_interval
+    status: Literal["Accepted", "Pending", "Rejected"] = "Accepted"
     facts = {
         "vendor": req.charge_point_vendor,
         "model": req.charge_point_model,
@@ -83,11 +88,11 @@ async def on_boot_notification(ctx: SessionContext, req: v16.BootNotificationReq
         "heartbeat_interval": interval,
         "ocpp_version": "1.6",
         "last_seen_at": ctx.now(),
+        "boot_accepted": status == "Accepted",
     }
     async with ctx.db.write() as conn:
         ctx.place(await ocpp_state.record_boot(conn, ctx.charger_id, _without_none(facts)))
-    await ctx.announce("boot")
-    return v16.BootNotificationResponse(status="Accepted", current_time=_now_text(ctx), interval=interval)
+    return v16.BootNotificationResponse(status=status, current_time=_now_text(ctx), interval=interval)
 
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -79,11 +79,13 @@ def test_existing_chargers_get_profile_0_without_a_password_and_1_with_one(
     assert asyncio.run(scenario()) == {"OPEN": 0, "LOCKED": 1}
 
 
-def test_sites_that_existed_keep_load_management_and_chargers_start_not_booted(
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sites_that_existed_keep_load_management_and_chargers_that_booted_stay_served(
     backend: str, fresh_database: Callable[[str], str]
 ) -> None:
     """DESIGN "Load management": migration 0011 turns the flag on for every existing site (they were
-    balanced), leaves new sites' default (off) alone, and adds `boot_accepted` (false) to chargers."""
+    balanced), leaves new sites' default (off) alone, and marks `boot_accepted` on the chargers that
+    booted before (every boot was Accepted), not on those that never did."""
     url = fresh_database(backend)
 
     async def scenario() -> None:
@@ -115,6 +117,15 @@ def test_sites_that_existed_keep_load_management_and_chargers_start_not_booted(
                     insert(teams).values(created_at=site["created_at"], updated_at=site["created_at"], **team)
                 )
                 await conn.execute(insert(sites).values(site))
+                for identity, boot in (("BOOTED", '{"chargePointVendor":"Alfen BV"}'), ("NEVER", None)):
+                    await conn.execute(
+                        text(
+                            "INSERT INTO chargers (uuid, identity, pincode, connection_status, license_smart,"
+                            " license_pro, boot_payload, created_at, updated_at) VALUES (:uuid, :identity,"
+                            " 'ABCD2345', 'offline', false, false, :boot, :now, :now)"
+                        ),
+                        {"uuid": str(uuid.uuid4()), "identity": identity, "boot": boot, "now": datetime(2025, 1, 1)},
+                    )
         finally:
             await engine.dispose()
         await migrate.upgrade(url)
@@ -122,9 +133,10 @@ def test_sites_that_existed_keep_load_management_and_chargers_start_not_booted(
         try:
             async with engine.connect() as conn:
                 assert (await conn.execute(select(sites.c.load_management))).scalars().all() == [True]
-                columns = await conn.run_sync(lambda sync: inspect(sync).get_columns("chargers"))
+                booted = await conn.execute(text("SELECT identity, boot_accepted FROM chargers"))
+                found = {str(identity): bool(accepted) for identity, accepted in booted}
         finally:
             await engine.dispose()
-        assert "boot_accepted" in {column["name"] for column in columns}
+        assert found == {"BOOTED": True, "NEVER": False}
 
     asyncio.run(scenario())

@@ -165,7 +165,11 @@ class Gateway:
             bus=self.runtime.bus,
             counts=self.counts,
         )
-        return Session(ctx, version, send_text, close, self.log_budget)
+        session = Session(ctx, version, send_text, close, self.log_budget)
+        # A charger whose last BootNotification was Accepted (on any earlier socket) may be sent calls
+        # at once: OCPP 1.6 chargers boot after power-up, not after every reconnect.
+        session.boot_accepted = bool(charger["boot_accepted"])
+        return session
 
     @contextlib.asynccontextmanager
     async def connected(self, session: Session) -> AsyncIterator[None]:
@@ -177,7 +181,7 @@ class Gateway:
             if previous is not None:
                 log.debug("%s: a new socket replaces the old one", session.identity)
                 await previous.replace()
-            before = await self._mark_online(session, connected=True)
+            before = await self._mark_online(session)
             if previous is None:
                 log.info("%s: online (was %s)", session.identity, before)
             await session.ctx.announce("connected")
@@ -224,10 +228,10 @@ class Gateway:
             turn = self._status_turns[charger_id] = asyncio.Lock()
         return turn
 
-    async def _mark_online(self, session: Session, *, connected: bool = False) -> str:
+    async def _mark_online(self, session: Session) -> str:
         charger_id, now = session.ctx.charger_id, session.ctx.now()
         async with self._status_turn(charger_id), self.runtime.db.write() as conn:
-            return await ocpp_state.mark_online(conn, charger_id, session.version, now, connected=connected)
+            return await ocpp_state.mark_online(conn, charger_id, session.version, now)
 
     async def _mark_offline(self, session: Session, reason: str, *, announce: bool = True) -> None:
         """Store the charger as offline; log and publish `disconnected` unless it was offline already

@@ -5,9 +5,10 @@ callers wait their turn on a lock, and the answer is awaited on the injectable c
 most the call timeout. The receive loop (endpoint.py) hands every CALLRESULT and CALLERROR to
 `settle()`; an answer to nothing outstanding (late, after a timeout) is ignored. When the socket
 closes, the waiting caller and every later one get ChargerOfflineError. Nothing is sent before
-the charger's BootNotification was answered Accepted on this socket (OCPP 1.6 §4.2, DESIGN "Load
-management"): until then a call fails at once with ChargerNotBootedError, and the `boot` event
-that follows the acceptance tells the control loop to send what it holds back.
+a BootNotification of the charger was answered Accepted, on this socket or an earlier one (OCPP
+1.6 §4.2, DESIGN "Load management"; chargers boot after power-up, not after every reconnect):
+until then a call fails at once with ChargerNotBootedError, and the `boot` event that follows the
+acceptance tells the control loop to send what it holds back.
 
 Liveness (DESIGN: OCPP): `touch()` on every frame; the gateway's liveness loop marks a session
 that stayed silent for two heartbeat intervals offline, and the next frame brings it back.
@@ -168,6 +169,7 @@ class Session:
         self._turn = asyncio.Lock()
         self.closed = False
         self.alive = True
+        # Its last BootNotification was Accepted (chargers.boot_accepted, set by the gateway from the row).
         self.boot_accepted = False
         self.last_seen = ctx.clock.monotonic()
 

@@ -16,10 +16,10 @@ per site, between runs), and after `VOLTLINE_SMART_RETRY_INTERVAL` seconds while
 for an answer.
 
 State lives in the store (charging_profiles, charger_capabilities), so a restarted server goes
-on from where the last one stopped. A charger gets nothing before its BootNotification is
-Accepted in its current connection (DESIGN "Load management"; until then it counts as offline,
-R-87): the `boot` event, sent once it is, marks its profiles stale so that the full set is sent
-again (R-89), and has its configuration read (R-17). A site with `load_management` off is not
+on from where the last one stopped. A charger gets nothing before a BootNotification of
+it was Accepted (DESIGN "Load management"; until then it counts as offline, R-87). A reconnect of
+a charger that booted before, or a new Accepted boot, marks its profiles stale so that the full
+set is sent again (R-89), and has its configuration read (R-17). A site with `load_management` off is not
 balanced (smart/scheduler.py): no failsafe, no idle reclaim, only the gates and caps limit.
 `snapshot(site_id)` returns the last run's picture (smart/scheduler.py `snapshot`).
 """
@@ -70,7 +70,7 @@ CONFIGURATION_KEYS = [
     "MaxChargingProfilesInstalled",
     "ConnectorSwitch3to1PhaseSupported",
 ]
-RECONNECTING = ("boot",)  # a connection without an Accepted boot is sent nothing
+RECONNECTING = ("boot", "connected")  # R-89; a charger never Accepted is not reachable (store/smart.py)
 P = ParamSpec("P")
 T = TypeVar("T")
 METER_STALE = 60.0  # seconds: a group meter reading older than max(2 x meter interval, this) is stale (R-87)
@@ -372,7 +372,7 @@ class SmartCharging:
     def _why(self, error: VoltlineError) -> str:
         """Why a command did not reach an answer, in words for the log."""
         if isinstance(error, ChargerNotBootedError):
-            return "its BootNotification was not Accepted in this connection"
+            return "no BootNotification of it was ever Accepted"
         if isinstance(error, ChargerOfflineError):
             return "it is offline"
         if isinstance(error, ChargerTimeoutError):

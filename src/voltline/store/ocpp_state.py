@@ -37,15 +37,10 @@ async def _set(conn: AsyncConnection, charger_id: ChargerId, values: dict[str, A
     await conn.execute(update(chargers).where(chargers.c.id == charger_id).values(stamped(values)))
 
 
-async def mark_online(
-    conn: AsyncConnection, charger_id: ChargerId, ocpp_version: str, now: datetime, *, connected: bool = False
-) -> str:
-    """Record a connection (`connected`: a new socket, not yet booted) or a return; the status it had before."""
+async def mark_online(conn: AsyncConnection, charger_id: ChargerId, ocpp_version: str, now: datetime) -> str:
+    """Record a connection or a return; returns the connection status it had before."""
     before = await conn.scalar(select(chargers.c.connection_status).where(chargers.c.id == charger_id))
-    values: dict[str, Any] = {"connection_status": "online", "ocpp_version": ocpp_version, "last_seen_at": now}
-    if connected:
-        values["boot_accepted"] = False
-    await _set(conn, charger_id, values)
+    await _set(conn, charger_id, {"connection_status": "online", "ocpp_version": ocpp_version, "last_seen_at": now})
     return str(before or "never_seen")
 
 

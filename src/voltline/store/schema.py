@@ -183,8 +183,9 @@ chargers = Table(
     # When the charger was last attached to a site (its team's message log starts there; DESIGN:
     # Charger security). Null: never attached since the column came (its log starts at creation).
     Column("attached_at", DateTime(), nullable=True),
-    # Its BootNotification was Accepted in the current connection (reset on connect): until then
-    # nothing is sent to it (DESIGN "Load management", OCPP 1.6 §4.2).
+    # Its last BootNotification was Accepted (kept across reconnects: OCPP 1.6 chargers boot after
+    # power-up, not after every new socket); until a first one is, nothing is sent to it (DESIGN
+    # "Load management", OCPP 1.6 §4.2).
     Column("boot_accepted", Boolean, nullable=False, default=False, server_default=false()),
     *_timestamps(),
 )

@@ -1,4 +1,4 @@
-"""load management on existing sites; boot accepted per connection
+"""load management on existing sites; whether a charger's last boot was accepted
 
 Revision ID: 0011
 Revises: 0010
@@ -22,6 +22,9 @@ def upgrade() -> None:
     op.execute(sites.update().values(load_management=True))
     with op.batch_alter_table("chargers") as batch_op:
         batch_op.add_column(sa.Column("boot_accepted", sa.Boolean(), server_default=sa.false(), nullable=False))
+    # Every boot so far was Accepted: a charger that ever booted keeps being served after the upgrade.
+    chargers = sa.table("chargers", sa.column("boot_accepted", sa.Boolean()), sa.column("boot_payload", sa.Text()))
+    op.execute(chargers.update().where(chargers.c.boot_payload.is_not(None)).values(boot_accepted=True))
 
 
 def downgrade() -> None:

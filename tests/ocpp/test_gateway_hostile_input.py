@@ -172,3 +172,22 @@ def test_a_timestamp_python_cannot_hold_is_a_property_violation_in_every_dated_c
     [answer] = answers(server, identity, [call("t", action, DATED_CALLS[where](timestamp))])
     assert answer[:3] == [4, "t", "PropertyConstraintViolation"]
     assert "Expected a calendar date-time in years 1-9999" in answer[3]
+
+
+def test_register_readings_from_year_1_and_from_now_are_stored_and_the_writer_goes_on(
+    server: LiveServer, identity: str
+) -> None:
+    """R-94 keeps late readings; year 1 is one. The writer looks a day back from it and spreads centuries (R-98)."""
+
+    def meter(timestamp: str, wh: int) -> str:
+        sample = {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+        return call(
+            timestamp,
+            "MeterValues",
+            {"connectorId": 1, "meterValue": [{"timestamp": timestamp, "sampledValue": [sample]}]},
+        )
+
+    got = answers(server, identity, [meter("0001-01-01T00:00:00Z", 1000), meter(TIMESTAMP, 9832)])
+    assert [frame[0] for frame in got] == [3, 3]
+    stored = frame_rows(server, charger_row(server, identity)["id"])  # flushes the writer first
+    assert [row["timestamp"].year for row in stored] == [1, 2025]

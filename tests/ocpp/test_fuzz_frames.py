@@ -141,9 +141,20 @@ def rss() -> int:
 def api_reads_without_server_errors(api: httpx.Client, account: Account, charger_id: int) -> dict[str, int]:
     """The API's views of what the fuzzed charger left behind: none may be a 5xx."""
     base = f"/api/v2/teams/{account.team_id}/chargers/{charger_id}"
-    paths = [base, f"{base}/logs", f"{base}/ocpp", f"/api/v2/teams/{account.team_id}/chargers"]
+    ever = "date_from=1000-01-01 00:00:00&date_to=9999-12-31 23:59:59"
+    paths = [
+        base,
+        f"{base}/logs",
+        f"{base}/ocpp",
+        f"/api/v2/teams/{account.team_id}/chargers",
+        f"{base}/transactions",
+        f"{base}/transactions?{ever}",
+        f"{base}/metervalues?{ever}",
+        *(f"{base}/connectors/{number}/power-usage" for number in (0, 1, 2, 3100)),
+    ]
     statuses = {path: api.get(path).status_code for path in paths}
     assert all(status < 500 for status in statuses.values()), statuses
+    assert statuses[f"{base}/metervalues?{ever}"] == 200, statuses
     return statuses
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import (
@@ -28,6 +29,7 @@ from tests.ocpp.gateway_support import (
     run,
     team_charger,
     transaction_rows,
+    unique_identity,
 )
 from voltline.accounts import Account
 from voltline.domain.meter_values import unpack_samples
@@ -191,3 +193,17 @@ def test_register_readings_from_year_1_and_from_now_are_stored_and_the_writer_go
     assert [frame[0] for frame in got] == [3, 3]
     stored = frame_rows(server, charger_row(server, identity)["id"])  # flushes the writer first
     assert [row["timestamp"].year for row in stored] == [1, 2025]
+
+
+@pytest.mark.parametrize("identity", ["CP%00", "%00", "a%00b%00c"])
+def test_an_identity_with_a_nul_is_refused_at_upgrade_like_any_unknown_one(server: LiveServer, identity: str) -> None:
+    """DESIGN "OCPP": unknown identities are refused at upgrade; a NUL one used to reach PostgreSQL and answer 500."""
+
+    async def status_of(path: str) -> int:
+        with pytest.raises(InvalidStatus) as refused:
+            async with open_charger(server, path):
+                pass
+        return int(refused.value.response.status_code)
+
+    unknown = run(status_of(unique_identity("NOPE")))
+    assert run(status_of(identity)) == unknown < 500

@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -242,9 +243,9 @@ _FRAME_PARTS = {
 
 def replace_nul(data: bytes | str) -> tuple[bytes | str, tuple[str, ...]]:
     """The frame with every NUL escape replaced by U+FFFD, and where they were (DESIGN "Durability")."""
+    if "\\u0000" not in data if isinstance(data, str) else b"\\u0000" not in data:
+        return data, ()  # the hot path: no copy
     raw = data.encode() if isinstance(data, str) else data
-    if b"\\u0000" not in raw:
-        return data, ()
     replaced = _NUL_ESCAPE.sub(rb"\1\\ufffd", raw)
     if replaced == raw:
         return data, ()
@@ -260,11 +261,11 @@ def _nul_fields(raw: bytes) -> tuple[str, ...]:
         return ("frame",)
     names = _FRAME_PARTS.get(value[0], ()) if type(value[0]) is int else ()
     found: list[str] = []
-    pending: list[tuple[str, Any]] = [
+    pending: deque[tuple[str, Any]] = deque(
         (names[i - 1] if 0 < i <= len(names) else f"[{i}]", item) for i, item in enumerate(value)
-    ]
+    )
     while pending:
-        path, item = pending.pop(0)
+        path, item = pending.popleft()
         if isinstance(item, str):
             if "\x00" in item:
                 found.append(path)
@@ -285,7 +286,10 @@ def _too_deep(data: bytes | str, version: Version) -> Frame:
     match = _FRAME_HEAD.match(head)
     if match is None:
         return FrameDropped("nested too deeply, and no OCPP-J message id at its head")
-    message_id = decode_json(match.group(2))
+    try:
+        message_id = decode_json(match.group(2))
+    except DecodeError:  # the decoder read the id before it gave up, so this is belt and braces
+        return FrameDropped("nested too deeply, and its message id is not a JSON string")
     if match.group(1) != b"2":
         return FrameDropped("nested too deeply", message_id)
     return _rejected(version, "frame", message_id, "Frame nested too deeply")

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from voltline.domain.energy import (
     DEFAULT_MAX_POWER_W,
+    MAX_SPREAD,
     Delta,
     Reading,
     bucket_start,
@@ -189,6 +190,15 @@ def test_shares_add_up_exactly_and_stay_within_one_wh_of_proportional(wh: int, o
     for bucket, share in shares:
         overlap = min(bucket + timedelta(minutes=15), delta.end) - max(bucket, delta.start)
         assert abs(share - Fraction(wh) * Fraction(overlap.total_seconds()) / length) <= 1
+
+
+def test_an_interval_of_centuries_is_spread_over_its_last_quarter_only() -> None:
+    """R-98 bounded: a reading stamped in year 1 and one now must not make 70 million buckets."""
+    delta = Delta(datetime(1, 1, 1), at("10:00"), 8_832)
+    shares = list(spread(delta))
+    assert sum(share for _, share in shares) == 8_832
+    assert len(shares) == MAX_SPREAD // timedelta(minutes=15) == 8_832
+    assert shares[0] == (at("10:00") - MAX_SPREAD, 1)
 
 
 def test_bucket_start_is_the_quarter_hour() -> None:

@@ -212,6 +212,16 @@ def test_a_16_signed_data_sample_has_no_normalised_value() -> None:
     assert register_reading([sample]) is None
 
 
+def test_a_register_beyond_a_terawatt_hour_is_no_reading() -> None:
+    """R-92 bounded: 10^25 Wh parses, but would overflow the 64-bit Wh columns of registers and rollups."""
+    assert register_reading([normalise_sample("999999999999")]) == Decimal("999999999999")
+    assert register_reading([normalise_sample("1e25", unit="kWh")]) is None
+    assert (
+        register_reading([normalise_sample(value, phase=phase) for value, phase in [("6e11", "L1"), ("6e11", "L2")]])
+        is None
+    )
+
+
 # -- R-92 location and phase ---------------------------------------------------------------------
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+import msgspec.inspect as mi
 import pytest
 
 from voltline.ocpp import rpc
-from voltline.ocpp.schema_check import Tenths
+from voltline.ocpp.schema_check import DATE_TIME_PATTERN, Tenths
 from voltline.ocpp.v16 import messages as v16
 
 VERSIONS: list[rpc.Version] = ["1.6", "2.0.1"]
@@ -420,3 +422,119 @@ def test_result_payload_decodes_into_the_outstanding_actions_response() -> None:
     assert message == v16.GetConfigurationResponse(
         configuration_key=[v16.KeyValue(key="HeartbeatInterval", readonly=False)]
     )
+
+
+# ---------------------------------------------------------------- text and shapes the store or Python cannot hold
+
+
+@pytest.mark.parametrize(
+    ("data", "payload", "fields"),
+    [
+        (rb'[2,"a","Authorize",{"idTag":"x\u0000y"}]', b'{"idTag":"x\\ufffdy"}', ("$.idTag",)),
+        (rb'[2,"a","Authorize",{"idTag":"x\\u0000y"}]', rb'{"idTag":"x\\u0000y"}', ()),  # an escaped backslash
+        (rb'[2,"a","Authorize",{"idTag":"x\\\u0000"}]', rb'{"idTag":"x\\\ufffd"}', ("$.idTag",)),
+        (rb'[2,"a\u0000","Authorize",{"i\u0000":["\u0000"]}]', rb'{"i\ufffd":["\ufffd"]}',
+         ("messageId", "$.i\ufffd[0]")),
+    ],
+)  # fmt: skip
+def test_a_nul_escape_becomes_u_fffd_before_the_frame_is_parsed(
+    data: bytes, payload: bytes, fields: tuple[str, ...]
+) -> None:
+    """DESIGN "Durability": text the database cannot store is replaced, and the frame says where."""
+    frame = rpc.parse_frame(data, "1.6")
+    assert isinstance(frame, rpc.Call)
+    assert (frame.payload, frame.nul_fields) == (payload, fields)
+    assert "\x00" not in frame.message_id
+
+
+def test_answers_to_our_calls_get_their_nul_replaced_too() -> None:
+    result = rpc.parse_frame(rb'[3,"r",{"key":"\u0000"}]', "1.6")
+    error = rpc.parse_frame(rb'[4,"e","GenericError","bad\u0000",{}]', "1.6")
+    assert isinstance(result, rpc.CallResult) and result.nul_fields == ("$.key",)
+    assert isinstance(error, rpc.CallError) and (error.description, error.nul_fields) == (
+        "bad\ufffd",
+        ("errorDescription",),
+    )
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+TOO_DEEP = rpc.CallError("deep", "FormationViolation", "Frame nested too deeply")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'[2,"deep","Heartbeat",' + DEEP + b"]", rpc.FrameRejected(TOO_DEEP)),
+        (b' [ 2 , "d\\"q" ,"DataTransfer",{"data":' + DEEP + b"}]",
+         rpc.FrameRejected(replace(TOO_DEEP, message_id='d"q'))),
+        (b'[3,"deep",{"a":' + DEEP + b"}]", rpc.FrameDropped("nested too deeply", "deep")),
+        (b'[5,"deep",' + DEEP + b"]", rpc.FrameDropped("nested too deeply", "deep")),
+        (DEEP, rpc.FrameDropped("nested too deeply, and no OCPP-J message id at its head")),
+    ],
+)  # fmt: skip
+def test_a_frame_nested_deeper_than_the_decoder_goes_is_answered_by_its_head_or_dropped(
+    data: bytes, expected: rpc.Frame
+) -> None:
+    """OCPP-J 1.6 §4.2.3: a CALL we cannot read is a FormationViolation; the decoder's RecursionError never escapes."""
+    assert rpc.parse_frame(data, "1.6") == expected
+
+
+def _minimal(info: Any, timestamp: str) -> Any:
+    """The smallest JSON value of a message type, every date-time (required or not) set to `timestamp`."""
+    info = (
+        next((t for t in info.types if not isinstance(t, mi.NoneType)), info)
+        if isinstance(info, mi.UnionType)
+        else info
+    )
+    if isinstance(info, mi.StructType):
+        return {f.encode_name: _minimal(f.type, timestamp) for f in info.fields if f.required or _dated(f.type)}
+    if isinstance(info, mi.ListType):
+        return [_minimal(info.item_type, timestamp)]
+    if isinstance(info, mi.StrType):
+        return timestamp if info.pattern == DATE_TIME_PATTERN else "https://x" if info.pattern else "x"
+    if isinstance(info, mi.LiteralType):
+        return info.values[0]
+    return True if isinstance(info, mi.BoolType) else 1
+
+
+def _dated(info: Any) -> bool:
+    """Whether a message type holds a date-time anywhere."""
+    if isinstance(info, mi.UnionType):
+        return any(_dated(t) for t in info.types)
+    if isinstance(info, mi.StructType):
+        return any(_dated(f.type) for f in info.fields)
+    if isinstance(info, mi.ListType):
+        return _dated(info.item_type)
+    return isinstance(info, mi.StrType) and info.pattern == DATE_TIME_PATTERN
+
+
+DATED_MESSAGES = sorted(
+    (kind, action)
+    for kind, types in (("request", v16.REQUESTS), ("response", v16.RESPONSES))
+    for action, type_ in types.items()
+    if _dated(mi.type_info(type_))
+)
+
+
+def test_the_16_messages_hold_date_times_in_requests_and_responses() -> None:
+    assert ("request", "MeterValues") in DATED_MESSAGES and ("response", "GetCompositeSchedule") in DATED_MESSAGES
+    assert len(DATED_MESSAGES) >= 10
+
+
+@pytest.mark.parametrize(("kind", "action"), DATED_MESSAGES)
+def test_every_date_time_of_every_16_message_python_cannot_hold_is_a_property_violation(kind: str, action: str) -> None:
+    """OCPP-J 1.6 §4.2.3: RFC 3339 allows year 0000; such a timestamp is a CALLERROR, never an InternalError."""
+    decode = rpc.decode_call_payload if kind == "request" else rpc.decode_call_result
+    type_ = (v16.REQUESTS if kind == "request" else v16.RESPONSES)[action]
+    fine = _minimal(mi.type_info(type_), "2025-03-31T12:18:52Z")
+    assert decode("1.6", action, json.dumps(fine).encode()).message is not None
+    for lenient in (False, True):
+        with pytest.raises(rpc.OcppError) as caught:
+            decode(
+                "1.6",
+                action,
+                json.dumps(_minimal(mi.type_info(type_), "0000-01-01T00:00:00Z")).encode(),
+                lenient=lenient,
+            )
+        assert caught.value.code == "PropertyConstraintViolation"
+        assert caught.value.description.startswith("Expected a calendar date-time in years 1-9999 - at `$.")

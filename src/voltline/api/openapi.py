@@ -3,7 +3,10 @@
 Request bodies carry the Laravel rules their handler checks: as JSON Schema keywords where one
 exists (`max:45` on a string is `maxLength: 45`) and verbatim under `x-rules`. Every operation
 lists the error statuses it can answer with their Laravel-shaped bodies, and the rate-limit
-headers its responses carry when the limit is on.
+headers its responses carry when the limit is on. A create (201) links to every operation on
+what it made (OpenAPI 3.1 §4.8.20 Link Object: the new `id` from `$response.body#/data/id`, the
+rest of the path from the request), so clients and stateful testers can chain create -> read,
+update, delete.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from voltline.api._routing import Endpoint
 from voltline.api._rules import PATTERNS, parse_rules
 
 _PARAM = re.compile(r"{(\w+)}")
+_CHILD = re.compile(r"/{(\w+)}")
 _REF_PATTERN = f"^([0-9]{{1,{len(str(INT_MAX))}}}|{UUID_PATTERN.pattern})$"
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorMessage"}
 _VALIDATION_REF = {"$ref": "#/components/schemas/ValidationErrors"}
@@ -279,6 +283,24 @@ def _responses(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dic
     return responses
 
 
+def links(endpoint: Endpoint, endpoints: list[Endpoint]) -> dict[str, Any]:
+    """The operations a create leads to: those under `{path}/{new}` whose other path parameters it has."""
+    after = len(endpoint.path)
+    made = {m[1] for ep in endpoints if ep.path.startswith(endpoint.path) and (m := _CHILD.match(ep.path, after))}
+    if endpoint.status != 201 or len(made) != 1:
+        return {}
+    [name] = made
+    known = set(_PARAM.findall(endpoint.path))
+    found: dict[str, Any] = {}
+    for target in endpoints:
+        wanted = set(_PARAM.findall(target.path))
+        if f"{{{name}}}" in target.path and wanted <= known | {name}:
+            parameters = {param: f"$request.path.{param}" for param in sorted(wanted - {name})}
+            parameters[name] = "$response.body#/data/id"
+            found[target.handler.__name__] = {"operationId": target.handler.__name__, "parameters": parameters}
+    return found
+
+
 def _operation(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": endpoint.handler.__name__,
@@ -317,7 +339,10 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
     schemas, components = _components(types)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
-        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, schemas)
+        operation = _operation(endpoint, schemas)
+        if found := links(endpoint, endpoints):
+            operation["responses"][str(endpoint.status)]["links"] = found
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {

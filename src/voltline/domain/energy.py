@@ -11,7 +11,10 @@ skipped, and the next delta starts again from the previous good reading (R-97).
 An interval's energy is spread over 15-minute UTC buckets in proportion to time overlap
 (R-98), in whole Wh by cumulative half-up rounding: bucket k gets
 `round(d x overlap_0..k / dt) - round(d x overlap_0..k-1 / dt)`, so the shares always add up
-to exactly `d` and the same interval always gives the same shares. Every time zone in use
+to exactly `d` and the same interval always gives the same shares. An interval longer than
+`MAX_SPREAD` (a charger clock that was wrong, a reading stamped in another century) is spread
+over its last `MAX_SPREAD` only: R-98 has no bound, and years of 15-minute buckets would tie up
+the writer for minutes and write millions of rows for one reading. Every time zone in use
 has an offset that is a multiple of 15 minutes, so a local hour or day (23 or 25 hours on a
 DST day) is a union of whole 15-minute buckets; `local_buckets` lays those out.
 """
@@ -29,6 +32,7 @@ from typing import Literal
 from voltline.domain.meter_values import EAIR, Sample, context_priority, register_reading, register_wh
 
 BUCKET = timedelta(minutes=15)
+MAX_SPREAD = timedelta(days=92)  # a quarter: 8,832 buckets at most per interval
 # R-97 needs the connector's maximum power; without a rating we assume a high-power DC charger,
 # so only unit mix-ups (x1000 jumps) are caught, never real fast charging.
 DEFAULT_MAX_POWER_W = 350_000
@@ -155,16 +159,22 @@ def _half_up(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator)
 
 
+def spread_from(delta: Delta) -> datetime:
+    """The first moment an interval's energy is spread over: its start, or `MAX_SPREAD` before its end."""
+    return max(delta.start, delta.end - MAX_SPREAD)
+
+
 def spread(delta: Delta) -> Iterator[tuple[datetime, int]]:
     """R-98: the interval's Wh per 15-minute bucket, by time overlap, whole Wh adding up to `delta.wh`."""
-    total = _micros(delta.end - delta.start)
+    first = spread_from(delta)
+    total = _micros(delta.end - first)
     if delta.wh == 0 or total <= 0:
         return
-    start = bucket_start(delta.start)
+    start = bucket_start(first)
     given = 0
     while start < delta.end:
         end = start + BUCKET
-        covered = _micros(min(end, delta.end) - delta.start)
+        covered = _micros(min(end, delta.end) - first)
         share = _half_up(delta.wh * covered, total) - given
         given += share
         if share:

@@ -34,6 +34,8 @@ MAX_CLOCK_AHEAD = timedelta(minutes=5)
 MAX_VALUE_CHARS = 64
 MAX_EXPONENT = 30
 MAX_MULTIPLIER = 30
+# An energy register beyond 1 TWh is no meter's: it would overflow the 64-bit Wh columns once summed.
+MAX_REGISTER_WH = 10**12
 # Sample ids are frame_id * 1000 + position (DESIGN), so a stored frame holds at most 1000 samples.
 SAMPLES_PER_FRAME = 1000
 
@@ -237,9 +239,13 @@ def register_reading(samples: Iterable[Sample]) -> Decimal | None:
     chosen = [s for s in candidates if (s.location or DEFAULT_LOCATION) == location]
     for sample in chosen:
         if sample.phase is None:
-            return Decimal(sample.normalised or "0")
+            return _plausible(Decimal(sample.normalised or "0"))
     per_phase = phase_values(chosen, EAIR)
-    return sum(per_phase.values(), Decimal(0)) if per_phase else None
+    return _plausible(sum(per_phase.values(), Decimal(0))) if per_phase else None
+
+
+def _plausible(register: Decimal) -> Decimal | None:
+    return register if abs(register) < MAX_REGISTER_WH else None
 
 
 def phase_values(samples: Iterable[Sample], measurand: str) -> dict[str, Decimal]:

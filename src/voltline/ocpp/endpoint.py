@@ -146,6 +146,9 @@ async def _receive(websocket: WebSocket, session: Session, gateway: Gateway) -> 
 async def handle_frame(session: Session, data: str | bytes) -> None:
     """Sort one frame and act on it: drop, reject, answer, or settle one of our calls."""
     frame = parse_frame(data, session.version)
+    if isinstance(frame, Call | CallResult | CallError) and frame.nul_fields:
+        where = f"{frame.action} " if isinstance(frame, Call) else ""
+        log.warning("%s: NUL replaced by U+FFFD in %s%s", session.identity, where, ", ".join(frame.nul_fields))
     if isinstance(frame, Call):
         await answer_call(session, frame)
     elif isinstance(frame, CallResult | CallError):

@@ -21,7 +21,13 @@ or too few array items -> Occurence/OccurrenceConstraintViolation, wrong JSON ty
 TypeConstraintViolation, too long / not in the enum / not a multiple of 0.1 / bad timestamp ->
 PropertyConstraintViolation, unknown field -> FormationViolation (2.0.1 FormatViolation).
 A broken CALL frame answers FormationViolation in 1.6 and RpcFrameworkError in 2.0.1 (an
-unknown message type there: MessageTypeNotSupported).
+unknown message type there: MessageTypeNotSupported). A frame nested deeper than the decoder
+goes (about a thousand levels) is a broken frame too: its CALLERROR names the message id
+read from the frame's head, and the socket stays open.
+
+Text the database cannot store (DESIGN "Durability"): every NUL (`\u0000`) in a frame becomes
+U+FFFD before the frame is parsed, so handlers, the message log and both backends see the same
+text; the frame's `nul_fields` say where, for the session to log once.
 
 `PendingCalls` holds the one CALL the CSMS may have outstanding on a connection (1.6 §4.1.1).
 No sockets, no asyncio, no clock: the session owns those.
@@ -29,7 +35,10 @@ No sockets, no asyncio, no clock: the session owns those.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -104,6 +113,7 @@ class Call:
     message_id: str
     action: str
     payload: bytes
+    nul_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +122,7 @@ class CallResult:
 
     message_id: str
     payload: bytes
+    nul_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +133,7 @@ class CallError:
     code: str
     description: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    nul_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +206,21 @@ _frame_decoder = msgspec.json.Decoder(_CallFrame | _ResultFrame | _ErrorFrame)
 
 
 def parse_frame(data: bytes | str, version: Version) -> Frame:
-    """Sort one incoming text frame (OCPP-J 1.6 §4.1, §4.2)."""
+    """Sort one incoming text frame (OCPP-J 1.6 §4.1, §4.2), NUL characters replaced first."""
+    data, nul_fields = replace_nul(data)
+    frame = _sort(data, version)
+    if nul_fields and isinstance(frame, Call | CallResult | CallError):
+        return dataclasses.replace(frame, nul_fields=nul_fields)
+    return frame
+
+
+def _sort(data: bytes | str, version: Version) -> Frame:
     try:
         frame = _frame_decoder.decode(data)
     except msgspec.MsgspecError:
         return _diagnose(data, version)
+    except RecursionError:
+        return _too_deep(data, version)
     if isinstance(frame, _CallFrame):
         return _checked_call(frame.message_id, frame.action, bytes(frame.payload), version)
     if isinstance(frame, _ResultFrame):
@@ -208,6 +230,69 @@ def parse_frame(data: bytes | str, version: Version) -> Frame:
         return CallResult(frame.message_id, payload)
     details = decode_json(bytes(frame.details))
     return CallError(frame.message_id, frame.code, frame.description, details if isinstance(details, dict) else {})
+
+
+# A JSON `\u0000` escape: a backslash preceded by an even number of backslashes (`\\u0000` is text).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+_FRAME_PARTS = {
+    2: ("messageId", "action", "$"),
+    3: ("messageId", "$"),
+    4: ("messageId", "errorCode", "errorDescription", "$"),
+}
+
+
+def replace_nul(data: bytes | str) -> tuple[bytes | str, tuple[str, ...]]:
+    """The frame with every NUL escape replaced by U+FFFD, and where they were (DESIGN "Durability")."""
+    if "\\u0000" not in data if isinstance(data, str) else b"\\u0000" not in data:
+        return data, ()  # the hot path: no copy
+    raw = data.encode() if isinstance(data, str) else data
+    replaced = _NUL_ESCAPE.sub(rb"\1\\ufffd", raw)
+    if replaced == raw:
+        return data, ()
+    return replaced, _nul_fields(raw)
+
+
+def _nul_fields(raw: bytes) -> tuple[str, ...]:
+    try:
+        value = decode_json(raw)
+    except (DecodeError, RecursionError):
+        return ("frame",)
+    if not isinstance(value, list) or not value:
+        return ("frame",)
+    names = _FRAME_PARTS.get(value[0], ()) if type(value[0]) is int else ()
+    found: list[str] = []
+    pending: deque[tuple[str, Any]] = deque(
+        (names[i - 1] if 0 < i <= len(names) else f"[{i}]", item) for i, item in enumerate(value)
+    )
+    while pending:
+        path, item = pending.popleft()
+        if isinstance(item, str):
+            if "\x00" in item:
+                found.append(path)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                pending.append((f"{path}.{key}".replace("\x00", "\ufffd"), child))
+        elif isinstance(item, list):
+            pending.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+    return tuple(found) or ("a field name",)
+
+
+_FRAME_HEAD = re.compile(rb'\s*\[\s*(\d+)\s*,\s*("(?:[^"\\]|\\.){0,256}")')
+
+
+def _too_deep(data: bytes | str, version: Version) -> Frame:
+    """A frame nested deeper than the decoder goes: answer it by the message id in its head, if any."""
+    head = data[:1024].encode() if isinstance(data, str) else data[:1024]
+    match = _FRAME_HEAD.match(head)
+    if match is None:
+        return FrameDropped("nested too deeply, and no OCPP-J message id at its head")
+    try:
+        message_id = decode_json(match.group(2))
+    except DecodeError:  # the decoder read the id before it gave up, so this is belt and braces
+        return FrameDropped("nested too deeply, and its message id is not a JSON string")
+    if match.group(1) != b"2":
+        return FrameDropped("nested too deeply", message_id)
+    return _rejected(version, "frame", message_id, "Frame nested too deeply")
 
 
 def _checked_call(message_id: str, action: str, payload: bytes, version: Version) -> Frame:
@@ -227,6 +312,8 @@ def _diagnose(data: bytes | str, version: Version) -> Frame:
         value = decode_json(data)
     except DecodeError:
         return FrameDropped("not JSON")
+    except RecursionError:
+        return _too_deep(data, version)
     if not isinstance(value, list) or len(value) < 2 or not isinstance(value[1], str):
         return FrameDropped("not an OCPP-J array with a string message id")
     kind, message_id = value[0], value[1]

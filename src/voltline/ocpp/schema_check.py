@@ -5,7 +5,10 @@
   that text (DESIGN "Decisions that settle conflicts > OCPP"), so 10.6 and 31.8 pass, 10.65 fails.
   Encoding writes them back as JSON numbers with the same digits.
 * `DateTime` is a `str` shaped like RFC 3339 (`T` or a space, an optional offset);
-  `parse_ocpp_datetime` reads it, a timestamp without an offset being UTC.
+  `parse_ocpp_datetime` reads it, a timestamp without an offset being UTC. Decoding reads every
+  `DateTime` of a message once: a timestamp the pattern lets through but Python cannot hold
+  (year 0, 30 February, an offset that moves it out of years 1-9999) is a property violation
+  (OCPP-J 1.6 §4.2.3 PropertyConstraintViolation), so no handler meets one.
 * No OCPP schema allows `null`, but msgspec reads `null` as an absent optional field: strict
   decoding refuses it, lenient decoding drops it.
 * Every failure is a `SchemaViolationError` whose `kind` says which OCPP constraint broke
@@ -95,13 +98,16 @@ def is_multiple_of_tenth(number: Decimal) -> bool:
 
 
 def parse_ocpp_datetime(text: str) -> datetime:
-    """Read an OCPP timestamp as an aware UTC datetime; without an offset it is UTC."""
+    """Read an OCPP timestamp as an aware UTC datetime; without an offset it is UTC (ValueError if neither)."""
     if re.match(DATE_TIME_PATTERN, text) is None:
         raise ValueError(f"Invalid OCPP timestamp: {text!r}")
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except OverflowError:  # an offset that moves the moment out of years 1-9999
+        raise ValueError(f"OCPP timestamp out of range: {text!r}") from None
 
 
 def json_type_name(value: object) -> str:
@@ -189,6 +195,7 @@ def decode_payload(type_: type[T], payload: bytes | str) -> T:
         raise _violation(error) from None
     if _mentions_null(payload):
         _refuse_null(decode_plain(payload), _type_info(type_), "$")
+    _check_timestamps(message, _type_info(type_), "$")
     return message
 
 
@@ -205,12 +212,53 @@ def decode_payload_lenient(type_: type[T], payload: bytes | str) -> tuple[T, lis
         message: T = msgspec.convert(repaired, type_, dec_hook=_decode_hook)
     except msgspec.ValidationError as error:
         raise _violation(error) from None
+    _check_timestamps(message, _type_info(type_), "$")
     return message, notes
 
 
 def _violation(error: msgspec.DecodeError) -> SchemaViolationError:
     kind = classify(str(error)) if isinstance(error, msgspec.ValidationError) else "format"
     return SchemaViolationError(kind, str(error))
+
+
+def _check_timestamps(value: Any, info: mi.Type, path: str) -> None:
+    """Read every `DateTime` the message holds; one Python cannot hold is a property violation."""
+    info = _without_none(info)
+    if value is None:
+        return
+    if isinstance(info, mi.StrType):
+        try:
+            parse_ocpp_datetime(value)
+        except ValueError:
+            raise SchemaViolationError(
+                "property", f"Expected a calendar date-time in years 1-9999 - at `{path}`"
+            ) from None
+    elif isinstance(info, mi.StructType):
+        for field in _dated_fields(info):
+            _check_timestamps(getattr(value, field.name), field.type, f"{path}.{field.encode_name}")
+    elif isinstance(info, mi.ListType) and _holds_timestamps(info.item_type):
+        for index, item in enumerate(value):
+            _check_timestamps(item, info.item_type, f"{path}[{index}]")
+
+
+_dated: dict[Any, tuple[mi.Field, ...]] = {}
+
+
+def _dated_fields(info: mi.StructType) -> tuple[mi.Field, ...]:
+    """The fields of a struct that may hold a `DateTime` (cached: MeterValues is the hot path)."""
+    found = _dated.get(info.cls)
+    if found is None:
+        found = _dated[info.cls] = tuple(field for field in info.fields if _holds_timestamps(field.type))
+    return found
+
+
+def _holds_timestamps(info: mi.Type) -> bool:
+    info = _without_none(info)
+    if isinstance(info, mi.StrType):
+        return info.pattern == DATE_TIME_PATTERN
+    if isinstance(info, mi.ListType):
+        return _holds_timestamps(info.item_type)
+    return isinstance(info, mi.StructType) and bool(_dated_fields(info))
 
 
 def _refuse_null(value: Any, info: mi.Type, path: str) -> None:

@@ -73,7 +73,9 @@ async def get_charger_by_id(conn: AsyncConnection, charger_id: ChargerId) -> Row
 
 
 async def get_charger_by_identity(conn: AsyncConnection, identity: str) -> RowMapping | None:
-    """One charger by its OCPP identity, or None."""
+    """One charger by its OCPP identity, or None (a NUL names none: PostgreSQL text cannot hold one)."""
+    if "\x00" in identity:
+        return None
     return (await conn.execute(select(chargers).where(chargers.c.identity == identity))).mappings().first()
 
 

@@ -38,6 +38,7 @@ from voltline.domain.energy import (
     max_power_w,
     reading_of,
     rollup,
+    spread_from,
     walk,
 )
 from voltline.domain.meter_values import naive_utc, unpack_samples
@@ -140,7 +141,9 @@ async def _load_stored(conn: AsyncConnection, key: Key, held: Connector) -> None
     before = select(*columns).where(*scope, meter_frames.c.timestamp < earliest)
     before = before.order_by(meter_frames.c.timestamp.desc(), meter_frames.c.id.desc()).limit(PREVIOUS_FRAMES)
     previous = next(iter(_frame_readings(await conn.execute(before))), None)
-    since = (previous[0].at if previous else earliest) - LOOKBACK
+    since = (
+        max(previous[0].at if previous else earliest, datetime.min + LOOKBACK) - LOOKBACK
+    )  # year 1 is a timestamp too
     window = select(*columns).where(*scope, meter_frames.c.timestamp >= since).order_by(meter_frames.c.id)
     for reading, stamp in _frame_readings(await conn.execute(window), held.own):
         held.stored.append(reading)
@@ -159,7 +162,7 @@ def _bucket_stamp(held: Connector, chain: Chain) -> dict[datetime, Stamp]:
     stamps: dict[datetime, Stamp] = {}
     for delta in chain.deltas:
         stamp = held.stamps.get(delta.end, (None, None))
-        start = bucket_start(delta.start)
+        start = bucket_start(spread_from(delta))
         while start < delta.end:
             stamps[start] = stamp
             start += BUCKET

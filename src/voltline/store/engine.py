@@ -1,5 +1,9 @@
 """Database handles: a reader pool and one serialised writer (SQLite: BEGIN IMMEDIATE, WAL).
 
+On SQLite every write of the process takes its turn on one lock, so there is one writer at a
+time (DESIGN: one writer); the meter writer's batches (`write_batch`) run on a sqlite3
+connection of their own in a worker thread, the other writes on the aiosqlite one.
+
 DESIGN "Durability": SQLite runs WAL with `synchronous` as a setting (NORMAL survives a process
 crash, FULL also a power loss); PostgreSQL commits durably (its default). `write_failure` keeps
 the error of the last write transaction that failed because the database could not take it

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline.errors import SettingsError
 from voltline.settings import load_settings
@@ -39,17 +40,21 @@ def test_bad_values_raise_a_clear_settings_error(name: str, value: str, text: st
 
 @pytest.mark.parametrize(("setting", "level"), [("NORMAL", 1), ("FULL", 2), ("EXTRA", 3)])
 def test_the_sqlite_connections_run_the_configured_synchronous_level(tmp_path: Path, setting: str, level: int) -> None:
-    """SQLite's PRAGMA synchronous: NORMAL = 1, FULL = 2, EXTRA = 3 (on the writer and the readers)."""
+    """SQLite's PRAGMA synchronous: NORMAL = 1, FULL = 2, EXTRA = 3 (on both writing connections and the readers)."""
 
-    async def levels() -> tuple[int, int]:
+    async def level_of(conn: AsyncConnection) -> int:
+        return int((await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one())
+
+    async def levels() -> tuple[int, int, int]:
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'sync.sqlite3'}", synchronous=setting)
         try:
             async with db.write() as conn:
-                written = int((await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one())
+                written = await level_of(conn)
+            batch = await db.write_batch(level_of)
             async with db.scan() as conn:
-                read = int((await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one())
-            return written, read
+                read = await level_of(conn)
+            return written, batch, read
         finally:
             await db.close()
 
-    assert asyncio.run(levels()) == (level, level)
+    assert asyncio.run(levels()) == (level, level, level)

@@ -28,6 +28,7 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import POSTGRES_ADMIN_URL, LiveServer, server_settings
@@ -199,16 +200,20 @@ def sqlite_server(
 
 
 def test_a_full_sqlite_database_holds_the_answer_closes_1011_and_recovers(sqlite_server: LiveServer) -> None:
-    """SQLITE_FULL (max_page_count on the writer's connection): no false answer, nothing lost once there is room."""
+    """SQLITE_FULL (max_page_count on the writing connections): no false answer, nothing lost once there is room."""
     server = sqlite_server
     account = server.account()
     with server.client(account) as api:
         charger = team_charger(api, account)
 
-    async def limit(pages: int | None) -> None:
+    async def limit_on(conn: AsyncConnection, pages: int | None) -> None:
+        count = int((await conn.exec_driver_sql("PRAGMA page_count")).scalar_one())
+        await conn.exec_driver_sql(f"PRAGMA max_page_count={pages or count}")
+
+    async def limit(pages: int | None) -> None:  # on both writing connections (store/engine.py)
         async with server.runtime.db.write() as conn:
-            count = int((await conn.exec_driver_sql("PRAGMA page_count")).scalar_one())
-            await conn.exec_driver_sql(f"PRAGMA max_page_count={pages or count}")
+            await limit_on(conn, pages)
+        await server.runtime.db.write_batch(lambda conn: limit_on(conn, pages))
 
     outage(server, charger, lambda: server.run(lambda: limit(None)), lambda: server.run(lambda: limit(2**31)))
 

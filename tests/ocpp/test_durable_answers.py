@@ -12,6 +12,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -33,6 +34,8 @@ from tests.ocpp.gateway_support import (
     team_charger,
 )
 from voltline.accounts import Account
+from voltline.domain.ids import ChargerId
+from voltline.store import transactions as store_transactions
 from voltline.store.schema import energy_rollups, meter_latest, transactions
 
 START = {"connectorId": 1, "idTag": "04A2B3C4D55E80", "meterStart": 1000, "timestamp": "2025-03-31T12:00:00Z"}
@@ -182,3 +185,44 @@ def test_a_replayed_meter_values_frame_is_stored_once_and_counts_once(
     _, other = run(send([[meter_value(10, 1500, "8.0")]], int(started["transactionId"])))
     assert other == {} and len(frame_rows(server, charger_id)) == 4
     assert derived(server, charger_id)["rollups"] == before["rollups"]
+
+
+def test_a_stop_replayed_after_its_commit_stores_the_transaction_data_it_lost(
+    server: LiveServer, api: httpx.Client, account: Account
+) -> None:
+    """DESIGN "Durability": the stop committed, then the process died before its transactionData did and before
+    the answer: the charger's replay is answered as before (idempotent) and brings the readings, stored once."""
+    charger = team_charger(api, account)
+
+    async def start() -> int:
+        async with open_charger(server, charger["identity"]) as ws:
+            peer = Raw(ws)
+            await peer.result("BootNotification", BOOT)
+            return int((await peer.result("StartTransaction", START))["transactionId"])
+
+    transaction_id = run(start())
+    finish = {"meter_stop": 2000, "stopped_at": datetime(2025, 3, 31, 12, 30), "stop_reason": "Local"}
+
+    async def committed_stop_only() -> None:  # what survived the crash: the stop's own transaction
+        async with server.runtime.db.write() as conn:
+            await store_transactions.stop_transaction(conn, ChargerId(charger["id"]), transaction_id, finish)
+
+    server.run(committed_stop_only)
+    stop = {
+        "transactionId": transaction_id,
+        "meterStop": 2000,
+        "timestamp": "2025-03-31T12:30:00Z",
+        "transactionData": [meter_value(30, 2000)],
+    }
+
+    async def replay() -> list[dict[str, Any]]:
+        async with open_charger(server, charger["identity"]) as ws:
+            peer = Raw(ws)
+            await peer.result("BootNotification", BOOT)
+            return [await peer.result("StopTransaction", stop) for _ in range(2)]
+
+    answers = run(replay())
+    [row] = rows(server, select(transactions).where(transactions.c.id == transaction_id))
+    assert answers == [{}, {}]
+    assert (row["status"], row["meter_stop"]) == ("finished", 2000)
+    assert [f["transaction_id"] for f in frame_rows(server, charger["id"])] == [transaction_id]

@@ -59,7 +59,16 @@ from voltline.domain.meter_values import Sample, naive_utc
 from voltline.errors import StoreUnavailableError
 from voltline.settings import Settings
 from voltline.store import rollups
-from voltline.store.batches import Stamp, fresh_frame_keys, rollup_statements, shape, sqlite_time, statements
+from voltline.store.batches import (
+    Row,
+    Shaped,
+    Stamp,
+    fresh_frame_keys,
+    rollup_statements,
+    shape,
+    sqlite_time,
+    statements,
+)
 from voltline.store.engine import Database
 from voltline.store.ocpp_log import log_rows
 from voltline.store.rollups import Connector, Key
@@ -365,22 +374,28 @@ class MeterWriter:
         inline = len(batch.frames) <= INLINE_FRAMES
         stamp = self._stamp
         shaped = shape(batch.frames, stamp) if inline else await asyncio.to_thread(shape, batch.frames, stamp)
-        frames_insert, latest, registers, logs = self._statements
+        logs = log_rows(batch.logs, stamp)
+        # SQLite runs the whole transaction in a worker thread (Database.write_batch): no hop within it.
+        in_thread = inline or self.db.is_sqlite
         started = time.perf_counter()
-        async with self.db.write() as conn:
-            inserted = await frames_insert.run(conn, shaped.rows)
-            if inserted < len(shaped.rows):  # a replay: derived rows come from the new frames only
-                fresh = await fresh_frame_keys(conn, self.db, inserted, shaped.keys)
-                shaped = shape([f for f, key in zip(shaped.frames, shaped.keys, strict=True) if key in fresh], stamp)
-            if shaped.readings:  # an out-of-order batch compares with the readings stored before it
-                await rollups.load(conn, shaped.readings, lock=not self.db.is_sqlite)
-            await latest.run(conn, shaped.latest)
-            await registers.run(conn, shaped.registers)
-            await logs.run(conn, log_rows(batch.logs, stamp))
-            if shaped.readings:
-                await self._write_rollups(conn, shaped.readings, inline)
+        self.written_frames += await self.db.write_batch(lambda conn: self._transaction(conn, shaped, logs, in_thread))
         self.observe_batch(len(batch), time.perf_counter() - started)
-        self.written_frames += len(shaped.frames)
+
+    async def _transaction(self, conn: AsyncConnection, shaped: Shaped, logs: list[Row], inline: bool) -> int:
+        """A batch's statements in its write transaction; the number of frames that were new."""
+        frames_insert, latest, registers, log_insert = self._statements
+        inserted = await frames_insert.run(conn, shaped.rows)
+        if inserted < len(shaped.rows):  # a replay: derived rows come from the new frames only
+            fresh = await fresh_frame_keys(conn, self.db, inserted, shaped.keys)
+            shaped = shape([f for f, key in zip(shaped.frames, shaped.keys, strict=True) if key in fresh], self._stamp)
+        if shaped.readings:  # an out-of-order batch compares with the readings stored before it
+            await rollups.load(conn, shaped.readings, lock=not self.db.is_sqlite)
+        await latest.run(conn, shaped.latest)
+        await registers.run(conn, shaped.registers)
+        await log_insert.run(conn, logs)
+        if shaped.readings:
+            await self._write_rollups(conn, shaped.readings, inline)
+        return len(shaped.frames)
 
     async def _write_rollups(self, conn: AsyncConnection, readings: dict[Key, Connector], inline: bool) -> None:
         stamp = self._stamp

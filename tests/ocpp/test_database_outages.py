@@ -29,7 +29,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import POSTGRES_ADMIN_URL, LiveServer, server_settings
 from tests.ocpp.gateway_support import (
@@ -274,6 +274,43 @@ def test_an_unreachable_postgres_holds_answers_closes_1011_and_recovers(
     finally:
         server.stop()
         proxy.close()
+
+
+@needs_postgres
+def test_an_upgrade_while_postgres_is_unreachable_is_a_503_and_connects_once_it_is_back(
+    fresh_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """DESIGN "Durability": a charger connecting while its row cannot be read gets a 503 to retry later
+    (never a 500), and the same upgrade succeeds once the database answers again."""
+    url = make_url(fresh_database("postgres"))
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy.restore()
+    through = url.set(port=proxy.port).render_as_string(hide_password=False)
+    server = LiveServer(server_settings(through, str(tmp_path_factory.mktemp("data"))), "postgres")
+    server.start()
+    try:
+        account = server.account()
+        with server.client(account) as api:
+            identity = team_charger(api, account)["identity"]
+        proxy.cut()
+        try:
+            with pytest.raises(InvalidStatus) as refused:
+                run(connect_once(server, identity))
+        finally:
+            proxy.restore()
+        response = refused.value.response
+        assert response.status_code == 503
+        assert json.loads(response.body or b"{}") == {"message": "The database is unavailable; retry later."}
+        assert run(connect_once(server, identity)) == "Accepted"
+    finally:
+        server.stop()
+        proxy.close()
+
+
+async def connect_once(server: LiveServer, identity: str) -> str:
+    """Open the charger's socket and boot: the boot status."""
+    async with open_charger(server, identity) as ws:
+        return str((await Raw(ws).result("BootNotification", BOOT))["status"])
 
 
 async def start_while_cut(server: LiveServer, identity: str, proxy: TcpProxy) -> int:

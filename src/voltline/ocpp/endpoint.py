@@ -77,7 +77,15 @@ async def ocpp_endpoint(websocket: WebSocket) -> None:
     if subprotocol is None:
         await _deny(websocket, 400, "No supported OCPP subprotocol offered (ocpp1.6).")
         return
-    charger = await admit_charger(websocket, gateway, identity)
+    try:
+        charger = await admit_charger(websocket, gateway, identity)
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        # DESIGN "Durability": the charger's row cannot be read now; a 503 makes it retry later.
+        log.warning("%s: the database cannot be read; the upgrade is answered 503", identity[:64])
+        await _deny(websocket, 503, "The database is unavailable; retry later.", {"Retry-After": "10"})
+        return
     if charger is None:
         await _deny(websocket, 401, "Unauthenticated.", {"WWW-Authenticate": 'Basic realm="Voltline OCPP"'})
         return

@@ -210,8 +210,19 @@ def test_a_full_sqlite_database_holds_the_answer_closes_1011_and_recovers(sqlite
         count = int((await conn.exec_driver_sql("PRAGMA page_count")).scalar_one())
         await conn.exec_driver_sql(f"PRAGMA max_page_count={pages or count}")
 
+    async def fill_free_pages(conn: AsyncConnection) -> None:
+        # Migrations that rebuild tables (batch_alter_table) leave pages on the freelist, and a write
+        # that fits in them passes any max_page_count: use them up first, so the file must grow.
+        free = int((await conn.exec_driver_sql("PRAGMA freelist_count")).scalar_one())
+        size = int((await conn.exec_driver_sql("PRAGMA page_size")).scalar_one())
+        await conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS outage_filler (x BLOB)")
+        if free:
+            await conn.exec_driver_sql(f"INSERT INTO outage_filler VALUES (zeroblob({free * size}))")
+
     async def limit(pages: int | None) -> None:  # on both writing connections (store/engine.py)
         async with server.runtime.db.write() as conn:
+            if pages is None:
+                await fill_free_pages(conn)
             await limit_on(conn, pages)
         await server.runtime.db.write_batch(lambda conn: limit_on(conn, pages))
 

@@ -41,6 +41,15 @@ def test_a_charger_that_has_not_booted_gets_no_call_until_its_boot_is_accepted(
     def reset() -> Any:
         return server.run(lambda: server.runtime.commands.send(identity, "reset", {"type": "Soft"}))
 
+    async def unlocked(ws: Any) -> None:
+        """The API's unlock reaches the charger, which answers Unlocked."""
+        pending = asyncio.create_task(asyncio.to_thread(post_unlock))
+        frame = json.loads(await ws.recv())
+        assert frame[0] == 2 and frame[2:] == ["UnlockConnector", {"connectorId": 1}]
+        await ws.send(json.dumps([3, frame[1], {"status": "Unlocked"}]))
+        answered = await pending
+        assert (answered.status_code, answered.json()) == (200, {"message": "Unlocked"})
+
     async def scenario() -> None:
         async with open_charger(server, identity) as ws:
             cp = Raw(ws)
@@ -52,18 +61,8 @@ def test_a_charger_that_has_not_booted_gets_no_call_until_its_boot_is_accepted(
                 await asyncio.to_thread(reset)
             await nothing_arrives(ws)
             assert (await cp.result("BootNotification", BOOT))["status"] == "Accepted"
-            pending = asyncio.create_task(asyncio.to_thread(post_unlock))
-            frame = json.loads(await ws.recv())
-            assert frame[0] == 2 and frame[2:] == ["UnlockConnector", {"connectorId": 1}]
-            await ws.send(json.dumps([3, frame[1], {"status": "Unlocked"}]))
-            answered = await pending
-            assert (answered.status_code, answered.json()) == (200, {"message": "Unlocked"})
+            await unlocked(ws)
         async with open_charger(server, identity) as ws:
-            pending = asyncio.create_task(asyncio.to_thread(post_unlock))
-            frame = json.loads(await ws.recv())
-            assert frame[0] == 2 and frame[2:] == ["UnlockConnector", {"connectorId": 1}]
-            await ws.send(json.dumps([3, frame[1], {"status": "Unlocked"}]))
-            answered = await pending
-            assert (answered.status_code, answered.json()) == (200, {"message": "Unlocked"})
+            await unlocked(ws)
 
     run(scenario())

@@ -48,19 +48,24 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(error, OSError | TimeoutError | PoolTimeoutError | DisconnectionError)
 
 
+def _set_writing_pragmas(dbapi_connection: Any, busy_timeout_ms: int, synchronous: str) -> None:
+    """WAL, the chosen `synchronous`, foreign keys and the busy timeout on a new SQLite connection."""
+    # SQLAlchemy docs (pysqlite/aiosqlite): take over BEGIN so that we choose its kind.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    cursor.close()
+
+
 def _sqlite_engine(url: str, begin: str, busy_timeout_ms: int, pool_size: int, synchronous: str) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # SQLAlchemy docs (pysqlite/aiosqlite): take over BEGIN so that we choose its kind.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.close()
+        _set_writing_pragmas(dbapi_connection, busy_timeout_ms, synchronous)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -94,13 +99,7 @@ def _sqlite_batch_engine(url: str, busy_timeout_ms: int, synchronous: str) -> En
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.close()
+        _set_writing_pragmas(dbapi_connection, busy_timeout_ms, synchronous)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -11,67 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.engine import make_url
 
-from tests.conftest import BACKENDS
-from voltline.clock import Clock
+from tests.support.writer_scenarios import T0, new_charger, new_transaction, new_writer, run
 from voltline.domain.meter_values import normalise_sample
 from voltline.errors import StoreUnavailableError
-from voltline.settings import load_settings
-from voltline.store import chargers
 from voltline.store.engine import Database
 from voltline.store.schema import chargers as charger_table
 from voltline.store.schema import energy_registers, energy_rollups, meter_frames, meter_latest, transactions
-from voltline.store.writer import MeterFrame, MeterWriter, Sample
+from voltline.store.writer import MeterFrame, Sample
 
-T0 = datetime(2025, 3, 31, 12, 0, 0)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, fresh_database: Callable[[str], str]) -> Iterator[str]:
-    """A migrated database per backend for this module."""
-    yield fresh_database(request.param)
-
-
-def run(url: str, scenario: Callable[[Database], Awaitable[None]], **db_options: Any) -> None:
-    """Run a scenario on a fresh event loop with its own Database handle."""
-
-    async def main() -> None:
-        db = Database(url, **db_options)
-        try:
-            await scenario(db)
-        finally:
-            await db.close()
-
-    asyncio.run(main())
-
-
-def new_writer(db: Database, **options: Any) -> MeterWriter:
-    """A writer as the app makes it (plus test bounds)."""
-    return MeterWriter(db, Clock(), load_settings({"VOLTLINE_OCPP_HOLD_SECONDS": "1"}), **options)
-
-
-async def new_charger(db: Database) -> int:
-    """A charger of its own for one test."""
-    async with db.write() as conn:
-        row = await chargers.create_charger(conn, f"G-{uuid.uuid4().hex[:12]}", "ABCD2345", {})
-    return int(row["id"])
-
-
-async def new_transaction(db: Database, charger_id: int) -> int:
-    """An open transaction on connector 1."""
-    async with db.write() as conn:
-        values = {"charger_id": charger_id, "connector_number": 1, "status": "active", "created_at": T0}
-        result = await conn.execute(insert(transactions).values(**values, updated_at=T0).returning(transactions.c.id))
-        return int(result.scalar_one())
+HOLD = {"VOLTLINE_OCPP_HOLD_SECONDS": "1"}  # held frames give up after a second
 
 
 def frame(charger_id: int, samples: list[Sample], minute: float = 0, transaction_id: int | None = None) -> MeterFrame:
@@ -129,8 +86,8 @@ def test_a_lone_frame_is_committed_at_once_and_its_future_resolves_after_the_com
     """DESIGN: a lone frame waits for one commit; no fixed flush interval while frames are queued."""
 
     async def scenario(db: Database) -> None:
-        charger_id = await new_charger(db)
-        writer = new_writer(db, interval=60.0)  # log entries alone would linger a minute; frames do not
+        charger_id = await new_charger(db, "G")
+        writer = new_writer(db, HOLD, interval=60.0)  # log entries alone would linger a minute; frames do not
         await writer.start()
         try:
             async with writes_blocked(db_url):
@@ -152,8 +109,8 @@ def test_a_held_frame_fails_at_its_deadline_and_is_written_once_the_database_tak
     """DESIGN: answers are held (bounded); nothing answered or queued is lost when the database comes back."""
 
     async def scenario(db: Database) -> None:
-        charger_id = await new_charger(db)
-        writer = new_writer(db)
+        charger_id = await new_charger(db, "G")
+        writer = new_writer(db, HOLD)
         await writer.start()
         try:
             async with writes_blocked(db_url):
@@ -177,8 +134,8 @@ def test_a_full_queue_makes_the_put_wait_until_its_deadline(db_url: str) -> None
     """DESIGN: back-pressure never answers early; past the hold, the wait for room fails."""
 
     async def scenario(db: Database) -> None:
-        charger_id = await new_charger(db)
-        writer = new_writer(db, max_frames=1)
+        charger_id = await new_charger(db, "G")
+        writer = new_writer(db, HOLD, max_frames=1)
         await writer.put_meter_frame(frame(charger_id, [eair(1)]))
         with pytest.raises(StoreUnavailableError):
             await writer.put_meter_frames([frame(charger_id, [eair(2)], 1)], writer.clock.monotonic() + 0.1)
@@ -191,8 +148,8 @@ def test_a_frame_the_database_refuses_still_resolves_its_future(db_url: str) -> 
     """A row no retry could store (its charger deleted) is dropped and logged; its charger is still answered."""
 
     async def scenario(db: Database) -> None:
-        kept, deleted = await new_charger(db), await new_charger(db)
-        writer = new_writer(db)
+        kept, deleted = await new_charger(db, "G"), await new_charger(db, "G")
+        writer = new_writer(db, HOLD)
         good = await writer.put_meter_frame(frame(kept, [eair(1)]))
         bad = await writer.put_meter_frame(frame(deleted, [eair(1)]))
         async with db.write() as conn:
@@ -208,9 +165,9 @@ def test_identical_frames_are_stored_once_within_a_batch_and_across_batches(db_u
     """DESIGN: a replayed frame (charger, connector, timestamp, samples) is stored once; R-96..R-98 count it once."""
 
     async def scenario(db: Database) -> None:
-        charger_id = await new_charger(db)
+        charger_id = await new_charger(db, "G")
         transaction_id = await new_transaction(db, charger_id)
-        writer = new_writer(db)
+        writer = new_writer(db, HOLD)
         readings = [frame(charger_id, [eair(1000 + 100 * m)], m, transaction_id) for m in (0, 10, 20)]
         for item in [*readings, readings[1]]:
             await writer.put_meter_frame(item)
@@ -231,9 +188,9 @@ def test_a_batch_of_new_and_replayed_frames_derives_from_the_new_ones_only(db_ur
     """The frames that went in are told apart from the replays (SQLite: the last ids; PostgreSQL: xmin)."""
 
     async def scenario(db: Database) -> None:
-        charger_id = await new_charger(db)
+        charger_id = await new_charger(db, "G")
         transaction_id = await new_transaction(db, charger_id)
-        writer = new_writer(db)
+        writer = new_writer(db, HOLD)
         first = [frame(charger_id, [eair(1000 + 100 * m)], m, transaction_id) for m in (0, 10)]
         for item in first:
             await writer.put_meter_frame(item)
@@ -253,8 +210,8 @@ def test_a_replayed_frame_of_more_than_1000_samples_is_stored_once(db_url: str) 
     """A frame stored as several rows (DESIGN: sample ids) is a replay as a whole."""
 
     async def scenario(db: Database) -> None:
-        charger_id = await new_charger(db)
-        writer = new_writer(db)
+        charger_id = await new_charger(db, "G")
+        writer = new_writer(db, HOLD)
         samples = [normalise_sample(str(i), measurand="Voltage") for i in range(1500)]
         big = frame(charger_id, samples)
         await writer.put_meter_frame(big)

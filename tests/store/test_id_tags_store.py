@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import gc
 import uuid
-from collections.abc import Callable, Iterator
 
-import pytest
-
-from tests.conftest import BACKENDS
-from tests.store.test_writer import run
+from tests.support.writer_scenarios import run
 from voltline.domain.ids import TeamId, UserId
 from voltline.store import id_tags, users
 from voltline.store.engine import Database
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, fresh_database: Callable[[str], str]) -> Iterator[str]:
-    """A migrated database per backend for this module."""
-    yield fresh_database(request.param)
 
 
 async def new_team(db: Database) -> TeamId:

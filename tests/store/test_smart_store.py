@@ -7,27 +7,18 @@ many chargers in one transaction, as one upsert with many parameter sets per sta
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import insert, select
 
-from tests.conftest import BACKENDS
-from tests.store.test_writer import new_charger, run
+from tests.support.writer_scenarios import new_charger, run
 from voltline.smart.scheduler import DEFAULT, TX, ProfileRow
 from voltline.store import smart as store
 from voltline.store.engine import Database
 from voltline.store.schema import charger_capabilities, charging_profiles, meter_latest
 
 T0 = datetime(2025, 3, 31, 12, 0, 0)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, fresh_database: Callable[[str], str]) -> Iterator[str]:
-    """A migrated database per backend for this module."""
-    yield fresh_database(request.param)
 
 
 async def rows_of(db: Database, charger_id: int) -> dict[tuple[int, str], dict[str, Any]]:

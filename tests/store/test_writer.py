@@ -8,66 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.engine import make_url
 
-from tests.conftest import BACKENDS
-from voltline.clock import Clock
+from tests.support.writer_scenarios import T0, new_charger, new_transaction, new_writer, run
 from voltline.domain.ids import ChargerId
 from voltline.domain.meter_values import EAIR, normalise_sample, unpack_samples
-from voltline.settings import load_settings
 from voltline.store import chargers, meter_values, ocpp_log
 from voltline.store.engine import Database
 from voltline.store.schema import chargers as charger_table
 from voltline.store.schema import energy_rollups, meter_frames, meter_latest, transactions
-from voltline.store.writer import LogEntry, MeterFrame, MeterWriter, Sample
-
-T0 = datetime(2025, 3, 31, 12, 0, 0)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, fresh_database: Callable[[str], str]) -> Iterator[str]:
-    """A migrated database per backend for this module."""
-    yield fresh_database(request.param)
-
-
-def run(url: str, scenario: Callable[[Database], Awaitable[None]], **db_options: Any) -> None:
-    """Run a scenario on a fresh event loop with its own Database handle."""
-
-    async def main() -> None:
-        db = Database(url, **db_options)
-        try:
-            await scenario(db)
-        finally:
-            await db.close()
-
-    asyncio.run(main())
-
-
-def new_writer(db: Database, **options: Any) -> MeterWriter:
-    """A writer as the app makes it (plus test bounds)."""
-    return MeterWriter(db, Clock(), load_settings({}), **options)
-
-
-async def new_charger(db: Database) -> int:
-    """A charger of its own for one test."""
-    async with db.write() as conn:
-        row = await chargers.create_charger(conn, f"W-{uuid.uuid4().hex[:12]}", "ABCD2345", {"security_profile": 0})
-    return int(row["id"])
-
-
-async def new_transaction(db: Database, charger_id: int) -> int:
-    """An open transaction on connector 1."""
-    async with db.write() as conn:
-        values = {"charger_id": charger_id, "connector_number": 1, "status": "active", "created_at": T0}
-        result = await conn.execute(insert(transactions).values(**values, updated_at=T0).returning(transactions.c.id))
-        return int(result.scalar_one())
+from voltline.store.writer import LogEntry, MeterFrame, Sample
 
 
 def frame(

@@ -1,0 +1,54 @@
+"""Helpers of the meter-writer tests: a scenario on its own event loop, a writer, a charger, a transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+
+from voltline.clock import Clock
+from voltline.settings import load_settings
+from voltline.store import chargers
+from voltline.store.engine import Database
+from voltline.store.schema import transactions
+from voltline.store.writer import MeterWriter
+
+T0 = datetime(2025, 3, 31, 12, 0, 0)
+
+
+def run(url: str, scenario: Callable[[Database], Awaitable[None]], **db_options: Any) -> None:
+    """Run a scenario on a fresh event loop with its own Database handle."""
+
+    async def main() -> None:
+        db = Database(url, **db_options)
+        try:
+            await scenario(db)
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+
+
+def new_writer(db: Database, environ: Mapping[str, str] | None = None, **options: Any) -> MeterWriter:
+    """A writer as the app makes it, with settings from `environ` (plus test bounds)."""
+    return MeterWriter(db, Clock(), load_settings(environ or {}), **options)
+
+
+async def new_charger(db: Database, prefix: str = "W") -> int:
+    """A charger of its own for one test."""
+    async with db.write() as conn:
+        identity = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        row = await chargers.create_charger(conn, identity, "ABCD2345", {"security_profile": 0})
+    return int(row["id"])
+
+
+async def new_transaction(db: Database, charger_id: int) -> int:
+    """An open transaction on connector 1."""
+    async with db.write() as conn:
+        values = {"charger_id": charger_id, "connector_number": 1, "status": "active", "created_at": T0}
+        result = await conn.execute(insert(transactions).values(**values, updated_at=T0).returning(transactions.c.id))
+        return int(result.scalar_one())

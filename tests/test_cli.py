@@ -99,6 +99,14 @@ def test_demo_creates_the_login_once_and_keeps_the_token_private(voltline: CliRu
     assert token_file.read_text().strip() == token
 
 
+def test_demo_prints_the_address_the_server_is_configured_to_listen_on(tmp_path: Path) -> None:
+    env = {"VOLTLINE_DATA_DIR": str(tmp_path / "data"), "VOLTLINE_DATABASE_URL": "", "VOLTLINE_PORT": "8765"}
+    result = CliRunner(env=env).invoke(main, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "http://127.0.0.1:8765/api/v2/teams" in result.output
+    assert "docs:  http://127.0.0.1:8765/docs" in result.output
+
+
 def test_migrate_reports_the_revision(voltline: CliRunner) -> None:
     result = run(voltline, "migrate")
     assert result.exit_code == 0

@@ -127,11 +127,15 @@ def migrate(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True, help="Where the server listens.")
+@click.option("--base-url", help="Where the server listens (default: VOLTLINE_HOST and VOLTLINE_PORT, http or https).")
 @click.pass_context
-def demo(ctx: click.Context, base_url: str) -> None:
+def demo(ctx: click.Context, base_url: str | None) -> None:
     """Create the demo login on the first run and print it (token in <data dir>/demo-token)."""
     settings = settings_from(ctx)
+    if base_url is None:
+        scheme = "https" if settings.ssl_certfile else "http"
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        base_url = f"{scheme}://{host}:{settings.port}"
     account, created = run_with_db(settings, lambda db: accounts.ensure_demo(db, settings.data_dir))
     state = "created" if created else "existing"
     out.print(f"[bold]Voltline demo login[/] ({state})")

@@ -1,4 +1,4 @@
-"""A site's power management at a glance (issue 5): the group tree, draw, and each connector's limit and why.
+"""A site's power management at a glance: the group tree, draw, and each connector's limit and why.
 
 Groups, connectors and draw come from the database (scoped by the caller's team); limits and
 reasons from the smart-charging controller's last run (`SmartCharging.snapshot`). Before the

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +32,7 @@ from tests.ocpp.gateway_support import (
     run,
     team_charger,
 )
+from tests.support.writer_scenarios import writes_blocked
 from voltline.accounts import Account
 from voltline.domain.ids import ChargerId
 from voltline.store import transactions as store_transactions
@@ -64,27 +64,6 @@ async def stored_frames(server: LiveServer, charger_id: int) -> int:
         await conn.close()
 
 
-@contextlib.asynccontextmanager
-async def writes_blocked(server: LiveServer) -> AsyncIterator[None]:
-    """Hold the database's write lock from another connection: nothing commits until the block ends."""
-    if server.backend == "sqlite":
-        blocker = sqlite3.connect(plain_url(server), isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
-        return
-    conn = await asyncpg.connect(plain_url(server))
-    try:
-        async with conn.transaction():
-            await conn.execute("LOCK TABLE meter_frames IN EXCLUSIVE MODE")  # reads go on, writes wait
-            yield
-    finally:
-        await conn.close()
-
-
 def test_a_meter_values_answer_arrives_only_after_its_frame_is_committed(
     server: LiveServer, api: httpx.Client, account: Account
 ) -> None:
@@ -96,7 +75,7 @@ def test_a_meter_values_answer_arrives_only_after_its_frame_is_committed(
             peer = Raw(ws)
             await peer.result("BootNotification", BOOT)
             payload = {"connectorId": 1, "meterValue": [meter_value(0, 1000)]}
-            async with writes_blocked(server):
+            async with writes_blocked(server.settings.effective_database_url):
                 await ws.send(json.dumps([2, "held", "MeterValues", payload]))
                 with pytest.raises(TimeoutError):
                     await peer.answer("held", timeout=BLOCKED_FOR)
@@ -127,7 +106,7 @@ def test_stop_transaction_data_is_committed_before_the_answer(
                 "timestamp": "2025-03-31T12:30:00Z",
                 "transactionData": [meter_value(30, 2000)],
             }
-            async with writes_blocked(server):
+            async with writes_blocked(server.settings.effective_database_url):
                 await ws.send(json.dumps([2, "stop", "StopTransaction", stop]))
                 with pytest.raises(TimeoutError):
                     await peer.answer("stop", timeout=BLOCKED_FOR)

@@ -9,18 +9,13 @@ across batches, and the derived tables count it once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import delete, select
-from sqlalchemy.engine import make_url
 
-from tests.support.writer_scenarios import T0, new_charger, new_transaction, new_writer, run
+from tests.support.writer_scenarios import T0, new_charger, new_transaction, new_writer, run, writes_blocked
 from voltline.domain.meter_values import normalise_sample
 from voltline.errors import StoreUnavailableError
 from voltline.store.engine import Database
@@ -57,29 +52,6 @@ async def derived(db: Database, charger_id: int, transaction_id: int) -> dict[st
             query = select(table).where(table.c.charger_id == charger_id)
             tables[table.name] = sorted(tuple(row) for row in (await conn.execute(query)).all())
     return {"register": register, **tables}
-
-
-@contextlib.asynccontextmanager
-async def writes_blocked(url: str) -> AsyncIterator[None]:
-    """Another connection holds the write lock (SQLite) or locks the frames table (PostgreSQL)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        assert parsed.database is not None
-        blocker = sqlite3.connect(parsed.database, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
-        return
-    conn = await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        async with conn.transaction():
-            await conn.execute("LOCK TABLE meter_frames IN EXCLUSIVE MODE")
-            yield
-    finally:
-        await conn.close()
 
 
 def test_a_lone_frame_is_committed_at_once_and_its_future_resolves_after_the_commit(db_url: str) -> None:

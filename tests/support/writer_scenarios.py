@@ -1,14 +1,18 @@
-"""Helpers of the meter-writer tests: a scenario on its own event loop, a writer, a charger, a transaction."""
+"""Helpers of the meter-writer tests: a scenario on its own loop, a writer, a charger, a transaction, a write lock."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 
 from voltline.clock import Clock
 from voltline.settings import load_settings
@@ -52,3 +56,26 @@ async def new_transaction(db: Database, charger_id: int) -> int:
         values = {"charger_id": charger_id, "connector_number": 1, "status": "active", "created_at": T0}
         result = await conn.execute(insert(transactions).values(**values, updated_at=T0).returning(transactions.c.id))
         return int(result.scalar_one())
+
+
+@contextlib.asynccontextmanager
+async def writes_blocked(url: str) -> AsyncIterator[None]:
+    """Another connection holds the write lock (SQLite) or locks the frames table (PostgreSQL)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        assert parsed.database is not None
+        blocker = sqlite3.connect(parsed.database, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        return
+    conn = await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE meter_frames IN EXCLUSIVE MODE")
+            yield
+    finally:
+        await conn.close()

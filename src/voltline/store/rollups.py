@@ -25,10 +25,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Insert, select
+from sqlalchemy import Insert, Integer, bindparam, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voltline import codec
 from voltline.domain.energy import (
     BUCKET,
     Chain,
@@ -42,6 +44,7 @@ from voltline.domain.energy import (
     walk,
 )
 from voltline.domain.meter_values import naive_utc, unpack_samples
+from voltline.store.engine import Database
 from voltline.store.schema import connectors, energy_registers, energy_rollups, meter_frames
 
 if TYPE_CHECKING:
@@ -49,7 +52,6 @@ if TYPE_CHECKING:
 
 LOOKBACK = timedelta(days=1)
 PREVIOUS_FRAMES = 50
-IDS_PER_QUERY = 500
 ROLLUP_COLUMNS = tuple(column.name for column in energy_rollups.columns)
 REGISTER_COLUMNS = tuple(column.name for column in energy_registers.columns)
 
@@ -96,26 +98,64 @@ def batch_readings(
     return found
 
 
-def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
-    for start in range(0, len(ids), IDS_PER_QUERY):
-        yield list(ids[start : start + IDS_PER_QUERY])
+def _moment(value: Any) -> datetime:
+    """A DateTime column read on the driver: SQLite gives the stored text, PostgreSQL a datetime."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-async def load(conn: AsyncConnection, found: dict[Key, Connector], *, lock: bool) -> None:
+class ChargerQuery:
+    """A SELECT over a set of charger ids, compiled once for its database and run on the driver.
+
+    The ids travel as one parameter (a JSON array read by `json_each` on SQLite, an array for
+    `= ANY` on PostgreSQL), so every batch runs the same statement and SQLAlchemy's compile and
+    row processing stay off the writer's hot path.
+    """
+
+    def __init__(self, db: Database, columns: Sequence[Any], *, lock: bool = False) -> None:
+        charger_id = columns[0]
+        self.json = db.is_sqlite
+        if db.is_sqlite:
+            chosen = charger_id.in_(select(literal_column("value")).select_from(func.json_each(bindparam("ids"))))
+        else:
+            chosen = charger_id == func.any(bindparam("ids", type_=ARRAY(Integer)))
+        statement = select(*columns).where(chosen)
+        self.sql: str = (statement.with_for_update() if lock else statement).compile(dialect=db.writer.dialect).string
+
+    async def rows(self, conn: AsyncConnection, charger_ids: Sequence[int]) -> Sequence[Any]:
+        """The rows of these chargers, as the driver returns them."""
+        ids: Any = codec.encode_json(list(charger_ids)).decode() if self.json else list(charger_ids)
+        return (await conn.exec_driver_sql(self.sql, (ids,))).all()
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineQueries:
+    """The two reads of `load`, compiled for one database."""
+
+    registers: ChargerQuery
+    ratings: ChargerQuery
+
+    @classmethod
+    def of(cls, db: Database) -> BaselineQueries:
+        """Registers are read FOR UPDATE on PostgreSQL (SQLite has one writer)."""
+        r, c = energy_registers.c, connectors.c
+        registers = (r.charger_id, r.connector_number, r.good_at, r.good_wh, r.seen_at)
+        return cls(
+            ChargerQuery(db, registers, lock=not db.is_sqlite),
+            ChargerQuery(db, (c.charger_id, c.connector_id, c.max_amperage, c.max_voltage, c.phases)),
+        )
+
+
+async def load(conn: AsyncConnection, found: dict[Key, Connector], queries: BaselineQueries) -> None:
     """Fill in each connector's baseline, rating, and (when the batch is out of order) its stored readings."""
     ids = sorted({charger_id for charger_id, _ in found})
-    for chunk in _chunks(ids):
-        query = select(energy_registers).where(energy_registers.c.charger_id.in_(chunk))
-        for row in (await conn.execute(query.with_for_update() if lock else query)).mappings():
-            held = found.get((row["charger_id"], row["connector_number"]))
-            if held is not None:
-                held.baseline, held.seen_at = Reading(row["good_at"], row["good_wh"]), row["seen_at"]
-        c = connectors.c
-        ratings = select(c.charger_id, c.connector_id, c.max_amperage, c.max_voltage, c.phases)
-        rated = await conn.execute(ratings.where(connectors.c.charger_id.in_(chunk)))
-        for charger_id, number, amps, volts, phases in rated:
-            if (charger_id, number) in found:
-                found[(charger_id, number)].max_power = max_power_w(amps, volts, phases)
+    for charger_id, number, good_at, good_wh, seen_at in await queries.registers.rows(conn, ids):
+        held = found.get((charger_id, number))
+        if held is not None:
+            held.baseline, held.seen_at = Reading(_moment(good_at), int(good_wh)), _moment(seen_at)
+    for charger_id, number, amps, volts, phases in await queries.ratings.rows(conn, ids):
+        held = found.get((charger_id, number))
+        if held is not None:
+            held.max_power = max_power_w(amps, volts, phases)
     for key, held in found.items():
         held.max_power = held.max_power or max_power_w(None)
         if held.seen_at is not None and min(r.at for r in held.batch) <= held.seen_at:

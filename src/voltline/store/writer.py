@@ -206,6 +206,7 @@ class MeterWriter:
         self._stamp: Stamp = sqlite_time if db.is_sqlite else naive_utc
         self._statements = statements(db)
         self._rollup_statements = rollup_statements(db)
+        self._baselines = rollups.BaselineQueries.of(db)
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._stopping = False
@@ -389,7 +390,7 @@ class MeterWriter:
             fresh = await fresh_frame_keys(conn, self.db, inserted, shaped.keys)
             shaped = shape([f for f, key in zip(shaped.frames, shaped.keys, strict=True) if key in fresh], self._stamp)
         if shaped.readings:  # an out-of-order batch compares with the readings stored before it
-            await rollups.load(conn, shaped.readings, lock=not self.db.is_sqlite)
+            await rollups.load(conn, shaped.readings, self._baselines)
         await latest.run(conn, shaped.latest)
         await registers.run(conn, shaped.registers)
         await log_insert.run(conn, logs)

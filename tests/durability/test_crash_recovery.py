@@ -53,8 +53,8 @@ from tests.support.meter_rebuild import (
 from tests.support.replaying_chargers import Control, Delivered, Ledger, ReplayingCharger
 
 KILLS = 20
-CHARGERS = 40
-RATE = 1_500  # MeterValues per second asked of the whole fleet
+CHARGERS = 60
+RATE = 2_000  # MeterValues per second asked of the whole fleet
 CAPACITY_AMPS = 100  # 40 connectors x 6 A do not fit: the control loop limits and pauses
 LOAD_SECONDS = (0.5, 2.0)  # full load before a kill
 STORM_KILLS = 0.2  # the share of kills while the chargers reconnect

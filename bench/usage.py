@@ -4,9 +4,9 @@ Fills N chargers (default 1,000, on 20 sites in Europe/Amsterdam, one 22 kW conn
 one MeterValues frame every 15 minutes for D days (default 30, from 2025-03-01, so the DST day
 2025-03-30 is in it), 4 samples a frame (EAIR, Current.Import L1..L3): 1,000 x 30 x 96 x 4 =
 11.5 M samples. Each charger charges at 11 kW for a few hours a day. Rows are made by the
-writer's own shaping (store/meter_values.py frame_rows and latest_rows, store/rollups.py
-batch_readings and changes: a charger's frames in one in-order batch, which gives the same
-rollups as any batching) and bulk-inserted with the writer's statements; a few chargers' rollups
+writer's own shaping (store/batches.py shape, store/rollups.py changes: a charger's frames in one
+in-order batch, which gives the same rollups as any batching) and bulk-inserted with the
+writer's statements; a few chargers' rollups
 are then checked against the domain functions run on the frames read back.
 
 Then 200 random (charger, day) picks, timed in-process around the store call each endpoint makes:
@@ -45,7 +45,7 @@ from voltline.domain.energy import frame_reading, local_midnight, rollup, walk
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.domain.meter_values import normalise_sample, unpack_samples
 from voltline.store import datapoints, meter_values, rollups, usage
-from voltline.store.batches import rollup_statements, sqlite_time, statements
+from voltline.store.batches import rollup_statements, shape, sqlite_time, statements
 from voltline.store.datapoints import SampleFilter
 from voltline.store.engine import Database
 from voltline.store.schema import chargers, energy_rollups, meter_frames
@@ -88,13 +88,13 @@ async def fill(db: Database, team_id: int, sites: dict[int, int], days: int) -> 
     rng, done, ids = random.Random(7), 0, sorted(sites)
     for first in range(0, len(ids), CHUNK):
         frames = [f for cid in ids[first : first + CHUNK] for f in charger_frames(cid, team_id, sites[cid], days, rng)]
-        readings = rollups.batch_readings(frames)
-        for held in readings.values():
+        shaped = shape(frames, stamp)
+        for held in shaped.readings.values():
             held.max_power = 32 * 230 * 3
-        change = rollups.changes(readings, stamp)
+        change = rollups.changes(shaped.readings, stamp)
         async with db.write() as conn:
-            await frames_stmt.run(conn, meter_values.frame_rows(frames, stamp))
-            await latest_stmt.run(conn, meter_values.latest_rows(frames, stamp))
+            await frames_stmt.run(conn, shaped.rows)
+            await latest_stmt.run(conn, shaped.latest)
             await add.run(conn, change.rollups)
             await put.run(conn, change.registers)
         done += len(frames)

@@ -11,7 +11,7 @@ import asyncpg
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
-from voltline import accounts
+from voltline.services import accounts
 from voltline.store import migrate
 from voltline.store.engine import Database
 from voltline.store.schema import chargers, connectors, groups, sites

@@ -49,7 +49,7 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from voltline import accounts
+from voltline.services import accounts
 from voltline.simulator import SimulatedCharger
 from voltline.simulator import sessions as sim_sessions
 from voltline.simulator.meter import Car

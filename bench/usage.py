@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from voltline.api.usage import UsageMeta, usage_body
 from voltline.domain.energy import frame_reading, local_midnight, rollup, walk
+from voltline.domain.frames import MeterFrame
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.domain.meter_values import normalise_sample, unpack_samples
 from voltline.store import datapoints, meter_values, rollups, usage
@@ -49,7 +50,6 @@ from voltline.store.batches import rollup_statements, shape, sqlite_time, statem
 from voltline.store.datapoints import SampleFilter
 from voltline.store.engine import Database
 from voltline.store.schema import chargers, energy_rollups, meter_frames
-from voltline.store.writer import MeterFrame
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"

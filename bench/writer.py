@@ -31,14 +31,15 @@ from datetime import datetime, timedelta
 from _seed import create_postgres, drop_postgres
 from sqlalchemy import func, insert, select
 
-from voltline import accounts
 from voltline.clock import Clock
+from voltline.domain.frames import MeterFrame
 from voltline.domain.meter_values import normalise_sample
+from voltline.services import accounts
 from voltline.settings import load_settings
 from voltline.store import migrate
 from voltline.store.engine import Database
 from voltline.store.schema import chargers, meter_frames, meter_latest, transactions
-from voltline.store.writer import MeterFrame, MeterWriter, _Batch
+from voltline.store.writer import MeterWriter, _Batch
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 T0 = datetime(2025, 3, 31, 12, 0, 0)

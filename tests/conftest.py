@@ -21,10 +21,10 @@ import pytest
 import uvicorn
 from sqlalchemy.engine import make_url
 
-from voltline import accounts
 from voltline.app import create_app
-from voltline.runtime import Runtime
 from voltline.server import uvicorn_options
+from voltline.services import accounts
+from voltline.services.runtime import Runtime
 from voltline.settings import Settings, load_settings
 from voltline.store import migrate
 

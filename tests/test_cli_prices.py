@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import BACKENDS
 from tests.test_cli_chargers import Cli
-from voltline.smart.prices import PriceSlot
+from voltline.domain.prices import PriceSlot
 from voltline.store.prices import list_prices
 from voltline.store.schema import day_ahead_prices
 

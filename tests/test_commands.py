@@ -7,14 +7,14 @@ import asyncio
 import pytest
 
 from voltline.bus import MemoryBus
-from voltline.commands import (
+from voltline.errors import ChargerOfflineError, ChargerTimeoutError
+from voltline.services.commands import (
     CommandFailedError,
     Commands,
     command_subject,
     decode_request,
     encode_reply,
 )
-from voltline.errors import ChargerOfflineError, ChargerTimeoutError
 
 
 def test_a_command_reaches_the_responder_and_returns_the_chargers_answer() -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import Raw, dedicated_server, open_charger, team_charger
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 HEADER_TIMEOUT = 0.5
 BODY_TIMEOUT = 0.8

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import insert, select
 
 from tests.conftest import LiveServer
-from voltline.maintenance import purge_expired_log
+from voltline.services.maintenance import purge_expired_log
 from voltline.store.schema import ocpp_messages
 
 

@@ -19,10 +19,10 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from tests.conftest import BACKENDS, LiveServer, server_settings
-from voltline import accounts
 from voltline.domain.ids import TeamId
-from voltline.pricefeed import PriceFeed, backoff_seconds, next_poll_at, request_window, tomorrow_end
-from voltline.runtime import Runtime
+from voltline.services import accounts
+from voltline.services.pricefeed import PriceFeed, backoff_seconds, next_poll_at, request_window, tomorrow_end
+from voltline.services.runtime import Runtime
 from voltline.settings import Settings
 from voltline.store import sites
 from voltline.store.engine import Database

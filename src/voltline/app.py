@@ -25,13 +25,13 @@ from voltline.api.metrics import HttpMetrics, metrics_page
 from voltline.api.openapi import build_openapi, docs_assets, docs_page, openapi_json
 from voltline.api.ratelimit import RateLimiter
 from voltline.clock import Clock
-from voltline.maintenance import Housekeeping
 from voltline.ocpp.endpoint import ocpp_endpoint
 from voltline.ocpp.gateway import Gateway
-from voltline.pricefeed import PriceFeed
-from voltline.runtime import Runtime, ensure_secret_key
+from voltline.services.maintenance import Housekeeping
+from voltline.services.pricefeed import PriceFeed
+from voltline.services.runtime import Runtime, ensure_secret_key
+from voltline.services.smart_control.controller import SmartCharging
 from voltline.settings import Settings
-from voltline.smart.controller import SmartCharging
 from voltline.store import migrate
 from voltline.store.engine import Database
 

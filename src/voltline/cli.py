@@ -13,10 +13,10 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 
-from voltline import accounts
 from voltline.cli_charger_security import IDENTITY_RULE, chargers_check, chargers_security
 from voltline.cli_prices import prices_group
 from voltline.errors import VoltlineError
+from voltline.services import accounts
 from voltline.settings import Settings, load_settings
 from voltline.simulator.cli import simulate
 from voltline.store import migrate as migrations
@@ -274,7 +274,7 @@ def chargers_add(
     """Create a charger; prints its id, uuid and the pincode that attaches it to a site."""
     from voltline.domain.credentials import hash_ocpp_password, ocpp_password_problem
     from voltline.domain.identities import is_valid_identity
-    from voltline.runtime import ensure_secret_key
+    from voltline.services.runtime import ensure_secret_key
 
     if not is_valid_identity(identity):
         fail(f"IDENTITY must be {IDENTITY_RULE}", 2)

@@ -36,7 +36,7 @@ IDENTITY_RULE = "1 to 45 characters from letters, digits and *-_=+|@."
 def chargers_security(ctx: click.Context, identity: str, profile: int, password: str | None, generate: bool) -> None:
     """Set a charger's OCPP security profile, and its password."""
     from voltline.cli import fail, out, run_with_db, settings_from
-    from voltline.runtime import ensure_secret_key
+    from voltline.services.runtime import ensure_secret_key
 
     if password is not None and generate:
         fail("--password and --generate exclude each other", 2)

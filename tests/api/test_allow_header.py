@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from voltline.accounts import Account
 from voltline.api import ENDPOINTS
+from voltline.services.accounts import Account
 
 
 def allowed(response: httpx.Response) -> set[str]:

@@ -6,8 +6,8 @@ import httpx
 from click.testing import CliRunner
 
 from tests.conftest import LiveServer
-from voltline.accounts import Account
 from voltline.cli import main
+from voltline.services.accounts import Account
 
 KEYS = [
     "identity",

@@ -12,10 +12,10 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import charger_row, team_charger, unique_identity
-from voltline.accounts import Account
 from voltline.api import ENDPOINTS
 from voltline.api.openapi import build_openapi
 from voltline.domain.credentials import check_ocpp_password, new_pincode
+from voltline.services.accounts import Account
 from voltline.store import chargers
 
 IDENTITY_FORMAT = "The identity field format is invalid."

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from voltline.accounts import Account
 from voltline.domain.credentials import PINCODE_ALPHABET
 from voltline.domain.ids import ChargerId, SiteId, TeamId
+from voltline.services.accounts import Account
 from voltline.store import chargers, sites
 
 CHARGER_KEYS = [

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import dedicated_server, identity_only, unique_identity, ws_url
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 
 class InteropCharger(ChargePoint):  # type: ignore[misc]

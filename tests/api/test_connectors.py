@@ -17,7 +17,7 @@ from tests.api.test_chargers import (
     unique_identity,
 )
 from tests.conftest import LiveServer
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 from voltline.store._common import new_uuid, stamped
 from voltline.store.schema import groups
 

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 
 from tests.api.test_sites import TIMESTAMP, errors_of, make_site, sites_path
 from tests.conftest import LiveServer
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 from voltline.store._common import utcnow
 from voltline.store.schema import chargers, connectors, meters
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer, server_settings
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 from voltline.store import users
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 ID_TAG_KEYS = [
     "uuid",

@@ -11,9 +11,10 @@ import httpx
 from sqlalchemy import update
 
 from tests.conftest import LiveServer
-from voltline.accounts import Account
+from voltline.domain.frames import LogEntry
+from voltline.services.accounts import Account
 from voltline.store import chargers, schema
-from voltline.store.writer import LogEntry, MeterWriter
+from voltline.store.writer import MeterWriter
 
 LOG_KEYS = ["id", "direction", "message_type", "message_id", "action", "payload", "created_at"]
 NOT_FOUND = {"message": "Not found."}
@@ -36,7 +37,7 @@ def write_log(server: LiveServer, entries: list[LogEntry]) -> None:
     """Log entries through a batched writer on the server's loop, as the OCPP gateway does."""
 
     async def write() -> None:
-        writer = MeterWriter(server.runtime.db, server.runtime.clock, server.runtime.settings)
+        writer = MeterWriter(server.runtime.db, server.runtime.clock)
         for entry in entries:
             writer.log(entry)
         await writer.flush()

@@ -18,7 +18,7 @@ from tests.api.test_groups import groups_path, make_group, root_of
 from tests.api.test_power_usage import Station, current, make_station, power, send, stamp, utc_now
 from tests.api.test_sites import errors_of, make_site
 from tests.conftest import LiveServer
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store
 from voltline.store.power_usage import INLINE_CONNECTORS
 

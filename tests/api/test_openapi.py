@@ -23,10 +23,10 @@ import schemathesis
 
 from tests.conftest import LiveServer
 from voltline import codec
-from voltline.accounts import Account
 from voltline.api import ENDPOINTS
 from voltline.api.openapi import BODY_RULES, build_openapi, constraints
-from voltline.commands import command_subject, decode_request, encode_reply
+from voltline.services.accounts import Account
+from voltline.services.commands import command_subject, decode_request, encode_reply
 from voltline.store import chargers as charger_store
 
 DOC: dict[str, Any] = codec.to_builtins(build_openapi(ENDPOINTS))

@@ -28,8 +28,8 @@ from tests.e2e.test_smart_e2e import (
     running,
     three_more_arrive,
 )
-from voltline.accounts import Account
 from voltline.domain.ids import ChargerId, GroupId, SiteId
+from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store
 from voltline.store import groups as group_store
 

@@ -18,7 +18,7 @@ import pytest
 from tests.api.test_sites import make_site
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import Raw, identity_only, open_charger, run
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 NOT_FOUND = {"message": "Not found."}
 EAIR = "Energy.Active.Import.Register"

@@ -26,9 +26,9 @@ from tests.api.test_smart_mode_price import (
 )
 from tests.api.test_tariffs import unique_zone
 from tests.conftest import LiveServer, server_settings
-from voltline.accounts import Account
 from voltline.domain.ids import TeamId
-from voltline.pricing import site_gate_now
+from voltline.services.accounts import Account
+from voltline.services.pricing import site_gate_now
 from voltline.smart.gates import Gate
 from voltline.store import sites
 

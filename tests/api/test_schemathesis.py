@@ -36,9 +36,9 @@ from schemathesis.config import HealthCheck
 
 from tests.conftest import LiveServer
 from voltline import codec
-from voltline.accounts import Account
 from voltline.api import ENDPOINTS
 from voltline.api.openapi import build_openapi
+from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store
 
 MAX_EXAMPLES = 15

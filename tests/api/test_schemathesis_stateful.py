@@ -42,9 +42,9 @@ from schemathesis.specs.openapi.stateful import OpenAPIStateMachine
 
 from tests.conftest import LiveServer
 from voltline import codec
-from voltline.accounts import Account
 from voltline.api import ENDPOINTS
 from voltline.api.openapi import build_openapi
+from voltline.services.accounts import Account
 
 SCENARIOS = 100
 STEPS = 15

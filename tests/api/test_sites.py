@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 SITE_KEYS = [
     "uuid",

@@ -9,7 +9,7 @@ import pytest
 
 from tests.api.test_sites import errors_of, make_site, sites_path
 from tests.conftest import LiveServer
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 DEFAULTS = {
     "timezone": None,

@@ -17,12 +17,12 @@ import pytest
 from tests.api.test_sites import make_site, sites_path
 from tests.api.test_tariffs import unique_zone
 from tests.conftest import LiveServer, server_settings
-from voltline.accounts import Account
 from voltline.app import create_app
 from voltline.clock import Clock
 from voltline.domain.ids import TeamId
-from voltline.pricing import site_price_gate_inputs
-from voltline.smart.prices import PriceSlot
+from voltline.domain.prices import PriceSlot
+from voltline.services.accounts import Account
+from voltline.services.pricing import site_price_gate_inputs
 from voltline.store import sites
 from voltline.store.prices import store_prices
 

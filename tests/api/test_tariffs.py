@@ -12,7 +12,7 @@ import pytest
 
 from tests.api.test_sites import errors_of
 from tests.conftest import LiveServer
-from voltline.smart.prices import PriceSlot
+from voltline.domain.prices import PriceSlot
 from voltline.store.prices import store_prices
 
 PATH = "/api/v2/tariffs"

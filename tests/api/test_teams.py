@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import LiveServer
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 TEAM_KEYS = ["uuid", "id", "is_personal_team", "name", "type", "email", "created_at", "updated_at"]
 TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from voltline.accounts import Account
 from voltline.api import ENDPOINTS
+from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store
 
 PARAM = re.compile(r"{(\w+)}")

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from tests.api.test_sites import make_site
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import Raw, identity_only, open_charger, run
-from voltline.accounts import Account
 from voltline.domain.transactions import energy_wh, total_kwh, transaction_costs
+from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store
 
 TRANSACTION_KEYS = [

@@ -11,8 +11,8 @@ import pytest
 from tests.api.test_sites import errors_of
 from tests.api.test_transactions import Place, Session, charge, listed, make_place
 from tests.conftest import LiveServer
-from voltline.accounts import Account
 from voltline.api import transactions as transactions_api
+from voltline.services.accounts import Account
 
 SESSIONS = (
     Session(34891, "2025-03-16T02:32:03Z", 44009, "2025-03-17T15:27:02Z", "EVDisconnected", "WRSI4902"),

@@ -18,7 +18,7 @@ from tests.api.test_sites import errors_of, make_site
 from tests.api.test_transactions import site_charger
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import Raw, open_charger, run
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 AMSTERDAM = "Europe/Amsterdam"
 

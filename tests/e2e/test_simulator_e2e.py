@@ -23,7 +23,7 @@ import httpx
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import charger_security
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 from voltline.simulator import SimulatedCharger
 from voltline.simulator.connection import Payload
 from voltline.simulator.sessions import timestamp

@@ -26,15 +26,16 @@ from websockets.asyncio.client import ClientConnection
 from tests.clocked import ClockedServer, FollowingClock, SteppedClock
 from tests.conftest import LiveServer, server_settings
 from tests.ocpp.gateway_support import identity_only
-from voltline.accounts import Account
+from voltline.domain.prices import PriceSlot
+from voltline.domain.site_view import SiteView
+from voltline.services.accounts import Account
+from voltline.services.smart_control import controller
 from voltline.simulator import SimulatedCharger
 from voltline.simulator import sessions as sim_sessions
 from voltline.simulator.fleet import connector_limits
 from voltline.simulator.meter import Car
 from voltline.simulator.profiles import ChargingProfiles, Limits
-from voltline.smart import controller
-from voltline.smart.prices import PriceSlot
-from voltline.smart.scheduler import Send, SiteView
+from voltline.smart.scheduler import Send
 from voltline.store.prices import upsert_prices
 from voltline.store.schema import charger_capabilities, chargers, charging_profiles
 

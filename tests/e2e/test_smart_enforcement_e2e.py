@@ -2,7 +2,7 @@
 
 A live server on a stepped clock and simulated chargers over real sockets, as in
 tests/e2e/test_smart_e2e.py (whose helpers these tests use). Each test watches one promise of
-smart/enforcer.py and smart/controller.py from the charger's side of the socket: what the store
+the enforcer and the controller (services/smart_control/) from the charger's side of the socket: what the store
 says is in force when a profile arrives, a charger without smart charging left alone, a
 detached charger released, and a send window that slow chargers cannot hold shut.
 """
@@ -33,8 +33,8 @@ from tests.e2e.test_smart_e2e import (
     until,
     until_state,
 )
+from voltline.services.smart_control import enforcer
 from voltline.simulator.connection import CallError, Link
-from voltline.smart import enforcer
 from voltline.store.schema import chargers, charging_profiles, connectors
 
 VOLTS = 230
@@ -370,7 +370,7 @@ async def connector_owners(server: LiveServer, charger_ids: list[int]) -> list[i
 def test_silent_chargers_fill_the_send_window_only_for_a_while(
     smart: ClockedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """R-85 at scale (smart/enforcer.py `_windowed`): an unanswered charger stops holding the window after PATIENCE.
+    """R-85 at scale (the enforcer's `_windowed`): an unanswered charger stops holding the window after PATIENCE.
 
     With a window of 2, the two chargers that stop answering (connected first, so their
     connectors and so their sends come first) take the whole window; the third charger's

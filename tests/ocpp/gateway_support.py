@@ -21,8 +21,8 @@ from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import LiveServer, server_settings
-from voltline.accounts import Account
-from voltline.smart.events import SMART_EVENTS, decode_event
+from voltline.bus.events import SMART_EVENTS, decode_event
+from voltline.services.accounts import Account
 from voltline.store.schema import chargers, connectors, meter_frames, ocpp_messages, transactions
 
 BOOT = {"chargePointVendor": "Alfen BV", "chargePointModel": "NG910-60023"}

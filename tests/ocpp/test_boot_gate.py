@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import BOOT, Raw, open_charger, run, team_charger
-from voltline.accounts import Account
 from voltline.errors import ChargerNotBootedError
+from voltline.services.accounts import Account
 
 NOT_BOOTED = {"message": "The charger has not booted yet."}
 

@@ -34,9 +34,9 @@ from tests.ocpp.gateway_support import (
     team_charger,
     unique_identity,
 )
-from voltline.accounts import Account
 from voltline.domain.auth_throttle import FIRST_WAIT
 from voltline.domain.credentials import new_pincode
+from voltline.services.accounts import Account
 from voltline.store.schema import chargers
 
 PASSWORD = "correct-horse-battery-staple"

@@ -33,8 +33,8 @@ from tests.ocpp.gateway_support import (
     team_charger,
 )
 from tests.support.writer_scenarios import writes_blocked
-from voltline.accounts import Account
 from voltline.domain.ids import ChargerId
+from voltline.services.accounts import Account
 from voltline.store import transactions as store_transactions
 from voltline.store.schema import energy_rollups, meter_latest, transactions
 

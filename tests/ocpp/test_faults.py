@@ -34,9 +34,9 @@ from tests.ocpp.gateway_support import (
     transaction_rows,
     wait_for,
 )
-from voltline.accounts import Account
 from voltline.domain.meter_values import unpack_samples
 from voltline.errors import ChargerTimeoutError
+from voltline.services.accounts import Account
 from voltline.simulator.charger import SimulatedCharger
 
 START = {"connectorId": 1, "idTag": "04A2B3C4D55E80", "meterStart": 5130117, "timestamp": "2025-03-31T12:00:00Z"}

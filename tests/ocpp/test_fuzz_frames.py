@@ -38,7 +38,7 @@ from websockets.typing import Subprotocol
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import team_charger, ws_url
 from tests.support.ocpp_fuzz import FuzzFrame, corpus
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 WARM_UP = 1_000
 MEASURED = 10_000

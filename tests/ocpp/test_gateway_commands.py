@@ -25,9 +25,9 @@ from tests.ocpp.gateway_support import (
     team_charger,
     unique_identity,
 )
-from voltline.accounts import Account
-from voltline.commands import CommandFailedError
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError
+from voltline.services.accounts import Account
+from voltline.services.commands import CommandFailedError
 
 PROFILE = {
     "chargingProfileId": 7,

@@ -30,8 +30,8 @@ from tests.ocpp.gateway_support import (
     unique_identity,
     wait_for,
 )
-from voltline.accounts import Account
 from voltline.domain.credentials import PINCODE_ALPHABET, hash_ocpp_password
+from voltline.services.accounts import Account
 from voltline.store.schema import chargers
 
 

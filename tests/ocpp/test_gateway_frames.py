@@ -11,7 +11,7 @@ from sqlalchemy import delete, update
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import BOOT, Raw, charger_row, log_rows, open_charger, run, team_charger
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 from voltline.store.schema import chargers
 
 

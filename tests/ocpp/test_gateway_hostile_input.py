@@ -31,8 +31,8 @@ from tests.ocpp.gateway_support import (
     transaction_rows,
     unique_identity,
 )
-from voltline.accounts import Account
 from voltline.domain.meter_values import unpack_samples
+from voltline.services.accounts import Account
 
 NUL = "\x00"
 START = {"connectorId": 1, "idTag": f"TAG{NUL}1", "meterStart": 1000, "timestamp": TIMESTAMP}

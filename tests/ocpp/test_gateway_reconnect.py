@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import Raw, get_charger, run, team_charger, wait_for, ws_url
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 RECONNECTS = 100
 # The new socket's connect starts this soon after the old socket's close returned, in at least

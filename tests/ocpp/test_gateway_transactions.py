@@ -21,8 +21,8 @@ from tests.ocpp.gateway_support import (
     team_charger,
     transaction_rows,
 )
-from voltline.accounts import Account
 from voltline.domain.meter_values import unpack_samples
+from voltline.services.accounts import Account
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ocpp"
 START = {"connectorId": 1, "idTag": "04A2B3C4D55E80", "meterStart": 5130117, "timestamp": "2024-03-02T08:16:02Z"}

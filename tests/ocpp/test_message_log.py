@@ -15,7 +15,7 @@ import httpx
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import Raw, charger_row, open_charger, run, team_charger, wait_for
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 SITE = {"name": "Depot", "street": "Main Street", "house_number": 1, "postal_code": "1234 AB", "city": "Utrecht"}
 CAP = 8 * 1024  # VOLTLINE_OCPP_LOG_MAX_PAYLOAD's default

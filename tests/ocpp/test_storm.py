@@ -31,8 +31,8 @@ from websockets.typing import Subprotocol
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import BOOT, dedicated_server, run, wait_for, ws_url
-from voltline.accounts import Account
 from voltline.domain.credentials import new_pincode
+from voltline.services.accounts import Account
 from voltline.store.schema import chargers
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from tests.conftest import LiveServer
 from tests.simulator import CentralSystem, run
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 from voltline.simulator.cli import simulate
 from voltline.simulator.fleet import Fleet, FleetOptions, Summary
 

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from voltline.domain.prices import PriceSlot
 from voltline.smart.gates import price_gate_open
 from voltline.smart.prices import (
     NO_TAXES,
     ConsumerTaxes,
     PriceFormatError,
-    PriceSlot,
     consumer_price,
     ct_per_kwh,
     eur_per_mwh,

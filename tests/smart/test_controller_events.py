@@ -23,7 +23,7 @@ from tests.ocpp.gateway_support import (
     smart_events,
     unique_identity,
 )
-from voltline.accounts import Account
+from voltline.services.accounts import Account
 
 
 @pytest.fixture

@@ -4,23 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from voltline.domain.site_view import DEFAULT, TX, ChargerRow, ConnectorRow, GroupRow, ProfileRow, SiteView
 from voltline.smart.allocation import Allocation
 from voltline.smart.gates import Gate
-from voltline.smart.scheduler import (
-    DEFAULT,
-    TX,
-    ChargerRow,
-    ConnectorRow,
-    GroupRow,
-    ProfileRow,
-    SiteView,
-    connector_states,
-    decide,
-    effective,
-    failsafes,
-    fixed_connectors,
-    plan_sends,
-)
+from voltline.smart.scheduler import connector_states, decide, effective, failsafes, fixed_connectors, plan_sends
 
 OPEN = Gate(True, "disabled", None)
 CLOSED = Gate(False, "off_peak_closed", None)

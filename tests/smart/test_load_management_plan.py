@@ -10,21 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from voltline.domain.site_view import DEFAULT, TX, ChargerRow, ConnectorRow, GroupRow, ProfileRow, SiteView
 from voltline.smart.gates import Gate
-from voltline.smart.scheduler import (
-    DEFAULT,
-    TX,
-    ChargerRow,
-    ConnectorRow,
-    GroupRow,
-    ProfileRow,
-    SiteView,
-    connector_states,
-    decide,
-    fixed_connectors,
-    plan_sends,
-    snapshot,
-)
+from voltline.smart.scheduler import connector_states, decide, fixed_connectors, plan_sends, snapshot
 
 OPEN = Gate(True, "disabled", None)
 CLOSED = Gate(False, "off_peak_closed", None)

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from voltline.domain.prices import PriceSlot
 from voltline.smart.prices import (
     PriceFormatError,
-    PriceSlot,
     PricesNotPublishedError,
     check_zone,
     ct_per_kwh,

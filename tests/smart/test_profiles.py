@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from voltline.commands import decode_request, encode_request
 from voltline.ocpp.schema_check import decode_payload, encode_payload
 from voltline.ocpp.v16 import messages as v16
 from voltline.ocpp.v16.commands import build_call
+from voltline.services.commands import decode_request, encode_request
 from voltline.smart.profiles import (
     Attempt,
     Fallback,

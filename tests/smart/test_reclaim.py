@@ -9,9 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.smart.test_controller_plan import OPEN, T0, charging, tx, view
+from voltline.domain.site_view import ConnectorRow, SiteView
 from voltline.smart.allocation import MIN_TENTHS, Allocation
 from voltline.smart.reclaim import Watch, cap_for, caps, observe, watching
-from voltline.smart.scheduler import ConnectorRow, SiteView, decide, fixed_connectors
+from voltline.smart.scheduler import decide, fixed_connectors
 
 
 def reading(connector: ConnectorRow, amps: int, minute: int, status: str = "Charging") -> ConnectorRow:

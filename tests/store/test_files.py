@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LiveServer, server_settings
-from voltline import accounts
+from voltline.services import accounts
 from voltline.store import migrate
 from voltline.store.files import create_private_file
 

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import delete, select
 
 from tests.support.writer_scenarios import T0, new_charger, new_transaction, new_writer, run, writes_blocked
-from voltline.domain.meter_values import normalise_sample
+from voltline.domain.frames import MeterFrame
+from voltline.domain.meter_values import Sample, normalise_sample
 from voltline.errors import StoreUnavailableError
 from voltline.store.engine import Database
 from voltline.store.schema import chargers as charger_table
 from voltline.store.schema import energy_registers, energy_rollups, meter_frames, meter_latest, transactions
-from voltline.store.writer import MeterFrame, Sample
 
 HOLD = {"VOLTLINE_OCPP_HOLD_SECONDS": "1"}  # held frames give up after a second
 

@@ -1,6 +1,6 @@
 """The smart-charging store (store/smart.py) on SQLite and PostgreSQL: profile rows written in batches.
 
-DESIGN: installed profiles survive a restart; the enforcer (smart/enforcer.py) writes the rows of
+DESIGN: installed profiles survive a restart; the enforcer (services/smart_control/enforcer.py) writes the rows of
 many chargers in one transaction, as one upsert with many parameter sets per statement.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from tests.support.writer_scenarios import new_charger, run
-from voltline.smart.scheduler import DEFAULT, TX, ProfileRow
+from voltline.domain.site_view import DEFAULT, TX, ProfileRow
 from voltline.store import smart as store
 from voltline.store.engine import Database
 from voltline.store.schema import charger_capabilities, charging_profiles, meter_latest

@@ -16,13 +16,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import make_url
 
 from tests.support.writer_scenarios import T0, new_charger, new_transaction, new_writer, run
+from voltline.domain.frames import LogEntry, MeterFrame
 from voltline.domain.ids import ChargerId
-from voltline.domain.meter_values import EAIR, normalise_sample, unpack_samples
+from voltline.domain.meter_values import EAIR, Sample, normalise_sample, unpack_samples
 from voltline.store import chargers, meter_values, ocpp_log
 from voltline.store.engine import Database
 from voltline.store.schema import chargers as charger_table
 from voltline.store.schema import energy_rollups, meter_frames, meter_latest, transactions
-from voltline.store.writer import LogEntry, MeterFrame, Sample
 
 
 def frame(

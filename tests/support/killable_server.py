@@ -23,9 +23,9 @@ from pathlib import Path
 
 import httpx
 
-from voltline import accounts
 from voltline.domain.credentials import hash_ocpp_password, new_pincode
 from voltline.domain.ids import SiteId
+from voltline.services import accounts
 from voltline.store import chargers as store_chargers
 from voltline.store import sites as store_sites
 from voltline.store.engine import Database

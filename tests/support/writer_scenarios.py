@@ -39,7 +39,7 @@ def run(url: str, scenario: Callable[[Database], Awaitable[None]], **db_options:
 
 def new_writer(db: Database, environ: Mapping[str, str] | None = None, **options: Any) -> MeterWriter:
     """A writer as the app makes it, with settings from `environ` (plus test bounds)."""
-    return MeterWriter(db, Clock(), load_settings(environ or {}), **options)
+    return MeterWriter(db, Clock(), hold_seconds=load_settings(environ or {}).ocpp_hold_seconds, **options)
 
 
 async def new_charger(db: Database, prefix: str = "W") -> int:

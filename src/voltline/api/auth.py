@@ -25,7 +25,7 @@ from voltline.domain.credentials import hash_api_token
 from voltline.domain.ids import Ref, TeamId, UserId
 from voltline.domain.tenancy import Principal, TeamScope
 from voltline.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
-from voltline.runtime import Runtime
+from voltline.services.runtime import Runtime
 from voltline.store import users
 
 CACHE_LIMIT = 50_000

@@ -17,11 +17,11 @@ from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.api.connectors import ChargerConnectorResource, charger_connector_resource
 from voltline.api.ratelimit import RateLimiter
+from voltline.bus.events import publish_charger_detached, publish_settings_changed
 from voltline.domain.credentials import new_pincode
 from voltline.domain.ids import ChargerId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import RateLimitedError, ValidationError
-from voltline.smart.events import publish_charger_detached, publish_settings_changed
 from voltline.store import chargers, sites
 
 DEPRECATION = "charger.id is deprecated. Use charger.uuid instead."

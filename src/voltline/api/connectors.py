@@ -13,10 +13,10 @@ from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, pagi
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
+from voltline.bus.events import publish_settings_changed
 from voltline.domain.ids import ConnectorId, SiteId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import NotFoundError, ValidationError
-from voltline.smart.events import publish_settings_changed
 from voltline.store import chargers, groups, sites
 
 PHASE_ROTATIONS = ("RST", "RTS", "SRT", "STR", "TRS", "TSR")

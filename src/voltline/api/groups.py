@@ -14,11 +14,11 @@ from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_conte
 from voltline.api._routing import Endpoint
 from voltline.api._rules import is_integer, validate
 from voltline.api.auth import runtime, scope
+from voltline.bus.events import publish_settings_changed
 from voltline.domain.groups import find_root, is_valid_parent
 from voltline.domain.ids import GroupId, MeterId, Ref, SiteId, TeamId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
-from voltline.smart.events import publish_settings_changed
 from voltline.store import groups, sites
 
 INVALID_PARENT = "The selected group id is invalid."

@@ -35,10 +35,10 @@ from voltline.api.auth import runtime, scope
 from voltline.api.meters import meter_totals_of
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.domain.power import PHASES, Usage, sum_usages
+from voltline.domain.site_view import DEFAULT_MAX, ChargerRow, ConnectorRow, SiteView
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import NotFoundError
 from voltline.smart.allocation import format_limit
-from voltline.smart.scheduler import DEFAULT_MAX, ChargerRow, ConnectorRow, SiteView
 from voltline.store import chargers, groups, meters, sites
 from voltline.store import smart as smart_store
 from voltline.store.power_usage import read_usages

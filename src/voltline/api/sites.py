@@ -14,8 +14,8 @@ from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_conte
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
+from voltline.bus.events import publish_settings_changed
 from voltline.domain.timestamps import format_timestamp
-from voltline.smart.events import publish_settings_changed
 from voltline.store import sites
 
 # Integer columns are 32-bit on PostgreSQL; larger values are refused as input, never stored.

@@ -26,9 +26,9 @@ from voltline.api._kit import INT_MAX, envelope, json_body, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.pricing import site_smart_mode_price
-from voltline.runtime import Runtime
-from voltline.smart.events import publish_settings_changed
+from voltline.bus.events import publish_settings_changed
+from voltline.services.pricing import site_smart_mode_price
+from voltline.services.runtime import Runtime
 from voltline.smart.prices import smart_fraction
 from voltline.store import sites
 

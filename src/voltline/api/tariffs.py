@@ -24,9 +24,9 @@ from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime
 from voltline.api.transactions import DATE_RULES, LIMIT_DEFAULT, LIMIT_RULE, parse_date
+from voltline.domain.prices import PriceSlot
 from voltline.domain.timestamps import format_timestamp
 from voltline.domain.transactions import rounded
-from voltline.smart.prices import PriceSlot
 from voltline.store.prices import list_prices
 
 TARIFF_TYPE = "epex-spot"

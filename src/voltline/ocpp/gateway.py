@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from voltline.bus import MemoryBus, Subscription
-from voltline.commands import command_subject, decode_request, encode_reply
+from voltline.bus.events import SMART_EVENTS, decode_event
 from voltline.domain.auth_throttle import AuthThrottle
 from voltline.domain.identities import IDENTITY_MAX, is_valid_identity
 from voltline.domain.ids import ChargerId, SiteId, TeamId
@@ -49,8 +49,8 @@ from voltline.ocpp.rpc import ERROR_CODES, CallError, OcppError, Version, decode
 from voltline.ocpp.session import CloseSocket, SendText, Session, SessionContext
 from voltline.ocpp.v16 import commands as v16_commands
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
-from voltline.runtime import Runtime
-from voltline.smart.events import SMART_EVENTS, decode_event
+from voltline.services.commands import command_subject, decode_request, encode_reply
+from voltline.services.runtime import Runtime
 from voltline.store import ocpp_state
 from voltline.store.chargers import get_charger_by_identity
 from voltline.store.writer import MeterWriter
@@ -61,7 +61,7 @@ log = logging.getLogger("voltline.ocpp")
 LIVENESS_CHECK_MAX = 15.0  # seconds between liveness checks, at most
 # Young-generation size for the garbage collector (CPython's default is 700): see `settle_gc`.
 GC_YOUNG_THRESHOLD = 10_000
-# Bus events (voltline.smart.events) after which a connected charger's team or site may differ.
+# Bus events (voltline.bus.events) after which a connected charger's team or site may differ.
 PLACEMENT_KINDS = frozenset({"settings", "detached"})
 
 

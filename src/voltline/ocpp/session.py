@@ -29,7 +29,9 @@ import msgspec
 from sqlalchemy.engine import RowMapping
 
 from voltline.bus import Bus
+from voltline.bus.events import SMART_EVENTS, encode_event
 from voltline.clock import Clock
+from voltline.domain.frames import LogEntry
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerNotBootedError, ChargerOfflineError
 from voltline.metrics import OcppCounts
@@ -37,10 +39,9 @@ from voltline.ocpp.log_limits import LogBudget, capped_payload
 from voltline.ocpp.rpc import CallError, CallResult, PendingCalls, Version, encode_call
 from voltline.ocpp.schema_check import encode_payload
 from voltline.settings import Settings
-from voltline.smart.events import SMART_EVENTS, encode_event
 from voltline.store.engine import Database
 from voltline.store.ocpp_log import ACTION_MAX, MESSAGE_ID_MAX
-from voltline.store.writer import LogEntry, MeterWriter
+from voltline.store.writer import MeterWriter
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -72,7 +73,7 @@ class SessionContext:
     writer: MeterWriter
     # transactionId (as the charger sends it) -> our transaction id, or None when it names none of ours.
     transactions: dict[int, int | None] = field(default_factory=dict)
-    # Where handlers publish smart-charging events (voltline.smart.events); None: nobody listens.
+    # Where handlers publish smart-charging events (voltline.bus.events); None: nobody listens.
     bus: Bus | None = None
     # Transactions whose first MeterValues was announced (spec §7.4: the first meter value of a session).
     metered: set[int] = field(default_factory=set)

@@ -32,6 +32,7 @@ from fractions import Fraction
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from voltline.domain.prices import PriceSlot
 from voltline.errors import VoltlineError
 
 SMART_FRACTION = Fraction(1, 3)
@@ -79,15 +80,6 @@ class PriceFormatError(VoltlineError):
 
 class PricesNotPublishedError(VoltlineError):
     """ENTSO-E answered with an acknowledgement: no prices for the period (yet)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PriceSlot:
-    """One delivery period `[start, end)` (naive UTC) and its price in EUR/MWh."""
-
-    start: datetime
-    end: datetime
-    price: Decimal
 
 
 @dataclass(frozen=True, slots=True)

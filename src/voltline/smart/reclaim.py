@@ -27,8 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from voltline.domain.site_view import ConnectorRow, SiteView
 from voltline.smart.allocation import MIN_TENTHS, Allocation
-from voltline.smart.scheduler import ConnectorRow, SiteView, effective, is_active
+from voltline.smart.scheduler import effective, is_active
 
 SUSPENDED_EV = "SuspendedEV"
 LOW_PERCENT = 60  # a reading below this share of the limit in force is low

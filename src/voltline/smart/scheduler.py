@@ -1,6 +1,6 @@
 """What each connector of a site should get now, and which profiles to send in which order (spec §9).
 
-The controller (smart/controller.py) loads a `SiteView` from the store, asks this module for the
+The controller (services/smart_control/controller.py) loads a `SiteView` from the store, asks this module for the
 allocation and the profile sends, and carries them out. Everything here is pure.
 
 What a charger runs with, as far as we know (R-12, §2.7): the TxProfile of the running
@@ -32,10 +32,19 @@ Nothing is sent to a charger whose BootNotification was not Accepted in its curr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from voltline.domain.site_view import (
+    ACTIVE_EXCLUDED,
+    DEFAULT,
+    DEFAULT_MAX,
+    TX,
+    ConnectorRow,
+    ProfileRow,
+    SiteView,
+)
 from voltline.smart.allocation import (
     MIN_TENTHS,
     Allocation,
@@ -50,90 +59,6 @@ from voltline.smart.allocation import (
     allocation as shared_allocation,
 )
 from voltline.smart.gates import Gate
-
-TX = "TxProfile"
-DEFAULT = "TxDefaultProfile"
-DEFAULT_MAX = 320  # tenths: a connector of unknown rating is taken as 32 A
-ACTIVE_EXCLUDED = frozenset({"Faulted", "Unavailable", "Finishing"})
-ProfileKey = tuple[int, int, str]  # (charger id, connector number, purpose)
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRow:
-    """A load-balancing group: capacity in tenths (peak shaving applied) and its meter reading."""
-
-    id: int
-    parent_id: int | None
-    capacity: int
-    meter: tuple[int, int, int] | None = None
-    meter_stale: bool = False  # a meter is attached but its reading is missing or too old
-
-
-@dataclass(frozen=True, slots=True)
-class ChargerRow:
-    """A charger of the site: reachability and what it told us it can do (R-17, R-43)."""
-
-    id: int
-    identity: str
-    online: bool
-    units: tuple[str, ...] = ("A", "W")
-    max_stack_level: int | None = None
-    pause_unsupported: bool = False
-    profiles_unsupported: bool = False
-    booted: bool = True  # its BootNotification was Accepted in the current connection
-
-    @property
-    def reachable(self) -> bool:
-        """Connected and booted: calls may be sent to it (OCPP 1.6 §4.2, DESIGN "Load management")."""
-        return self.online and self.booted
-
-    @property
-    def steerable(self) -> bool:
-        """Reachable and not known to lack smart charging (a CALLERROR NotImplemented to SetChargingProfile)."""
-        return self.reachable and not self.profiles_unsupported
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectorRow:
-    """A connector with its group, rating, open transaction and latest per-phase draw."""
-
-    id: int
-    charger_id: int
-    number: int
-    group_id: int
-    status: str | None = None
-    max: int = DEFAULT_MAX
-    phases: int = 3
-    state: str = "none"
-    transaction_id: int | None = None
-    arrival: datetime | None = None
-    drawn: tuple[int, int, int] | None = None
-    drawn_at: datetime | None = None  # when the newest of the `drawn` readings was taken
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileRow:
-    """A profile we sent to a charger and what became of it (module docstring)."""
-
-    charger_id: int
-    connector: int
-    purpose: str
-    limit: int
-    status: str
-    reserved: int | None = None
-    transaction_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SiteView:
-    """Everything one control run of a site needs, as loaded from the store."""
-
-    site_id: int
-    groups: tuple[GroupRow, ...]
-    chargers: Mapping[int, ChargerRow]
-    connectors: tuple[ConnectorRow, ...]
-    profiles: Mapping[ProfileKey, ProfileRow] = field(default_factory=dict)
-    balanced: bool = True  # the site's `load_management`: its groups' capacity is shared (§7)
 
 
 @dataclass(frozen=True, slots=True)

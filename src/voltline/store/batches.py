@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import BigInteger, Select, Table, and_, bindparam, cast, func, insert, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voltline.domain.frames import MeterFrame
 from voltline.domain.meter_values import naive_utc, register_reading
 from voltline.store import rollups
 from voltline.store.engine import Database
@@ -37,9 +38,6 @@ from voltline.store.meter_values import (
 from voltline.store.ocpp_log import LOG_COLUMNS
 from voltline.store.rollups import REGISTER_COLUMNS, ROLLUP_COLUMNS, Connector, Key
 from voltline.store.schema import energy_registers, energy_rollups, meter_frames, meter_latest, ocpp_messages
-
-if TYPE_CHECKING:
-    from voltline.store.writer import MeterFrame
 
 FrameKey = tuple[int, int, datetime, int]  # charger_id, connector_number, naive UTC timestamp, digest
 # PostgreSQL: rows this transaction inserted carry its transaction id in the system column xmin.

@@ -14,13 +14,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Insert, Update, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voltline.domain.frames import MeterFrame
 from voltline.domain.ids import ChargerId
 from voltline.domain.meter_values import (
     DEFAULT_LOCATION,
@@ -35,9 +36,6 @@ from voltline.domain.meter_values import (
     unpack_samples,
 )
 from voltline.store.schema import FRAME_KEY, meter_frames, meter_latest, transactions
-
-if TYPE_CHECKING:
-    from voltline.store.writer import MeterFrame
 
 # Frames read per query while collecting samples; a frame holds about 8 samples.
 FRAMES_PER_QUERY = 500

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voltline.domain.frames import LogEntry
 from voltline.domain.ids import ChargerId, TeamId
 from voltline.store.schema import ocpp_messages
-
-if TYPE_CHECKING:
-    from voltline.store.writer import LogEntry
 
 LOG_COLUMNS = tuple(column.name for column in ocpp_messages.columns if column.name != "id")
 ACTION_MAX = 64  # ocpp_messages.action is String(64)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltline.smart.prices import PriceSlot
+from voltline.domain.prices import PriceSlot
 from voltline.store._common import utcnow
 from voltline.store.engine import Database
 from voltline.store.schema import day_ahead_prices as prices

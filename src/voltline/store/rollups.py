@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Insert, Integer, bindparam, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,12 +43,10 @@ from voltline.domain.energy import (
     spread_from,
     walk,
 )
+from voltline.domain.frames import MeterFrame
 from voltline.domain.meter_values import naive_utc, unpack_samples
 from voltline.store.engine import Database
 from voltline.store.schema import connectors, energy_registers, energy_rollups, meter_frames
-
-if TYPE_CHECKING:
-    from voltline.store.writer import MeterFrame
 
 LOOKBACK = timedelta(days=1)
 PREVIOUS_FRAMES = 50

@@ -18,15 +18,7 @@ from voltline import codec
 from voltline.domain.groups import find_root
 from voltline.domain.ids import GroupId
 from voltline.domain.power import CURRENT, PHASES
-from voltline.smart.scheduler import (
-    DEFAULT_MAX,
-    ChargerRow,
-    ConnectorRow,
-    GroupRow,
-    ProfileKey,
-    ProfileRow,
-    SiteView,
-)
+from voltline.domain.site_view import DEFAULT_MAX, ChargerRow, ConnectorRow, GroupRow, ProfileKey, ProfileRow, SiteView
 from voltline.store import meters as store_meters
 from voltline.store.schema import (
     charger_capabilities,

@@ -48,16 +48,15 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline.clock import Clock
-from voltline.domain.meter_values import Sample, naive_utc
+from voltline.domain.frames import LogEntry, MeterFrame
+from voltline.domain.meter_values import naive_utc
 from voltline.errors import StoreUnavailableError
-from voltline.settings import Settings
 from voltline.store import rollups
 from voltline.store.batches import (
     Row,
@@ -74,7 +73,7 @@ from voltline.store.ocpp_log import log_rows
 from voltline.store.rollups import Connector, Key
 from voltline.tasks import cancel_and_wait
 
-__all__ = ["LogEntry", "MeterFrame", "MeterWriter", "Sample"]
+__all__ = ["MeterWriter"]
 
 log = logging.getLogger("voltline.writer")
 
@@ -93,38 +92,6 @@ MAX_EXPIRY_PERIOD = 1.0
 STOP_ATTEMPTS = 3
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True, slots=True)
-class MeterFrame:
-    """One MeterValue element (a timestamp and its samples) of a charger's connector."""
-
-    charger_id: int
-    team_id: int | None
-    site_id: int | None
-    connector_number: int
-    transaction_id: int | None
-    timestamp: datetime
-    samples: tuple[Sample, ...]
-    received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One OCPP frame for the message log."""
-
-    charger_id: int
-    direction: str  # "in" (charger -> Voltline) or "out"
-    message_type: int  # 2 CALL, 3 CALLRESULT, 4 CALLERROR
-    message_id: str
-    action: str | None
-    payload: str  # the JSON text as sent/received (or a placeholder when the payload is not kept)
-    created_at: datetime = field(default_factory=_utcnow)
-    team_id: int | None = None  # the charger's team when the frame was logged; None: shown to no team
 
 
 @dataclass(slots=True)
@@ -173,8 +140,8 @@ class MeterWriter:
         self,
         db: Database,
         clock: Clock,
-        settings: Settings,
         *,
+        hold_seconds: float = 20.0,
         max_frames: int = MAX_QUEUED_FRAMES,
         max_log_entries: int = MAX_QUEUED_LOG_ENTRIES,
         interval: float = FLUSH_INTERVAL,
@@ -182,7 +149,7 @@ class MeterWriter:
     ) -> None:
         self.db = db
         self.clock = clock
-        self.settings = settings
+        self.hold_seconds = hold_seconds  # DESIGN "Durability": how long an answer may be held
         self.max_frames = max_frames
         self.max_log_entries = max_log_entries
         self.interval = interval
@@ -291,7 +258,7 @@ class MeterWriter:
 
     async def _expire_loop(self) -> None:
         """Fail the futures of frames still not committed at their hold deadline."""
-        period = min(MAX_EXPIRY_PERIOD, max(MIN_EXPIRY_PERIOD, self.settings.ocpp_hold_seconds / 10))
+        period = min(MAX_EXPIRY_PERIOD, max(MIN_EXPIRY_PERIOD, self.hold_seconds / 10))
         deadlines = self._deadlines
         while True:
             await self.clock.sleep(period)

@@ -1,4 +1,4 @@
-"""Version-neutral commands (voltline.commands.COMMANDS) as OCPP 1.6 calls, and 1.6 answers as results.
+"""Version-neutral commands (voltline.services.commands.COMMANDS) as OCPP 1.6 calls, and 1.6 answers as results.
 
 `build_call` turns a command and its arguments into the action and a schema-checked request;
 arguments that cannot make a valid request raise InvalidCommandError (nothing is sent).

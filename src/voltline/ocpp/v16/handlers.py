@@ -24,6 +24,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline.domain.authorization import StoredTag, Verdict, authorize
+from voltline.domain.frames import MeterFrame
 from voltline.domain.ids import TeamId
 from voltline.domain.meter_values import FutureTimestampError, Sample, frame_timestamp, normalise_sample
 from voltline.domain.timestamps import format_timestamp
@@ -35,7 +36,6 @@ from voltline.store import ocpp_state
 from voltline.store import transactions as store_transactions
 from voltline.store.chargers import get_charger_by_id, upsert_connector
 from voltline.store.id_tags import find_id_tag
-from voltline.store.writer import MeterFrame
 
 log = logging.getLogger("voltline.ocpp")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from voltline.bus import Bus, MemoryBus
 from voltline.clock import Clock
-from voltline.commands import Commands
 from voltline.metrics import Metrics
+from voltline.services.commands import Commands
 from voltline.settings import Settings
 from voltline.store.engine import Database
 from voltline.store.files import create_private_file, ensure_private_dir, warn_if_shared
@@ -44,7 +44,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.commands = Commands(self.bus, self.settings.ocpp_call_timeout, self.metrics)
-        self.writer = MeterWriter(self.db, self.clock, self.settings)
+        self.writer = MeterWriter(self.db, self.clock, hold_seconds=self.settings.ocpp_hold_seconds)
         self.writer.observe_batch = self.metrics.observe_batch
         self.metrics.gauge("voltline_writer_queue_frames", "Meter frames waiting to be written.", (), self._backlog)
 

@@ -19,12 +19,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from voltline.runtime import Runtime
-from voltline.smart.prices import BIDDING_ZONES, PriceFormatError, PriceSlot, PricesNotPublishedError, parse_entsoe_a44
+from voltline.domain.prices import PriceSlot
+from voltline.services.runtime import Runtime
+from voltline.smart.prices import BIDDING_ZONES, PriceFormatError, PricesNotPublishedError, parse_entsoe_a44
 from voltline.store.prices import get_price_coverage, list_zones_in_use, store_prices
 from voltline.tasks import cancel_and_wait
 
-log = logging.getLogger("voltline.pricefeed")
+log = logging.getLogger("voltline.services.pricefeed")
 MARKET_TIMEZONE = ZoneInfo("Europe/Brussels")  # SDAC delivery days and gate closure are CET/CEST
 PUBLICATION = (time(12, 45), time(16, 0))
 QUARTER = timedelta(minutes=15)

@@ -6,11 +6,11 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from voltline.runtime import Runtime
+from voltline.services.runtime import Runtime
 from voltline.store.ocpp_log import purge_ocpp_log
 from voltline.tasks import cancel_and_wait
 
-log = logging.getLogger("voltline.maintenance")
+log = logging.getLogger("voltline.services.maintenance")
 PURGE_EVERY_SECONDS = 3600.0
 
 

@@ -38,6 +38,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from sqlalchemy.engine import RowMapping
 
 from voltline.bus import Subscription
+from voltline.bus.events import SMART_EVENTS, decode_event
+from voltline.domain.site_view import SiteView
 from voltline.errors import (
     ChargerNotBootedError,
     ChargerOfflineError,
@@ -45,14 +47,13 @@ from voltline.errors import (
     CommandFailedError,
     VoltlineError,
 )
-from voltline.pricing import site_gate_now
-from voltline.runtime import Runtime
+from voltline.services.pricing import site_gate_now
+from voltline.services.runtime import Runtime
+from voltline.services.smart_control.enforcer import Enforcer
 from voltline.smart import reclaim, scheduler
-from voltline.smart.enforcer import Enforcer
-from voltline.smart.events import SMART_EVENTS, decode_event
 from voltline.smart.gates import Gate
 from voltline.smart.prices import smart_fraction
-from voltline.smart.scheduler import Decision, SiteView
+from voltline.smart.scheduler import Decision
 from voltline.store import smart as store
 from voltline.tasks import cancel_and_wait
 

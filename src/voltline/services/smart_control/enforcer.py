@@ -29,8 +29,9 @@ from datetime import datetime
 from itertools import takewhile
 from typing import Any
 
+from voltline.domain.site_view import DEFAULT, TX, ConnectorRow, ProfileKey, ProfileRow, SiteView
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError
-from voltline.runtime import Runtime
+from voltline.services.runtime import Runtime
 from voltline.smart.allocation import MIN_TENTHS
 from voltline.smart.profiles import (
     TX_DEFAULT_BASE,
@@ -42,18 +43,7 @@ from voltline.smart.profiles import (
     first_attempt,
     next_fallback,
 )
-from voltline.smart.scheduler import (
-    DEFAULT,
-    TX,
-    ConnectorRow,
-    ProfileKey,
-    ProfileRow,
-    Send,
-    SiteView,
-    effective_failsafe,
-    in_force,
-    worst,
-)
+from voltline.smart.scheduler import Send, effective_failsafe, in_force, worst
 from voltline.store import smart as store
 
 log = logging.getLogger("voltline.smart")

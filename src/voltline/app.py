@@ -16,9 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voltline import codec
-from voltline.api import ENDPOINTS
-from voltline.api._kit import message
-from voltline.api._routing import build_routes
+from voltline.api import ENDPOINTS, build_routes, message
 from voltline.api.auth import AuthCache
 from voltline.api.health import healthz, readyz
 from voltline.api.metrics import HttpMetrics, metrics_page

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from voltline.cli_charger_security import IDENTITY_RULE, chargers_check, chargers_security
 from voltline.cli_prices import prices_group
+from voltline.domain.emails import is_valid_email
 from voltline.errors import VoltlineError
 from voltline.services import accounts
 from voltline.settings import Settings, load_settings
@@ -248,9 +249,7 @@ def tokens_revoke(ctx: click.Context, token_id: int) -> None:
 
 
 def _check_email(email: str) -> None:
-    from voltline.api._rules import _EMAIL
-
-    if not _EMAIL.match(email):
+    if not is_valid_email(email):
         fail(f"--email: {email!r} is not a valid email address", 2)
 
 

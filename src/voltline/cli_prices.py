@@ -13,9 +13,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from voltline.domain.prices import PriceSlot
+from voltline.domain.prices import PriceSlot, check_zone
 from voltline.errors import VoltlineError
-from voltline.smart.prices import check_zone, ct_per_kwh, parse_prices
+from voltline.smart.prices import ct_per_kwh, parse_prices
 from voltline.store.engine import Database
 from voltline.store.prices import UpsertCounts, get_prices, store_prices
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import msgspec
 
+from voltline.domain.prices import ConsumerTaxes, parse_zone_charges, parse_zone_vat
 from voltline.domain.proxies import Networks, parse_networks
 from voltline.errors import SettingsError, VoltlineError
-from voltline.smart.prices import ConsumerTaxes, parse_zone_charges, parse_zone_vat
 
 PREFIX = "VOLTLINE_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")

@@ -19,7 +19,10 @@ from voltline.api import (
     transactions,
     usage,
 )
-from voltline.api._routing import Endpoint
+from voltline.api._kit import message
+from voltline.api._routing import Endpoint, build_routes
+
+__all__ = ["ENDPOINTS", "build_routes", "message"]
 
 ENDPOINTS: list[Endpoint] = [
     *teams.ENDPOINTS,

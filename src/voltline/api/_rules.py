@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from voltline.domain.credentials import OCPP_PASSWORD_PATTERN
+from voltline.domain.emails import is_valid_email
 from voltline.domain.identities import IDENTITY_PATTERN
 from voltline.errors import ValidationError
 
@@ -25,7 +26,6 @@ MISSING: Any = object()
 IMPLICIT = frozenset({"required", "required_if", "required_with", "required_without"})
 NUMERIC_RULES = frozenset({"integer", "numeric"})
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _INT_STRING = re.compile(r"^[+-]?\d+$")
 # Laravel's `regex:` rule takes the pattern inline; ours names one of these (patterns may hold `|`).
 PATTERNS = {"ocpp_identity": IDENTITY_PATTERN, "ocpp_password": OCPP_PASSWORD_PATTERN}
@@ -226,7 +226,7 @@ _VALUE_CHECKS: dict[str, Callable[[Rule, tuple[Rule, ...], str, Any], str | None
     "numeric": _simple(is_numeric, "The {a} field must be a number."),
     "boolean": _simple(lambda v: v in (True, False, 0, 1, "0", "1"), "The {a} field must be true or false."),
     "email": _simple(
-        lambda v: isinstance(v, str) and bool(_EMAIL.match(v)), "The {a} field must be a valid email address."
+        lambda v: isinstance(v, str) and is_valid_email(v), "The {a} field must be a valid email address."
     ),
     "timezone": _simple(
         lambda v: isinstance(v, str) and v in valid_timezones(), "The {a} field must be a valid timezone."

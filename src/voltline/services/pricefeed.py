@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from voltline.domain.prices import PriceSlot
+from voltline.domain.prices import PriceFormatError, PriceSlot
 from voltline.services.runtime import Runtime
-from voltline.smart.prices import BIDDING_ZONES, PriceFormatError, PricesNotPublishedError, parse_entsoe_a44
+from voltline.smart.prices import BIDDING_ZONES, PricesNotPublishedError, parse_entsoe_a44
 from voltline.store.prices import get_price_coverage, list_zones_in_use, store_prices
 from voltline.tasks import cancel_and_wait
 

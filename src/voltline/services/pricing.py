@@ -15,13 +15,11 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from voltline.domain.prices import PriceSlot
+from voltline.domain.prices import NO_TAXES, ConsumerTaxes, PriceSlot
 from voltline.domain.transactions import rounded
 from voltline.smart.gates import Gate, site_gate
 from voltline.smart.prices import (
-    NO_TAXES,
     SMART_FRACTION,
-    ConsumerTaxes,
     ct_per_kwh,
     eur_per_mwh,
     local_day,

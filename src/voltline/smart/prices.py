@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from voltline.domain.prices import PriceSlot
+from voltline.domain.prices import (
+    PriceFormatError,
+    PriceSlot,
+)
 from voltline.errors import VoltlineError
 
 SMART_FRACTION = Fraction(1, 3)
@@ -40,10 +43,6 @@ SLOT_LENGTHS = (timedelta(minutes=15), timedelta(minutes=30), timedelta(minutes=
 MAX_POSITIONS = 50_000  # one period: a leap year of quarter-hours is 35,136
 PRICE_DECIMALS = 6
 PRICE_LIMIT = Decimal(1_000_000)  # EUR/MWh; the harmonised SDAC cap is in the thousands
-ZERO = Decimal(0)
-RATE_DECIMALS = 6  # charges and VAT
-CHARGES_LIMIT = Decimal(1)  # EUR/kWh either way; a larger number is a ct/kWh value typed as euros
-ZONE_PATTERN = re.compile(r"^[A-Z]{2}[0-9]?(-[A-Z0-9]{2,6})?$")
 # Bidding zones the fetcher can ask ENTSO-E for (EIC codes of the BZN areas).
 BIDDING_ZONES = {
     "NL": "10YNL----------L",
@@ -71,11 +70,6 @@ BIDDING_ZONES = {
 }
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _DURATION = re.compile(r"^PT(\d{1,4})([MH])$")
-_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-
-
-class PriceFormatError(VoltlineError):
-    """A price file or document cannot be read; the message says where and why."""
 
 
 class PricesNotPublishedError(VoltlineError):
@@ -92,14 +86,6 @@ class _Period:
 
 
 # -- zones and formats -----------------------------------------------------------------------------
-
-
-def check_zone(zone: str) -> str:
-    """The bidding zone in upper case (`NL`, `DE-LU`, `SE3`); PriceFormatError when it is not one."""
-    upper = zone.strip().upper()
-    if not ZONE_PATTERN.fullmatch(upper):
-        raise PriceFormatError(f"{zone!r} is not a price zone (e.g. NL, DE-LU, SE3)")
-    return upper
 
 
 def detect_format(data: bytes) -> str:
@@ -365,65 +351,3 @@ def ct_per_kwh(eur_per_mwh: Decimal) -> Decimal:
 def eur_per_mwh(ct_per_kwh: Decimal) -> Decimal:
     """R-63: EUR/MWh from euro cents per kWh (x 10)."""
     return ct_per_kwh * 10
-
-
-# -- consumer prices (R-63) ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ConsumerTaxes:
-    """R-63: per-zone charges (EUR/kWh) and VAT (a fraction); a zone listed in neither pays neither."""
-
-    charges: Mapping[str, Decimal] = field(default_factory=dict)
-    vat: Mapping[str, Decimal] = field(default_factory=dict)
-
-    def consumer_price(self, zone: str, spot_eur_per_mwh: Decimal) -> Decimal:
-        """The zone's consumer price in EUR/MWh for a spot price in EUR/MWh."""
-        zone = zone.strip().upper()
-        return consumer_price(spot_eur_per_mwh, self.charges.get(zone, ZERO), self.vat.get(zone, ZERO))
-
-
-NO_TAXES = ConsumerTaxes()
-
-
-def consumer_price(spot_eur_per_mwh: Decimal, charges: Decimal = ZERO, vat: Decimal = ZERO) -> Decimal:
-    """R-63: `(spot EUR/kWh + charges) x (1 + vat)` in EUR/MWh; the spot price itself without either."""
-    if not charges and not vat:
-        return spot_eur_per_mwh
-    return (spot_eur_per_mwh + charges * 1000) * (1 + vat)
-
-
-def parse_zone_charges(text: str) -> dict[str, Decimal]:
-    """R-63: `NL=0.1228,DE-LU=0.15` as EUR/kWh per zone, each from -1 to 1 (a negative one is a discount)."""
-    return _zone_rates(text, -CHARGES_LIMIT, CHARGES_LIMIT, "EUR/kWh from -1 to 1 (0.1228, not 12.28)")
-
-
-def parse_zone_vat(text: str) -> dict[str, Decimal]:
-    """R-63: `NL=0.21,DE-LU=0.19` as a VAT fraction per zone, each from 0 to 1 (0.21, not 21)."""
-    return _zone_rates(text, ZERO, Decimal(1), "a fraction from 0 to 1 (0.21, not 21)")
-
-
-def _zone_rates(text: str, low: Decimal, high: Decimal, unit: str) -> dict[str, Decimal]:
-    rates: dict[str, Decimal] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        zone, sep, raw = item.partition("=")
-        if not sep:
-            raise PriceFormatError(f"{item!r} is not ZONE=decimal (e.g. NL=0.21)")
-        name = check_zone(zone)
-        if name in rates:
-            raise PriceFormatError(f"zone {name} is listed twice")
-        rates[name] = _rate(name, raw.strip(), low, high, unit)
-    return rates
-
-
-def _rate(zone: str, raw: str, low: Decimal, high: Decimal, unit: str) -> Decimal:
-    if not _DECIMAL.fullmatch(raw):
-        raise PriceFormatError(f"{zone}: {raw!r} is not a decimal number (use a decimal point)")
-    rate = Decimal(raw)
-    if not low <= rate <= high:
-        raise PriceFormatError(f"{zone}: {raw} is out of range; use {unit}")
-    if int(rate.as_tuple().exponent) < -RATE_DECIMALS:
-        raise PriceFormatError(f"{zone}: {raw} has more than {RATE_DECIMALS} decimals")
-    return rate

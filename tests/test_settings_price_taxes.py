@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from voltline.cli import main
+from voltline.domain.prices import NO_TAXES
 from voltline.errors import SettingsError
 from voltline.settings import load_settings
-from voltline.smart.prices import NO_TAXES
 
 
 def test_without_the_variables_no_zone_pays_charges_or_vat() -> None:

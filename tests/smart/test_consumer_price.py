@@ -10,19 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voltline.domain.prices import PriceSlot
-from voltline.smart.gates import price_gate_open
-from voltline.smart.prices import (
+from voltline.domain.prices import (
     NO_TAXES,
     ConsumerTaxes,
     PriceFormatError,
+    PriceSlot,
     consumer_price,
-    ct_per_kwh,
-    eur_per_mwh,
     parse_zone_charges,
     parse_zone_vat,
-    smart_mode_price,
 )
+from voltline.smart.gates import price_gate_open
+from voltline.smart.prices import ct_per_kwh, eur_per_mwh, smart_mode_price
 
 HOURLY = [90, 85, 80, 75, 70, 72, 95, 110, 120, 100, 60, 40, 30, 20, 35, 50, 80, 130, 150, 140, 120, 100, 95, 92]
 NL = ConsumerTaxes(charges={"NL": Decimal("0.1228")}, vat={"NL": Decimal("0.21")})

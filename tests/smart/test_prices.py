@@ -11,11 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from voltline.domain.prices import PriceSlot
+from voltline.domain.prices import PriceFormatError, PriceSlot, check_zone
 from voltline.smart.prices import (
-    PriceFormatError,
     PricesNotPublishedError,
-    check_zone,
     ct_per_kwh,
     detect_format,
     eur_per_mwh,

@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pytest
@@ -27,6 +27,9 @@ from voltline.services import accounts
 from voltline.services.runtime import Runtime
 from voltline.settings import Settings, load_settings
 from voltline.store import migrate
+
+if TYPE_CHECKING:
+    from tests.clocked import ClockedServer
 
 T = TypeVar("T")
 POSTGRES_ADMIN_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
@@ -190,3 +193,14 @@ def api(server: LiveServer, account: accounts.Account) -> Iterator[httpx.Client]
     """An HTTP client authenticated as `account`."""
     with server.client(account) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def smart(
+    server: LiveServer, fresh_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClockedServer]:
+    """A server of its own on a SteppedClock with a short debounce (`SMART_SETTINGS`), one per module."""
+    from tests.support.smart_e2e import clocked_server  # the support module imports this one
+
+    with clocked_server(server, fresh_database, tmp_path_factory) as live:
+        yield live

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BACKENDS
-from tests.test_cli_chargers import Cli
+from tests.support.cli import Cli
 from voltline.domain.prices import PriceSlot
 from voltline.store.prices import list_prices
 from voltline.store.schema import day_ahead_prices

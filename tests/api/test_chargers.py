@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
+from tests.support.chargers import add_connector, attach, charger_row, create_site_charger, make_site, unique_identity
 from voltline.domain.credentials import PINCODE_ALPHABET
-from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.services.accounts import Account
-from voltline.store import chargers, sites
+from voltline.store import chargers
 
 CHARGER_KEYS = [
     "deprecation",
@@ -47,34 +47,6 @@ ALREADY_ATTACHED = {
 # -- helpers shared with the connector tests ---------------------------------------------------
 
 
-def unique_identity(prefix: str = "VT") -> str:
-    """An identity no other test uses."""
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
-
-
-def make_site(server: LiveServer, team_id: int, name: str = "Depot") -> dict[str, Any]:
-    """A site of the team (made in the store), with its root group id under `root_group_id`."""
-    values = {"name": name, "street": "Main", "house_number": 1, "postal_code": "1234AB", "city": "Utrecht"}
-
-    async def make() -> dict[str, Any]:
-        async with server.runtime.db.write() as conn:
-            site = await sites.create_site(conn, TeamId(team_id), {**values, "country": "NL"})
-            root = await sites.get_root_group_id(conn, SiteId(site["id"]))
-        return {**site, "root_group_id": root}
-
-    return server.run(make)
-
-
-def charger_row(server: LiveServer, charger_id: int) -> dict[str, Any]:
-    """The stored charger row, for checks the API does not show (pincode, site, group)."""
-
-    async def read() -> dict[str, Any]:
-        async with server.runtime.db.read() as conn:
-            return dict(await chargers.get_charger_by_id(conn, ChargerId(charger_id)))
-
-    return server.run(read)
-
-
 def store_charger(server: LiveServer, identity: str, **values: Any) -> dict[str, Any]:
     """A charger made in the store (as the CLI or auto-registration would), with a known pincode."""
     pincode = values.pop("pincode", "ABCD2345")
@@ -84,24 +56,6 @@ def store_charger(server: LiveServer, identity: str, **values: Any) -> dict[str,
             return dict(await chargers.create_charger(conn, identity, pincode, values))
 
     return server.run(make)
-
-
-def add_connector(server: LiveServer, charger_id: int, number: int, **values: Any) -> dict[str, Any]:
-    """A connector as OCPP would make it on first sight."""
-
-    async def make() -> dict[str, Any]:
-        async with server.runtime.db.write() as conn:
-            return dict(await chargers.upsert_connector(conn, ChargerId(charger_id), number, values))
-
-    return server.run(make)
-
-
-def create_site_charger(api: httpx.Client, team_id: int, site_id: int | str, identity: str) -> dict[str, Any]:
-    """Create a charger on a site through the API and return it."""
-    response = api.post(f"/api/v2/teams/{team_id}/sites/{site_id}/chargers", json={"identity": identity})
-    assert response.status_code == 201, response.text
-    charger: dict[str, Any] = response.json()["data"]
-    return charger
 
 
 def team_charger_ids(api: httpx.Client, team_id: int) -> list[int]:
@@ -294,11 +248,6 @@ def test_detach_of_a_charger_on_another_site_is_404_and_changes_nothing(
 
 
 # -- attaching with a pincode ------------------------------------------------------------------
-
-
-def attach(api: httpx.Client, team_id: int, site_id: int, body: dict[str, Any]) -> httpx.Response:
-    """POST attach-charger."""
-    return api.post(f"/api/v2/teams/{team_id}/sites/{site_id}/attach-charger", json=body)
 
 
 def test_attach_by_identity_moves_the_charger_to_the_site_team_and_root_group(

@@ -8,15 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
-from tests.api.test_chargers import (
-    add_connector,
-    attach,
-    charger_row,
-    create_site_charger,
-    make_site,
-    unique_identity,
-)
 from tests.conftest import LiveServer
+from tests.support.chargers import add_connector, attach, charger_row, create_site_charger, make_site, unique_identity
 from voltline.services.accounts import Account
 from voltline.store._common import new_uuid, stamped
 from voltline.store.schema import groups

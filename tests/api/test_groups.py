@@ -9,8 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
-from tests.api.test_sites import TIMESTAMP, errors_of, make_site, sites_path
 from tests.conftest import LiveServer
+from tests.support.groups import groups_path, make_group, root_of
+from tests.support.sites import TIMESTAMP, errors_of, make_site, sites_path
 from voltline.services.accounts import Account
 from voltline.store._common import utcnow
 from voltline.store.schema import chargers, connectors, meters
@@ -34,26 +35,6 @@ GROUP_KEYS = [
     "updated_at",
 ]
 INVALID_PARENT = {"group_id": ["The selected group id is invalid."]}
-
-
-def groups_path(account: Account, site: dict[str, Any]) -> str:
-    """The groups collection of a site."""
-    return f"{sites_path(account)}/{site['id']}/groups"
-
-
-def root_of(api: httpx.Client, account: Account, site: dict[str, Any]) -> dict[str, Any]:
-    """The site's root group (the first in the list)."""
-    root: dict[str, Any] = api.get(groups_path(account, site)).json()["data"][0]
-    assert root["group_id"] is None
-    return root
-
-
-def make_group(api: httpx.Client, account: Account, site: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    """Create a group in the site and return it."""
-    response = api.post(groups_path(account, site), json={"total_amps": 16, **fields})
-    assert response.status_code == 201, response.text
-    group: dict[str, Any] = response.json()["data"]
-    return group
 
 
 def insert_charger(

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_sites import make_site
-from tests.api.test_transactions import get, listed
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import Raw, frame_rows, open_charger, run, team_charger
+from tests.support.sites import make_site
+from tests.support.transactions import get, listed
 from voltline.api.meter_values import CONTEXTS, LOCATIONS, MEASURANDS, PHASES, UNITS
 from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_groups import groups_path, make_group, root_of
-from tests.api.test_power_usage import Station, current, make_station, power, send, stamp, utc_now
-from tests.api.test_sites import errors_of, make_site
 from tests.conftest import LiveServer
+from tests.support.groups import groups_path, make_group, root_of
+from tests.support.sites import errors_of, make_site
+from tests.support.stations import Station, current, make_station, power, send, stamp, utc_now
 from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store
 from voltline.store.power_usage import INLINE_CONNECTORS

@@ -14,17 +14,17 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from tests.conftest import LiveServer
-from tests.e2e.conftest import smart
-from tests.e2e.test_smart_e2e import (
+from tests.support.smart_e2e import (
     SETTLE,
     Site,
     SmartCharger,
+    connectors_of,
     hhmm,
+    limits,
     make_charger,
     offered_are,
+    power_management,
     running,
     three_more_arrive,
 )
@@ -32,29 +32,6 @@ from voltline.domain.ids import ChargerId, GroupId, SiteId
 from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store
 from voltline.store import groups as group_store
-
-__all__ = ["smart"]  # the e2e module's clocked server fixture, used here too
-
-
-def power_management(api: httpx.Client, path: str) -> dict[str, Any]:
-    """GET the site's power management (200) and return its data."""
-    response = api.get(f"{path}/power-management")
-    assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()["data"]
-    return data
-
-
-def connectors_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every connector in the tree, by charger identity."""
-    found: dict[str, dict[str, Any]] = {}
-
-    def walk(groups: list[dict[str, Any]]) -> None:
-        for group in groups:
-            found.update({c["charger"]["identity"]: c for c in group["connectors"]})
-            walk(group["groups"])
-
-    walk(data["groups"])
-    return found
 
 
 async def until_shown(site: Site, holds: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
@@ -67,12 +44,6 @@ async def until_shown(site: Site, holds: Callable[[dict[str, Any]], bool], what:
     except TimeoutError:
         raise AssertionError(f"{what}: {data}") from None
     return data
-
-
-def limits(data: dict[str, Any], chargers: list[SmartCharger]) -> list[tuple[str | None, str]]:
-    """(limit_amps, reason) of each charger's connector, in order."""
-    shown = connectors_of(data)
-    return [(shown[cp.identity]["limit_amps"], shown[cp.identity]["reason"]) for cp in chargers]
 
 
 # ---------------------------------------------------------------------- live, on the clocked server

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_smart_mode_price import (
+from tests.conftest import LiveServer, server_settings
+from tests.support.prices import (
     DAY_AHEAD,
     MANUAL,
     NOW,
@@ -23,9 +24,8 @@ from tests.api.test_smart_mode_price import (
     import_day,
     site_with_zone,
     smart_price,
+    unique_zone,
 )
-from tests.api.test_tariffs import unique_zone
-from tests.conftest import LiveServer, server_settings
 from voltline.domain.ids import TeamId
 from voltline.services.accounts import Account
 from voltline.services.pricing import site_gate_now

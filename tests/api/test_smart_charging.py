@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_sites import errors_of, make_site, sites_path
 from tests.conftest import LiveServer
+from tests.support.sites import errors_of, make_site, sites_path
 from voltline.services.accounts import Account
 
 DEFAULTS = {

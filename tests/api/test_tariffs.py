@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import random
-import string
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from tests.api.test_sites import errors_of
 from tests.conftest import LiveServer
+from tests.support.prices import unique_zone
+from tests.support.sites import errors_of
 from voltline.domain.prices import PriceSlot
 from voltline.store.prices import store_prices
 
 PATH = "/api/v2/tariffs"
 KEYS = ["type", "location", "timestamp", "price", "price_includes_tax"]
 DAY = {"date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}
-
-
-def unique_zone() -> str:
-    """A zone name no other test uses (prices are shared by every team of the server)."""
-    return "X" + random.choice(string.ascii_uppercase) + "-" + "".join(random.choices(string.ascii_uppercase, k=4))
 
 
 def put_prices(server: LiveServer, zone: str, start: datetime, prices: list[str], minutes: int = 60) -> None:

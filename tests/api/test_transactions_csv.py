@@ -8,9 +8,9 @@ import io
 import httpx
 import pytest
 
-from tests.api.test_sites import errors_of
-from tests.api.test_transactions import Place, Session, charge, listed, make_place
 from tests.conftest import LiveServer
+from tests.support.sites import errors_of
+from tests.support.transactions import Place, Session, charge, listed, make_place
 from voltline.api import transactions as transactions_api
 from voltline.services.accounts import Account
 

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_sites import errors_of, make_site
-from tests.api.test_transactions import site_charger
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import Raw, open_charger, run
+from tests.support.sites import errors_of, make_site
+from tests.support.transactions import site_charger
 from voltline.services.accounts import Account
 
 AMSTERDAM = "Europe/Amsterdam"

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.clocked import ClockedServer
-from tests.e2e.test_smart_e2e import (
+from tests.ocpp.gateway_support import BOOT, Raw, open_charger
+from tests.support.smart_e2e import (
     SETTLE,
     SMART_SETTINGS,
     Site,
@@ -29,7 +30,6 @@ from tests.e2e.test_smart_e2e import (
     running,
     until,
 )
-from tests.ocpp.gateway_support import BOOT, Raw, open_charger
 
 RATED = [32.0] * 6
 

@@ -10,7 +10,6 @@ detached charger released, and a send window that slow chargers cannot hold shut
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +18,14 @@ from sqlalchemy import select
 
 from tests.clocked import ClockedServer
 from tests.conftest import LiveServer
-from tests.e2e.test_smart_e2e import (
+from tests.support.smart_e2e import (
     SMART_SETTINGS,
     Site,
     SmartCharger,
     advance,
     capability_rows,
     charger_id_of,
+    finish_scenario,
     make_charger,
     offered_are,
     profile_rows,
@@ -80,14 +80,6 @@ def flagged(server: ClockedServer, charger_id: int) -> bool:
     """charger_capabilities.profiles_unsupported of a charger."""
     rows = server.run(lambda: capability_rows(server))
     return any(row["profiles_unsupported"] for row in rows if row["charger_id"] == charger_id)
-
-
-def finish_scenario(site: Site, scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run the scenario on a loop of its own, closing the site's client afterwards."""
-    try:
-        asyncio.run(scenario())
-    finally:
-        site.api.close()
 
 
 # ---------------------------------------------------------------------- 1. the store never understates

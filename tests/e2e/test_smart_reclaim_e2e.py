@@ -14,22 +14,23 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_power_management import limits, power_management
 from tests.clocked import ClockedServer
 from tests.conftest import LiveServer
-from tests.e2e.conftest import clocked_server
-from tests.e2e.test_smart_e2e import (
+from tests.support.smart_e2e import (
     CAPACITY,
     Ledger,
     Site,
     SmartCharger,
     advance,
+    clocked_server,
+    finish_scenario,
+    limits,
     make_charger,
     offered_are,
+    power_management,
     running,
     until,
 )
-from tests.e2e.test_smart_enforcement_e2e import finish_scenario
 from voltline.simulator.meter import Car
 
 METER_INTERVAL = 30.0  # the server's default VOLTLINE_SMART_METER_INTERVAL

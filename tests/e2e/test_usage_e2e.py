@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import LiveServer
-from tests.e2e.test_simulator_e2e import CONNECTORS, EAIR, RecordingCharger, make_chargers, simulate
+from tests.support.simulated import CONNECTORS, EAIR, RecordingCharger, make_chargers, simulate
 from voltline.services.accounts import Account
 
 CONTEXT_RANK = {"Transaction.End": 3, "Sample.Periodic": 2, "Sample.Clock": 1}

@@ -10,8 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_chargers import charger_row
-from tests.api.test_sites import make_site
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import (
     BOOT,
@@ -23,6 +21,8 @@ from tests.ocpp.gateway_support import (
     smart_events,
     unique_identity,
 )
+from tests.support.chargers import charger_row
+from tests.support.sites import make_site
 from voltline.services.accounts import Account
 
 

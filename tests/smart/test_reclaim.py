@@ -8,7 +8,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.smart.test_controller_plan import OPEN, T0, charging, tx, view
+from tests.support.plans import OPEN, T0, charging, tx, view
 from voltline.domain.site_view import ConnectorRow, SiteView
 from voltline.smart.allocation import MIN_TENTHS, Allocation
 from voltline.smart.reclaim import Watch, cap_for, caps, observe, watching

@@ -1,6 +1,6 @@
 """OCPP ingest benchmark: MeterValues from N chargers over real WebSockets into one server process.
 
-Method (DESIGN.md "Benchmarks"; issue 3). The server is `python -m voltline serve` (uvicorn,
+Method (DESIGN.md "Benchmarks"). The server is `python -m voltline serve` (uvicorn,
 uvloop, websockets-sansio, no permessage-deflate) with VOLTLINE_OCPP_LOG=default and
 VOLTLINE_RATE_LIMIT=0 on a fresh SQLite file or a fresh PostgreSQL database (dropped at the
 end), pinned to CPU 0. The chargers (`BENCH-000000`...) are bulk-inserted first (bench/_seed.py).

@@ -1,4 +1,4 @@
-"""Smart-charging benchmark (issue 5): recompute and push limits to 1,000 connectors in 50 groups of one site.
+"""Smart-charging benchmark (spec/smart-charging.md §7): recompute and push limits to 1,000 connectors in 50 groups.
 
 Goal: under 1 s from a change to the last SetChargingProfile acknowledged, with no event-loop lag
 over 20 ms in the server process during the run.

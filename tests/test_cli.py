@@ -1,4 +1,4 @@
-"""The `voltline` command line (issue 2: every command has --help, one-line errors, reliable exit codes)."""
+"""The `voltline` command line (DESIGN: every command has --help, one-line errors, reliable exit codes)."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_a_duplicate_user_is_refused(voltline: CliRunner) -> None:
 
 
 def test_demo_creates_the_login_once_and_keeps_the_token_private(voltline: CliRunner, tmp_path: Path) -> None:
-    """Issue 2: the demo token is kept in <data dir>/demo-token, mode 0600, and printed on every run."""
+    """The demo token is kept in <data dir>/demo-token, mode 0600, and printed on every run."""
     first = run(voltline, "demo")
     token_file = tmp_path / "data" / "demo-token"
     token = token_file.read_text().strip()

@@ -1,4 +1,4 @@
-"""Housekeeping: OCPP log retention (issue 3: the message log is kept for a configurable number of days)."""
+"""Housekeeping: OCPP log retention (the message log is kept for a configurable number of days)."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ def test_bad_zone_lists_raise_a_clear_settings_error(name: str, value: str, text
 
 
 def test_the_cli_refuses_to_start_with_one_line_naming_the_variable(tmp_path: Path) -> None:
-    """A bad setting is a one-line error and exit code 2, as for every other setting (issue 2)."""
+    """A bad setting is a one-line error and exit code 2, as for every other setting."""
     runner = CliRunner(
         env={"VOLTLINE_DATA_DIR": str(tmp_path / "data"), "VOLTLINE_DATABASE_URL": "", "VOLTLINE_PRICE_VAT": "NL=21"}
     )

@@ -1,4 +1,4 @@
-"""A charger's OCPP details and its lenient flag (issue 3: per-charger lenient, API and CLI, global default)."""
+"""A charger's OCPP details and its lenient flag (DESIGN "OCPP": per charger, by API and CLI, global default)."""
 
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def scenario(server: LiveServer, account: Account, body: Callable[[httpx.AsyncCl
 
 
 def test_every_command_reaches_the_charger_with_a_schema_valid_payload(server: LiveServer, account: Account) -> None:
-    """Issue 3: start, stop, restart, unlock, availability, trigger, configuration get/change."""
+    """spec/volttime-api.md commands: start, stop, restart, unlock, availability, trigger, configuration get/change."""
     identity, base = make_charger(server, account)
 
     async def body(api: httpx.AsyncClient) -> None:

@@ -1,4 +1,4 @@
-"""A charger's OCPP message log over HTTP: issue 3 (paginated, kept for N days) and DESIGN (tenancy, pagination)."""
+"""A charger's OCPP message log over HTTP: spec/volttime-api.md `logs`, kept for N days; DESIGN (tenancy, paging)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def logs_path(team_id: int | str, charger_ref: int | str) -> str:
 def test_the_log_is_paginated_newest_first_with_the_documented_keys(
     server: LiveServer, api: httpx.Client, account: Account
 ) -> None:
-    """Issue 3: GET .../chargers/{charger}/logs, paginated (DESIGN: Laravel simple pagination, 25 per page)."""
+    """spec/volttime-api.md: GET .../chargers/{charger}/logs, paged (DESIGN: Laravel simple pagination, 25 per page)."""
     charger = new_charger(server, account.team_id)
     write_log(server, [entry(charger, n) for n in range(30)])
     first = api.get(logs_path(account.team_id, charger["id"]))
@@ -89,7 +89,7 @@ def test_the_log_is_paginated_newest_first_with_the_documented_keys(
 def test_each_item_carries_its_frame_and_the_payload_as_json(
     server: LiveServer, api: httpx.Client, account: Account
 ) -> None:
-    """Issue 3: direction, action, payload and time; the payload is the JSON value, not a string."""
+    """Each entry has its direction, action, payload and time; the payload is the JSON value, not a string."""
     charger = new_charger(server, account.team_id)
     write_log(
         server,

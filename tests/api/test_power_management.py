@@ -1,6 +1,6 @@
-"""A site's power management (issue 5): the group tree, draw, and each connector's limit and why.
+"""A site's power management (spec/volttime-api.md): the group tree, draw, and each connector's limit and why.
 
-The live scenarios run on the smart-charging e2e server (tests/e2e/test_smart_e2e.py: a stepped
+The live scenarios run on the smart-charging e2e server (the `smart` fixture, tests/support/smart_e2e.py: a stepped
 clock, simulated chargers over real sockets, cars that take 32 A) and read the endpoint over HTTP
 while the controller works. The plain test needs no chargers: before any control run the tree
 comes from the database with reason `not_computed` (docs/api.md decision).

@@ -73,7 +73,7 @@ def test_total_kwh_rounds_half_up_never_to_even_and_never_to_negative_zero(wh: i
 
 
 def test_missing_readings_give_zero_kwh_and_the_register_stands_in_while_active() -> None:
-    """spec C11: "0.00" when meter values are null; issue 4: from the register while active."""
+    """spec C11: "0.00" when meter values are null; from the register while active (spec/smart-charging.md §8)."""
     assert energy_wh(None, 44009, None, active=False) is None
     assert energy_wh(34891, None, None, active=False) is None
     assert energy_wh(34891, None, None, active=True) is None
@@ -229,7 +229,7 @@ def test_costs_use_the_site_prices_copied_when_the_transaction_started(
 def test_an_active_transaction_counts_kwh_from_the_register(
     server: LiveServer, api: httpx.Client, account: Account
 ) -> None:
-    """Issue 4: while active, total_kwh comes from the register (highest EAIR so far) minus meter_start."""
+    """spec/smart-charging.md §8: while active, total_kwh is the register (highest EAIR so far) minus meter_start."""
     place = make_place(api, account, kwh_price="0.25")
     readings = (("2025-04-21T11:30:00Z", 30000), ("2025-04-21T11:45:00Z", 31234))
     session = Session(29317, "2025-04-21T11:22:31Z", registers=readings, id_tag="DLJN5625")
@@ -288,7 +288,7 @@ def test_site_transactions_with_the_same_start_come_newest_id_first(
 
 
 def test_site_transactions_filter_by_status_and_id_tag(server: LiveServer, api: httpx.Client, place: Place) -> None:
-    """Issue 4: status (active|finished) and id_tag filters; id tags compare case-insensitively (OCPP CiString)."""
+    """The status (active|finished) and id_tag filters; id tags compare case-insensitively (OCPP CiString)."""
     finished_a, finished_b = day_sessions(range(1, 3), id_tag="AAA111")
     finished_b.id_tag = "BBB222"
     active = Session(5000, "2025-03-03T10:00:00Z", id_tag="CCC333", connector=2)
@@ -313,7 +313,7 @@ def test_site_transactions_filter_by_start_date_inclusively(
 
 
 def test_site_transactions_filter_by_charger_id_or_uuid(server: LiveServer, api: httpx.Client, place: Place) -> None:
-    """Issue 4: `charger` names a charger by id or uuid (DESIGN: ids accept the integer or the uuid)."""
+    """`charger` names a charger by id or uuid (DESIGN: ids accept the integer or the uuid)."""
     other = place.add_charger(api)
     [mine] = charge(server, place.charger["identity"], *day_sessions(range(1, 2)))
     [theirs] = charge(server, other["identity"], *day_sessions(range(2, 3)))

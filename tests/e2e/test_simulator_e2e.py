@@ -1,4 +1,4 @@
-"""The simulator against a real server: chargers boot, charge and stop; the REST API shows it all (issue 3).
+"""The simulator against a real server: chargers boot, charge and stop; the REST API shows it all (DESIGN "Simulator").
 
 A site and three chargers are made through the API; three `SimulatedCharger`s (two connectors,
 MeterValues every 0.1 s, sessions of about a second) run against the server's `/ocpp` endpoint
@@ -88,7 +88,7 @@ def check_meter_values(api: httpx.Client, team: str, charger: dict[str, Any], cp
 def test_simulated_chargers_charge_and_the_api_shows_it(
     server: LiveServer, api: httpx.Client, account: Account
 ) -> None:
-    """Issue 3 proof: connection status, connector statuses, transactions and meter values from the simulator."""
+    """DESIGN "Simulator": connection status, connector statuses, transactions and meter values from the simulator."""
     site, chargers = make_chargers(api, account)
     simulated = asyncio.run(simulate(server, account, chargers))
     server.run(server.runtime.writer.flush)

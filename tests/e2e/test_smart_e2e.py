@@ -1,4 +1,4 @@
-"""Smart charging end to end (issue 5): a live server on a stepped clock, simulated chargers over real sockets.
+"""Smart charging end to end (spec/smart-charging.md §4-§9): a stepped clock, simulated chargers over real sockets.
 
 The chargers are the simulator's, one connector each, with cars that take 32 A, so that what a
 connector is offered is what its installed profiles allow (`limit_at`). Every SetChargingProfile
@@ -47,10 +47,7 @@ from voltline.simulator.fleet import connector_limits
 from voltline.smart.scheduler import Send
 from voltline.store.prices import upsert_prices
 
-# ---------------------------------------------------------------------- helpers
-
-
-# ---------------------------------------------------------------------- the issue's scenario
+# ---------------------------------------------------------------------- six chargers on 32 A
 
 
 def six_on_32_amps(

@@ -1,6 +1,6 @@
-"""The simulator against a real server: power usage and energy history match the simulated meters (issue 4).
+"""The simulator against a real server: power usage and energy history match the simulated meters (§8).
 
-Three simulated chargers charge for a few seconds (the same run as the issue 3 end-to-end test).
+Three simulated chargers charge for a few seconds (the same run as tests/e2e/test_simulator_e2e.py).
 Afterwards the API must show, for every connector, the newest currents and power the simulator
 sent (power-usage, R-101), and the site's energy history must add up to the simulated registers'
 growth (R-96: the registers never go down here, so a connector's energy is its last reading minus
@@ -79,7 +79,7 @@ def usage(api: httpx.Client, url: str, **params: Any) -> dict[str, Any]:
 def test_power_usage_and_energy_history_match_the_simulated_meters(
     server: LiveServer, api: httpx.Client, account: Account
 ) -> None:
-    """Issue 4 proof: live usage (R-101) and energy history (R-96, R-98) from the simulator's meters."""
+    """Live usage (R-101) and energy history (R-96, R-98) from the simulator's meters."""
     site, chargers = make_chargers(api, account)
     simulated = asyncio.run(simulate(server, account, chargers))
     server.run(server.runtime.writer.flush)

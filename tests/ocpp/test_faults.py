@@ -125,7 +125,7 @@ def contexts(frame: dict[str, Any]) -> set[str | None]:
 def test_a_charger_that_drops_mid_transaction_continues_it_and_loses_no_meter_values(
     server: LiveServer, api: httpx.Client, account: Account
 ) -> None:
-    """Issue 3 fault test: online -> offline -> online; one transaction; every MeterValues sent is stored."""
+    """DESIGN "Durability": online -> offline -> online; one transaction; every MeterValues sent is stored."""
     charger = team_charger(api, account)
     base = f"/api/v2/teams/{account.team_id}/chargers/{charger['id']}"
     ws_base = server.base_url.replace("http://", "ws://") + "/ocpp"

@@ -166,7 +166,7 @@ COMMANDS: list[tuple[str, dict[str, Any], str, dict[str, Any], dict[str, Any]]] 
 def test_every_command_reaches_an_ocpp_chargepoint_and_returns_its_answer(
     server: LiveServer, api: httpx.Client, account: Account
 ) -> None:
-    """Issue 3: the `ocpp` package's ChargePoint receives every command with a schema-valid payload."""
+    """The `ocpp` package's ChargePoint receives every command with a schema-valid payload."""
     identity = team_charger(api, account)["identity"]
 
     async def scenario() -> None:

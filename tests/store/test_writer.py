@@ -360,7 +360,7 @@ def test_the_log_queue_drops_and_counts_entries_over_its_bound(db_url: str) -> N
 
 
 def test_purge_deletes_log_entries_older_than_the_cutoff_only(db_url: str) -> None:
-    """Issue 3: the message log is kept for a configurable number of days."""
+    """The message log is kept for a configurable number of days."""
 
     async def scenario(db: Database) -> None:
         charger_id = await new_charger(db)

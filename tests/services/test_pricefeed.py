@@ -28,7 +28,7 @@ from voltline.store import sites
 from voltline.store.engine import Database
 from voltline.store.prices import get_prices
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "prices"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "prices"
 NL_DAY = (FIXTURES / "nl_2025-03-12_pt60m.xml").read_bytes()
 ACK = (FIXTURES / "acknowledgement.xml").read_bytes()
 TOKEN = "tok-" + "s3cr3t" * 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -64,17 +64,6 @@ async def create_team(
         insert(team_members).values(team_id=team["id"], user_id=owner_id, role="owner", created_at=utcnow())
     )
     return team
-
-
-async def add_member(conn: AsyncConnection, team_id: TeamId, user_id: UserId, role: str = "member") -> None:
-    """Make a user a member of a team (idempotent)."""
-    exists = await conn.scalar(
-        select(func.count()).where(and_(team_members.c.team_id == team_id, team_members.c.user_id == user_id))
-    )
-    if not exists:
-        await conn.execute(
-            insert(team_members).values(team_id=team_id, user_id=user_id, role=role, created_at=utcnow())
-        )
 
 
 async def list_teams_of_user(conn: AsyncConnection, user_id: UserId) -> list[RowMapping]:

@@ -425,13 +425,6 @@ async def save_capabilities(conn: AsyncConnection, charger_id: int, values: Mapp
         await conn.execute(table.insert().values({**defaults, **values}))
 
 
-async def has_capabilities(conn: AsyncConnection, charger_id: int) -> bool:
-    """True once the charger's configuration was read."""
-    table = charger_capabilities
-    read_at = await conn.scalar(select(table.c.read_at).where(table.c.charger_id == charger_id))
-    return read_at is not None
-
-
 def configuration_values(keys: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     """The capability columns for a GetConfiguration answer (R-17)."""
     config = {str(item.get("key")): item.get("value") for item in keys if isinstance(item, dict)}

@@ -45,7 +45,7 @@ from voltline.domain.site_view import SiteView
 from voltline.services.smart_control import controller
 from voltline.simulator.fleet import connector_limits
 from voltline.smart.scheduler import Send
-from voltline.store.prices import upsert_prices
+from voltline.store.prices import store_prices
 
 # ---------------------------------------------------------------------- six chargers on 32 A
 
@@ -154,7 +154,7 @@ async def price_gate(site: Site, chargers: list[SmartCharger]) -> None:
         PriceSlot(slot, slot + quarter, Decimal("300.5")),  # 30.05 ct/kWh
         PriceSlot(slot + quarter, slot + 2 * quarter, Decimal("120")),
     ]
-    await asyncio.to_thread(site.server.run, lambda: upsert_prices(site.server.runtime.db, "NL", slots))
+    await asyncio.to_thread(site.server.run, lambda: store_prices(site.server.runtime.db, "NL", slots))
     await site.put("", {"price_zone": "NL"})
     body = {"timezone": "UTC", "smart_charging": "day_ahead_pricing", "day_ahead_pricing_strategy": "manual"}
     await site.put("/smart-charging", {**body, "day_ahead_pricing_threshold": 20})

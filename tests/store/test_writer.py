@@ -15,14 +15,26 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.engine import make_url
 
-from tests.support.writer_scenarios import T0, new_charger, new_transaction, new_writer, run
+from tests.support.writer_scenarios import (
+    T0,
+    charger_log,
+    new_charger,
+    new_transaction,
+    new_writer,
+    run,
+    stored_samples,
+)
 from voltline.domain.frames import LogEntry, MeterFrame
-from voltline.domain.ids import ChargerId
+from voltline.domain.ids import ChargerId, TeamId
 from voltline.domain.meter_values import EAIR, Sample, normalise_sample, unpack_samples
 from voltline.store import chargers, meter_values, ocpp_log
+from voltline.store.datapoints import SampleFilter, list_charger_samples
 from voltline.store.engine import Database
 from voltline.store.schema import chargers as charger_table
 from voltline.store.schema import energy_rollups, meter_frames, meter_latest, transactions
+
+TEAM = 4242  # the team stamped on frames that are read back through the team-scoped reader
+ANY_SAMPLE_AT_T0: dict[str, Any] = {"date_from": T0, "date_to": T0, "wanted": SampleFilter(), "limit": 9}
 
 
 def frame(
@@ -95,9 +107,7 @@ def test_flush_writes_one_row_per_frame_with_packed_samples_that_round_trip(db_u
         assert unpack_samples(rows[0]["samples"]) == samples
         assert rows[0]["samples"].startswith('[["5133841.000","5133841"],')
         async with db.read() as conn:
-            stored = await meter_values.list_samples(
-                conn, charger_id=charger_id, date_from=T0, date_to=T0 + timedelta(hours=1), limit=100, descending=False
-            )
+            stored = await stored_samples(conn, charger_id)
         first = rows[0]["id"]
         assert [s.id for s in stored] == [first * 1000 + i for i in range(6)] + [rows[1]["id"] * 1000]
         assert [s.sample for s in stored[:6]] == samples
@@ -119,8 +129,8 @@ def test_team_site_and_transaction_are_stamped_on_the_frame(db_url: str) -> None
         row = (await frame_rows(db, charger_id))[0]
         assert (row["team_id"], row["site_id"], row["transaction_id"]) == (4242, 77, transaction_id)
         async with db.read() as conn:
-            mine = await meter_values.list_samples(conn, team_id=4242, site_id=77, date_from=T0, date_to=T0, limit=9)
-            theirs = await meter_values.list_samples(conn, team_id=4243, date_from=T0, date_to=T0, limit=9)
+            mine = await list_charger_samples(conn, TeamId(4242), ChargerId(charger_id), **ANY_SAMPLE_AT_T0)
+            theirs = await list_charger_samples(conn, TeamId(4243), ChargerId(charger_id), **ANY_SAMPLE_AT_T0)
         assert [s.charger_id for s in mine] == [charger_id] and theirs == []
 
     run(db_url, scenario)
@@ -153,9 +163,7 @@ def test_a_frame_of_more_than_1000_samples_is_split_and_keeps_unique_ids(db_url:
         rows = await frame_rows(db, charger_id)
         assert [len(unpack_samples(r["samples"])) for r in rows] == [1000, 500]
         async with db.read() as conn:
-            stored = await meter_values.list_samples(
-                conn, charger_id=charger_id, date_from=T0, date_to=T0, limit=5000, descending=False
-            )
+            stored = await stored_samples(conn, charger_id)
         assert len({s.id for s in stored}) == 1500
         assert [s.sample.value for s in stored] == [str(i) for i in range(1500)]
 
@@ -312,7 +320,7 @@ def test_log_entries_are_written_in_order_with_their_fields(db_url: str) -> None
         writer.log(LogEntry(charger_id, "out", 3, "m-1", None, '{"status":"Accepted"}', aware))
         await writer.flush()
         async with db.read() as conn:
-            rows = await ocpp_log.list_charger_log(conn, ChargerId(charger_id), offset=0, limit=10)
+            rows = await charger_log(conn, charger_id, limit=10)
         assert [
             (r["direction"], r["message_type"], r["message_id"], r["action"], r["payload"], r["created_at"])
             for r in rows
@@ -333,7 +341,7 @@ def test_a_log_entry_made_without_a_time_is_stamped_now_in_utc(db_url: str) -> N
         writer.log(LogEntry(charger_id, "in", 2, "m-2", "Heartbeat", "{}"))
         await writer.flush()
         async with db.read() as conn:
-            rows = await ocpp_log.list_charger_log(conn, ChargerId(charger_id), offset=0, limit=1)
+            rows = await charger_log(conn, charger_id, limit=1)
         now = datetime.now(UTC).replace(tzinfo=None)
         assert abs(rows[0]["created_at"] - now) < timedelta(minutes=1)
 
@@ -353,7 +361,7 @@ def test_the_log_queue_drops_and_counts_entries_over_its_bound(db_url: str) -> N
         writer.log(LogEntry(charger_id, "in", 2, "m-5", "Heartbeat", "{}", T0))
         await writer.flush()
         async with db.read() as conn:
-            rows = await ocpp_log.list_charger_log(conn, ChargerId(charger_id), offset=0, limit=10)
+            rows = await charger_log(conn, charger_id, limit=10)
         assert [r["message_id"] for r in rows] == ["m-5", "m-2", "m-1", "m-0"]
 
     run(db_url, scenario)
@@ -371,7 +379,7 @@ def test_purge_deletes_log_entries_older_than_the_cutoff_only(db_url: str) -> No
         async with db.write() as conn:
             purged = await ocpp_log.purge_ocpp_log(conn, T0 - timedelta(days=30))
         async with db.read() as conn:
-            rows = await ocpp_log.list_charger_log(conn, ChargerId(charger_id), offset=0, limit=10)
+            rows = await charger_log(conn, charger_id, limit=10)
         assert purged >= 2
         assert [r["message_id"] for r in rows] == ["d0", "d29"]
 
@@ -440,7 +448,7 @@ def test_stop_writes_everything_still_queued(db_url: str) -> None:
         await writer.stop()
         assert len(await frame_rows(db, charger_id)) == 100
         async with db.read() as conn:
-            logged = await ocpp_log.list_charger_log(conn, ChargerId(charger_id), offset=0, limit=200)
+            logged = await charger_log(conn, charger_id, limit=200)
         assert len(logged) == 100 and writer.backlog == 0
 
     run(db_url, scenario)
@@ -487,7 +495,7 @@ def test_a_frame_for_a_deleted_charger_is_dropped_alone_and_the_rest_is_written(
         await writer.flush()
         assert len(await frame_rows(db, kept)) == 5 and writer.dropped_frames == 1
         async with db.read() as conn:
-            logged = await ocpp_log.list_charger_log(conn, ChargerId(kept), offset=0, limit=10)
+            logged = await charger_log(conn, kept, limit=10)
         assert [r["message_id"] for r in logged] == ["ok"]
 
     run(db_url, scenario)
@@ -537,7 +545,7 @@ def test_a_failed_flush_keeps_the_batch_and_the_next_flush_writes_it(db_url: str
 # -- reading frames back -------------------------------------------------------------------------
 
 
-def test_list_samples_filters_a_time_range_inclusively_in_either_order(db_url: str) -> None:
+def test_charger_samples_are_filtered_by_a_time_range_inclusively_in_either_order(db_url: str) -> None:
     """DESIGN: the metervalues endpoint expands and filters frames in a time range."""
 
     async def scenario(db: Database) -> None:
@@ -545,26 +553,18 @@ def test_list_samples_filters_a_time_range_inclusively_in_either_order(db_url: s
         writer = new_writer(db)
         for minute in range(5):
             samples = [eair(str(minute)), normalise_sample("16", measurand="Current.Import", phase="L1")]
-            await writer.put_meter_frame(frame(charger_id, samples, at=T0 + timedelta(minutes=minute)))
+            at = T0 + timedelta(minutes=minute)
+            await writer.put_meter_frame(frame(charger_id, samples, at=at, team_id=TEAM))
         await writer.flush()
-        start, end = T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)
+        team, charger = TeamId(TEAM), ChargerId(charger_id)
+        span = {"date_from": T0 + timedelta(minutes=1), "date_to": T0 + timedelta(minutes=3)}
         async with db.read() as conn:
-            newest = await meter_values.list_samples(
-                conn, charger_id=charger_id, date_from=start, date_to=end, limit=100
+            newest = await list_charger_samples(conn, team, charger, **span, wanted=SampleFilter(), limit=100)
+            oldest = await list_charger_samples(
+                conn, team, charger, **span, wanted=SampleFilter(measurand=EAIR), limit=100, descending=False
             )
-            oldest = await meter_values.list_samples(
-                conn,
-                charger_id=charger_id,
-                date_from=start,
-                date_to=end,
-                limit=100,
-                descending=False,
-                measurands={EAIR},
-            )
-            two = await meter_values.list_samples(conn, charger_id=charger_id, date_from=start, date_to=end, limit=2)
-            other = await meter_values.list_samples(
-                conn, charger_id=charger_id, team_id=-1, date_from=start, date_to=end, limit=100
-            )
+            two = await list_charger_samples(conn, team, charger, **span, wanted=SampleFilter(), limit=2)
+            other = await list_charger_samples(conn, TeamId(-1), charger, **span, wanted=SampleFilter(), limit=100)
         assert [s.sample.value for s in newest] == ["16", "3", "16", "2", "16", "1"]
         assert [s.id for s in newest] == sorted((s.id for s in newest), reverse=True)
         assert [s.sample.value for s in oldest] == ["1", "2", "3"]
@@ -574,7 +574,7 @@ def test_list_samples_filters_a_time_range_inclusively_in_either_order(db_url: s
     run(db_url, scenario)
 
 
-def test_list_samples_reads_beyond_one_query_of_frames(db_url: str) -> None:
+def test_charger_samples_are_read_beyond_one_query_of_frames(db_url: str) -> None:
     """Samples are collected across several frame queries until the limit is reached."""
 
     async def scenario(db: Database) -> None:
@@ -582,19 +582,14 @@ def test_list_samples_reads_beyond_one_query_of_frames(db_url: str) -> None:
         writer = new_writer(db)
         count = meter_values.FRAMES_PER_QUERY + 150
         for i in range(count):
-            await writer.put_meter_frame(frame(charger_id, [eair(str(i))], at=T0 + timedelta(seconds=i // 2)))
+            at = T0 + timedelta(seconds=i // 2)
+            await writer.put_meter_frame(frame(charger_id, [eair(str(i))], at=at, team_id=TEAM))
         await writer.flush()
+        team, charger, day = TeamId(TEAM), ChargerId(charger_id), {"date_from": T0, "date_to": T0 + timedelta(days=1)}
         async with db.read() as conn:
-            everything = await meter_values.list_samples(
-                conn, charger_id=charger_id, date_from=T0, date_to=T0 + timedelta(days=1), limit=10_000
-            )
-            energy_only = await meter_values.list_samples(
-                conn,
-                charger_id=charger_id,
-                date_from=T0,
-                date_to=T0 + timedelta(days=1),
-                limit=10,
-                measurands={"Voltage"},
+            everything = await list_charger_samples(conn, team, charger, **day, wanted=SampleFilter(), limit=10_000)
+            energy_only = await list_charger_samples(
+                conn, team, charger, **day, wanted=SampleFilter(measurand="Voltage"), limit=10
             )
         assert [s.sample.value for s in everything] == [str(i) for i in reversed(range(count))]
         assert energy_only == []

@@ -11,14 +11,16 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import insert
+from sqlalchemy import RowMapping, insert, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline.clock import Clock
 from voltline.settings import load_settings
 from voltline.store import chargers
 from voltline.store.engine import Database
-from voltline.store.schema import transactions
+from voltline.store.meter_values import StoredSample, expand_frame
+from voltline.store.schema import meter_frames, ocpp_messages, transactions
 from voltline.store.writer import MeterWriter
 
 T0 = datetime(2025, 3, 31, 12, 0, 0)
@@ -79,3 +81,16 @@ async def writes_blocked(url: str) -> AsyncIterator[None]:
             yield
     finally:
         await conn.close()
+
+
+async def stored_samples(conn: AsyncConnection, charger_id: int) -> list[StoredSample]:
+    """Every stored sample of the charger, oldest first: its frames by (timestamp, id), expanded."""
+    order = (meter_frames.c.timestamp, meter_frames.c.id)
+    query = select(meter_frames).where(meter_frames.c.charger_id == charger_id).order_by(*order)
+    return [sample for row in (await conn.execute(query)).mappings() for sample in expand_frame(row)]
+
+
+async def charger_log(conn: AsyncConnection, charger_id: int, *, limit: int) -> list[RowMapping]:
+    """The newest `limit` OCPP frames logged for the charger, whatever its team, newest first."""
+    query = select(ocpp_messages).where(ocpp_messages.c.charger_id == charger_id)
+    return list((await conn.execute(query.order_by(ocpp_messages.c.id.desc()).limit(limit))).mappings().all())

@@ -1,22 +1,22 @@
 """Stored meter values: frames (one row per MeterValues element), expanded into samples, and latest values.
 
 A sample's id is `frame_id * 1000 + position` (DESIGN: data model), so it is stable without a
-row of its own. Samples come back ordered by (timestamp, id), ascending or descending; the
-time range is inclusive at both ends. Reads are scoped by the team and site stamped on each
-frame when it was written, so a charger moved to another team does not carry its history.
+row of its own. `expand_frame` turns a stored frame into its samples; the metervalues reader
+(store/datapoints.py) pages frames by (timestamp, id), scoped by the team stamped on each frame
+when it was written, so a charger moved to another team does not carry its history.
 The rows and statements the batched writer (store/writer.py) uses for these tables live here too.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Insert, Update, and_, or_, select, update
+from sqlalchemy import Insert, Update, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -84,62 +84,6 @@ def expand_frame(row: RowMapping, *, descending: bool = False) -> list[StoredSam
     return samples[::-1] if descending else samples
 
 
-def _filters(values: dict[str, Any]) -> list[Any]:
-    return [meter_frames.c[name] == value for name, value in values.items() if value is not None]
-
-
-def _after(last: RowMapping, descending: bool) -> Any:
-    ts, frame_id = meter_frames.c.timestamp, meter_frames.c.id
-    if descending:
-        return or_(ts < last["timestamp"], and_(ts == last["timestamp"], frame_id < last["id"]))
-    return or_(ts > last["timestamp"], and_(ts == last["timestamp"], frame_id > last["id"]))
-
-
-async def list_samples(
-    conn: AsyncConnection,
-    *,
-    date_from: datetime,
-    date_to: datetime,
-    limit: int,
-    descending: bool = True,
-    measurands: Collection[str] | None = None,
-    team_id: int | None = None,
-    site_id: int | None = None,
-    charger_id: int | None = None,
-    connector_number: int | None = None,
-    transaction_id: int | None = None,
-) -> list[StoredSample]:
-    """Up to `limit` samples in [date_from, date_to] matching the filters (None = any), by (timestamp, id)."""
-    scope = {
-        "team_id": team_id,
-        "site_id": site_id,
-        "charger_id": charger_id,
-        "connector_number": connector_number,
-        "transaction_id": transaction_id,
-    }
-    where = [*_filters(scope), meter_frames.c.timestamp >= date_from, meter_frames.c.timestamp <= date_to]
-    order = (
-        [meter_frames.c.timestamp.desc(), meter_frames.c.id.desc()]
-        if descending
-        else [meter_frames.c.timestamp, meter_frames.c.id]
-    )
-    found: list[StoredSample] = []
-    last: RowMapping | None = None
-    while len(found) < limit:
-        query = select(meter_frames).where(*where, *([_after(last, descending)] if last is not None else []))
-        rows = (await conn.execute(query.order_by(*order).limit(FRAMES_PER_QUERY))).mappings().all()
-        for row in rows:
-            found.extend(s for s in expand_frame(row, descending=descending) if _wanted(s, measurands))
-        if len(rows) < FRAMES_PER_QUERY:
-            break
-        last = rows[-1]
-    return found[:limit]
-
-
-def _wanted(stored: StoredSample, measurands: Collection[str] | None) -> bool:
-    return measurands is None or stored.sample.measurand in measurands
-
-
 async def list_latest(
     conn: AsyncConnection, charger_id: ChargerId, connector_number: int | None = None
 ) -> list[RowMapping]:
@@ -175,11 +119,6 @@ def rows_of_frame(f: MeterFrame, stamp: Stamp) -> list[Row]:
             (f.team_id, f.site_id, f.charger_id, f.connector_number, f.transaction_id, at, packed, received, digest)
         )
     return rows
-
-
-def frame_rows(frames: Sequence[MeterFrame], stamp: Stamp) -> list[Row]:
-    """`meter_frames` rows (FRAME_COLUMNS) of the frames, in order."""
-    return [row for f in frames for row in rows_of_frame(f, stamp)]
 
 
 def frame_insert(statement: Insert) -> Insert:

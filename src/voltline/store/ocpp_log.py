@@ -19,17 +19,6 @@ ACTION_MAX = 64  # ocpp_messages.action is String(64)
 MESSAGE_ID_MAX = 64  # ocpp_messages.message_id is String(64)
 
 
-async def list_charger_log(
-    conn: AsyncConnection, charger_id: ChargerId, *, action: str | None = None, offset: int, limit: int
-) -> list[RowMapping]:
-    """A page of every frame logged for the charger, whatever its team, newest first (operator tools)."""
-    query = select(ocpp_messages).where(ocpp_messages.c.charger_id == charger_id)
-    if action is not None:
-        query = query.where(ocpp_messages.c.action == action)
-    query = query.order_by(ocpp_messages.c.id.desc()).offset(offset).limit(limit)
-    return list((await conn.execute(query)).mappings().all())
-
-
 async def list_team_log(
     conn: AsyncConnection,
     charger_id: ChargerId,

@@ -48,12 +48,6 @@ def price_text(price: Decimal) -> str:
     return format(price, "f")
 
 
-async def upsert_prices(db: Database, zone: str, slots: Sequence[PriceSlot], *, now: datetime | None = None) -> int:
-    """Store a zone's slots; the number inserted or changed (0 when re-importing the same prices)."""
-    counts = await store_prices(db, zone, slots, now=now)
-    return counts.inserted + counts.updated
-
-
 async def store_prices(
     db: Database,
     zone: str,

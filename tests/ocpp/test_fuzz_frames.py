@@ -175,6 +175,7 @@ def flush_writer(server: LiveServer) -> None:
     server.run(server.runtime.writer.flush)
 
 
+@pytest.mark.slow
 def test_a_short_fuzz_run_gets_answers_and_keeps_the_socket_open(
     server: LiveServer, api: httpx.Client, account: Account, server_errors: ErrorRecords
 ) -> None:

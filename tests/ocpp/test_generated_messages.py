@@ -142,6 +142,7 @@ def test_schema_example_decodes_and_reencodes_unchanged(path: Path, maximal: boo
     assert json.loads(encode_payload(message)) == payload
 
 
+@pytest.mark.slow
 def test_generator_is_ready_for_2_0_1(tmp_path: Path) -> None:
     """DESIGN: 2.0.1 is generated the same way (renames per field, e.g. `responderURL`); its examples round-trip."""
     generator = ROOT / "tools/generate_ocpp.py"

@@ -158,6 +158,7 @@ async def storm(server: LiveServer, identities: list[str], sampler: HealthSample
     return {"booted": booted, "online": online}
 
 
+@pytest.mark.slow
 def test_500_chargers_dropped_at_once_are_all_back_online_within_30_s_and_readyz_stays_ready(
     storm_server: LiveServer,
 ) -> None:

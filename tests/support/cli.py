@@ -1,4 +1,4 @@
-"""The voltline command line run as a real process against a real database."""
+"""The voltline command line run in-process (click's CliRunner) against a fresh database and data directory."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_format: str = "text"
     bus_url: str = ""
+    bus_prefix: str = "voltline"
     auth_cache_seconds: float = 5.0
     ocpp_auto_register: bool = False
     ocpp_min_security_profile: int = 0
@@ -146,6 +148,21 @@ def _check_charger_security(settings: Settings) -> None:
         raise SettingsError(f"{PREFIX}TRUSTED_PROXIES must list addresses or CIDR networks: {error}") from None
 
 
+BUS_SCHEMES = ("nats://", "tls://")
+BUS_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+def _check_bus(settings: Settings) -> None:
+    """DESIGN "Cluster": a NATS URL (or none: the in-memory bus) and a prefix NATS takes as subject tokens."""
+    urls = [url.strip() for url in settings.bus_url.split(",") if url.strip()]
+    if any(not url.startswith(BUS_SCHEMES) for url in urls):
+        raise SettingsError(f"{PREFIX}BUS_URL must be nats://host:port (or tls://), got {settings.bus_url!r}")
+    if not BUS_PREFIX.fullmatch(settings.bus_prefix):
+        raise SettingsError(
+            f"{PREFIX}BUS_PREFIX must be dot-separated letters, digits, - and _, got {settings.bus_prefix!r}"
+        )
+
+
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     """Build settings from an environment mapping (`VOLTLINE_*`) plus explicit overrides."""
     defaults = Settings()
@@ -171,6 +188,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         )
     _check_zone_rates(settings)
     _check_charger_security(settings)
+    _check_bus(settings)
     for name in ("rate_limit", "rate_limit_unauthenticated", *_HTTP_LIMITS):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (off) or more, got {getattr(settings, name)}")

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from tests.conftest import BACKENDS
 from voltline.cli import main
-from voltline.cli_charger_security import IDENTITY_RULE
+from voltline.cli.chargers import IDENTITY_RULE
 from voltline.domain.credentials import PINCODE_ALPHABET, check_ocpp_password
 from voltline.domain.ids import SiteId, TeamId
 from voltline.store import chargers, sites

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -83,15 +84,15 @@ class SiteLoop:
 
     site_id: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    reconnected: set[int] = field(default_factory=set)
+    reconnected: dict[int, int] = field(default_factory=dict)  # charger -> the tick its reconnect was heard at
     released: set[int] = field(default_factory=set)
     due: float | None = None
     task: asyncio.Task[None] | None = None
 
-    def poke(self, charger_id: int | None = None, released: int | None = None) -> None:
-        """Ask for a run (noting a reconnected charger, or one that left the site)."""
+    def poke(self, charger_id: int | None = None, released: int | None = None, at: int = 0) -> None:
+        """Ask for a run (noting a reconnected charger and when, or one that left the site)."""
         if charger_id is not None:
-            self.reconnected.add(charger_id)
+            self.reconnected[charger_id] = at
         if released is not None:
             self.released.add(released)
         self.wake.set()
@@ -124,6 +125,9 @@ class SmartCharging:
         self._watches: dict[int, dict[int, reclaim.Watch]] = {}  # R-84 per site, by connector id
         self._subscription: Subscription | None = None
         self._releases: set[asyncio.Task[None]] = set()
+        # Reconnects heard and flags set (profiles_unsupported, R-87) in the order they happened.
+        self._ticks = itertools.count()
+        self._flagged_at: dict[int, int] = {}
 
     async def start(self) -> None:
         """Listen for events and look at every site with chargers once."""
@@ -152,7 +156,7 @@ class SmartCharging:
         if site is None:
             site = self._sites[site_id] = SiteLoop(site_id)
             site.task = asyncio.create_task(self._run_loop(site), name=f"voltline-smart-site-{site_id}")
-        site.poke(charger_id, released)
+        site.poke(charger_id, released, next(self._ticks))
 
     async def _on_event(self, _subject: str, data: bytes) -> None:
         try:
@@ -205,7 +209,8 @@ class SmartCharging:
             await self._until_woken(site)
             await self.clock.sleep(self.settings.smart_debounce)
             site.wake.clear()
-            reconnected, site.reconnected = site.reconnected, set()
+            heard, site.reconnected = site.reconnected, {}
+            reconnected = self._retried(heard)
             released, site.released = site.released, set()
             for charger_id in sorted(released):  # serialised with the site's runs: none is sending to it
                 await self.release(charger_id)
@@ -216,9 +221,18 @@ class SmartCharging:
             except Exception:  # task boundary: log, try again later
                 self.runtime.metrics.smart_run("failed", time.perf_counter() - started)
                 log.exception("smart charging: the run of site %s failed", site.site_id)
-                site.reconnected |= reconnected
+                site.reconnected = {**heard, **site.reconnected}
                 delay = self.settings.smart_retry_interval
             site.due = None if delay is None else self.clock.monotonic() + delay
+
+    def _retried(self, heard: dict[int, int]) -> set[int]:
+        """R-89: the chargers whose reconnect retries them, each once per connection.
+
+        A connection announces itself twice (connected, then its BootNotification Accepted), and
+        the two may wake two runs: a flag (profiles_unsupported) set after the reconnect was
+        heard answers this connection, so the later announcement must not clear it again.
+        """
+        return {charger for charger, at in heard.items() if self._flagged_at.get(charger, -1) < at}
 
     async def _until_woken(self, site: SiteLoop) -> None:
         if site.wake.is_set():
@@ -334,6 +348,8 @@ class SmartCharging:
 
     async def _after(self, site_id: int, enforcer: Enforcer) -> SiteView:
         """The view after a phase: the enforcer's own rows, or a reload when a capability changed."""
+        for charger_id in enforcer.unsupported:
+            self._flagged_at[charger_id] = next(self._ticks)
         if enforcer.capabilities_changed:
             return await self._reload(site_id, enforcer.view)
         return enforcer.updated_view()

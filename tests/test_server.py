@@ -120,3 +120,37 @@ def test_json_lines_carry_the_exception_text_and_stay_on_one_line() -> None:
     )
     assert entry["exception"].startswith("Traceback") and entry["exception"].endswith("ValueError: boom")
     assert ISO_UTC.match(entry["time"])
+
+
+def test_a_second_serve_on_one_sqlite_file_stops_at_start_with_one_line(tmp_path: Path) -> None:
+    """DESIGN "Cluster": several processes need PostgreSQL and a bus; the second on SQLite fails at once.
+
+    The first keeps serving; CLI commands on the same file are unaffected.
+    """
+    first = Served(tmp_path, "text")
+    try:
+        env = {**os.environ, "VOLTLINE_DATA_DIR": str(tmp_path / "data"), "VOLTLINE_DATABASE_URL": ""}
+        second = subprocess.run(
+            [sys.executable, "-m", "voltline", "serve", "--port", "0"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 1
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "another voltline serve already uses the SQLite database" in lines[0], lines
+        assert "PostgreSQL and VOLTLINE_BUS_URL" in lines[0]
+        assert httpx.get(f"http://127.0.0.1:{first.port}/healthz", timeout=5).status_code == 200
+        migrated = subprocess.run(
+            [sys.executable, "-m", "voltline", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+    finally:
+        first.stop()

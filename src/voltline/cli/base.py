@@ -18,7 +18,7 @@ from voltline.store import migrate as migrations
 from voltline.store.engine import Database
 
 T = TypeVar("T")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per error, however long (no wrapping at 80 columns)
 out = Console(highlight=False, soft_wrap=True)
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging.config
+from typing import IO
 
 import click
 import msgspec
 
 from voltline.cli.base import fail, out, run_with_db, settings_from
 from voltline.services import accounts
+from voltline.settings import Settings
 from voltline.store import migrate as migrations
+from voltline.store.files import hold_sqlite_serve_lock, sqlite_path
 
 
 @click.command()
@@ -30,6 +33,7 @@ def serve(
     from voltline.server import log_config, uvicorn_options
 
     settings = settings_from(ctx)
+    lock = hold_serve_lock(settings)  # noqa: F841 (held until the process ends)
     if ssl_certfile:
         settings = msgspec.structs.replace(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile or "")
     logging_config = log_config(settings)
@@ -37,6 +41,19 @@ def serve(
     app = create_app(settings)
     port = settings.port if port is None else port
     uvicorn.run(app, host=host or settings.host, port=port, log_config=logging_config, **uvicorn_options(settings))
+
+
+def hold_serve_lock(settings: Settings) -> IO[bytes] | None:
+    """DESIGN "Cluster": a second `serve` on one SQLite file stops at start with one line (PostgreSQL: no lock)."""
+    if not settings.is_sqlite:
+        return None
+    lock = hold_sqlite_serve_lock(settings.effective_database_url)
+    if lock is None:
+        fail(
+            f"another voltline serve already uses the SQLite database {sqlite_path(settings.effective_database_url)}; "
+            "several processes need PostgreSQL and VOLTLINE_BUS_URL"
+        )
+    return lock
 
 
 @click.command()

@@ -10,10 +10,14 @@ with the mode of the database file (sqlite.org, "Temporary Files Used By SQLite"
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import stat
 from pathlib import Path
+from typing import IO
+
+from sqlalchemy.engine import make_url
 
 log = logging.getLogger("voltline")
 
@@ -66,3 +70,26 @@ def ensure_private_database(database: str) -> None:
     ensure_private_dir(path.parent)
     if not create_private_file(path):
         warn_if_shared(path)
+
+
+def sqlite_path(url: str) -> str:
+    """The file of an SQLite database URL (`sqlite+aiosqlite:///data/voltline.sqlite3` -> `data/voltline.sqlite3`)."""
+    return make_url(url).database or ""
+
+
+def hold_sqlite_serve_lock(url: str) -> IO[bytes] | None:
+    """DESIGN "Cluster": one `serve` per SQLite file; an exclusive lock beside it, held while the file is open.
+
+    Returns the open lock file (keep it: closing it, or the process ending, frees the lock), or None
+    when another process holds it. The lock is advisory and local: SQLite's own locking still
+    guards every write; this only stops a second server on one file (CLI commands never take it).
+    """
+    path = Path(f"{sqlite_path(url)}.serve-lock")
+    ensure_private_dir(path.parent)
+    handle = path.open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle

@@ -17,43 +17,12 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.ocpp.gateway_support import unique_identity, wait_for
+from tests.support.served import Served
 from voltline.server import JsonFormatter
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR|DEBUG)\s+[\w.]+: ")
-
-
-class Served:
-    """A `voltline serve` process on a free port, its stdout and stderr kept in files."""
-
-    def __init__(self, tmp_path: Path, log_format: str) -> None:
-        self.out, self.err = tmp_path / "stdout", tmp_path / "stderr"
-        env = {
-            **os.environ,
-            "VOLTLINE_DATA_DIR": str(tmp_path / "data"),
-            "VOLTLINE_DATABASE_URL": "",
-            "VOLTLINE_LOG_FORMAT": log_format,
-            "VOLTLINE_OCPP_AUTO_REGISTER": "true",
-            "VOLTLINE_SMART_CONTROL": "false",
-        }
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            command = [sys.executable, "-m", "voltline", "serve", "--port", "0"]
-            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        wait_for(lambda: LISTENING.search(self.err.read_text()) is not None or self.process.poll() is not None, 60)
-        found = LISTENING.search(self.err.read_text())
-        assert found is not None, self.err.read_text()
-        self.port = int(found.group(1))
-
-    def lines(self) -> list[str]:
-        """Every non-empty line the process wrote, stderr then stdout."""
-        text = self.err.read_text() + self.out.read_text()
-        return [line for line in text.splitlines() if line.strip()]
-
-    def stop(self) -> None:
-        """End the process and wait for it."""
-        self.process.terminate()
-        self.process.wait(30)
 
 
 @pytest.fixture

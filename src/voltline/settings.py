@@ -51,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ocpp_ping_interval: float = 60.0
     ocpp_max_frame_bytes: int = 256 * 1024
     ocpp_log_retention_days: int = 30
+    meter_retention_days: int = 0
     ocpp_log_max_payload: int = 8 * 1024
     ocpp_log_budget_rows: int = 300
     ocpp_log_budget_bytes: int = 256 * 1024
@@ -148,6 +149,8 @@ def _check_charger_security(settings: Settings) -> None:
         raise SettingsError(f"{PREFIX}TRUSTED_PROXIES must list addresses or CIDR networks: {error}") from None
 
 
+# The writer reads back a day of raw frames for a connector whose readings arrive out of order.
+MIN_METER_RETENTION_DAYS = 2
 BUS_SCHEMES = ("nats://", "tls://")
 BUS_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
@@ -189,6 +192,11 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     _check_zone_rates(settings)
     _check_charger_security(settings)
     _check_bus(settings)
+    if settings.meter_retention_days < 0 or 0 < settings.meter_retention_days < MIN_METER_RETENTION_DAYS:
+        raise SettingsError(
+            f"{PREFIX}METER_RETENTION_DAYS must be 0 (keep for ever) or at least {MIN_METER_RETENTION_DAYS}, "
+            f"got {settings.meter_retention_days}"
+        )
     for name in ("rate_limit", "rate_limit_unauthenticated", *_HTTP_LIMITS):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (off) or more, got {getattr(settings, name)}")

@@ -1,6 +1,6 @@
 """The `voltline` command: serve, migrate, and manage users, teams, tokens, chargers and prices."""
 
-from voltline.cli import chargers, prices, serve, teams, tokens, users
+from voltline.cli import backup, chargers, prices, serve, teams, tokens, users
 from voltline.cli.base import main
 from voltline.simulator.cli import simulate
 
@@ -8,6 +8,7 @@ COMMANDS = [
     serve.serve,
     serve.migrate,
     serve.demo,
+    backup.backup,
     users.users_group,
     teams.teams_group,
     tokens.tokens_group,

@@ -13,7 +13,9 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -93,3 +95,24 @@ def hold_sqlite_serve_lock(url: str) -> IO[bytes] | None:
         handle.close()
         return None
     return handle
+
+
+def backup_sqlite(source: Path, target: Path, progress: Callable[[int, int], None]) -> int:
+    """SQLite's online backup of `source` into a new private file `target` (0600); the pages copied.
+
+    Written to `<target>.partial` and renamed at the end, so a failed backup leaves no half file.
+    """
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    create_private_file(partial)
+    try:
+        with sqlite3.connect(source) as src, sqlite3.connect(partial) as dst:
+            src.backup(dst, pages=1024, progress=lambda _status, left, total: progress(total - left, total))
+            pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
+        dst.close()
+        src.close()
+        os.replace(partial, target)
+    except (sqlite3.Error, OSError) as error:
+        partial.unlink(missing_ok=True)
+        raise OSError(str(error)) from error
+    return pages

@@ -21,7 +21,8 @@ it was Accepted (DESIGN "Load management"; until then it counts as offline, R-87
 a charger that booted before, or a new Accepted boot, marks its profiles stale so that the full
 set is sent again (R-89), and has its configuration read (R-17). A site with `load_management` off is not
 balanced (smart/scheduler.py): no failsafe, no idle reclaim, only the gates and caps limit.
-`snapshot(site_id)` returns the last run's picture (smart/scheduler.py `snapshot`).
+After each run the site's picture (smart/scheduler.py `snapshot`) is stored (store/power_pictures.py),
+so that any process can serve the site's power management (DESIGN "Cluster").
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import RowMapping
 
@@ -56,6 +57,7 @@ from voltline.smart.gates import Gate
 from voltline.smart.prices import smart_fraction
 from voltline.smart.scheduler import Decision
 from voltline.store import smart as store
+from voltline.store.power_pictures import delete_power_picture, encode_power_picture, save_power_picture
 from voltline.tasks import cancel_and_wait
 
 log = logging.getLogger("voltline.smart")
@@ -111,6 +113,11 @@ def _settle(view: SiteView, gate: Gate, caps: dict[int, int]) -> tuple[Decision,
     return decision, states, store.stale_connector_ids(view, states)
 
 
+def _picture(view: SiteView, decision: Decision, gate: Gate, states: dict[int, str], now: datetime) -> str:
+    """The run's picture as stored: gate, groups with capacity and allocation, each connector's limit and reason."""
+    return encode_power_picture(scheduler.snapshot(view, decision, gate, states, now))
+
+
 class SmartCharging:
     """The per-site control loops of this process."""
 
@@ -119,9 +126,7 @@ class SmartCharging:
         self.settings = runtime.settings
         self.clock = runtime.clock
         self._sites: dict[int, SiteLoop] = {}
-        # The last run's inputs per site; the picture is drawn when asked for (a 1,000-connector
-        # picture is ~3,000 objects the garbage collector would otherwise walk after every run).
-        self._snapshots: dict[int, tuple[SiteView, Decision, Gate, dict[int, str], datetime]] = {}
+        self._sizes: dict[int, int] = {}  # connectors per site in its last run (`_collect_young`)
         self._watches: dict[int, dict[int, reclaim.Watch]] = {}  # R-84 per site, by connector id
         self._subscription: Subscription | None = None
         self._releases: set[asyncio.Task[None]] = set()
@@ -144,11 +149,6 @@ class SmartCharging:
             self._subscription = None
         await cancel_and_wait([*(site.task for site in self._sites.values()), *self._releases])
         self._sites.clear()
-
-    def snapshot(self, site_id: int) -> dict[str, Any] | None:
-        """The last run of the site: gate, groups with capacity and allocation, each connector's limit."""
-        last = self._snapshots.get(site_id)
-        return None if last is None else scheduler.snapshot(*last)
 
     def poke(self, site_id: int, charger_id: int | None = None, released: int | None = None) -> None:
         """Wake a site's loop (starting it on first use)."""
@@ -262,8 +262,10 @@ class SmartCharging:
                     await store.mark_profiles_stale(conn, charger_id)
         loaded = await self._load(site_id)
         if loaded is None:
-            self._snapshots.pop(site_id, None)
+            self._sizes.pop(site_id, None)
             self._watches.pop(site_id, None)
+            async with self.runtime.db.write() as conn:
+                await delete_power_picture(conn, site_id)
             return None
         site, view = loaded
         if reconnected and await self._read_capabilities(view, reconnected):
@@ -273,10 +275,12 @@ class SmartCharging:
         caps = self._reclaim_caps(site_id, view)
         view, settled = await self._enforce(site_id, view, gate, caps)
         decision, states, changed = await self._pure(_settle, view, gate, caps)
-        if changed:
-            async with self.runtime.db.write() as conn:
+        picture = await self._pure(_picture, view, decision, gate, states, now)
+        async with self.runtime.db.write() as conn:
+            if changed:
                 await store.set_connector_states(conn, changed, now)
-        self._snapshots[site_id] = (view, decision, gate, states, now)
+            await save_power_picture(conn, site_id, picture, now)
+        self._sizes[site_id] = len(view.connectors)
         watches = self._watches.get(site_id, {})
         watched = self.settings.smart_reclaim and view.balanced and reclaim.watching(watches, decision.allocations)
         return self._next_run(view, gate, now, settled, watched)
@@ -289,8 +293,7 @@ class SmartCharging:
         (bench/smart.py: a 9-11 ms middle-generation collection on top of a 4-5 ms turn). Collected
         here it takes 2-7 ms on its own, and the run's own collections stay young and small.
         """
-        last = self._snapshots.get(site_id)
-        if last is not None and len(last[0].connectors) > BIG_SITE:
+        if self._sizes.get(site_id, 0) > BIG_SITE:
             gc.collect(1)
 
     async def _enforce(self, site_id: int, view: SiteView, gate: Gate, caps: dict[int, int]) -> tuple[SiteView, bool]:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import BACKENDS
 from tests.support.cli import Cli
-from voltline.cli_charger_security import IDENTITY_RULE
+from voltline.cli.chargers import IDENTITY_RULE
 from voltline.domain.credentials import PINCODE_ALPHABET, check_ocpp_password
 from voltline.store import chargers
 

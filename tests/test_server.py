@@ -17,43 +17,12 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.ocpp.gateway_support import unique_identity, wait_for
+from tests.support.served import Served
 from voltline.server import JsonFormatter
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR|DEBUG)\s+[\w.]+: ")
-
-
-class Served:
-    """A `voltline serve` process on a free port, its stdout and stderr kept in files."""
-
-    def __init__(self, tmp_path: Path, log_format: str) -> None:
-        self.out, self.err = tmp_path / "stdout", tmp_path / "stderr"
-        env = {
-            **os.environ,
-            "VOLTLINE_DATA_DIR": str(tmp_path / "data"),
-            "VOLTLINE_DATABASE_URL": "",
-            "VOLTLINE_LOG_FORMAT": log_format,
-            "VOLTLINE_OCPP_AUTO_REGISTER": "true",
-            "VOLTLINE_SMART_CONTROL": "false",
-        }
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            command = [sys.executable, "-m", "voltline", "serve", "--port", "0"]
-            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        wait_for(lambda: LISTENING.search(self.err.read_text()) is not None or self.process.poll() is not None, 60)
-        found = LISTENING.search(self.err.read_text())
-        assert found is not None, self.err.read_text()
-        self.port = int(found.group(1))
-
-    def lines(self) -> list[str]:
-        """Every non-empty line the process wrote, stderr then stdout."""
-        text = self.err.read_text() + self.out.read_text()
-        return [line for line in text.splitlines() if line.strip()]
-
-    def stop(self) -> None:
-        """End the process and wait for it."""
-        self.process.terminate()
-        self.process.wait(30)
 
 
 @pytest.fixture
@@ -120,3 +89,37 @@ def test_json_lines_carry_the_exception_text_and_stay_on_one_line() -> None:
     )
     assert entry["exception"].startswith("Traceback") and entry["exception"].endswith("ValueError: boom")
     assert ISO_UTC.match(entry["time"])
+
+
+def test_a_second_serve_on_one_sqlite_file_stops_at_start_with_one_line(tmp_path: Path) -> None:
+    """DESIGN "Cluster": several processes need PostgreSQL and a bus; the second on SQLite fails at once.
+
+    The first keeps serving; CLI commands on the same file are unaffected.
+    """
+    first = Served(tmp_path, "text")
+    try:
+        env = {**os.environ, "VOLTLINE_DATA_DIR": str(tmp_path / "data"), "VOLTLINE_DATABASE_URL": ""}
+        second = subprocess.run(
+            [sys.executable, "-m", "voltline", "serve", "--port", "0"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 1
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "another voltline serve already uses the SQLite database" in lines[0], lines
+        assert "PostgreSQL and VOLTLINE_BUS_URL" in lines[0]
+        assert httpx.get(f"http://127.0.0.1:{first.port}/healthz", timeout=5).status_code == 200
+        migrated = subprocess.run(
+            [sys.executable, "-m", "voltline", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+    finally:
+        first.stop()

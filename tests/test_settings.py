@@ -76,3 +76,18 @@ def test_trusted_proxies_and_the_minimum_security_profile_are_checked_at_start()
     for profile in ("3", "-1"):
         with pytest.raises(SettingsError, match="VOLTLINE_OCPP_MIN_SECURITY_PROFILE must be 0, 1 or 2"):
             load_settings({"VOLTLINE_OCPP_MIN_SECURITY_PROFILE": profile})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VOLTLINE_BUS_URL", "redis://127.0.0.1:6379"),
+        ("VOLTLINE_BUS_URL", "127.0.0.1:4222"),
+        ("VOLTLINE_BUS_PREFIX", "a b"),
+        ("VOLTLINE_BUS_PREFIX", "x.*"),
+    ],
+)
+def test_a_bus_setting_nats_cannot_take_is_refused_at_start(name: str, value: str) -> None:
+    """DESIGN "Cluster": a NATS URL or none; a prefix NATS takes as subject tokens."""
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})

@@ -22,6 +22,7 @@ from voltline.api.health import healthz, readyz
 from voltline.api.metrics import HttpMetrics, metrics_page
 from voltline.api.openapi import build_openapi, docs_assets, docs_page, openapi_json
 from voltline.api.ratelimit import RateLimiter
+from voltline.bus import make_bus
 from voltline.clock import Clock
 from voltline.ocpp.endpoint import ocpp_endpoint
 from voltline.ocpp.gateway import Gateway
@@ -100,6 +101,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         ),
         secret_key=ensure_secret_key(settings),
         clock=clock or Clock(),
+        bus=make_bus(settings.bus_url, settings.bus_prefix),
     )
     gateway = Gateway(runtime, runtime.writer)
     housekeeping = Housekeeping(runtime)
@@ -110,6 +112,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if settings.is_sqlite:
             await migrate.upgrade(settings.effective_database_url)
+        await runtime.bus.start()
         await runtime.writer.start()
         await gateway.start()
         await housekeeping.start()
@@ -125,6 +128,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
             await housekeeping.stop()
             await gateway.stop()
             await runtime.writer.stop()
+            await runtime.bus.close()
             await runtime.db.close()
 
     routes = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_format: str = "text"
     bus_url: str = ""
+    bus_prefix: str = "voltline"
     auth_cache_seconds: float = 5.0
     ocpp_auto_register: bool = False
     ocpp_min_security_profile: int = 0
@@ -49,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ocpp_ping_interval: float = 60.0
     ocpp_max_frame_bytes: int = 256 * 1024
     ocpp_log_retention_days: int = 30
+    meter_retention_days: int = 0
     ocpp_log_max_payload: int = 8 * 1024
     ocpp_log_budget_rows: int = 300
     ocpp_log_budget_bytes: int = 256 * 1024
@@ -146,6 +149,23 @@ def _check_charger_security(settings: Settings) -> None:
         raise SettingsError(f"{PREFIX}TRUSTED_PROXIES must list addresses or CIDR networks: {error}") from None
 
 
+# The writer reads back a day of raw frames for a connector whose readings arrive out of order (R-96).
+MIN_METER_RETENTION_DAYS = 2
+BUS_SCHEMES = ("nats://", "tls://")
+BUS_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+
+def _check_bus(settings: Settings) -> None:
+    """DESIGN "Cluster": a NATS URL (or none: the in-memory bus) and a prefix NATS takes as subject tokens."""
+    urls = [url.strip() for url in settings.bus_url.split(",") if url.strip()]
+    if any(not url.startswith(BUS_SCHEMES) for url in urls):
+        raise SettingsError(f"{PREFIX}BUS_URL must be nats://host:port (or tls://), got {settings.bus_url!r}")
+    if not BUS_PREFIX.fullmatch(settings.bus_prefix):
+        raise SettingsError(
+            f"{PREFIX}BUS_PREFIX must be dot-separated letters, digits, - and _, got {settings.bus_prefix!r}"
+        )
+
+
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     """Build settings from an environment mapping (`VOLTLINE_*`) plus explicit overrides."""
     defaults = Settings()
@@ -171,6 +191,12 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         )
     _check_zone_rates(settings)
     _check_charger_security(settings)
+    _check_bus(settings)
+    if settings.meter_retention_days < 0 or 0 < settings.meter_retention_days < MIN_METER_RETENTION_DAYS:
+        raise SettingsError(
+            f"{PREFIX}METER_RETENTION_DAYS must be 0 (keep for ever) or at least {MIN_METER_RETENTION_DAYS}, "
+            f"got {settings.meter_retention_days}"
+        )
     for name in ("rate_limit", "rate_limit_unauthenticated", *_HTTP_LIMITS):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{PREFIX}{name.upper()} must be 0 (off) or more, got {getattr(settings, name)}")

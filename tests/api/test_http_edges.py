@@ -79,7 +79,7 @@ def test_healthz_is_liveness_and_readyz_reports_the_database(server: LiveServer)
         live = client.get("/healthz")
         ready = client.get("/readyz")
     assert live.status_code == 200 and live.json() == {"status": "ok"}
-    assert ready.status_code == 200 and ready.json() == {"status": "ok", "database": "ok"}
+    assert ready.status_code == 200 and ready.json() == {"status": "ok", "database": "ok", "bus": "ok"}
 
 
 def test_openapi_is_3_1_and_docs_render_from_local_assets(server: LiveServer) -> None:

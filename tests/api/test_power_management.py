@@ -9,12 +9,16 @@ comes from the database with reason `not_computed` (docs/api.md decision).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from tests.conftest import LiveServer
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, server_settings
 from tests.support.smart_e2e import (
     SETTLE,
     Site,
@@ -28,6 +32,7 @@ from tests.support.smart_e2e import (
     running,
     three_more_arrive,
 )
+from voltline.api.power_management import NOT_COMPUTED
 from voltline.domain.ids import ChargerId, GroupId, SiteId
 from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store
@@ -123,12 +128,8 @@ def test_before_any_control_run_the_tree_comes_from_the_database(server: LiveSer
     """docs/api.md decision: no snapshot yet -> the tree with limits null and reason not_computed."""
     with server.client(account) as api:
         base = f"/api/v2/teams/{account.team_id}/sites"
-        body = {"name": "Quiet", "street": "Main", "house_number": 1, "postal_code": "1234AB", "city": "Utrecht"}
-        site = api.post(base, json={**body, "country": "NL"}).json()["data"]
+        site, root, charger, child = site_with_a_connector(server, api, base, "PMQ")
         path = f"{base}/{site['id']}"
-        root = api.get(f"{path}/groups").json()["data"][0]
-        charger = api.post(f"{path}/chargers", json={"identity": f"PMQ-{site['id']}"}).json()["data"]
-        child = server.run(lambda: add_group_and_connector(server, site["id"], root["id"], charger["id"]))
         data = power_management(api, path)
         assert api.get(f"{base}/999999999/power-management").status_code == 404
     assert data["site"] == {"id": site["id"], "uuid": site["uuid"]}
@@ -151,6 +152,19 @@ def test_before_any_control_run_the_tree_comes_from_the_database(server: LiveSer
     assert (connector["transaction_id"], connector["smart_charging_state"]) == (None, "none")
 
 
+def site_with_a_connector(
+    server: LiveServer, api: httpx.Client, base: str, prefix: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], int]:
+    """A new site (its root group 16 A) with a charger whose 16 A connector sits in a 25 A sub-group; and that group."""
+    body = {"name": "Quiet", "street": "Main", "house_number": 1, "postal_code": "1234AB", "city": "Utrecht"}
+    site = api.post(base, json={**body, "country": "NL"}).json()["data"]
+    path = f"{base}/{site['id']}"
+    root = api.get(f"{path}/groups").json()["data"][0]
+    charger = api.post(f"{path}/chargers", json={"identity": f"{prefix}-{site['id']}"}).json()["data"]
+    child = server.run(lambda: add_group_and_connector(server, site["id"], root["id"], charger["id"]))
+    return site, root, charger, child
+
+
 async def add_group_and_connector(server: LiveServer, site_id: int, root_id: int, charger_id: int) -> int:
     """A 25 A sub-group with peak shaving at 20 A holding the charger's one 16 A connector (no control event)."""
     values = {"group_id": root_id, "name": "Bay", "total_amps": 25, "method": "boost"}
@@ -162,3 +176,58 @@ async def add_group_and_connector(server: LiveServer, site_id: int, root_id: int
             conn, ChargerId(charger_id), 1, {"status": "Available", "max_amperage": 16, "group_id": group["id"]}
         )
     return int(group["id"])
+
+
+# ---------------------------------------------------------------------- any process serves it
+
+
+def test_the_picture_of_the_last_run_is_served_by_another_process_after_the_controller_is_gone(
+    server: LiveServer, fresh_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """DESIGN "Cluster": the controller stores its picture after each run, so an api process without
+    a controller (smart control off) serves the same power management from the database."""
+    url, data_dir = fresh_database(server.backend), str(tmp_path_factory.mktemp("data"))
+    worker = LiveServer(server_settings(url, data_dir, smart_debounce=0.05), server.backend)
+    worker.start()
+    try:
+        account = worker.account()
+        with worker.client(account) as api:
+            base = f"/api/v2/teams/{account.team_id}/sites"
+            site, _, charger, _ = site_with_a_connector(worker, api, base, "PMS")
+            path = f"{base}/{site['id']}"
+            assert api.put(f"{path}/smart-charging", json={"timezone": "UTC", "smart_charging": "disabled"}).is_success
+            poll(lambda: power_management(api, path), lambda d: computed_for(d, charger["identity"]))
+            computed = quiet(lambda: power_management(api, path))
+    finally:
+        worker.stop()
+    assert computed["computed_at"] is not None and computed["groups"][0]["allocated_amps"] is not None
+    other = LiveServer(server_settings(url, data_dir, smart_control=False), server.backend)
+    other.start()
+    try:
+        with other.client(account) as api:
+            assert power_management(api, path) == computed
+    finally:
+        other.stop()
+
+
+def computed_for(data: dict[str, Any], identity: str) -> bool:
+    """True once the controller's picture covers the charger's connector."""
+    return connectors_of(data).get(identity, {}).get("reason", NOT_COMPUTED) != NOT_COMPUTED
+
+
+def quiet(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Read until two reads half a second apart agree (no control run in between); return that."""
+    before: dict[str, Any] = {}
+    while (after := read()) != before:
+        before = after
+        time.sleep(0.5)
+    return after
+
+
+def poll(read: Callable[[], dict[str, Any]], holds: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Read until the condition holds (at most SETTLE seconds); return what was read."""
+    deadline = time.monotonic() + SETTLE
+    while not holds(data := read()):
+        assert time.monotonic() < deadline, data
+        time.sleep(0.05)
+    return data

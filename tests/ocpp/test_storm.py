@@ -206,7 +206,11 @@ def test_readyz_answers_at_once_while_every_pooled_connection_is_busy(storm_serv
         with server.client() as client:
             for _ in range(20):
                 response = client.get("/readyz", timeout=5)
-                assert response.status_code == 200 and response.json() == {"status": "ok", "database": "ok"}
+                assert response.status_code == 200 and response.json() == {
+                    "status": "ok",
+                    "database": "ok",
+                    "bus": "ok",
+                }
     finally:
         server.loop.call_soon_threadsafe(release.set)
         holder.result(10)

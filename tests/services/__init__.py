@@ -1,0 +1,1 @@
+"""Tests of the services tier over a real database and bus."""

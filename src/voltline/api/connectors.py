@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,11 +13,8 @@ from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, pagi
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.bus.events import publish_settings_changed
-from voltline.domain.ids import ConnectorId, SiteId
 from voltline.domain.timestamps import format_timestamp
-from voltline.errors import NotFoundError, ValidationError
-from voltline.store import chargers, groups, sites
+from voltline.services import connectors
 
 PHASE_ROTATIONS = ("RST", "RTS", "SRT", "STR", "TRS", "TSR")
 UPDATE_RULES = {
@@ -27,7 +24,6 @@ UPDATE_RULES = {
     "phase_rotation": "nullable|in:" + ",".join(PHASE_ROTATIONS),
     "group_id": "nullable|integer",
 }
-GROUP_INVALID = "The selected group id is invalid."
 
 
 class ConnectorCharger(msgspec.Struct):
@@ -93,7 +89,7 @@ class UpdateConnectorBody(msgspec.Struct):
     group_id: int | None = None
 
 
-def _fields(row: RowMapping) -> dict[str, Any]:
+def _fields(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "uuid": row["uuid"],
         "id": row["id"],
@@ -107,24 +103,24 @@ def _fields(row: RowMapping) -> dict[str, Any]:
         "max_voltage": row["max_voltage"],
         "phases": row["phases"],
         "phase_rotation": row["phase_rotation"],
-        "group_id": chargers.effective_group_id(row),
+        "group_id": connectors.effective_group_id(row),
         "smart_charging_state": row["smart_charging_state"],
     }
 
 
-def _stamps(row: RowMapping) -> dict[str, Any]:
+def _stamps(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "created_at": format_timestamp(row["created_at"]) or "",
         "updated_at": format_timestamp(row["updated_at"]) or "",
     }
 
 
-def charger_connector_resource(row: RowMapping) -> ChargerConnectorResource:
+def charger_connector_resource(row: Mapping[Any, Any]) -> ChargerConnectorResource:
     """Shape a connector row (with its charger's group) for a single-charger response."""
     return ChargerConnectorResource(**_fields(row), **_stamps(row))
 
 
-def connector_resource(row: RowMapping) -> ConnectorResource:
+def connector_resource(row: Mapping[Any, Any]) -> ConnectorResource:
     """Shape a connector row (with its charger's summary) for a site's list."""
     charger = ConnectorCharger(
         uuid=row["charger_uuid"],
@@ -139,36 +135,24 @@ def connector_resource(row: RowMapping) -> ConnectorResource:
 async def list_site_connectors(request: Request) -> Response:
     """Return a page of the connectors of the chargers on the site."""
     page, per_page, offset = page_window(request)
-    async with runtime(request).db.read() as conn:
-        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
-        rows = await chargers.list_site_connectors(conn, site_id, offset=offset, limit=per_page + 1)
+    team_id, site = scope(request).team_id, path_ref(request, "site")
+    rows = await connectors.list_site_connectors(runtime(request), team_id, site, offset=offset, limit=per_page + 1)
     items = [connector_resource(row) for row in rows[:per_page]]
     return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
-
-
-async def _checked_group(conn: Any, site_id: SiteId, group_id: int | None) -> None:
-    if group_id is None:
-        return
-    try:
-        if not 0 < group_id <= chargers.MAX_ROW_ID:
-            raise NotFoundError("group")
-        await groups.get_group(conn, site_id, group_id)
-    except NotFoundError:
-        raise ValidationError.single("group_id", GROUP_INVALID) from None
 
 
 async def update_site_connector(request: Request) -> Response:
     """Change a connector's limits, phases and group (null inherits the charger's group)."""
     data = await json_body(request)
-    async with runtime(request).db.write() as conn:
-        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
-        connector = await chargers.get_site_connector(conn, site_id, path_ref(request, "connector"))
+
+    def check() -> dict[str, Any]:
         clean = validate(data, UPDATE_RULES)
-        await _checked_group(conn, site_id, clean.get("group_id"))
         if "phases" in clean:
             clean["phases"] = int(clean["phases"])
-        row = await chargers.update_connector(conn, site_id, ConnectorId(connector["id"]), clean)
-    await publish_settings_changed(runtime(request).bus, site_id)
+        return clean
+
+    site, connector = path_ref(request, "site"), path_ref(request, "connector")
+    row = await connectors.update_site_connector(runtime(request), scope(request).team_id, site, connector, check)
     return envelope(connector_resource(row))
 
 

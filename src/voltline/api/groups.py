@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,17 +13,12 @@ from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_conte
 from voltline.api._routing import Endpoint
 from voltline.api._rules import is_integer, validate
 from voltline.api.auth import runtime, scope
-from voltline.bus.events import publish_settings_changed
-from voltline.domain.groups import find_root, is_valid_parent
-from voltline.domain.ids import GroupId, MeterId, Ref, SiteId, TeamId
+from voltline.domain.ids import Ref
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
-from voltline.store import groups, sites
+from voltline.services import groups
+from voltline.services.groups import GroupInput
 
-INVALID_PARENT = "The selected group id is invalid."
-INVALID_METER = "The selected meter id is invalid."
-INVALID_CHARGER = "The selected charger is invalid."
-ROOT_NOT_DELETABLE = "The root group cannot be deleted."
 _UUID_LENGTH = 36
 
 CREATE_GROUP_RULES = {
@@ -104,7 +98,7 @@ class AssignChargerBody(msgspec.Struct):
     charger: int | str
 
 
-def group_resource(row: RowMapping) -> GroupResource:
+def group_resource(row: Mapping[Any, Any]) -> GroupResource:
     """Shape a group row for the API."""
     return GroupResource(
         uuid=row["uuid"],
@@ -135,122 +129,72 @@ def body_ref(value: Any) -> Ref | None:
     return None
 
 
-def _group_input(body: dict[str, Any]) -> dict[str, Any]:
+def _parent_alias(body: dict[str, Any]) -> dict[str, Any]:
     if "group_id" not in body and "parent_group_id" in body:
         body = {**body, "group_id": body["parent_group_id"]}
     return body
 
 
-def _collect(data: dict[str, Any], rules: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Every field checked on its own, so that lookups can join the rule errors (Laravel's `exists`)."""
-    clean: dict[str, Any] = {}
-    errors: dict[str, list[str]] = {}
+def group_input(body: dict[str, Any], rules: Mapping[str, str]) -> GroupInput:
+    """Every field checked on its own, so that the service's lookups join the rule errors (Laravel's `exists`)."""
+    given = GroupInput({}, {}, tuple(rules))
     for field, spec in rules.items():
         try:
-            clean.update(validate(data, {field: spec}))
+            given.values.update(validate(body, {field: spec}))
         except ValidationError as error:
-            errors.update(error.errors)
-    return clean, errors
-
-
-async def _parent(
-    conn: AsyncConnection, site_id: SiteId, parent: GroupId | None, group: RowMapping | None
-) -> tuple[GroupId | None, bool]:
-    """The parent to store (null means the root, except for the root itself) and whether it is allowed."""
-    parents = await groups.get_parent_map(conn, site_id)
-    if parent is None and (group is None or group["group_id"] is not None):
-        parent = find_root(parents)
-    return parent, is_valid_parent(parents, None if group is None else GroupId(group["id"]), parent)
-
-
-async def _checked_values(
-    conn: AsyncConnection, team_id: TeamId, site_id: SiteId, body: dict[str, Any], group: RowMapping | None
-) -> dict[str, Any]:
-    """The group's new values, or a ValidationError with every rule and lookup failure in rule order."""
-    rules = CREATE_GROUP_RULES if group is None else {k: v for k, v in CREATE_GROUP_RULES.items() if k in body}
-    clean, errors = _collect(body, rules)
-    if "group_id" in clean or group is None:
-        clean["group_id"], valid = await _parent(conn, site_id, clean.get("group_id"), group)
-        if not valid:
-            errors["group_id"] = [INVALID_PARENT]
-    meter = clean.get("meter_id")
-    if meter is not None and not (0 < meter <= INT_MAX and await groups.team_has_meter(conn, team_id, MeterId(meter))):
-        errors["meter_id"] = [INVALID_METER]
-    if errors:
-        raise ValidationError({field: errors[field] for field in rules if field in errors})
-    if "method" in clean and clean["method"] is None:
-        clean["method"] = "boost"
-    return clean
+            given.errors.update(error.errors)
+    return given
 
 
 async def list_groups(request: Request) -> Response:
     """Return a page of the site's groups, the root first."""
     page, per_page, offset = page_window(request)
-    async with runtime(request).db.read() as conn:
-        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
-        rows = await groups.list_groups(conn, site_id, offset=offset, limit=per_page + 1)
+    team_id, site = scope(request).team_id, path_ref(request, "site")
+    rows = await groups.list_groups(runtime(request), team_id, site, offset=offset, limit=per_page + 1)
     items = [group_resource(row) for row in rows[:per_page]]
     return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
 
 
 async def create_group(request: Request) -> Response:
     """Create a group under a parent of the same site (default: the root group)."""
-    body = _group_input(await json_body(request))
-    team_id = scope(request).team_id
-    async with runtime(request).db.write() as conn:
-        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
-        values = await _checked_values(conn, team_id, site_id, body, None)
-        row = await groups.create_group(conn, site_id, values)
-    await publish_settings_changed(runtime(request).bus, site_id)
+    given = group_input(_parent_alias(await json_body(request)), CREATE_GROUP_RULES)
+    row = await groups.create_group(runtime(request), scope(request).team_id, path_ref(request, "site"), given)
     return envelope(group_resource(row), 201)
 
 
 async def get_group(request: Request) -> Response:
     """Return one group of the site."""
-    async with runtime(request).db.read() as conn:
-        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
-        row = await groups.get_group(conn, site_id, path_ref(request, "group"))
+    site, group = path_ref(request, "site"), path_ref(request, "group")
+    row = await groups.get_group(runtime(request), scope(request).team_id, site, group)
     return envelope(group_resource(row))
 
 
 async def update_group(request: Request) -> Response:
     """Change the fields sent; a new parent must not be the group itself or below it."""
-    body = _group_input(await json_body(request))
-    team_id = scope(request).team_id
-    async with runtime(request).db.write() as conn:
-        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
-        group = await groups.get_group(conn, site_id, path_ref(request, "group"))
-        values = await _checked_values(conn, team_id, site_id, body, group)
-        row = await groups.update_group(conn, site_id, GroupId(group["id"]), values)
-    await publish_settings_changed(runtime(request).bus, site_id)
+    body = _parent_alias(await json_body(request))
+    given = group_input(body, {field: rules for field, rules in CREATE_GROUP_RULES.items() if field in body})
+    site, group = path_ref(request, "site"), path_ref(request, "group")
+    row = await groups.update_group(runtime(request), scope(request).team_id, site, group, given)
     return envelope(group_resource(row))
 
 
 async def delete_group(request: Request) -> Response:
     """Delete a group; its child groups, chargers and connectors move to its parent."""
-    async with runtime(request).db.write() as conn:
-        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
-        group = await groups.get_group(conn, site_id, path_ref(request, "group"))
-        if group["group_id"] is None:
-            raise ValidationError.single("group", ROOT_NOT_DELETABLE)
-        await groups.delete_group(conn, group)
-    await publish_settings_changed(runtime(request).bus, site_id)
+    site, group = path_ref(request, "site"), path_ref(request, "group")
+    await groups.delete_group(runtime(request), scope(request).team_id, site, group)
     return no_content()
 
 
 async def assign_charger(request: Request) -> Response:
     """Put a whole charger of the site in the group; its connectors follow the charger."""
     body = await json_body(request)
-    async with runtime(request).db.write() as conn:
-        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
-        group = await groups.get_group(conn, site_id, path_ref(request, "group"))
-        ref = body_ref(validate(body, ASSIGN_RULES)["charger"])
-        charger_id = None if ref is None else await groups.get_site_charger_id(conn, site_id, ref)
-        if charger_id is None:
-            raise ValidationError.single("charger", INVALID_CHARGER)
-        await groups.assign_charger(conn, GroupId(group["id"]), charger_id)
-    await publish_settings_changed(runtime(request).bus, site_id)
-    return envelope(group_resource(group))
+    site, group = path_ref(request, "site"), path_ref(request, "group")
+
+    def charger() -> Ref | None:
+        return body_ref(validate(body, ASSIGN_RULES)["charger"])
+
+    row = await groups.assign_charger(runtime(request), scope(request).team_id, site, group, charger)
+    return envelope(group_resource(row))
 
 
 _GROUPS = "/api/v2/teams/{team}/sites/{site}/groups"

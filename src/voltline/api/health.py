@@ -1,4 +1,4 @@
-"""`/healthz` (liveness: the process answers) and `/readyz` (readiness: database writes work).
+"""`/healthz` (liveness: the process answers) and `/readyz` (readiness: database writes work, bus connected).
 
 DESIGN "Cluster": a load balancer sends traffic to a process while `/readyz` answers 200 and
 restarts it only when `/healthz` stops answering; a database outage makes every process unready
@@ -20,11 +20,12 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """200 with `{"status":"ok","database":"ok"}`, or 503 naming why the database cannot take writes."""
+    """200 with `{"status":"ok","database":"ok","bus":"ok"}`, or 503 naming what is not ready."""
     problem = await _database_problem(request)
-    if problem is None:
-        return json_response({"status": "ok", "database": "ok"}, 200)
-    return json_response({"status": "unavailable", "database": problem}, 503)
+    bus = "ok" if runtime(request).bus.connected else "disconnected"
+    if problem is None and bus == "ok":
+        return json_response({"status": "ok", "database": "ok", "bus": bus}, 200)
+    return json_response({"status": "unavailable", "database": problem or "ok", "bus": bus}, 503)
 
 
 async def _database_problem(request: Request) -> str | None:

@@ -10,14 +10,12 @@ those of its sub-groups, with `type: "virtual"` and null `id` and `uuid` (DESIGN
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,19 +24,14 @@ from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.api.transactions import DATE_FORMAT, parse_date
-from voltline.domain.groups import list_descendants
-from voltline.domain.ids import ChargerId, GroupId, MeterId, SiteId, TeamId
-from voltline.domain.power import PHASES, MeterReading, MeterTotals, charger_reading, meter_totals, newer_reading
-from voltline.domain.power import sum_usages as sum_connector_usages
+from voltline.domain.power import PHASES, MeterReading, MeterTotals
 from voltline.domain.timestamps import format_telemetry_timestamp, format_timestamp
 from voltline.domain.transactions import rounded
-from voltline.errors import NotFoundError, ValidationError
-from voltline.store import groups, meters, sites
-from voltline.store.power_usage import list_group_connectors, list_readings, read_usages
+from voltline.errors import ValidationError
+from voltline.services import meters
+from voltline.services.meters import METER_TYPES
 
-METER_TYPES = ("ct_meter", "p1_meter")
 VIRTUAL = "virtual"
-INVALID_CHARGER = "The selected charger id is invalid."
 FUTURE_TIMESTAMP = "The timestamp field must be a date before or equal to now."
 # R-94 (Decision) for meters too: a reading more than 5 minutes ahead of our clock is refused.
 MAX_AHEAD = timedelta(minutes=5)
@@ -143,7 +136,7 @@ def meter_power(totals: MeterTotals) -> MeterPower:
     return MeterPower(total=_optional(totals.power, _DECIWATT), l1=l1, l2=l2, l3=l3)
 
 
-def meter_resource(row: RowMapping, totals: MeterTotals) -> MeterResource:
+def meter_resource(row: Mapping[Any, Any], totals: MeterTotals) -> MeterResource:
     """Shape a meter row and its reading for the API."""
     return MeterResource(
         uuid=row["uuid"],
@@ -156,54 +149,28 @@ def meter_resource(row: RowMapping, totals: MeterTotals) -> MeterResource:
     )
 
 
-async def meter_totals_of(conn: AsyncConnection, team_id: TeamId, rows: Sequence[RowMapping]) -> dict[int, MeterTotals]:
-    """Each meter's view: its posted reading or its charger's connector-0 reading, whichever is newer."""
-    posted = await meters.list_readings(conn, [row["id"] for row in rows])
-    linked = {row["charger_id"] for row in rows if row["charger_id"] is not None}
-    own = await meters.list_team_charger_ids(conn, team_id, linked)
-    samples = await list_readings(conn, own, connector_number=0)
-    totals = {}
-    for row in rows:
-        from_charger = charger_reading(samples.get((row["charger_id"], 0), [])) if row["charger_id"] in own else None
-        totals[row["id"]] = meter_totals(newer_reading(posted.get(MeterId(row["id"])), from_charger))
-    return totals
-
-
 async def list_meters(request: Request) -> Response:
     """Return a page of the team's meters with their latest readings."""
     page, per_page, offset = page_window(request)
-    team_id = scope(request).team_id
-    async with runtime(request).db.read() as conn:
-        rows = await meters.list_meters(conn, team_id, offset=offset, limit=per_page + 1)
-        totals = await meter_totals_of(conn, team_id, rows[:per_page])
-    items = [meter_resource(row, totals[row["id"]]) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
-
-
-async def _checked_meter(conn: AsyncConnection, team_id: TeamId, body: dict[str, Any]) -> dict[str, Any]:
-    errors: dict[str, list[str]] = {}
-    clean: dict[str, Any] = {}
-    for field, rules in CREATE_RULES.items():  # each field on its own, so the lookup joins the rule errors
-        try:
-            clean.update(validate(body, {field: rules}))
-        except ValidationError as error:
-            errors.update(error.errors)
-    charger_id = clean.get("charger_id")
-    if charger_id is not None and not await meters.team_has_charger(conn, team_id, charger_id):
-        errors["charger_id"] = [INVALID_CHARGER]
-    if errors:
-        raise ValidationError({field: errors[field] for field in CREATE_RULES if field in errors})
-    return {"type": clean.get("type") or METER_TYPES[0], "charger_id": charger_id}
+    rows, totals, more = await meters.list_meters(
+        runtime(request), scope(request).team_id, offset=offset, limit=per_page
+    )
+    items = [meter_resource(row, totals[row["id"]]) for row in rows]
+    return paginated(request, items, page, per_page, has_more=more)
 
 
 async def create_meter(request: Request) -> Response:
     """Create a meter of the team (type ct_meter unless given), optionally measured by a charger."""
     body = await json_body(request)
-    team_id = scope(request).team_id
-    async with runtime(request).db.write() as conn:
-        row = await meters.create_meter(conn, team_id, await _checked_meter(conn, team_id, body))
-        totals = await meter_totals_of(conn, team_id, [row])
-    return envelope(meter_resource(row, totals[row["id"]]), 201)
+    clean: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for field, rules in CREATE_RULES.items():  # each field on its own, so the lookup joins the rule errors
+        try:
+            clean.update(validate(body, {field: rules}))
+        except ValidationError as error:
+            errors.update(error.errors)
+    row, totals = await meters.create_meter(runtime(request), scope(request).team_id, clean, errors)
+    return envelope(meter_resource(row, totals), 201)
 
 
 def _amps(clean: dict[str, Any], field: str) -> Decimal:
@@ -230,26 +197,14 @@ def posted_reading(body: dict[str, Any], now: datetime) -> MeterReading:
 
 async def post_meter_reading(request: Request) -> Response:
     """Record a reading of the meter; an older reading than the one held is ignored."""
-    rt = runtime(request)
-    team_id = scope(request).team_id
     body = await json_body(request)
-    async with rt.db.write() as conn:
-        row = await meters.get_meter(conn, team_id, path_ref(request, "meter"))
-        reading = posted_reading(body, rt.clock.now())
-        await meters.save_reading(conn, MeterId(row["id"]), reading)
-        totals = await meter_totals_of(conn, team_id, [row])
-    return envelope(meter_resource(row, totals[row["id"]]))
+    row, totals = await meters.post_meter_reading(
+        runtime(request), scope(request).team_id, path_ref(request, "meter"), lambda now: posted_reading(body, now)
+    )
+    return envelope(meter_resource(row, totals))
 
 
-async def _virtual_totals(conn: AsyncConnection, site_id: SiteId, group_id: GroupId, now: datetime) -> MeterTotals:
-    parents = await groups.get_parent_map(conn, site_id)
-    members = {group_id, *list_descendants(parents, group_id)}
-    rows = await list_group_connectors(conn, site_id, members)
-    wanted = [(ChargerId(row["charger_id"]), row["connector_id"], row["phases"]) for row in rows]
-    return sum_connector_usages(await read_usages(conn, wanted, now))
-
-
-def group_meter_resource(meter: RowMapping | None, totals: MeterTotals) -> GroupMeterResource:
+def group_meter_resource(meter: Mapping[Any, Any] | None, totals: MeterTotals) -> GroupMeterResource:
     """Shape a group's meter (or, without one, its virtual meter) for the API."""
     data, power = latest_data(totals), meter_power(totals)
     if meter is None:
@@ -260,26 +215,9 @@ def group_meter_resource(meter: RowMapping | None, totals: MeterTotals) -> Group
 
 async def get_group_meter(request: Request) -> Response:
     """Return the group's meter with its power, or the virtual sum of its connectors (R-103, R-104)."""
-    rt = runtime(request)
-    team_id = scope(request).team_id
-    async with rt.db.scan() as conn:  # a big group reads many connectors: keep it off the event loop
-        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
-        group = await groups.get_group(conn, site_id, path_ref(request, "group"))
-        meter = await _group_meter(conn, team_id, group["meter_id"])
-        if meter is None:
-            totals = await _virtual_totals(conn, site_id, GroupId(group["id"]), rt.clock.now())
-        else:
-            totals = (await meter_totals_of(conn, team_id, [meter]))[meter["id"]]
+    site, group = path_ref(request, "site"), path_ref(request, "group")
+    meter, totals = await meters.get_group_meter(runtime(request), scope(request).team_id, site, group)
     return envelope(group_meter_resource(meter, totals))
-
-
-async def _group_meter(conn: AsyncConnection, team_id: TeamId, meter_id: int | None) -> RowMapping | None:
-    if meter_id is None:
-        return None
-    try:
-        return await meters.get_meter(conn, team_id, meter_id)
-    except NotFoundError:  # a meter of another team never counts for this group
-        return None
 
 
 _METERS = "/api/v2/teams/{team}/meters"

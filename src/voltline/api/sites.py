@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,9 +14,8 @@ from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_conte
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.bus.events import publish_settings_changed
 from voltline.domain.timestamps import format_timestamp
-from voltline.store import sites
+from voltline.services import sites
 
 # Integer columns are 32-bit on PostgreSQL; larger values are refused as input, never stored.
 MONEY_MAX = 1_000_000
@@ -115,7 +114,7 @@ def money_text(value: Any) -> str | None:
     return str(amount if amount else Decimal("0.0000"))
 
 
-def site_resource(row: RowMapping) -> SiteResource:
+def site_resource(row: Mapping[Any, Any]) -> SiteResource:
     """Shape a site row (with `chargers_count`) for the API."""
     return SiteResource(
         uuid=row["uuid"],
@@ -156,8 +155,7 @@ def _site_values(clean: dict[str, Any]) -> dict[str, Any]:
 async def list_sites(request: Request) -> Response:
     """Return a page of the team's sites, oldest first."""
     page, per_page, offset = page_window(request)
-    async with runtime(request).db.read() as conn:
-        rows = await sites.list_sites(conn, scope(request).team_id, offset=offset, limit=per_page + 1)
+    rows = await sites.list_sites(runtime(request), scope(request).team_id, offset=offset, limit=per_page + 1)
     items = [site_resource(row) for row in rows[:per_page]]
     return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
 
@@ -165,34 +163,32 @@ async def list_sites(request: Request) -> Response:
 async def create_site(request: Request) -> Response:
     """Create a site, and its root group sized by the main fuse."""
     clean = validate(await json_body(request), CREATE_SITE_RULES)
-    async with runtime(request).db.write() as conn:
-        row = await sites.create_site(conn, scope(request).team_id, _site_values(clean))
+    row = await sites.create_site(runtime(request), scope(request).team_id, _site_values(clean))
     return envelope(site_resource(row), 201)
 
 
 async def get_site(request: Request) -> Response:
     """Return one site of the team."""
-    async with runtime(request).db.read() as conn:
-        row = await sites.get_site(conn, scope(request).team_id, path_ref(request, "site"))
+    row = await sites.get_site(runtime(request), scope(request).team_id, path_ref(request, "site"))
     return envelope(site_resource(row))
 
 
 async def update_site(request: Request) -> Response:
     """Change the fields sent (Laravel's `sometimes`); an unknown site is a 404 before any 422."""
     body = await json_body(request)
-    team_id = scope(request).team_id
-    async with runtime(request).db.write() as conn:
-        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
-        clean = validate(body, {field: rules for field, rules in UPDATE_SITE_RULES.items() if field in body})
-        row = await sites.update_site(conn, team_id, site_id, _site_values(clean))
-    await publish_settings_changed(runtime(request).bus, site_id)
+
+    def check() -> dict[str, Any]:
+        return _site_values(
+            validate(body, {field: rules for field, rules in UPDATE_SITE_RULES.items() if field in body})
+        )
+
+    row = await sites.update_site(runtime(request), scope(request).team_id, path_ref(request, "site"), check)
     return envelope(site_resource(row))
 
 
 async def delete_site(request: Request) -> Response:
     """Delete a site softly: it leaves every list and lookup, its chargers are detached."""
-    async with runtime(request).db.write() as conn:
-        await sites.delete_site(conn, scope(request).team_id, path_ref(request, "site"))
+    await sites.delete_site(runtime(request), scope(request).team_id, path_ref(request, "site"))
     return no_content()
 
 

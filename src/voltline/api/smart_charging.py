@@ -15,10 +15,10 @@ price zone or its zone has no prices for that day.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,11 +26,7 @@ from voltline.api._kit import INT_MAX, envelope, json_body, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.bus.events import publish_settings_changed
-from voltline.services.pricing import site_smart_mode_price
-from voltline.services.runtime import Runtime
-from voltline.smart.prices import smart_fraction
-from voltline.store import sites
+from voltline.services import smart_settings
 
 MODES = ("day_ahead_pricing", "disabled", "off_peak")
 STRATEGIES = ("automatic", "manual")
@@ -70,7 +66,7 @@ class SmartChargingBody(msgspec.Struct):
     off_peak_end: str | None = None
 
 
-def settings_resource(row: RowMapping, smart_mode_price: float | None = None) -> SmartChargingResource:
+def settings_resource(row: Mapping[Any, Any], smart_mode_price: float | None = None) -> SmartChargingResource:
     """Shape a site row's smart-charging columns (and its computed smart mode price) for the API."""
     return SmartChargingResource(
         timezone=row["timezone"],
@@ -83,7 +79,7 @@ def settings_resource(row: RowMapping, smart_mode_price: float | None = None) ->
     )
 
 
-def check_settings(body: dict[str, Any], site: RowMapping) -> dict[str, Any]:
+def check_settings(body: dict[str, Any], site: Mapping[Any, Any]) -> dict[str, Any]:
     """Validate a PUT body against the stored settings; the values to store."""
     data, rules = dict(body), dict(SETTINGS_RULES)
     if data.get(STRATEGY) is None:
@@ -94,32 +90,21 @@ def check_settings(body: dict[str, Any], site: RowMapping) -> dict[str, Any]:
     return validate(data, rules)
 
 
-async def smart_mode_price(rt: Runtime, site: RowMapping) -> float | None:
-    """R-04/R-63: the site's consumer smart mode price in ct/kWh (2 decimals), or None."""
-    fraction = smart_fraction(rt.settings.smart_mode_fraction)
-    taxes = rt.settings.consumer_taxes
-    price = await site_smart_mode_price(rt.db, site, rt.clock.now(), fraction=fraction, taxes=taxes)
-    return None if price is None else float(price)
-
-
 async def get_settings(request: Request) -> Response:
     """Return the site's smart-charging settings."""
-    rt = runtime(request)
-    async with rt.db.read() as conn:
-        site = await sites.get_site(conn, scope(request).team_id, path_ref(request, "site"))
-    return envelope(settings_resource(site, await smart_mode_price(rt, site)))
+    site, price = await smart_settings.get_smart_settings(
+        runtime(request), scope(request).team_id, path_ref(request, "site")
+    )
+    return envelope(settings_resource(site, price))
 
 
 async def update_settings(request: Request) -> Response:
     """Change the site's smart-charging settings; fields not sent keep their values."""
     body = await json_body(request)
-    team_id, rt = scope(request).team_id, runtime(request)
-    async with rt.db.write() as conn:
-        site = await sites.get_site(conn, team_id, path_ref(request, "site"))
-        values = check_settings(body, site)
-        site = await sites.update_site(conn, team_id, site["id"], values)
-    await publish_settings_changed(rt.bus, site["id"])
-    return envelope(settings_resource(site, await smart_mode_price(rt, site)))
+    site, price = await smart_settings.update_smart_settings(
+        runtime(request), scope(request).team_id, path_ref(request, "site"), lambda stored: check_settings(body, stored)
+    )
+    return envelope(settings_resource(site, price))
 
 
 _PATH = "/api/v2/teams/{team}/sites/{site}/smart-charging"

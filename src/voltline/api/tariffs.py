@@ -27,7 +27,7 @@ from voltline.api.transactions import DATE_RULES, LIMIT_DEFAULT, LIMIT_RULE, par
 from voltline.domain.prices import PriceSlot
 from voltline.domain.timestamps import format_timestamp
 from voltline.domain.transactions import rounded
-from voltline.store.prices import list_prices
+from voltline.services import tariffs
 
 TARIFF_TYPE = "epex-spot"
 QUERY_RULES = {"location": "required|string|max:16", **DATE_RULES, "limit": LIMIT_RULE}
@@ -73,8 +73,7 @@ async def list_tariffs(request: Request) -> Response:
     zone = str(clean["location"]).upper()
     start, end = window(clean, runtime(request).clock.now())
     limit = int(clean.get("limit") or LIMIT_DEFAULT)
-    async with runtime(request).db.scan() as conn:  # up to 10,000 rows: keep it off the event loop
-        slots = await list_prices(conn, zone, start, end, limit=limit)
+    slots = await tariffs.list_tariffs(runtime(request), zone, start, end, limit=limit)
     return envelope([tariff_resource(zone, slot) for slot in slots])
 
 

@@ -2,7 +2,10 @@
 
 Request/reply reaches the one responder of a subject (the gateway holding a charger's
 socket subscribes `charger.<identity>.command`); publish reaches every listener of a
-subject (events such as a transaction start, for the smart-charging loop).
+subject (events such as a transaction start, for the smart-charging loop), except that the
+listeners of one queue group share the subject's messages, one member each (DESIGN "Cluster":
+where exactly one process must handle an event). bus/nats.py keeps the same contract between
+processes.
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ class Subscription(Protocol):
 class Bus(Protocol):
     """What the services need from a bus."""
 
+    @property
+    def connected(self) -> bool:
+        """The bus can carry messages now (`/readyz`)."""
+
+    async def start(self) -> None:
+        """Connect (OSError when that is impossible at start-up)."""
+
     async def request(self, subject: str, data: bytes, timeout: float) -> bytes:
         """Send to the subject's responder and wait for its reply; TimeoutError after `timeout`."""
 
@@ -40,8 +50,8 @@ class Bus(Protocol):
     async def publish(self, subject: str, data: bytes) -> None:
         """Deliver to every listener of the subject, without waiting for them."""
 
-    async def listen(self, subject: str, listener: Listener) -> Subscription:
-        """Receive what is published on a subject."""
+    async def listen(self, subject: str, listener: Listener, *, queue: str | None = None) -> Subscription:
+        """Receive what is published on a subject; with `queue`, share it with that group's other members."""
 
     async def close(self) -> None:
         """Release connections."""
@@ -60,8 +70,17 @@ class MemoryBus:
 
     def __init__(self) -> None:
         self._responders: dict[str, Responder] = {}
-        self._listeners: dict[str, list[Listener]] = {}
+        self._listeners: dict[str, list[tuple[Listener, str | None]]] = {}
+        self._turns: dict[tuple[str, str], int] = {}  # (subject, queue group): messages delivered so far
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        """Always: there is nothing to connect to."""
+        return True
+
+    async def start(self) -> None:
+        """Nothing to connect."""
 
     async def request(self, subject: str, data: bytes, timeout: float) -> bytes:
         """Call the subject's responder, bounded by `timeout` seconds."""
@@ -82,16 +101,29 @@ class MemoryBus:
         return _MemorySubscription(undo)
 
     async def publish(self, subject: str, data: bytes) -> None:
-        """Schedule every listener of the subject."""
-        for listener in self._listeners.get(subject, ()):
-            task = asyncio.create_task(listener(subject, data))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        """Schedule every listener of the subject, and one member of each queue group in turn."""
+        listeners = self._listeners.get(subject, [])
+        groups: dict[str, list[Listener]] = {}
+        for listener, queue in listeners:
+            if queue is None:
+                self._schedule(listener(subject, data))
+            else:
+                groups.setdefault(queue, []).append(listener)
+        for queue, members in groups.items():
+            turn = self._turns.get((subject, queue), 0)
+            self._turns[(subject, queue)] = turn + 1
+            self._schedule(members[turn % len(members)](subject, data))
 
-    async def listen(self, subject: str, listener: Listener) -> Subscription:
-        """Add a listener for the subject."""
-        self._listeners.setdefault(subject, []).append(listener)
-        return _MemorySubscription(lambda: self._listeners.get(subject, []).remove(listener))
+    def _schedule(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def listen(self, subject: str, listener: Listener, *, queue: str | None = None) -> Subscription:
+        """Add a listener for the subject (in a queue group when `queue` is given)."""
+        entry = (listener, queue)
+        self._listeners.setdefault(subject, []).append(entry)
+        return _MemorySubscription(lambda: self._listeners.get(subject, []).remove(entry))
 
     async def close(self) -> None:
         """Wait for listeners still running."""

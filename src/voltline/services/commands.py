@@ -17,6 +17,7 @@ from voltline.metrics import Metrics
 
 __all__ = ["COMMANDS", "CommandFailedError", "Commands"]
 
+SUBJECT_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+|@")
 COMMANDS = (
     "remote_start",
     "remote_stop",
@@ -33,8 +34,17 @@ COMMANDS = (
 
 
 def command_subject(identity: str) -> str:
-    """The bus subject a charger's gateway answers commands on."""
-    return f"charger.{identity}.command"
+    """The bus subject a charger's gateway answers commands on (the identity as one subject token)."""
+    return f"charger.{subject_token(identity)}.command"
+
+
+def subject_token(text: str) -> str:
+    """`text` as one NATS subject token: every character outside letters, digits and `-_=+|@` as %XX.
+
+    Identities may hold `.` (a token separator) and `*` (a wildcard), and rows from before the
+    identity rule anything at all; the escaping is one-to-one, so two identities never share a subject.
+    """
+    return "".join(c if c in SUBJECT_SAFE else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
 
 
 def encode_request(command: str, args: dict[str, Any]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -243,7 +244,7 @@ async def upsert_connector(
     return await _one(conn, select(connectors).where(*where), "connector")
 
 
-def effective_group_id(connector: RowMapping) -> GroupId | None:
+def effective_group_id(connector: Mapping[str, Any]) -> GroupId | None:
     """The connector's own group, else its charger's (rows from the connector queries above)."""
     group_id = connector["group_id"] if connector["group_id"] is not None else connector["charger_group_id"]
     return None if group_id is None else GroupId(group_id)

@@ -10,10 +10,16 @@ with the mode of the database file (sqlite.org, "Temporary Files Used By SQLite"
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
+
+from sqlalchemy.engine import make_url
 
 log = logging.getLogger("voltline")
 
@@ -66,3 +72,47 @@ def ensure_private_database(database: str) -> None:
     ensure_private_dir(path.parent)
     if not create_private_file(path):
         warn_if_shared(path)
+
+
+def sqlite_path(url: str) -> str:
+    """The file of an SQLite database URL (`sqlite+aiosqlite:///data/voltline.sqlite3` -> `data/voltline.sqlite3`)."""
+    return make_url(url).database or ""
+
+
+def hold_sqlite_serve_lock(url: str) -> IO[bytes] | None:
+    """DESIGN "Cluster": one `serve` per SQLite file; an exclusive lock beside it, held while the file is open.
+
+    Returns the open lock file (keep it: closing it, or the process ending, frees the lock), or None
+    when another process holds it. The lock is advisory and local: SQLite's own locking still
+    guards every write; this only stops a second server on one file (CLI commands never take it).
+    """
+    path = Path(f"{sqlite_path(url)}.serve-lock")
+    ensure_private_dir(path.parent)
+    handle = path.open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def backup_sqlite(source: Path, target: Path, progress: Callable[[int, int], None]) -> int:
+    """SQLite's online backup of `source` into a new private file `target` (0600); the pages copied.
+
+    Written to `<target>.partial` and renamed at the end, so a failed backup leaves no half file.
+    """
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    create_private_file(partial)
+    try:
+        with sqlite3.connect(source) as src, sqlite3.connect(partial) as dst:
+            src.backup(dst, pages=1024, progress=lambda _status, left, total: progress(total - left, total))
+            pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
+        dst.close()
+        src.close()
+        os.replace(partial, target)
+    except (sqlite3.Error, OSError) as error:
+        partial.unlink(missing_ok=True)
+        raise OSError(str(error)) from error
+    return pages

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Insert, Update, or_, select, update
+from sqlalchemy import Insert, Update, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -188,3 +188,23 @@ def register_update(tid: Any, wh: Any) -> Update:
         .values(register_wh=wh)
         .where(transactions.c.id == tid, or_(register.is_(None), register < wh))
     )
+
+
+async def first_frame_id_since(conn: AsyncConnection, moment: datetime) -> int | None:
+    """The id of the oldest-arrived frame stamped at or after `moment` (None: every frame is older)."""
+    f = meter_frames.c
+    query = select(f.id).where(f.timestamp >= moment).order_by(f.id).limit(1)
+    return await conn.scalar(query)
+
+
+async def delete_frames_before(conn: AsyncConnection, moment: datetime, first_id: int, below_id: int) -> int:
+    """Delete the frames with ids in `[first_id, below_id)` stamped before `moment`; how many went."""
+    f = meter_frames.c
+    statement = delete(meter_frames).where(f.id >= first_id, f.id < below_id, f.timestamp < moment)
+    return int((await conn.execute(statement)).rowcount or 0)
+
+
+async def frame_id_range(conn: AsyncConnection) -> tuple[int, int] | None:
+    """The smallest and the largest frame id (None: no frames)."""
+    low, high = (await conn.execute(select(func.min(meter_frames.c.id), func.max(meter_frames.c.id)))).one()
+    return None if low is None else (int(low), int(high))

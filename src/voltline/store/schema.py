@@ -413,3 +413,13 @@ charger_capabilities = Table(
     Column("configuration", Text, nullable=True),
     Column("read_at", DateTime(), nullable=True),
 )
+
+# The smart-charging controller's picture of its last run of a site (gate, allocation, limits and
+# reasons), written after each run so that any process can serve the site's power management.
+power_pictures = Table(
+    "power_pictures",
+    metadata,
+    Column("site_id", Integer, ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True),
+    Column("picture", Text, nullable=False),
+    Column("taken_at", DateTime(), nullable=False),
+)

@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltline.domain.authorization import StoredTag, Verdict, authorize
+from voltline.domain.authorization import Verdict
+from voltline.domain.boot import BootReport
 from voltline.domain.frames import MeterFrame
 from voltline.domain.ids import TeamId
 from voltline.domain.meter_values import FutureTimestampError, Sample, frame_timestamp, normalise_sample
@@ -32,10 +33,10 @@ from voltline.ocpp.rpc import OcppError, code_for
 from voltline.ocpp.schema_check import encode_payload, parse_ocpp_datetime
 from voltline.ocpp.session import KNOWN_TRANSACTIONS_MAX, SessionContext
 from voltline.ocpp.v16 import messages as v16
+from voltline.services import authorization, charger_reports
 from voltline.store import ocpp_state
 from voltline.store import transactions as store_transactions
 from voltline.store.chargers import get_charger_by_id, upsert_connector
-from voltline.store.id_tags import find_id_tag
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -72,37 +73,27 @@ def _meter(value: int, field: str) -> int:
 
 
 async def on_boot_notification(ctx: SessionContext, req: v16.BootNotificationRequest) -> v16.BootNotificationResponse:
-    """Store what the charger says about itself and accept it with our heartbeat interval.
+    """Record the boot and answer with its status and our heartbeat interval.
 
-    Every boot is Accepted. The session opens for calls, and the `boot` event goes out, once the
-    answer is sent (endpoint.py, `Session.answered_boot`): nothing reaches a charger before it.
+    The session opens for calls, and the `boot` event goes out, once the answer is sent
+    (endpoint.py, `Session.answered_boot`): nothing reaches a charger before it.
     """
-    interval = ctx.settings.ocpp_heartbeat_interval
-    status: Literal["Accepted", "Pending", "Rejected"] = "Accepted"
-    facts = {
-        "vendor": req.charge_point_vendor,
-        "model": req.charge_point_model,
-        "serial_number": req.charge_point_serial_number or req.charge_box_serial_number,
-        "firmware_version": req.firmware_version,
-        "boot_payload": encode_payload(req).decode(),
-        "heartbeat_interval": interval,
-        "ocpp_version": "1.6",
-        "last_seen_at": ctx.now(),
-        "boot_accepted": status == "Accepted",
-    }
-    async with ctx.db.write() as conn:
-        ctx.place(await ocpp_state.record_boot(conn, ctx.charger_id, _without_none(facts)))
-    return v16.BootNotificationResponse(status=status, current_time=_now_text(ctx), interval=interval)
-
-
-def _without_none(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
+    report = BootReport(
+        vendor=req.charge_point_vendor,
+        model=req.charge_point_model,
+        serial_number=req.charge_point_serial_number or req.charge_box_serial_number,
+        firmware_version=req.firmware_version,
+        payload=encode_payload(req).decode(),
+        ocpp_version="1.6",
+    )
+    answer = await charger_reports.record_boot(ctx.runtime, ctx.charger_id, report)
+    ctx.place(answer.placement)
+    return v16.BootNotificationResponse(status=answer.status, current_time=_now_text(ctx), interval=answer.interval)
 
 
 async def on_heartbeat(ctx: SessionContext, _req: v16.HeartbeatRequest) -> v16.HeartbeatResponse:
     """Note the charger as seen and tell it the time."""
-    async with ctx.db.write() as conn:
-        ctx.place(await ocpp_state.record_seen(conn, ctx.charger_id, ctx.now()))
+    ctx.place(await charger_reports.record_heartbeat(ctx.runtime, ctx.charger_id))
     return v16.HeartbeatResponse(current_time=_now_text(ctx))
 
 
@@ -111,23 +102,15 @@ async def on_status_notification(
 ) -> v16.StatusNotificationResponse:
     """Connector 0 is the charger's status; connectors >= 1 are created on first sight and updated."""
     number = _connector(req.connector_id)
-    values = {"status": req.status, "error": req.error_code, "error_info": req.info}
-    async with ctx.db.write() as conn:
-        if number == 0:
-            await ocpp_state.record_charger_status(conn, ctx.charger_id, values)
-        else:
-            await ocpp_state.record_connector_status(conn, ctx.charger_id, number, values)
-        ctx.place(await ocpp_state.get_placement(conn, ctx.charger_id))  # moved to another site meanwhile?
-    await ctx.announce("status", connector=number, status=req.status)
+    placement = await charger_reports.record_status(
+        ctx.runtime, ctx.charger_id, number, req.status, error_code=req.error_code, info=req.info
+    )
+    ctx.place(placement)  # moved to another site meanwhile?
     return v16.StatusNotificationResponse()
 
 
 async def _verdict(ctx: SessionContext, conn: AsyncConnection, team: int | None, id_tag: str) -> Verdict:
-    team_id = None if team is None else TeamId(team)
-    mode = await ocpp_state.get_authorization_mode(conn, team_id)
-    row = None if team_id is None else await find_id_tag(conn, team_id, id_tag)
-    stored = None if row is None else StoredTag(row["status"], row["expiry_date"], row["parent_id_tag"])
-    return authorize(mode, stored, ctx.now())
+    return await authorization.check_id_tag(conn, None if team is None else TeamId(team), id_tag, ctx.now())
 
 
 def _id_tag_info(verdict: Verdict) -> v16.IdTagInfo:
@@ -140,8 +123,7 @@ def _id_tag_info(verdict: Verdict) -> v16.IdTagInfo:
 
 async def on_authorize(ctx: SessionContext, req: v16.AuthorizeRequest) -> v16.AuthorizeResponse:
     """Accept or refuse an id tag by the team's authorization mode and its stored tags."""
-    async with ctx.db.read() as conn:
-        verdict = await _verdict(ctx, conn, ctx.team_id, req.id_tag)
+    verdict = await authorization.authorize_id_tag(ctx.runtime, ctx.team_id, req.id_tag)
     return v16.AuthorizeResponse(id_tag_info=_id_tag_info(verdict))
 
 
@@ -278,19 +260,16 @@ def _sample(value: SampledValue) -> Sample:
 
 
 async def on_data_transfer(ctx: SessionContext, req: v16.DataTransferRequest) -> v16.DataTransferResponse:
-    """No vendor extensions are implemented: log the message and answer UnknownVendorId."""
-    log.info(
-        "%s: DataTransfer from vendor %r, message %r (not implemented)", ctx.identity, req.vendor_id, req.message_id
-    )
-    return v16.DataTransferResponse(status="UnknownVendorId")
+    """Hand vendor data to the service (no vendor extensions are implemented) and answer its status."""
+    status = charger_reports.receive_data_transfer(ctx.identity, req.vendor_id, req.message_id)
+    return v16.DataTransferResponse(status=status)
 
 
 async def on_diagnostics_status_notification(
     ctx: SessionContext, req: v16.DiagnosticsStatusNotificationRequest
 ) -> v16.DiagnosticsStatusNotificationResponse:
     """Store the state of a diagnostics upload."""
-    async with ctx.db.write() as conn:
-        await ocpp_state.record_diagnostics_status(conn, ctx.charger_id, req.status)
+    await charger_reports.record_diagnostics_status(ctx.runtime, ctx.charger_id, req.status)
     return v16.DiagnosticsStatusNotificationResponse()
 
 
@@ -298,8 +277,7 @@ async def on_firmware_status_notification(
     ctx: SessionContext, req: v16.FirmwareStatusNotificationRequest
 ) -> v16.FirmwareStatusNotificationResponse:
     """Store the state of a firmware update."""
-    async with ctx.db.write() as conn:
-        await ocpp_state.record_firmware_status(conn, ctx.charger_id, req.status)
+    await charger_reports.record_firmware_status(ctx.runtime, ctx.charger_id, req.status)
     return v16.FirmwareStatusNotificationResponse()
 
 

@@ -21,19 +21,21 @@ it was Accepted (DESIGN "Load management"; until then it counts as offline, R-87
 a charger that booted before, or a new Accepted boot, marks its profiles stale so that the full
 set is sent again (R-89), and has its configuration read (R-17). A site with `load_management` off is not
 balanced (smart/scheduler.py): no failsafe, no idle reclaim, only the gates and caps limit.
-`snapshot(site_id)` returns the last run's picture (smart/scheduler.py `snapshot`).
+After each run the site's picture (smart/scheduler.py `snapshot`) is stored (store/power_pictures.py),
+so that any process can serve the site's power management (DESIGN "Cluster").
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.engine import RowMapping
 
@@ -55,6 +57,7 @@ from voltline.smart.gates import Gate
 from voltline.smart.prices import smart_fraction
 from voltline.smart.scheduler import Decision
 from voltline.store import smart as store
+from voltline.store.power_pictures import delete_power_picture, encode_power_picture, save_power_picture
 from voltline.tasks import cancel_and_wait
 
 log = logging.getLogger("voltline.smart")
@@ -83,15 +86,15 @@ class SiteLoop:
 
     site_id: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    reconnected: set[int] = field(default_factory=set)
+    reconnected: dict[int, int] = field(default_factory=dict)  # charger -> the tick its reconnect was heard at
     released: set[int] = field(default_factory=set)
     due: float | None = None
     task: asyncio.Task[None] | None = None
 
-    def poke(self, charger_id: int | None = None, released: int | None = None) -> None:
-        """Ask for a run (noting a reconnected charger, or one that left the site)."""
+    def poke(self, charger_id: int | None = None, released: int | None = None, at: int = 0) -> None:
+        """Ask for a run (noting a reconnected charger and when, or one that left the site)."""
         if charger_id is not None:
-            self.reconnected.add(charger_id)
+            self.reconnected[charger_id] = at
         if released is not None:
             self.released.add(released)
         self.wake.set()
@@ -110,6 +113,11 @@ def _settle(view: SiteView, gate: Gate, caps: dict[int, int]) -> tuple[Decision,
     return decision, states, store.stale_connector_ids(view, states)
 
 
+def _picture(view: SiteView, decision: Decision, gate: Gate, states: dict[int, str], now: datetime) -> str:
+    """The run's picture as stored: gate, groups with capacity and allocation, each connector's limit and reason."""
+    return encode_power_picture(scheduler.snapshot(view, decision, gate, states, now))
+
+
 class SmartCharging:
     """The per-site control loops of this process."""
 
@@ -118,12 +126,13 @@ class SmartCharging:
         self.settings = runtime.settings
         self.clock = runtime.clock
         self._sites: dict[int, SiteLoop] = {}
-        # The last run's inputs per site; the picture is drawn when asked for (a 1,000-connector
-        # picture is ~3,000 objects the garbage collector would otherwise walk after every run).
-        self._snapshots: dict[int, tuple[SiteView, Decision, Gate, dict[int, str], datetime]] = {}
+        self._sizes: dict[int, int] = {}  # connectors per site in its last run (`_collect_young`)
         self._watches: dict[int, dict[int, reclaim.Watch]] = {}  # R-84 per site, by connector id
         self._subscription: Subscription | None = None
         self._releases: set[asyncio.Task[None]] = set()
+        # Reconnects heard and flags set (profiles_unsupported, R-87) in the order they happened.
+        self._ticks = itertools.count()
+        self._flagged_at: dict[int, int] = {}
 
     async def start(self) -> None:
         """Listen for events and look at every site with chargers once."""
@@ -141,18 +150,13 @@ class SmartCharging:
         await cancel_and_wait([*(site.task for site in self._sites.values()), *self._releases])
         self._sites.clear()
 
-    def snapshot(self, site_id: int) -> dict[str, Any] | None:
-        """The last run of the site: gate, groups with capacity and allocation, each connector's limit."""
-        last = self._snapshots.get(site_id)
-        return None if last is None else scheduler.snapshot(*last)
-
     def poke(self, site_id: int, charger_id: int | None = None, released: int | None = None) -> None:
         """Wake a site's loop (starting it on first use)."""
         site = self._sites.get(site_id)
         if site is None:
             site = self._sites[site_id] = SiteLoop(site_id)
             site.task = asyncio.create_task(self._run_loop(site), name=f"voltline-smart-site-{site_id}")
-        site.poke(charger_id, released)
+        site.poke(charger_id, released, next(self._ticks))
 
     async def _on_event(self, _subject: str, data: bytes) -> None:
         try:
@@ -205,7 +209,8 @@ class SmartCharging:
             await self._until_woken(site)
             await self.clock.sleep(self.settings.smart_debounce)
             site.wake.clear()
-            reconnected, site.reconnected = site.reconnected, set()
+            heard, site.reconnected = site.reconnected, {}
+            reconnected = self._retried(heard)
             released, site.released = site.released, set()
             for charger_id in sorted(released):  # serialised with the site's runs: none is sending to it
                 await self.release(charger_id)
@@ -216,9 +221,18 @@ class SmartCharging:
             except Exception:  # task boundary: log, try again later
                 self.runtime.metrics.smart_run("failed", time.perf_counter() - started)
                 log.exception("smart charging: the run of site %s failed", site.site_id)
-                site.reconnected |= reconnected
+                site.reconnected = {**heard, **site.reconnected}
                 delay = self.settings.smart_retry_interval
             site.due = None if delay is None else self.clock.monotonic() + delay
+
+    def _retried(self, heard: dict[int, int]) -> set[int]:
+        """R-89: the chargers whose reconnect retries them, each once per connection.
+
+        A connection announces itself twice (connected, then its BootNotification Accepted), and
+        the two may wake two runs: a flag (profiles_unsupported) set after the reconnect was
+        heard answers this connection, so the later announcement must not clear it again.
+        """
+        return {charger for charger, at in heard.items() if self._flagged_at.get(charger, -1) < at}
 
     async def _until_woken(self, site: SiteLoop) -> None:
         if site.wake.is_set():
@@ -248,8 +262,10 @@ class SmartCharging:
                     await store.mark_profiles_stale(conn, charger_id)
         loaded = await self._load(site_id)
         if loaded is None:
-            self._snapshots.pop(site_id, None)
+            self._sizes.pop(site_id, None)
             self._watches.pop(site_id, None)
+            async with self.runtime.db.write() as conn:
+                await delete_power_picture(conn, site_id)
             return None
         site, view = loaded
         if reconnected and await self._read_capabilities(view, reconnected):
@@ -259,10 +275,12 @@ class SmartCharging:
         caps = self._reclaim_caps(site_id, view)
         view, settled = await self._enforce(site_id, view, gate, caps)
         decision, states, changed = await self._pure(_settle, view, gate, caps)
-        if changed:
-            async with self.runtime.db.write() as conn:
+        picture = await self._pure(_picture, view, decision, gate, states, now)
+        async with self.runtime.db.write() as conn:
+            if changed:
                 await store.set_connector_states(conn, changed, now)
-        self._snapshots[site_id] = (view, decision, gate, states, now)
+            await save_power_picture(conn, site_id, picture, now)
+        self._sizes[site_id] = len(view.connectors)
         watches = self._watches.get(site_id, {})
         watched = self.settings.smart_reclaim and view.balanced and reclaim.watching(watches, decision.allocations)
         return self._next_run(view, gate, now, settled, watched)
@@ -275,8 +293,7 @@ class SmartCharging:
         (bench/smart.py: a 9-11 ms middle-generation collection on top of a 4-5 ms turn). Collected
         here it takes 2-7 ms on its own, and the run's own collections stay young and small.
         """
-        last = self._snapshots.get(site_id)
-        if last is not None and len(last[0].connectors) > BIG_SITE:
+        if self._sizes.get(site_id, 0) > BIG_SITE:
             gc.collect(1)
 
     async def _enforce(self, site_id: int, view: SiteView, gate: Gate, caps: dict[int, int]) -> tuple[SiteView, bool]:
@@ -334,6 +351,8 @@ class SmartCharging:
 
     async def _after(self, site_id: int, enforcer: Enforcer) -> SiteView:
         """The view after a phase: the enforcer's own rows, or a reload when a capability changed."""
+        for charger_id in enforcer.unsupported:
+            self._flagged_at[charger_id] = next(self._ticks)
         if enforcer.capabilities_changed:
             return await self._reload(site_id, enforcer.view)
         return enforcer.updated_view()

@@ -1,7 +1,4 @@
-"""`voltline prices import|show`: day-ahead prices from ENTSO-E A44 XML or CSV files (spec §6).
-
-The shared CLI helpers are imported inside the commands: `voltline.cli` imports this module.
-"""
+"""`voltline prices import|show`: day-ahead prices from ENTSO-E A44 XML or CSV files (spec §6)."""
 
 from __future__ import annotations
 
@@ -13,6 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from voltline.cli.base import fail, out, run_with_db, settings_from
 from voltline.domain.prices import PriceSlot, check_zone
 from voltline.errors import VoltlineError
 from voltline.smart.prices import ct_per_kwh, parse_prices
@@ -59,8 +57,6 @@ def _zone(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 @click.pass_context
 def prices_import(ctx: click.Context, file: Path, zone: str, fmt: str) -> None:
     """Import a price file for a bidding zone and summarise what changed."""
-    from voltline.cli import fail, run_with_db, settings_from
-
     try:
         slots = parse_prices(file.read_bytes(), fmt)
     except OSError as error:
@@ -81,8 +77,6 @@ async def _store(db: Database, zone: str, slots: list[PriceSlot]) -> UpsertCount
 
 
 def _summary(zone: str, slots: list[PriceSlot], counts: UpsertCounts) -> None:
-    from voltline.cli import out
-
     lengths = sorted({int((slot.end - slot.start).total_seconds() // 60) for slot in slots})
     resolution = " and ".join(f"{minutes}-minute" for minutes in lengths)
     out.print(
@@ -106,8 +100,6 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> da
 @click.pass_context
 def prices_show(ctx: click.Context, zone: str, day: date | None) -> None:
     """Show a zone's stored prices for one UTC day, in EUR/MWh and ct/kWh."""
-    from voltline.cli import fail, out, run_with_db, settings_from
-
     start = datetime.combine(day or datetime.now(UTC).date(), time(0))
     slots = run_with_db(settings_from(ctx), lambda db: get_prices(db, zone, start, start + timedelta(days=1)))
     if not slots:

@@ -1,0 +1,132 @@
+"""Two real `voltline serve` processes on one PostgreSQL database and one NATS server (DESIGN "Cluster").
+
+A charger holds its socket on one process; a command asked of the other process's API travels
+over the NATS bus (`charger.<identity>.command`, request/reply) to the process that holds the
+socket, and the answer comes back the same way. When the charger reconnects to the other
+process, the next command follows it there. Both processes run with smart charging off, so the
+only calls a charger gets are the ones the test asks for. Needs `VOLTLINE_TEST_POSTGRES_URL` and
+`VOLTLINE_TEST_NATS_URL` (`.ci/run` sets both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action
+from websockets.asyncio.client import connect
+
+from tests.support.killable_server import Fleet, KillableServer, seed_fleet
+
+NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
+POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
+pytestmark = pytest.mark.skipif(
+    not (NATS_URL and POSTGRES_URL), reason="needs VOLTLINE_TEST_NATS_URL and VOLTLINE_TEST_POSTGRES_URL"
+)
+
+
+class ResettableCharger(ChargePoint):  # type: ignore[misc]
+    """Boots and accepts every Reset, noting which process asked (by the socket it came in on)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.resets: list[str] = []
+
+    @on(Action.reset)
+    def on_reset(self, **payload: Any) -> Any:
+        self.resets.append(str(payload["type"]))
+        return call_result.Reset(status="Accepted")
+
+
+Cluster = tuple[Fleet, KillableServer, KillableServer]
+
+
+@pytest.fixture
+def cluster(fresh_database: Callable[[str], str], tmp_path: Path) -> Iterator[Cluster]:
+    """Processes A and B on one fresh PostgreSQL database and one NATS subject prefix."""
+    url = fresh_database("postgres")
+    fleet = asyncio.run(seed_fleet(url, 1, 32))
+    settings = {
+        "VOLTLINE_BUS_URL": NATS_URL,
+        "VOLTLINE_BUS_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
+        "VOLTLINE_SMART_CONTROL": "false",
+    }
+    servers = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        servers.append(KillableServer(url, tmp_path / name, settings))
+    try:
+        for server in servers:
+            server.start()
+        yield fleet, servers[0], servers[1]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@asynccontextmanager
+async def online(server: KillableServer, fleet: Fleet, identity: str) -> AsyncIterator[ResettableCharger]:
+    """The charger connected to `server` (HTTP Basic, security profile 1) and booted."""
+    secret = base64.b64encode(f"{identity}:{fleet.password}".encode()).decode()
+    url = f"ws://127.0.0.1:{server.port}/ocpp/{identity}"
+    async with connect(url, subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {secret}"}) as ws:  # type: ignore[list-item]
+        charger = ResettableCharger(identity, ws, response_timeout=10)
+        task = asyncio.create_task(charger.start())
+        booted = await charger.call(call.BootNotification(charge_point_model="Cluster", charge_point_vendor="test"))
+        assert booted.status == "Accepted"
+        try:
+            yield charger
+        finally:
+            task.cancel()
+
+
+async def restart(server: KillableServer, fleet: Fleet, charger_id: int, kind: str) -> httpx.Response:
+    """`POST .../commands/restart` on the server's API."""
+    headers = {"Authorization": f"Bearer {fleet.account.token}", "Accept": "application/json"}
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as api:
+        path = f"/api/v2/teams/{fleet.account.team_id}/chargers/{charger_id}/commands/restart"
+        return await api.post(path, json={"type": kind})
+
+
+async def until_offline(server: KillableServer, fleet: Fleet, charger_id: int) -> None:
+    """Until the API shows the charger offline (the process that held it marked it so)."""
+    headers = {"Authorization": f"Bearer {fleet.account.token}", "Accept": "application/json"}
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as api:
+        path = f"/api/v2/teams/{fleet.account.team_id}/chargers/{charger_id}"
+        for _ in range(500):
+            if (await api.get(path)).json()["data"]["connection_status"] != "online":
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("the charger still shows online 10 s after its socket closed")
+
+
+def test_a_command_reaches_the_charger_on_the_other_process_and_follows_it_after_a_reconnect(cluster: Cluster) -> None:
+    """DESIGN "Cluster": commands reach whichever process holds the charger's socket now."""
+    fleet, a, b = cluster
+    identity, charger_id = next(iter(fleet.chargers.items()))
+
+    async def scenario() -> None:
+        async with online(b, fleet, identity) as charger:
+            answer = await restart(a, fleet, charger_id, "Hard")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["message"] == "Accepted"
+            assert charger.resets == ["Hard"], "asked of A, delivered by B, which holds the socket"
+        await until_offline(a, fleet, charger_id)  # B has let go of the socket (and of its subject)
+        async with online(a, fleet, identity) as charger:
+            answer = await restart(b, fleet, charger_id, "Soft")
+            assert answer.status_code == 200, answer.text
+            assert charger.resets == ["Soft"], "after the reconnect to A, B's API reaches it through A"
+        answer = await restart(a, fleet, charger_id, "Soft")
+        assert answer.status_code == 409, "offline everywhere: no process answers its subject"
+
+    asyncio.run(scenario())

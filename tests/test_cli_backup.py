@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.served import Served
 
@@ -26,6 +27,7 @@ def voltline(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_a_backup_of_a_running_server_restores_and_serves(tmp_path: Path) -> None:
     """The copy is one committed state with the data in it, private (0600), and a server serves it."""
     data = tmp_path / "data"

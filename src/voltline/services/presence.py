@@ -1,8 +1,8 @@
 """Charger presence (DESIGN: OCPP, Charger security): who may connect, online and offline, the charger's placement.
 
 The gateway's connections call these; each owns its transaction and publishes `connected` or
-`disconnected` (bus/events.py) after its commit. A charger's status writes are ordered by the
-caller (one connection's turn per charger; see ocpp/connection.py). The lines go to the
+`disconnected` (bus/events.py) after its commit. The caller keeps a charger's status writes in
+the order it decided them (one turn per charger while its sockets overlap). The lines go to the
 `voltline.ocpp` log, where operators look for a charger's comings and goings: one when it drops
 and one when it returns.
 """

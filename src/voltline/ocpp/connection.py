@@ -25,7 +25,7 @@ acceptance tells the control loop to send what it holds back.
 Liveness (DESIGN: OCPP): every frame is a sign of life (`heard`); the gateway's liveness loop
 asks each connection whether it stayed silent for two heartbeat intervals (`check_silence`),
 which marks the charger offline, and the next frame brings it back. The charger's status
-writes take one lock per charger, shared by its old and new connections (`status_turn`): on
+writes take one lock per charger, shared by its old and new connections (`StatusTurns`): on
 PostgreSQL they run on separate pooled connections, and without turns the "offline" of a closing
 socket could commit after the "online" of the socket replacing it.
 """
@@ -35,11 +35,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
+from voltline.domain.ids import ChargerId
 from voltline.errors import ChargerNotBootedError, ChargerOfflineError
 from voltline.ocpp.log_limits import LogBudget
 from voltline.ocpp.rpc import CallError, CallResult, PendingCalls, Version, encode_call
@@ -76,6 +78,20 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 }
 
 
+class StatusTurns:
+    """One lock per charger for its status writes, shared by its connections and kept only while in use."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[ChargerId, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def of(self, charger_id: ChargerId) -> asyncio.Lock:
+        """The charger's lock: its status writes commit in the order they were decided."""
+        lock = self._locks.get(charger_id)
+        if lock is None:
+            lock = self._locks[charger_id] = asyncio.Lock()
+        return lock
+
+
 class Connection:
     """One socket of a charger: its state, whether it is heard from, and the one CALL the CSMS may have outstanding."""
 
@@ -88,7 +104,7 @@ class Connection:
         *,
         runtime: Runtime,
         log_budget: LogBudget,
-        status_turn: asyncio.Lock,
+        status_turns: StatusTurns,
         boot_accepted: bool,
     ) -> None:
         self.ctx = ctx
@@ -98,7 +114,7 @@ class Connection:
         self.state = State.CONNECTING
         self._send_text = send_text
         self._close_socket = close_socket
-        self._status_turn = status_turn
+        self._status_turns = status_turns
         self._pending = PendingCalls()
         self._waiter: asyncio.Future[Answer | None] | None = None
         self._turn = asyncio.Lock()
@@ -157,7 +173,7 @@ class Connection:
     async def come_online(self, *, replacing: bool) -> None:
         """Record the charger online (logged unless this socket replaced an open one) and announce it."""
         ctx = self.ctx
-        async with self._status_turn:
+        async with self._status_turns.of(ctx.charger_id):
             await presence.mark_connected(
                 self.runtime, ctx.charger_id, ctx.site_id, self.identity, self.version, replacing=replacing
             )
@@ -165,7 +181,7 @@ class Connection:
     async def go_offline(self, reason: str) -> None:
         """Record the charger offline; logged and announced unless the silence check did both already."""
         ctx = self.ctx
-        async with self._status_turn:
+        async with self._status_turns.of(ctx.charger_id):
             await presence.mark_disconnected(
                 self.runtime, ctx.charger_id, ctx.site_id, self.identity, reason, announce=self.alive
             )
@@ -178,7 +194,7 @@ class Connection:
         self.alive = True
         ctx = self.ctx
         try:
-            async with self._status_turn:
+            async with self._status_turns.of(ctx.charger_id):
                 await presence.mark_returned(self.runtime, ctx.charger_id, ctx.site_id, self.identity, self.version)
         except Exception:  # task boundary: the frame is still answered; the next frame retries
             self.alive = False
@@ -189,7 +205,7 @@ class Connection:
         if self.alive and self.state is State.OPEN and now - self.last_seen > limit:
             self.alive = False
             ctx = self.ctx
-            async with self._status_turn:
+            async with self._status_turns.of(ctx.charger_id):
                 await presence.mark_disconnected(
                     self.runtime, ctx.charger_id, ctx.site_id, self.identity, f"no frame for {limit} s", announce=True
                 )

@@ -38,7 +38,7 @@ from voltline.bus.events import SMART_EVENTS, decode_event
 from voltline.domain.auth_throttle import AuthThrottle
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerNotBootedError, ChargerOfflineError
-from voltline.ocpp.connection import CloseSocket, Connection, SendText
+from voltline.ocpp.connection import CloseSocket, Connection, SendText, StatusTurns
 from voltline.ocpp.log_limits import LogBudget
 from voltline.ocpp.registry import Registry
 from voltline.ocpp.rpc import ERROR_CODES, CallError, OcppError, Version, decode_call_result
@@ -89,7 +89,7 @@ class Gateway:
         self.auth_turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
         self.trusted_proxies = runtime.settings.trusted_proxy_networks
         self._liveness: asyncio.Task[None] | None = None
-        self._status_turns: weakref.WeakValueDictionary[ChargerId, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._status_turns = StatusTurns()
         self.counts = runtime.metrics.ocpp
         self.counts.known_actions = frozenset(V16_REQUESTS)
         self.counts.known_codes = frozenset().union(*ERROR_CODES.values())
@@ -151,7 +151,7 @@ class Gateway:
             close,
             runtime=self.runtime,
             log_budget=self.log_budget,
-            status_turn=self._status_turn(charger_id),
+            status_turns=self._status_turns,
             boot_accepted=bool(charger["boot_accepted"]),
         )
 
@@ -181,13 +181,6 @@ class Gateway:
         for connection in self.registry:
             if connection.ctx.charger_id == charger_id:
                 await connection.refresh_placement()
-
-    def _status_turn(self, charger_id: ChargerId) -> asyncio.Lock:
-        """The charger's lock for status writes, shared by its connections: they commit in the order decided."""
-        turn = self._status_turns.get(charger_id)
-        if turn is None:
-            turn = self._status_turns[charger_id] = asyncio.Lock()
-        return turn
 
     async def _subscribe(self, connection: Connection) -> Subscription:
         async def answer(data: bytes) -> bytes:

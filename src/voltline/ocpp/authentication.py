@@ -19,14 +19,16 @@ import base64
 import binascii
 import hmac
 import logging
+from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy.engine import RowMapping
 from starlette.websockets import WebSocket
 
 from voltline.domain.credentials import check_ocpp_password
 from voltline.domain.identities import IDENTITY_MAX
 from voltline.domain.proxies import client_address, is_tls
 from voltline.ocpp.gateway import Gateway
+from voltline.services import presence
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -52,7 +54,7 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 
 
 def refusal_reason(
-    charger: RowMapping | None,
+    charger: Mapping[Any, Any] | None,
     identity: str,
     credentials: tuple[str, str] | None,
     *,
@@ -83,7 +85,7 @@ def refusal_reason(
     return None if password_ok else "wrong_password"
 
 
-async def admit_charger(websocket: WebSocket, gateway: Gateway, identity: str) -> RowMapping | None:
+async def admit_charger(websocket: WebSocket, gateway: Gateway, identity: str) -> Mapping[Any, Any] | None:
     """The charger row when its socket may open; None when refused (logged and counted; the caller answers 401)."""
     peer = websocket.client.host if websocket.client else None
     address = client_address(peer, websocket.headers, gateway.trusted_proxies)
@@ -95,7 +97,9 @@ async def admit_charger(websocket: WebSocket, gateway: Gateway, identity: str) -
         return await _check(websocket, gateway, identity, key)
 
 
-async def _check(websocket: WebSocket, gateway: Gateway, identity: str, key: tuple[str, str]) -> RowMapping | None:
+async def _check(
+    websocket: WebSocket, gateway: Gateway, identity: str, key: tuple[str, str]
+) -> Mapping[Any, Any] | None:
     address, throttled_identity = key
     shown = repr(identity[:64])  # the path is the client's: quoted and cut short in the log
     trusted = gateway.trusted_proxies
@@ -107,7 +111,7 @@ async def _check(websocket: WebSocket, gateway: Gateway, identity: str, key: tup
         if wait.first:
             log.warning("%s: refused from %s without checking: it waits %.0f s more", shown, address, wait.seconds)
         return None
-    charger = await gateway.admit(identity)
+    charger = await presence.admit_charger(gateway.runtime, identity)
     settings = gateway.runtime.settings
     reason = refusal_reason(
         charger,

@@ -1,37 +1,37 @@
-"""Identity -> the open session of that charger in this process (at most one; a newer one replaces)."""
+"""Identity -> the open connection of that charger in this process (at most one; a newer one replaces)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from voltline.ocpp.session import Session
+from voltline.ocpp.connection import Connection
 
 
 class Registry:
-    """The sessions this process holds, by charger identity."""
+    """The connections this process holds, by charger identity."""
 
     def __init__(self) -> None:
-        self._sessions: dict[str, Session] = {}
+        self._connections: dict[str, Connection] = {}
 
-    def get(self, identity: str) -> Session | None:
-        """The charger's current session here, or None."""
-        return self._sessions.get(identity)
+    def get(self, identity: str) -> Connection | None:
+        """The charger's current connection here, or None."""
+        return self._connections.get(identity)
 
-    def replace(self, session: Session) -> Session | None:
-        """Make `session` the charger's current one; returns the session it replaces, if any."""
-        previous = self._sessions.get(session.identity)
-        self._sessions[session.identity] = session
-        return previous if previous is not session else None
+    def replace(self, connection: Connection) -> Connection | None:
+        """Make `connection` the charger's current one; returns the connection it replaces, if any."""
+        previous = self._connections.get(connection.identity)
+        self._connections[connection.identity] = connection
+        return previous if previous is not connection else None
 
-    def remove(self, session: Session) -> bool:
-        """Forget `session`; False when a newer session already replaced it (which then stays)."""
-        if self._sessions.get(session.identity) is not session:
+    def remove(self, connection: Connection) -> bool:
+        """Forget `connection`; False when a newer connection already replaced it (which then stays)."""
+        if self._connections.get(connection.identity) is not connection:
             return False
-        del self._sessions[session.identity]
+        del self._connections[connection.identity]
         return True
 
-    def __iter__(self) -> Iterator[Session]:
-        return iter(list(self._sessions.values()))
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(list(self._connections.values()))
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._connections)

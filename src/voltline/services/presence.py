@@ -1,0 +1,95 @@
+"""Charger presence (DESIGN: OCPP, Charger security): who may connect, online and offline, the charger's placement.
+
+The gateway's connections call these; each owns its transaction and publishes `connected` or
+`disconnected` (bus/events.py) after its commit. The caller keeps a charger's status writes in
+the order it decided them (one turn per charger while its sockets overlap). The lines go to the
+`voltline.ocpp` log, where operators look for a charger's comings and goings: one when it drops
+and one when it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.engine import RowMapping
+
+from voltline.bus.events import SMART_EVENTS, encode_event
+from voltline.domain.identities import IDENTITY_MAX, is_valid_identity
+from voltline.domain.ids import ChargerId, SiteId
+from voltline.services.runtime import Runtime
+from voltline.store import ocpp_state
+from voltline.store.chargers import get_charger_by_identity
+
+log = logging.getLogger("voltline.ocpp")
+
+
+async def admit_charger(runtime: Runtime, identity: str) -> RowMapping | None:
+    """The charger row for a connecting identity (auto-registered when allowed), or None.
+
+    Any stored identity is found, also one from before the identity rule; only a valid identity is
+    auto-registered, and none while the minimum security profile is above 0 (they start at 0).
+    """
+    if not identity or len(identity) > IDENTITY_MAX:
+        return None
+    async with runtime.db.read() as conn:
+        row = await get_charger_by_identity(conn, identity)
+    settings = runtime.settings
+    if row is not None or not settings.ocpp_auto_register or settings.ocpp_min_security_profile > 0:
+        return row
+    if not is_valid_identity(identity):
+        return None
+    async with runtime.db.write() as conn:
+        row = await ocpp_state.auto_register_charger(conn, identity)
+    log.info("%s: auto-registered; `voltline chargers show %s` shows its pincode for attach", identity, identity)
+    return row
+
+
+async def mark_all_offline(runtime: Runtime) -> int:
+    """After a restart of the only gateway no socket is open: every charger shown online goes offline."""
+    async with runtime.db.write() as conn:
+        return await ocpp_state.mark_all_offline(conn)
+
+
+async def mark_connected(
+    runtime: Runtime, charger_id: ChargerId, site_id: SiteId | None, identity: str, version: str, *, replacing: bool
+) -> None:
+    """A socket of the charger opened: online, logged unless it replaces an open one, `connected` published."""
+    async with runtime.db.write() as conn:
+        before = await ocpp_state.mark_online(conn, charger_id, version, runtime.clock.now())
+    if not replacing:
+        log.info("%s: online (was %s)", identity, before)
+    await _announce(runtime, "connected", charger_id, site_id)
+
+
+async def mark_returned(
+    runtime: Runtime, charger_id: ChargerId, site_id: SiteId | None, identity: str, version: str
+) -> None:
+    """A charger marked offline for silence sent a frame: online again, logged, `connected` published."""
+    async with runtime.db.write() as conn:
+        await ocpp_state.mark_online(conn, charger_id, version, runtime.clock.now())
+    log.info("%s: back online", identity)
+    await _announce(runtime, "connected", charger_id, site_id)
+
+
+async def mark_disconnected(
+    runtime: Runtime, charger_id: ChargerId, site_id: SiteId | None, identity: str, reason: str, *, announce: bool
+) -> None:
+    """The charger dropped: offline; logged and `disconnected` published unless it was offline already."""
+    try:
+        async with runtime.db.write() as conn:
+            await ocpp_state.mark_offline(conn, charger_id)
+    except Exception:  # task boundary: the socket is gone either way
+        log.exception("%s: could not record going offline", identity)
+    if announce:
+        log.info("%s: offline (%s)", identity, reason)
+        await _announce(runtime, "disconnected", charger_id, site_id)
+
+
+async def get_placement(runtime: Runtime, charger_id: ChargerId) -> RowMapping | None:
+    """The charger's current team, site and lenient flag (it may be attached or detached while connected)."""
+    async with runtime.db.read() as conn:
+        return await ocpp_state.get_placement(conn, charger_id)
+
+
+async def _announce(runtime: Runtime, kind: str, charger_id: ChargerId, site_id: SiteId | None) -> None:
+    await runtime.bus.publish(SMART_EVENTS, encode_event(kind, charger_id=int(charger_id), site_id=site_id))

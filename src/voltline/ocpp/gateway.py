@@ -162,6 +162,7 @@ class Gateway:
             settings=settings,
             clock=self.runtime.clock,
             writer=self.writer,
+            runtime=self.runtime,
             bus=self.runtime.bus,
             counts=self.counts,
         )

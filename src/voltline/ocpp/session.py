@@ -38,6 +38,7 @@ from voltline.metrics import OcppCounts
 from voltline.ocpp.log_limits import LogBudget, capped_payload
 from voltline.ocpp.rpc import CallError, CallResult, PendingCalls, Version, encode_call
 from voltline.ocpp.schema_check import encode_payload
+from voltline.services.runtime import Runtime
 from voltline.settings import Settings
 from voltline.store.engine import Database
 from voltline.store.ocpp_log import ACTION_MAX, MESSAGE_ID_MAX
@@ -71,6 +72,8 @@ class SessionContext:
     settings: Settings
     clock: Clock
     writer: MeterWriter
+    # What the services a handler calls take (DESIGN "Services tier").
+    runtime: Runtime
     # transactionId (as the charger sends it) -> our transaction id, or None when it names none of ours.
     transactions: dict[int, int | None] = field(default_factory=dict)
     # Where handlers publish smart-charging events (voltline.bus.events); None: nobody listens.

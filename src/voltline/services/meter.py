@@ -1,4 +1,4 @@
-"""Meter readings: taken from a charger through the batched writer.
+"""Meter readings: taken from a charger through the batched writer, and read back for the API.
 
 DESIGN "Durability": `take` queues a message's frames on the writer and returns once their group
 commit did (a lone frame waits for one commit; under load batches grow). Past the answer's hold
@@ -14,7 +14,8 @@ of our clock is kept at its arrival time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -22,11 +23,22 @@ from sqlalchemy.engine import RowMapping
 
 from voltline.bus.events import SMART_EVENTS, encode_event
 from voltline.domain.frames import MeterFrame
-from voltline.domain.ids import ChargerId, SiteId, TeamId
+from voltline.domain.ids import ChargerId, Ref, SiteId, TeamId
 from voltline.domain.meter_values import FutureTimestampError, Sample, frame_timestamp
 from voltline.services.runtime import Runtime
+from voltline.store import chargers, datapoints
+from voltline.store.datapoints import SampleFilter
+from voltline.store.meter_values import StoredSample
 
-__all__ = ["ConnectedCharger", "Reading", "announce", "take"]
+__all__ = [
+    "ConnectedCharger",
+    "MeterValues",
+    "Reading",
+    "StoredSample",
+    "announce",
+    "list_charger_meter_values",
+    "take",
+]
 
 log = logging.getLogger("voltline.meter")
 
@@ -94,3 +106,39 @@ def _frame_time(charger: ConnectedCharger, moment: datetime, received: datetime)
         # R-94 refuses the charger's clock, not its readings: they are kept at their arrival time.
         log.info("%s: meter value stamped %s is ahead of our clock; stored at arrival", charger.identity, moment)
         return received
+
+
+@dataclass(frozen=True, slots=True)
+class MeterValues:
+    """A charger's samples as stored, and its connectors' row ids by OCPP number."""
+
+    samples: list[StoredSample]
+    connector_refs: dict[int, int]
+
+
+async def list_charger_meter_values(
+    runtime: Runtime,
+    team_id: TeamId,
+    charger: Ref,
+    *,
+    date_from: datetime,
+    date_to: datetime,
+    limit: int,
+    descending: bool,
+    wanted: Mapping[str, Any],
+) -> MeterValues:
+    """Up to `limit` samples of the team's charger in [date_from, date_to] with the sample fields in `wanted`."""
+    async with runtime.db.scan() as conn:  # up to 10,000 samples: keep it off the event loop
+        charger_id = ChargerId((await chargers.get_charger(conn, team_id, charger))["id"])
+        found = await datapoints.list_charger_samples(
+            conn,
+            team_id,
+            charger_id,
+            date_from=date_from,
+            date_to=date_to,
+            wanted=SampleFilter(**{name: wanted.get(name) for name in datapoints.SAMPLE_FIELDS}),
+            limit=limit,
+            descending=descending,
+        )
+        refs = await datapoints.connector_refs(conn, charger_id)
+    return MeterValues(found, refs)

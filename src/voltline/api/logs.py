@@ -6,10 +6,10 @@ none from before the charger's current attachment (`chargers.attached_at`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,9 +18,8 @@ from voltline.api._kit import INT_MAX, PAGE_RULES, PER_PAGE_DEFAULT, normalise_i
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.domain.ids import ChargerId
 from voltline.domain.timestamps import format_timestamp
-from voltline.store import chargers, ocpp_log
+from voltline.services import logs
 
 QUERY_RULES = {**PAGE_RULES, "action": "nullable|string|max:64"}
 
@@ -45,7 +44,7 @@ def parse_payload(text: str) -> Any:
         return text
 
 
-def log_entry_resource(row: RowMapping) -> LogEntryResource:
+def log_entry_resource(row: Mapping[Any, Any]) -> LogEntryResource:
     """Shape a logged frame for the API."""
     return LogEntryResource(
         id=row["id"],
@@ -63,18 +62,10 @@ async def list_charger_logs(request: Request) -> Response:
     clean = validate(normalise_input(dict(request.query_params)), QUERY_RULES)
     page, per_page = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
     offset = min((page - 1) * per_page, INT_MAX)
-    async with runtime(request).db.read() as conn:
-        team_id = scope(request).team_id
-        charger = await chargers.get_charger(conn, team_id, path_ref(request, "charger"))
-        rows = await ocpp_log.list_team_log(
-            conn,
-            ChargerId(charger["id"]),
-            team_id,
-            charger["attached_at"],
-            action=clean.get("action"),
-            offset=offset,
-            limit=per_page + 1,
-        )
+    team_id, charger = scope(request).team_id, path_ref(request, "charger")
+    rows = await logs.list_charger_log(
+        runtime(request), team_id, charger, action=clean.get("action"), offset=offset, limit=per_page + 1
+    )
     items = [log_entry_resource(row) for row in rows[:per_page]]
     return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
 

@@ -10,8 +10,6 @@ on them when they were written.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,12 +18,10 @@ from voltline.api._kit import envelope, input_data, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.api.transactions import DATE_FORMAT, LIMIT_RULE, ORDER_RULE, limit_and_order, parse_date
-from voltline.domain.ids import ChargerId
+from voltline.api.transactions import DATE_FORMAT, LIMIT_RULE, ORDER_RULE, bound_first, limit_and_order, parse_date
 from voltline.domain.timestamps import format_timestamp
-from voltline.store import chargers, datapoints
-from voltline.store.datapoints import SampleFilter
-from voltline.store.meter_values import StoredSample
+from voltline.services import meter, transactions
+from voltline.services.meter import StoredSample
 
 CONTEXTS = (
     "Interruption.Begin",
@@ -130,30 +126,24 @@ def meter_value_resource(stored: StoredSample, connector_refs: dict[int, int]) -
     )
 
 
-def _sample_filter(clean: dict[str, Any]) -> SampleFilter:
-    return SampleFilter(**{name: clean.get(name) for name in datapoints.SAMPLE_FIELDS})
-
-
 async def list_charger_meter_values(request: Request) -> Response:
     """Return the charger's meter values in [date_from, date_to] (unpaginated), newest first by default."""
     data = await input_data(request)
-    team_id = scope(request).team_id
-    async with runtime(request).db.scan() as conn:  # up to 10,000 samples: keep it off the event loop
-        charger_id = ChargerId((await chargers.get_charger(conn, team_id, path_ref(request, "charger")))["id"])
+    rt, team_id, charger = runtime(request), scope(request).team_id, path_ref(request, "charger")
+    async with bound_first(lambda: transactions.require_charger(rt, team_id, charger)):
         clean = validate(data, QUERY_RULES)
-        limit, descending = limit_and_order(clean)
-        found = await datapoints.list_charger_samples(
-            conn,
-            team_id,
-            charger_id,
-            date_from=parse_date(clean["date_from"]),
-            date_to=parse_date(clean["date_to"]),
-            wanted=_sample_filter(clean),
-            limit=limit,
-            descending=descending,
-        )
-        refs = await datapoints.connector_refs(conn, charger_id)
-    return envelope([meter_value_resource(stored, refs) for stored in found])
+    limit, descending = limit_and_order(clean)
+    found = await meter.list_charger_meter_values(
+        rt,
+        team_id,
+        charger,
+        date_from=parse_date(clean["date_from"]),
+        date_to=parse_date(clean["date_to"]),
+        limit=limit,
+        descending=descending,
+        wanted=clean,
+    )
+    return envelope([meter_value_resource(stored, found.connector_refs) for stored in found.samples])
 
 
 ENDPOINTS = [

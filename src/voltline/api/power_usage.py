@@ -15,12 +15,10 @@ from starlette.responses import Response
 from voltline.api._kit import INT_MAX, json_response, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api.auth import runtime, scope
-from voltline.domain.ids import ChargerId
 from voltline.domain.power import PHASES, Usage, current_text, kilowatt_text
 from voltline.domain.timestamps import format_telemetry_timestamp
 from voltline.errors import NotFoundError
-from voltline.store import chargers, sites
-from voltline.store.power_usage import read_usages
+from voltline.services import usage
 
 _NUMBER_DIGITS = 10
 
@@ -52,29 +50,16 @@ def connector_number(request: Request) -> int:
 
 async def get_site_connector_usage(request: Request) -> Response:
     """Return the live usage of a connector of the site (by its id or uuid)."""
-    rt = runtime(request)
-    async with rt.db.read() as conn:
-        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
-        connector = await chargers.get_site_connector(conn, site_id, path_ref(request, "connector"))
-        wanted = [(ChargerId(connector["charger_id"]), connector["connector_id"], connector["phases"])]
-        usage = (await read_usages(conn, wanted, rt.clock.now()))[0]
-    return json_response(power_usage_resource(usage))
+    site, connector = path_ref(request, "site"), path_ref(request, "connector")
+    found = await usage.get_site_connector_usage(runtime(request), scope(request).team_id, site, connector)
+    return json_response(power_usage_resource(found))
 
 
 async def get_charger_connector_usage(request: Request) -> Response:
     """Return the live usage of a charger's connector by OCPP number (0 is the charger as a whole)."""
-    rt = runtime(request)
-    async with rt.db.read() as conn:
-        charger = await chargers.get_charger(conn, scope(request).team_id, path_ref(request, "charger"))
-        number = connector_number(request)
-        charger_id = ChargerId(charger["id"])
-        phases = {
-            row["connector_id"]: row["phases"] for row in await chargers.list_charger_connectors(conn, charger_id)
-        }
-        if number != 0 and number not in phases:
-            raise NotFoundError("connector")
-        usage = (await read_usages(conn, [(charger_id, number, phases.get(number, 3))], rt.clock.now()))[0]
-    return json_response(power_usage_resource(usage))
+    charger, number = path_ref(request, "charger"), connector_number(request)
+    found = await usage.get_charger_connector_usage(runtime(request), scope(request).team_id, charger, number)
+    return json_response(power_usage_resource(found))
 
 
 ENDPOINTS = [

@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -40,12 +40,12 @@ from voltline.api._kit import (
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.domain.ids import ChargerId, Ref, SiteId, TeamId
+from voltline.domain.ids import Ref
 from voltline.domain.timestamps import format_timestamp
 from voltline.domain.transactions import energy_wh, transaction_costs
 from voltline.errors import ValidationError
-from voltline.store import chargers, datapoints, sites
-from voltline.store.datapoints import TransactionFilter
+from voltline.services import transactions
+from voltline.services.transactions import CHARGER_INVALID
 
 DATE_FORMAT = "Y-m-d H:i:s"
 STRPTIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -53,7 +53,6 @@ LIMIT_DEFAULT = 1000
 LIMIT_MAX = 10000
 LIMIT_RULE = f"integer|min:1|max:{LIMIT_MAX}"
 ORDER_RULE = "in:desc,asc"
-CHARGER_INVALID = "The selected charger is invalid."
 DATE_RULES = {
     "date_from": f"required_with:date_to|date_format:{DATE_FORMAT}",
     "date_to": f"required_with:date_from|date_format:{DATE_FORMAT}",
@@ -96,7 +95,7 @@ class TransactionResource(msgspec.Struct):
     updated_at: str
 
 
-def transaction_resource(row: RowMapping) -> TransactionResource:
+def transaction_resource(row: Mapping[Any, Any]) -> TransactionResource:
     """Shape a transaction row for the API, with kWh and costs from its Wh and copied prices."""
     wh = energy_wh(row["meter_start"], row["meter_stop"], row["register_wh"], active=row["status"] == "active")
     costs = transaction_costs(wh, row["kwh_price"], row["start_cost"])
@@ -148,25 +147,23 @@ def input_ref(value: Any, field: str, invalid: str) -> Ref | None:
     raise ValidationError.single(field, invalid)
 
 
-def _filters(clean: dict[str, Any], charger_id: ChargerId | None = None) -> TransactionFilter:
-    return TransactionFilter(
-        date_from=_optional_date(clean.get("date_from")),
-        date_to=_optional_date(clean.get("date_to")),
-        charger_id=charger_id,
-        status=clean.get("status"),
-        id_tag=clean.get("id_tag"),
-    )
+def _filters(clean: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "date_from": _optional_date(clean.get("date_from")),
+        "date_to": _optional_date(clean.get("date_to")),
+        "status": clean.get("status"),
+        "id_tag": clean.get("id_tag"),
+    }
 
 
-async def charger_filter(conn: AsyncConnection, team_id: TeamId, site_id: SiteId, value: Any) -> ChargerId | None:
-    """The `charger` filter: a charger with transactions on the site; None when absent; 422 otherwise."""
-    ref = input_ref(value, "charger", CHARGER_INVALID)
-    if ref is None:
-        return None
-    charger_id = await datapoints.find_site_transaction_charger(conn, team_id, site_id, ref)
-    if charger_id is None:
-        raise ValidationError.single("charger", CHARGER_INVALID)
-    return charger_id
+@asynccontextmanager
+async def bound_first(found: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """DESIGN: an object of the path that names nothing is a 404 before any input is a 422 (`found` raises it)."""
+    try:
+        yield
+    except ValidationError:
+        await found()
+        raise
 
 
 def wants_csv(request: Request, clean: dict[str, Any]) -> bool:
@@ -182,7 +179,7 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def transactions_csv(rows: list[RowMapping]) -> bytes:
+def transactions_csv(rows: Sequence[Mapping[Any, Any]]) -> bytes:
     """The transactions as CSV (RFC 4180, CRLF): the JSON field names, then one row each."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -193,7 +190,7 @@ def transactions_csv(rows: list[RowMapping]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-async def csv_response(rows: list[RowMapping], name: str) -> Response:
+async def csv_response(rows: Sequence[Mapping[Any, Any]], name: str) -> Response:
     """An attachment `transactions-<name>.csv`; 422 when over the export limit (shaped off the loop when big)."""
     if len(rows) > CSV_MAX_ROWS:
         raise ValidationError.single("date_from", CSV_TOO_MANY)
@@ -205,45 +202,46 @@ async def csv_response(rows: list[RowMapping], name: str) -> Response:
 async def list_site_transactions(request: Request) -> Response:
     """Return a page of the site's transactions, newest first, filtered by date, charger, status and id tag; or CSV."""
     data = await input_data(request)
-    team_id = scope(request).team_id
-    db = runtime(request).db
-    async with db.read() as conn:
-        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
+    rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
+    async with bound_first(lambda: transactions.require_site(rt, team_id, site)):
         clean = validate(data, SITE_QUERY_RULES)
-        filters = _filters(clean, await charger_filter(conn, team_id, site_id, clean.get("charger")))
+        charger = input_ref(clean.get("charger"), "charger", CHARGER_INVALID)
     if wants_csv(request, clean):
-        async with db.scan() as conn:
-            rows = await datapoints.list_site_transactions(
-                conn, team_id, site_id, filters, offset=0, limit=CSV_MAX_ROWS + 1
-            )
-        return await csv_response(rows, f"site-{site_id}")
-    async with db.read() as conn:
-        page, per_page = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
-        offset = min((page - 1) * per_page, INT_MAX)
-        rows = await datapoints.list_site_transactions(
-            conn, team_id, site_id, filters, offset=offset, limit=per_page + 1
+        found = await transactions.list_site_transactions(
+            rt, team_id, site, charger=charger, **_filters(clean), offset=0, limit=CSV_MAX_ROWS + 1, export=True
         )
-    items = [transaction_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+        return await csv_response(found.rows, f"site-{found.owner_id}")
+    page, per_page = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
+    offset = min((page - 1) * per_page, INT_MAX)
+    found = await transactions.list_site_transactions(
+        rt, team_id, site, charger=charger, **_filters(clean), offset=offset, limit=per_page + 1
+    )
+    items = [transaction_resource(row) for row in found.rows[:per_page]]
+    return paginated(request, items, page, per_page, has_more=len(found.rows) > per_page)
 
 
 async def list_charger_transactions(request: Request) -> Response:
     """Return the charger's transactions (unpaginated): `limit` of them, newest first unless `order_by=asc`; or CSV."""
     data = await input_data(request)
-    team_id = scope(request).team_id
-    async with runtime(request).db.scan() as conn:  # up to 10,000 rows: keep it off the event loop
-        charger = await chargers.get_charger(conn, team_id, path_ref(request, "charger"))
+    rt, team_id, charger = runtime(request), scope(request).team_id, path_ref(request, "charger")
+    async with bound_first(lambda: transactions.require_charger(rt, team_id, charger)):
         clean = validate(data, CHARGER_QUERY_RULES)
-        limit, descending = limit_and_order(clean)
-        csv_wanted = wants_csv(request, clean)
-        if csv_wanted and clean.get("limit") is None:
-            limit = CSV_MAX_ROWS + 1
-        rows = await datapoints.list_charger_transactions(
-            conn, team_id, ChargerId(charger["id"]), _filters(clean), limit=limit, descending=descending
-        )
+    limit, descending = limit_and_order(clean)
+    csv_wanted = wants_csv(request, clean)
+    if csv_wanted and clean.get("limit") is None:
+        limit = CSV_MAX_ROWS + 1
+    found = await transactions.list_charger_transactions(
+        rt,
+        team_id,
+        charger,
+        date_from=_optional_date(clean.get("date_from")),
+        date_to=_optional_date(clean.get("date_to")),
+        limit=limit,
+        descending=descending,
+    )
     if csv_wanted:
-        return await csv_response(rows, f"charger-{charger['id']}")
-    return envelope([transaction_resource(row) for row in rows])
+        return await csv_response(found.rows, f"charger-{found.owner_id}")
+    return envelope([transaction_resource(row) for row in found.rows])
 
 
 ENDPOINTS = [

@@ -11,12 +11,9 @@ three decimals. A period is at most 31 days of 15-minute buckets, 92 of hours, 3
 from __future__ import annotations
 
 import asyncio
-import zoneinfo
-from datetime import date, datetime, timedelta, tzinfo
-from typing import Any
+from datetime import date, datetime, tzinfo
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -24,12 +21,12 @@ from voltline.api._kit import input_data, json_response, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.api.transactions import charger_filter, input_ref
-from voltline.domain.energy import INTERVALS, Interval, kwh_text, local_buckets, local_midnight, sum_into, to_local
-from voltline.domain.ids import GroupId, SiteId
-from voltline.errors import NotFoundError, ValidationError
-from voltline.store import groups, sites, usage
-from voltline.store.usage import Key
+from voltline.api.transactions import bound_first, input_ref
+from voltline.domain.energy import INTERVALS, Interval, kwh_text, local_buckets, sum_into, to_local
+from voltline.domain.ids import Ref
+from voltline.services import usage
+from voltline.services.transactions import CHARGER_INVALID
+from voltline.services.usage import GROUP_INVALID
 
 QUERY_RULES = {
     "from": "required|date_format:Y-m-d",
@@ -38,10 +35,6 @@ QUERY_RULES = {
     "group": "nullable",
     "charger": "nullable",
 }
-MAX_DAYS: dict[Interval, int] = {"15m": 31, "hour": 92, "day": 366}
-# Local midnights must stay representable in UTC (datetime's years 1..9999).
-EARLIEST, LATEST = date(1900, 1, 1), date(9998, 12, 31)
-GROUP_INVALID = "The selected group is invalid."
 INLINE_ROWS = 2_000
 
 
@@ -70,40 +63,6 @@ class UsageResponse(msgspec.Struct):
     meta: UsageMeta
 
 
-def _period(clean: dict[str, Any]) -> tuple[date, date, Interval]:
-    first, last = date.fromisoformat(clean["from"]), date.fromisoformat(clean["to"])
-    interval: Interval = clean.get("interval") or "day"
-    if first < EARLIEST:
-        raise ValidationError.single("from", f"The from field must be a date after or equal to {EARLIEST}.")
-    if last > LATEST:
-        raise ValidationError.single("to", f"The to field must be a date before or equal to {LATEST}.")
-    if last < first:
-        raise ValidationError.single("to", "The to field must be a date after or equal to from.")
-    if (last - first).days + 1 > MAX_DAYS[interval]:
-        message = f"The period must not be longer than {MAX_DAYS[interval]} days for interval {interval}."
-        raise ValidationError.single("to", message)
-    return first, last, interval
-
-
-def site_zone(name: str | None) -> tuple[str, tzinfo]:
-    """The site's timezone (R-98: buckets in the site timezone), UTC while it has none."""
-    try:
-        return (name, zoneinfo.ZoneInfo(name)) if name else ("UTC", zoneinfo.ZoneInfo("UTC"))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return "UTC", zoneinfo.ZoneInfo("UTC")
-
-
-async def _group_keys(conn: AsyncConnection, site_id: SiteId, value: Any) -> set[Key] | None:
-    ref = input_ref(value, "group", GROUP_INVALID)
-    if ref is None:
-        return None
-    try:
-        group = await groups.get_group(conn, site_id, ref)
-    except NotFoundError:
-        raise ValidationError.single("group", GROUP_INVALID) from None
-    return await usage.list_group_connector_keys(conn, site_id, GroupId(group["id"]))
-
-
 def usage_body(rollups: dict[datetime, int], zone: tzinfo, meta: UsageMeta) -> UsageResponse:
     """Every local bucket of the period with its kWh, and the total (pure; may run in a thread)."""
     first, last = date.fromisoformat(meta.date_from), date.fromisoformat(meta.date_to)
@@ -118,23 +77,21 @@ def usage_body(rollups: dict[datetime, int], zone: tzinfo, meta: UsageMeta) -> U
 async def get_site_usage(request: Request) -> Response:
     """Return the site's energy per bucket in the site's timezone, every bucket listed (zeros included)."""
     data = await input_data(request)
-    team_id = scope(request).team_id
-    async with runtime(request).db.scan() as conn:
-        site = await sites.get_site(conn, team_id, path_ref(request, "site"))
-        site_id = SiteId(site["id"])
+    rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
+    group: Ref | None = None
+    async with bound_first(lambda: usage.require_site_group(rt, team_id, site, group)):
         clean = validate(data, QUERY_RULES)
-        group = await _group_keys(conn, site_id, clean.get("group"))
-        charger_id = await charger_filter(conn, team_id, site_id, clean.get("charger"))
-        first, last, interval = _period(clean)
-        name, zone = site_zone(site["timezone"])
-        start, end = local_midnight(first, zone), local_midnight(last + timedelta(days=1), zone)
-        rollups = await usage.sum_rollups(
-            conn, team_id, site_id, start, end, charger_id=charger_id, connector_keys=group
-        )
-    meta = UsageMeta(name, interval, first.isoformat(), last.isoformat(), "0.000")
-    if interval == "day" and len(rollups) <= INLINE_ROWS:
-        return json_response(usage_body(rollups, zone, meta))
-    return json_response(await asyncio.to_thread(usage_body, rollups, zone, meta))
+        group = input_ref(clean.get("group"), "group", GROUP_INVALID)
+        charger = input_ref(clean.get("charger"), "charger", CHARGER_INVALID)
+    first, last = date.fromisoformat(clean["from"]), date.fromisoformat(clean["to"])
+    interval: Interval = clean.get("interval") or "day"
+    found = await usage.get_site_usage(
+        rt, team_id, site, first=first, last=last, interval=interval, group=group, charger=charger
+    )
+    meta = UsageMeta(found.timezone, interval, first.isoformat(), last.isoformat(), "0.000")
+    if interval == "day" and len(found.rollups) <= INLINE_ROWS:
+        return json_response(usage_body(found.rollups, found.zone, meta))
+    return json_response(await asyncio.to_thread(usage_body, found.rollups, found.zone, meta))
 
 
 ENDPOINTS = [

@@ -16,27 +16,21 @@ join another team's transaction. The id the charger sent stays in the message lo
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline.domain.authorization import Verdict
 from voltline.domain.boot import BootReport
-from voltline.domain.frames import MeterFrame
-from voltline.domain.ids import TeamId
-from voltline.domain.meter_values import FutureTimestampError, Sample, frame_timestamp, normalise_sample
+from voltline.domain.meter_values import Sample, normalise_sample
 from voltline.domain.timestamps import format_timestamp
 from voltline.ocpp.rpc import OcppError, code_for
 from voltline.ocpp.schema_check import encode_payload, parse_ocpp_datetime
 from voltline.ocpp.session import KNOWN_TRANSACTIONS_MAX, SessionContext
 from voltline.ocpp.v16 import messages as v16
-from voltline.services import authorization, charger_reports
-from voltline.store import ocpp_state
-from voltline.store import transactions as store_transactions
-from voltline.store.chargers import get_charger_by_id, upsert_connector
+from voltline.services import authorization, charger_reports, meter, transactions
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -109,10 +103,6 @@ async def on_status_notification(
     return v16.StatusNotificationResponse()
 
 
-async def _verdict(ctx: SessionContext, conn: AsyncConnection, team: int | None, id_tag: str) -> Verdict:
-    return await authorization.check_id_tag(conn, None if team is None else TeamId(team), id_tag, ctx.now())
-
-
 def _id_tag_info(verdict: Verdict) -> v16.IdTagInfo:
     return v16.IdTagInfo(
         status=verdict.status,  # type: ignore[arg-type]
@@ -128,51 +118,35 @@ async def on_authorize(ctx: SessionContext, req: v16.AuthorizeRequest) -> v16.Au
 
 
 async def on_start_transaction(ctx: SessionContext, req: v16.StartTransactionRequest) -> v16.StartTransactionResponse:
-    """Store a started transaction (a replay gets the same id) and answer with our id after commit."""
+    """Record the start (a replay gets the same id) and answer with our id after commit."""
     number = _connector(req.connector_id)
-    started: dict[str, Any] = {
-        "connector_number": number,
-        "id_tag": req.id_tag,
-        "meter_start": _meter(req.meter_start, "meterStart"),
-        "started_at": _moment(req.timestamp),
-    }
-    reservation = _optional_int32(req.reservation_id)
-    async with ctx.db.write() as conn:
-        charger = await get_charger_by_id(conn, ctx.charger_id)
-        ctx.place(charger)  # the session's team and site follow a charger moved while connected
-        verdict = await _verdict(ctx, conn, charger["team_id"], req.id_tag)
-        row = await store_transactions.find_started_transaction(conn, ctx.charger_id, **started)
-        if row is None:
-            connector = await upsert_connector(conn, ctx.charger_id, number, {}) if number > 0 else None
-            ref = None if connector is None else connector["id"]
-            values = {**started, "connector_ref": ref, "reservation_id": reservation}
-            row = await store_transactions.start_transaction(conn, charger, values)
-    ctx.remember_transaction(int(row["id"]), int(row["id"]))
-    await ctx.announce("start", connector=number, transaction_id=int(row["id"]))
-    return v16.StartTransactionResponse(id_tag_info=_id_tag_info(verdict), transaction_id=int(row["id"]))
+    started = await transactions.record_start(
+        ctx.runtime,
+        ctx,
+        connector=number,
+        id_tag=req.id_tag,
+        meter_start=_meter(req.meter_start, "meterStart"),
+        started_at=_moment(req.timestamp),
+        reservation_id=_optional_int32(req.reservation_id),
+    )
+    ctx.remember_transaction(started.transaction_id, started.transaction_id)
+    return v16.StartTransactionResponse(
+        id_tag_info=_id_tag_info(started.verdict), transaction_id=started.transaction_id
+    )
 
 
 async def on_stop_transaction(ctx: SessionContext, req: v16.StopTransactionRequest) -> v16.StopTransactionResponse:
-    """Finish the transaction once (a repeat changes nothing), keep its transactionData, answer after commit."""
-    finish = {
-        "meter_stop": _meter(req.meter_stop, "meterStop"),
-        "stopped_at": _moment(req.timestamp),
-        "stop_reason": req.reason or STOP_REASON_DEFAULT,
-    }
-    frames = [(data.timestamp, data.sampled_value) for data in req.transaction_data or []]
-    async with ctx.db.write() as conn:
-        row, finished = await store_transactions.stop_transaction(conn, ctx.charger_id, req.transaction_id, finish)
-        ctx.place(await ocpp_state.get_placement(conn, ctx.charger_id))
-        verdict = None if req.id_tag is None else await _verdict(ctx, conn, ctx.team_id, req.id_tag)
-    # A replay stores its transactionData again (stored once): the first attempt may have committed
-    # the stop and then lost its readings to a crash before they committed, unanswered.
-    if row is None:
-        log.info("%s: StopTransaction for unknown transactionId %s", ctx.identity, req.transaction_id)
-        await _store_frames(ctx, 0, None, frames)
-    else:
-        await _store_frames(ctx, int(row["connector_number"]), int(row["id"]), frames)
-    if finished and row is not None:
-        await ctx.announce("stop", connector=int(row["connector_number"]), transaction_id=int(row["id"]))
+    """Record the stop once (a repeat changes nothing) with its transactionData, answer after commit."""
+    verdict = await transactions.record_stop(
+        ctx.runtime,
+        ctx,
+        req.transaction_id,
+        meter_stop=_meter(req.meter_stop, "meterStop"),
+        stopped_at=_moment(req.timestamp),
+        stop_reason=req.reason or STOP_REASON_DEFAULT,
+        id_tag=req.id_tag,
+        readings=_readings(req.transaction_data or []),
+    )
     return v16.StopTransactionResponse(id_tag_info=None if verdict is None else _id_tag_info(verdict))
 
 
@@ -182,25 +156,20 @@ async def _transaction_of(ctx: SessionContext, ocpp_id: int | None) -> int | Non
         return None
     if ocpp_id in ctx.transactions:
         return ctx.transactions[ocpp_id]
-    async with ctx.db.read() as conn:
-        row = await store_transactions.get_charger_transaction(conn, ctx.charger_id, ocpp_id)
-    ctx.remember_transaction(ocpp_id, None if row is None else int(row["id"]))
+    ctx.remember_transaction(ocpp_id, await transactions.find_charger_transaction(ctx.runtime, ctx.charger_id, ocpp_id))
     return ctx.transactions[ocpp_id]
 
 
 async def on_meter_values(ctx: SessionContext, req: v16.MeterValuesRequest) -> v16.MeterValuesResponse:
-    """Store the readings through the batched writer; answer once they are committed."""
+    """Take the readings through the batched writer; answer once they are committed."""
     number = _connector(req.connector_id)
     transaction_id = await _transaction_of(ctx, req.transaction_id)
-    await _store_frames(
-        ctx, number, transaction_id, [(value.timestamp, value.sampled_value) for value in req.meter_value]
-    )
-    if transaction_id is not None and transaction_id not in ctx.metered:
-        # spec §7.4: the first meter value of a session wakes the control loop (phases known).
+    first = transaction_id is not None and transaction_id not in ctx.metered
+    await meter.take(ctx.runtime, ctx, number, transaction_id, _readings(req.meter_value), first=first)
+    if first and transaction_id is not None:
         if len(ctx.metered) >= KNOWN_TRANSACTIONS_MAX:
             ctx.metered.clear()
         ctx.metered.add(transaction_id)
-        await ctx.announce("meter", connector=number, transaction_id=transaction_id)
     return v16.MeterValuesResponse()
 
 
@@ -209,35 +178,9 @@ MAX_CACHED_SAMPLES = 4096
 _SAMPLES: dict[tuple[str | None, ...], Sample] = {}
 
 
-async def _store_frames(
-    ctx: SessionContext, connector: int, transaction_id: int | None, values: Iterable[tuple[str, list[Any]]]
-) -> None:
-    """Queue the frames for the writer and wait for their commit (StoreUnavailableError past the hold)."""
-    received = ctx.now()
-    frames = [
-        MeterFrame(
-            charger_id=ctx.charger_id,
-            team_id=ctx.team_id,
-            site_id=ctx.site_id,
-            connector_number=connector,
-            transaction_id=transaction_id,
-            timestamp=_frame_time(ctx, timestamp, received),
-            samples=tuple(_sample(value) for value in sampled),
-            received_at=received,
-        )
-        for timestamp, sampled in values
-    ]
-    if frames:
-        await (await ctx.writer.put_meter_frames(frames, ctx.hold_until))
-
-
-def _frame_time(ctx: SessionContext, timestamp: str, received: datetime) -> datetime:
-    try:
-        return frame_timestamp(_moment(timestamp), received)
-    except FutureTimestampError:
-        # R-94 refuses the charger's clock, not its readings: they are kept at their arrival time.
-        log.info("%s: meter value stamped %s is ahead of our clock; stored at arrival", ctx.identity, timestamp)
-        return received
+def _readings(values: Iterable[v16.MeterValue | v16.TransactionData]) -> Iterator[meter.Reading]:
+    # Lazy: a StopTransaction's readings are read only after the stop committed (DESIGN "Durability").
+    return ((_moment(value.timestamp), tuple(_sample(sampled) for sampled in value.sampled_value)) for value in values)
 
 
 def _sample(value: SampledValue) -> Sample:

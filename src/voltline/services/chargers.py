@@ -22,6 +22,7 @@ ALREADY_ATTACHED = "The charger is already attached to a site."
 PASSWORD_PROHIBITED = "The password field is prohibited when generate password is true."
 NEW_CHARGER_SECURITY_PROFILE = 1  # no password yet: it cannot connect until it gets one, or profile 0
 
+# Counts one pincode try against a charger's budget, before the pincode is compared; raises RateLimitedError.
 CountAttempt = Callable[[ChargerId], None]
 
 
@@ -111,10 +112,7 @@ def security_changes(clean: dict[str, Any], secret_key: str) -> tuple[dict[str, 
 async def update_charger_ocpp(
     rt: Runtime, team_id: TeamId, charger_ref: Ref, clean: dict[str, Any]
 ) -> tuple[RowMapping, str | None]:
-    """Set a charger's lenient flag, security profile and password (DESIGN: Charger security).
-
-    `clean` holds the checked `lenient`, `security_profile`, `password` and `generate_password`;
-    the answer is the charger and the generated password (shown once), if one was asked for."""
+    """Set a charger's lenient flag, security profile and password; the charger and any generated password."""
     async with rt.db.write() as conn:
         charger = await chargers.get_charger(conn, team_id, charger_ref)
         values, generated = security_changes(clean, rt.secret_key)
@@ -160,10 +158,7 @@ async def attach_charger(
     pincode: object,
     count_attempt: CountAttempt,
 ) -> RowMapping:
-    """Move a charger, proven by its pincode, to the team's site and its root group; tells the control loop.
-
-    `count_attempt` is called once per candidate charger before the pincode is compared (it raises
-    RateLimitedError once a charger has had too many tries)."""
+    """Move a charger, proven by its pincode, to the team's site and its root group; tells the control loop."""
     async with rt.db.write() as conn:
         site_id = await sites.get_site_id(conn, team_id, site_ref)
         charger = await _verified_charger(conn, identity, serial_number, pincode, count_attempt)

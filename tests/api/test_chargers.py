@@ -171,6 +171,25 @@ def test_create_site_charger_on_another_teams_site_is_404(
     assert response.status_code == 403
 
 
+def test_a_foreign_path_object_is_a_404_even_with_an_invalid_body(
+    server: LiveServer, api: httpx.Client, account: Account
+) -> None:
+    """Laravel resolves route bindings before it validates: the 404 wins over the 422."""
+    other = server.account()
+    site = make_site(server, other.team_id)
+    charger = store_charger(server, unique_identity(), team_id=other.team_id)
+    team = f"/api/v2/teams/{account.team_id}"
+    responses = [
+        api.post(f"{team}/sites/{site['id']}/chargers", json={"identity": "not valid!"}),
+        api.post(f"{team}/sites/{site['id']}/attach-charger", json={}),
+        api.put(f"{team}/chargers/{charger['id']}", json={"reference": 7}),
+        api.put(f"{team}/chargers/{charger['id']}/ocpp", json={"security_profile": 9}),
+        api.post(f"{team}/chargers/{charger['id']}/commands/stop", json={"transaction_id": "x"}),
+    ]
+    for response in responses:
+        assert (response.status_code, response.json()) == (404, NOT_FOUND)
+
+
 def test_malformed_bodies_are_400_not_500(server: LiveServer, api: httpx.Client, account: Account) -> None:
     site = make_site(server, account.team_id)
     path = f"/api/v2/teams/{account.team_id}/sites/{site['id']}/chargers"

@@ -25,8 +25,8 @@ from voltline.domain.credentials import hash_api_token
 from voltline.domain.ids import Ref, TeamId, UserId
 from voltline.domain.tenancy import Principal, TeamScope
 from voltline.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from voltline.services import accounts
 from voltline.services.runtime import Runtime
-from voltline.store import users
 
 CACHE_LIMIT = 50_000
 IPV6_SUBSCRIBER_PREFIX = 64
@@ -85,9 +85,7 @@ async def authenticate(request: Request) -> Principal:
     if cache.fresh(entry, now):
         principal = entry[1] if entry else None
     else:
-        async with rt.db.read() as conn:
-            row = await users.get_active_token(conn, token_hash)
-        principal = None if row is None else Principal(user_id=UserId(row["user_id"]), token_id=row["id"])
+        principal = await accounts.find_principal(rt.db, token_hash)
         cache.remember_token(token_hash, now, principal)
     if principal is None:
         _refuse(request)
@@ -146,8 +144,7 @@ async def team_scope(request: Request, principal: Principal) -> TeamScope:
     if cache.fresh(entry, now):
         team_id = entry[1] if entry else None
     else:
-        async with rt.db.read() as conn:
-            team_id = await users.get_member_team_id(conn, principal.user_id, ref)
+        team_id = await accounts.find_member_team_id(rt.db, principal.user_id, ref)
         cache.remember_team(key, now, team_id)
     if team_id is None:
         raise PermissionDeniedError

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,11 +13,9 @@ from voltline.api._kit import envelope, json_body, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.domain.credentials import OCPP_PASSWORD_MAX, OCPP_PASSWORD_MIN, hash_ocpp_password, new_ocpp_password
-from voltline.domain.ids import ChargerId
+from voltline.domain.credentials import OCPP_PASSWORD_MAX, OCPP_PASSWORD_MIN
 from voltline.domain.timestamps import format_timestamp
-from voltline.errors import ValidationError
-from voltline.store import chargers
+from voltline.services import chargers
 
 UPDATE_RULES = {
     "lenient": "nullable|boolean",
@@ -25,7 +23,6 @@ UPDATE_RULES = {
     "password": f"string|min:{OCPP_PASSWORD_MIN}|max:{OCPP_PASSWORD_MAX}|regex:ocpp_password",
     "generate_password": "boolean",
 }
-PASSWORD_PROHIBITED = "The password field is prohibited when generate password is true."
 
 
 class ChargerOcppResource(msgspec.Struct, omit_defaults=True):
@@ -61,7 +58,9 @@ class ChargerOcppBody(msgspec.Struct):
     generate_password: bool | msgspec.UnsetType = msgspec.UNSET
 
 
-def charger_ocpp_resource(row: RowMapping, default_lenient: bool, password: str | None = None) -> ChargerOcppResource:
+def charger_ocpp_resource(
+    row: Mapping[Any, Any], default_lenient: bool, password: str | None = None
+) -> ChargerOcppResource:
     """Shape a charger row's OCPP facts (with a just-generated password, once)."""
     lenient = None if row["lenient"] is None else bool(row["lenient"])
     return ChargerOcppResource(
@@ -83,27 +82,10 @@ def charger_ocpp_resource(row: RowMapping, default_lenient: bool, password: str 
     )
 
 
-def security_changes(clean: dict[str, Any], secret_key: str) -> tuple[dict[str, Any], str | None]:
-    """The column changes a validated body asks for, and the generated password to show once (if any)."""
-    if clean.get("generate_password") and "password" in clean:
-        raise ValidationError.single("password", PASSWORD_PROHIBITED)
-    values: dict[str, Any] = {}
-    if "lenient" in clean:
-        values["lenient"] = clean["lenient"]
-    if "security_profile" in clean:
-        values["security_profile"] = clean["security_profile"]
-    generated = new_ocpp_password() if clean.get("generate_password") else None
-    password = generated or clean.get("password")
-    if password is not None:
-        values["password_hash"] = hash_ocpp_password(secret_key, password)
-    return values, generated
-
-
 async def get_charger_ocpp(request: Request) -> Response:
     """Return the charger's OCPP details, lenient flag and security profile."""
     rt = runtime(request)
-    async with rt.db.read() as conn:
-        row = await chargers.get_charger(conn, scope(request).team_id, path_ref(request, "charger"))
+    row = await chargers.get_charger(rt, scope(request).team_id, path_ref(request, "charger"))
     return envelope(charger_ocpp_resource(row, rt.settings.ocpp_lenient))
 
 
@@ -111,10 +93,9 @@ async def update_charger_ocpp(request: Request) -> Response:
     """Set the lenient flag (from the next frame), the security profile and the password (from the next connection)."""
     rt = runtime(request)
     data = await json_body(request)
-    async with rt.db.write() as conn:
-        row = await chargers.get_charger(conn, scope(request).team_id, path_ref(request, "charger"))
-        values, generated = security_changes(validate(data, UPDATE_RULES), rt.secret_key)
-        row = await chargers.update_charger(conn, ChargerId(row["id"]), values)
+    team_id, ref = scope(request).team_id, path_ref(request, "charger")
+    await chargers.get_charger(rt, team_id, ref)  # the path is bound before the body is checked (Laravel)
+    row, generated = await chargers.update_charger_ocpp(rt, team_id, ref, validate(data, UPDATE_RULES))
     return envelope(charger_ocpp_resource(row, rt.settings.ocpp_lenient, generated))
 
 

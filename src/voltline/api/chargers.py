@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -17,22 +15,16 @@ from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.api.connectors import ChargerConnectorResource, charger_connector_resource
 from voltline.api.ratelimit import RateLimiter
-from voltline.bus.events import publish_charger_detached, publish_settings_changed
-from voltline.domain.credentials import new_pincode
 from voltline.domain.ids import ChargerId
 from voltline.domain.timestamps import format_timestamp
-from voltline.errors import RateLimitedError, ValidationError
-from voltline.store import chargers, sites
+from voltline.errors import RateLimitedError
+from voltline.services import chargers
 
 DEPRECATION = "charger.id is deprecated. Use charger.uuid instead."
-IDENTITY_TAKEN = "The identity has already been taken."
-PINCODE_INVALID = "The pincode is invalid."
-ALREADY_ATTACHED = "The charger is already attached to a site."
 
 # DESIGN: Charger security: one identity rule for every new charger (domain.identities); attach names
 # an existing charger, so it keeps the plain size rule and older identities stay attachable.
 CREATE_RULES = {"identity": "required|string|max:45|regex:ocpp_identity"}
-NEW_CHARGER_SECURITY_PROFILE = 1  # no password yet: it cannot connect until it gets one, or profile 0
 UPDATE_RULES = {"reference": "nullable|string|max:255"}
 ATTACH_RULES = {
     "pincode": "required|size:8",
@@ -91,7 +83,7 @@ class AttachChargerBody(msgspec.Struct):
     serial_number: str | None = None
 
 
-def _fields(row: RowMapping) -> dict[str, Any]:
+def _fields(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "deprecation": DEPRECATION,
         "uuid": row["uuid"],
@@ -108,31 +100,23 @@ def _fields(row: RowMapping) -> dict[str, Any]:
     }
 
 
-def charger_resource(row: RowMapping) -> ChargerResource:
+def charger_resource(row: Mapping[Any, Any]) -> ChargerResource:
     """Shape a charger row for the API."""
     return ChargerResource(**_fields(row))
 
 
-def charger_detail_resource(row: RowMapping, connectors: list[RowMapping]) -> ChargerDetailResource:
+def charger_detail_resource(row: Mapping[Any, Any], connectors: list[Any]) -> ChargerDetailResource:
     """Shape a charger row and its connector rows for the single-charger GET."""
     return ChargerDetailResource(**_fields(row), connectors=[charger_connector_resource(c) for c in connectors])
-
-
-async def _create(conn: AsyncConnection, data: dict[str, Any], placement: dict[str, Any]) -> RowMapping:
-    identity = validate(data, CREATE_RULES)["identity"]
-    try:
-        values = {**placement, "security_profile": NEW_CHARGER_SECURITY_PROFILE}
-        return await chargers.create_charger(conn, identity, new_pincode(), values)
-    except chargers.IdentityTakenError:
-        raise ValidationError.single("identity", IDENTITY_TAKEN) from None
 
 
 async def list_site_chargers(request: Request) -> Response:
     """Return a page of the chargers on the site."""
     page, per_page, offset = page_window(request)
-    async with runtime(request).db.read() as conn:
-        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
-        rows = await chargers.list_site_chargers(conn, site_id, offset=offset, limit=per_page + 1)
+    site = path_ref(request, "site")
+    rows = await chargers.list_site_chargers(
+        runtime(request), scope(request).team_id, site, offset=offset, limit=per_page + 1
+    )
     items = [charger_resource(row) for row in rows[:per_page]]
     return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
 
@@ -140,22 +124,17 @@ async def list_site_chargers(request: Request) -> Response:
 async def create_site_charger(request: Request) -> Response:
     """Create a charger owned by the team, on the site, in the site's root group."""
     data = await json_body(request)
-    team_id = scope(request).team_id
-    async with runtime(request).db.write() as conn:
-        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
-        group_id = await sites.get_root_group_id(conn, site_id)
-        row = await _create(conn, data, {"team_id": team_id, "site_id": site_id, "group_id": group_id})
-    await publish_settings_changed(runtime(request).bus, site_id)
+    rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
+    await chargers.get_site_id(rt, team_id, site)  # the path is bound before the body is checked (Laravel)
+    identity = validate(data, CREATE_RULES)["identity"]
+    row = await chargers.create_site_charger(rt, team_id, site, identity)
     return envelope(charger_resource(row), 201)
 
 
 async def detach_charger(request: Request) -> Response:
     """Take a charger off the site; it stays with the team and keeps its pincode."""
-    async with runtime(request).db.write() as conn:
-        site_id = await sites.get_site_id(conn, scope(request).team_id, path_ref(request, "site"))
-        charger = await chargers.get_site_charger(conn, site_id, path_ref(request, "charger"))
-        await chargers.detach_charger(conn, ChargerId(charger["id"]))
-    await publish_charger_detached(runtime(request).bus, site_id, int(charger["id"]))
+    site, charger = path_ref(request, "site"), path_ref(request, "charger")
+    await chargers.detach_charger(runtime(request), scope(request).team_id, site, charger)
     return no_content()
 
 
@@ -167,78 +146,64 @@ def _attach_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
-def _count_attempt(request: Request, charger_id: ChargerId) -> None:
-    limiter = _attach_limiter(request)
-    if limiter.limit <= 0:
-        return
-    result = limiter.hit(("attach", charger_id), runtime(request).clock.monotonic())
-    if not result.allowed:
-        raise RateLimitedError(result.retry_after, result.limit)
+def _attempt_counter(request: Request) -> chargers.CountAttempt:
+    """Counts one pincode try against a charger's per-minute budget; 429 once it is spent."""
+    limiter, clock = _attach_limiter(request), runtime(request).clock
 
+    def count(charger_id: ChargerId) -> None:
+        if limiter.limit <= 0:
+            return
+        result = limiter.hit(("attach", charger_id), clock.monotonic())
+        if not result.allowed:
+            raise RateLimitedError(result.retry_after, result.limit)
 
-def _pincode_matches(given: Any, stored: str) -> bool:
-    if isinstance(given, bool) or not isinstance(given, str | int):
-        return False
-    return hmac.compare_digest(str(given).upper().encode(), stored.upper().encode())
-
-
-async def _verified_charger(request: Request, conn: AsyncConnection, clean: dict[str, Any]) -> RowMapping:
-    """The charger the body names, if its pincode matches; every try counts against its limit."""
-    candidates = await chargers.find_attach_candidates(conn, clean.get("identity"), clean.get("serial_number"))
-    for candidate in candidates:
-        _count_attempt(request, ChargerId(candidate["id"]))
-    for candidate in candidates:
-        if _pincode_matches(clean["pincode"], candidate["pincode"]):
-            return candidate
-    raise ValidationError.single("pincode", PINCODE_INVALID)
+    return count
 
 
 async def attach_charger(request: Request) -> Response:
     """Move a charger, proven by its pincode, to this site, its team and its root group."""
     data = await json_body(request)
-    team_id = scope(request).team_id
-    async with runtime(request).db.write() as conn:
-        site_id = await sites.get_site_id(conn, team_id, path_ref(request, "site"))
-        charger = await _verified_charger(request, conn, validate(data, ATTACH_RULES))
-        group_id = await sites.get_root_group_id(conn, site_id)
-        now = runtime(request).clock.now()
-        row = await chargers.attach_charger(conn, ChargerId(charger["id"]), team_id, site_id, group_id, now=now)
-    if row is None:
-        raise ValidationError.single("identity", ALREADY_ATTACHED)
-    await publish_settings_changed(runtime(request).bus, site_id, charger_id=int(row["id"]))
+    rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
+    await chargers.get_site_id(rt, team_id, site)
+    clean = validate(data, ATTACH_RULES)
+    row = await chargers.attach_charger(
+        rt,
+        team_id,
+        site,
+        identity=clean.get("identity"),
+        serial_number=clean.get("serial_number"),
+        pincode=clean["pincode"],
+        count_attempt=_attempt_counter(request),
+    )
     return envelope(charger_resource(row))
 
 
 async def list_team_chargers(request: Request) -> Response:
     """Return every charger the team owns (unpaginated, as observed)."""
-    async with runtime(request).db.read() as conn:
-        rows = await chargers.list_team_chargers(conn, scope(request).team_id)
+    rows = await chargers.list_team_chargers(runtime(request), scope(request).team_id)
     return envelope([charger_resource(row) for row in rows])
 
 
 async def create_team_charger(request: Request) -> Response:
     """Create a charger owned by the team, not yet on a site."""
-    data = await json_body(request)
-    async with runtime(request).db.write() as conn:
-        row = await _create(conn, data, {"team_id": scope(request).team_id})
+    identity = validate(await json_body(request), CREATE_RULES)["identity"]
+    row = await chargers.create_team_charger(runtime(request), scope(request).team_id, identity)
     return envelope(charger_resource(row), 201)
 
 
 async def get_charger(request: Request) -> Response:
     """Return one charger of the team with its connectors."""
-    async with runtime(request).db.read() as conn:
-        row = await chargers.get_charger(conn, scope(request).team_id, path_ref(request, "charger"))
-        connectors = await chargers.list_charger_connectors(conn, ChargerId(row["id"]))
+    ref = path_ref(request, "charger")
+    row, connectors = await chargers.get_charger_with_connectors(runtime(request), scope(request).team_id, ref)
     return envelope(charger_detail_resource(row, connectors))
 
 
 async def update_charger(request: Request) -> Response:
     """Change a charger's reference."""
     data = await json_body(request)
-    async with runtime(request).db.write() as conn:
-        charger = await chargers.get_charger(conn, scope(request).team_id, path_ref(request, "charger"))
-        clean = validate(data, UPDATE_RULES)
-        row = await chargers.update_charger(conn, ChargerId(charger["id"]), clean)
+    rt, team_id, ref = runtime(request), scope(request).team_id, path_ref(request, "charger")
+    await chargers.get_charger(rt, team_id, ref)  # the path is bound before the body is checked (Laravel)
+    row = await chargers.update_charger(rt, team_id, ref, validate(data, UPDATE_RULES))
     return envelope(charger_resource(row))
 
 

@@ -18,8 +18,7 @@ from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.domain.ids import ChargerId
-from voltline.errors import ValidationError
-from voltline.store import chargers, transactions
+from voltline.services import charger_commands, chargers
 
 TRIGGER_MESSAGES = (
     "BootNotification",
@@ -112,11 +111,10 @@ class ChangeConfigurationBody(msgspec.Struct):
     value: str
 
 
-async def _charger(request: Request) -> tuple[int, str]:
+async def _charger(request: Request) -> tuple[ChargerId, str]:
     """The team's charger of the path (looked up before the body is checked, as Laravel binds routes first)."""
-    async with runtime(request).db.read() as conn:
-        charger = await chargers.get_charger(conn, scope(request).team_id, path_ref(request, "charger"))
-    return int(charger["id"]), str(charger["identity"])
+    charger = await chargers.get_charger(runtime(request), scope(request).team_id, path_ref(request, "charger"))
+    return ChargerId(charger["id"]), str(charger["identity"])
 
 
 async def _command(request: Request, command: str, rules: dict[str, str]) -> Response:
@@ -126,7 +124,10 @@ async def _command(request: Request, command: str, rules: dict[str, str]) -> Res
 
 
 async def _send(request: Request, identity: str, command: str, args: dict[str, Any]) -> Response:
-    result = await runtime(request).commands.send(identity, command, args)
+    return _result(await charger_commands.send_command(runtime(request), identity, command, args))
+
+
+def _result(result: dict[str, Any]) -> Response:
     return json_response(CommandResult(message=str(result.get("status", "Accepted"))))
 
 
@@ -139,16 +140,8 @@ async def stop_charging(request: Request) -> Response:
     """Ask the charger to stop a session: the given one, or the latest active one."""
     charger_id, identity = await _charger(request)
     clean = validate(await json_body(request), STOP_RULES)
-    async with runtime(request).db.read() as conn:
-        if clean.get("transaction_id") is None:
-            active = await transactions.get_latest_active_transaction(conn, ChargerId(charger_id))
-            if active is None:
-                raise ValidationError.single("transaction_id", "There is no active transaction on this charger.")
-        else:
-            active = await transactions.get_active_transaction(conn, ChargerId(charger_id), clean["transaction_id"])
-            if active is None:
-                raise ValidationError.single("transaction_id", "The selected transaction id is invalid.")
-    return await _send(request, identity, "remote_stop", {"transaction_id": int(active["id"])})
+    result = await charger_commands.stop_charging(runtime(request), charger_id, identity, clean.get("transaction_id"))
+    return _result(result)
 
 
 async def restart_charger(request: Request) -> Response:
@@ -182,7 +175,7 @@ async def get_configuration(request: Request) -> Response:
     _, identity = await _charger(request)
     clean = validate(await input_data(request), GET_CONFIGURATION_RULES)
     keys = [key.strip() for key in (clean.get("keys") or "").split(",") if key.strip()]
-    result = await runtime(request).commands.send(identity, "get_configuration", {"keys": keys})
+    result = await charger_commands.send_command(runtime(request), identity, "get_configuration", {"keys": keys})
     configuration = msgspec.convert(
         {"configuration_key": result.get("configuration_key") or [], "unknown_key": result.get("unknown_key") or []},
         Configuration,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,11 +17,11 @@ from voltline.api.auth import runtime, scope
 from voltline.domain.ids import TeamId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
-from voltline.store import id_tags
+from voltline.services import id_tags
+from voltline.services.runtime import Runtime
 
 STATUSES = ("Accepted", "Blocked", "Expired")
 EXPIRY_FORMAT = "%Y-%m-%d %H:%M:%S"
-ID_TAG_TAKEN = "The id tag has already been taken."
 CREATE_RULES = {
     "id_tag": "required|string|max:20",
     "status": "nullable|in:" + ",".join(STATUSES),
@@ -56,7 +55,7 @@ class CreateIdTagBody(msgspec.Struct):
     name: str | None = None
 
 
-def id_tag_resource(row: RowMapping) -> IdTagResource:
+def id_tag_resource(row: Mapping[Any, Any]) -> IdTagResource:
     """Shape an id tag row for the API."""
     return IdTagResource(
         uuid=row["uuid"],
@@ -71,7 +70,7 @@ def id_tag_resource(row: RowMapping) -> IdTagResource:
     )
 
 
-async def _validated(conn: AsyncConnection, team_id: TeamId, data: dict[str, Any]) -> dict[str, Any]:
+async def _validated(rt: Runtime, team_id: TeamId, data: dict[str, Any]) -> dict[str, Any]:
     """The rules plus `unique` on id_tag, all errors collected as Laravel does."""
     errors: dict[str, list[str]] = {}
     clean: dict[str, Any] = {}
@@ -80,8 +79,8 @@ async def _validated(conn: AsyncConnection, team_id: TeamId, data: dict[str, Any
     except ValidationError as error:
         errors = error.errors
     tag = data.get("id_tag")
-    if "id_tag" not in errors and isinstance(tag, str) and await id_tags.find_id_tag(conn, team_id, tag):
-        errors = {"id_tag": [ID_TAG_TAKEN], **errors}
+    if "id_tag" not in errors and isinstance(tag, str) and await id_tags.is_id_tag_taken(rt, team_id, tag):
+        errors = {"id_tag": [id_tags.ID_TAG_TAKEN], **errors}
     if errors:
         raise ValidationError(errors)
     return clean
@@ -100,8 +99,7 @@ def _values(clean: dict[str, Any]) -> dict[str, Any]:
 async def list_id_tags(request: Request) -> Response:
     """Return a page of the team's id tags."""
     page, per_page, offset = page_window(request)
-    async with runtime(request).db.read() as conn:
-        rows = await id_tags.list_id_tags(conn, scope(request).team_id, offset=offset, limit=per_page + 1)
+    rows = await id_tags.list_id_tags(runtime(request), scope(request).team_id, offset=offset, limit=per_page + 1)
     items = [id_tag_resource(row) for row in rows[:per_page]]
     return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
 
@@ -109,20 +107,15 @@ async def list_id_tags(request: Request) -> Response:
 async def create_id_tag(request: Request) -> Response:
     """Add an id tag to the team (unique per team, compared case-insensitively)."""
     data = await json_body(request)
-    team_id = scope(request).team_id
-    async with runtime(request).db.write() as conn:
-        clean = await _validated(conn, team_id, data)
-        try:
-            row = await id_tags.create_id_tag(conn, team_id, clean["id_tag"], _values(clean))
-        except id_tags.IdTagTakenError:
-            raise ValidationError.single("id_tag", ID_TAG_TAKEN) from None
+    rt, team_id = runtime(request), scope(request).team_id
+    clean = await _validated(rt, team_id, data)
+    row = await id_tags.create_id_tag(rt, team_id, clean["id_tag"], _values(clean))
     return envelope(id_tag_resource(row), 201)
 
 
 async def delete_id_tag(request: Request) -> Response:
     """Remove an id tag of the team."""
-    async with runtime(request).db.write() as conn:
-        await id_tags.delete_id_tag(conn, scope(request).team_id, path_ref(request, "id_tag"))
+    await id_tags.delete_id_tag(runtime(request), scope(request).team_id, path_ref(request, "id_tag"))
     return no_content()
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy.engine import RowMapping
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,7 +15,7 @@ from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.domain.credentials import user_hmac
 from voltline.domain.timestamps import format_timestamp
-from voltline.store import users
+from voltline.services import teams
 
 TEAM_TYPES = ("Personal", "HOA", "Retailer", "Installer", "Wholesaler", "Company", "OEM", "Other")
 AUTHORIZATION_MODES = ("accept_all", "allow_list")
@@ -81,7 +81,7 @@ class AuthorizationBody(msgspec.Struct):
     authorization_mode: str
 
 
-def team_resource(row: RowMapping) -> TeamResource:
+def team_resource(row: Mapping[Any, Any]) -> TeamResource:
     """Shape a team row for the API."""
     return TeamResource(
         uuid=row["uuid"],
@@ -99,8 +99,7 @@ async def get_user(request: Request) -> Response:
     """Return the user behind the token, unwrapped."""
     principal = request.state.principal
     rt = runtime(request)
-    async with rt.db.read() as conn:
-        user = await users.get_user(conn, principal.user_id)
+    user = await teams.get_user(rt, principal.user_id)
     hmacs = {channel: user_hmac(rt.secret_key, user["uuid"], channel) for channel in ("android", "ios", "web")}
     return json_response(
         UserResource(
@@ -117,8 +116,7 @@ async def get_user(request: Request) -> Response:
 
 async def list_teams(request: Request) -> Response:
     """Return every team the user belongs to (unpaginated, as observed)."""
-    async with runtime(request).db.read() as conn:
-        rows = await users.list_teams_of_user(conn, request.state.principal.user_id)
+    rows = await teams.list_teams_of_user(runtime(request), request.state.principal.user_id)
     return envelope([team_resource(row) for row in rows])
 
 
@@ -126,32 +124,27 @@ async def create_team(request: Request) -> Response:
     """Create a team owned by the caller."""
     clean: dict[str, Any] = validate(await json_body(request), CREATE_TEAM_RULES)
     principal = request.state.principal
-    async with runtime(request).db.write() as conn:
-        team = await users.create_team(
-            conn,
-            owner_id=principal.user_id,
-            name=clean["name"],
-            email=clean.get("email"),
-            type_=clean.get("type") or "Other",
-        )
+    team = await teams.create_team(
+        runtime(request),
+        principal.user_id,
+        name=clean["name"],
+        email=clean.get("email"),
+        type_=clean.get("type") or "Other",
+    )
     return envelope(team_resource(team), 201)
 
 
 async def get_authorization(request: Request) -> Response:
     """Return the team's id-tag authorization mode."""
-    async with runtime(request).db.read() as conn:
-        team = await users.get_team(conn, scope(request).team_id)
-    return envelope(AuthorizationResource(authorization_mode=team["authorization_mode"]))
+    mode = await teams.get_authorization_mode(runtime(request), scope(request).team_id)
+    return envelope(AuthorizationResource(authorization_mode=mode))
 
 
 async def update_authorization(request: Request) -> Response:
     """Set the team's id-tag authorization mode."""
     clean = validate(await json_body(request), AUTHORIZATION_RULES)
-    async with runtime(request).db.write() as conn:
-        team = await users.update_team(
-            conn, scope(request).team_id, {"authorization_mode": clean["authorization_mode"]}
-        )
-    return envelope(AuthorizationResource(authorization_mode=team["authorization_mode"]))
+    mode = await teams.set_authorization_mode(runtime(request), scope(request).team_id, clean["authorization_mode"])
+    return envelope(AuthorizationResource(authorization_mode=mode))
 
 
 ENDPOINTS = [

@@ -1,4 +1,4 @@
-"""Account set-up shared by the CLI and tests: users, teams, tokens and the demo login."""
+"""Accounts: users, teams, tokens and the demo login (CLI, tests), and who a token and a team path name (API)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voltline.domain.credentials import hash_api_token, new_api_token
-from voltline.domain.ids import TeamId, UserId
+from voltline.domain.ids import Ref, TeamId, UserId
+from voltline.domain.tenancy import Principal
 from voltline.errors import NotFoundError
 from voltline.store import users
 from voltline.store.engine import Database
@@ -70,3 +71,16 @@ async def ensure_demo(db: Database, data_dir: str) -> tuple[Account, bool]:
     ensure_private_dir(token_path.parent)
     create_private_file(token_path, token + "\n", replace=True)
     return Account(user_id, team_id, DEMO_EMAIL, token), True
+
+
+async def find_principal(db: Database, token_hash: str) -> Principal | None:
+    """The user and token behind an active API token's hash, or None."""
+    async with db.read() as conn:
+        row = await users.get_active_token(conn, token_hash)
+    return None if row is None else Principal(user_id=UserId(row["user_id"]), token_id=row["id"])
+
+
+async def find_member_team_id(db: Database, user_id: UserId, ref: Ref) -> TeamId | None:
+    """The id of the team `ref` names if the user belongs to it, else None."""
+    async with db.read() as conn:
+        return await users.get_member_team_id(conn, user_id, ref)

@@ -1,0 +1,41 @@
+"""Id tags (RFID cards) of a team, for its `allow_list` authorization mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from voltline.domain.ids import Ref, TeamId
+from voltline.errors import ValidationError
+from voltline.services.runtime import Runtime
+from voltline.store import id_tags
+
+ID_TAG_TAKEN = "The id tag has already been taken."
+
+
+async def list_id_tags(rt: Runtime, team_id: TeamId, *, offset: int, limit: int) -> list[RowMapping]:
+    """A page of the team's id tags."""
+    async with rt.db.read() as conn:
+        return await id_tags.list_id_tags(conn, team_id, offset=offset, limit=limit)
+
+
+async def is_id_tag_taken(rt: Runtime, team_id: TeamId, id_tag: str) -> bool:
+    """True when the team already has the id tag (compared case-insensitively)."""
+    async with rt.db.read() as conn:
+        return await id_tags.find_id_tag(conn, team_id, id_tag) is not None
+
+
+async def create_id_tag(rt: Runtime, team_id: TeamId, id_tag: str, values: dict[str, Any]) -> RowMapping:
+    """Add an id tag to the team (status, expiry, parent and name in `values`); 422 when it is taken."""
+    async with rt.db.write() as conn:
+        try:
+            return await id_tags.create_id_tag(conn, team_id, id_tag, values)
+        except id_tags.IdTagTakenError:
+            raise ValidationError.single("id_tag", ID_TAG_TAKEN) from None
+
+
+async def delete_id_tag(rt: Runtime, team_id: TeamId, ref: Ref) -> None:
+    """Remove an id tag of the team; NotFoundError for any other."""
+    async with rt.db.write() as conn:
+        await id_tags.delete_id_tag(conn, team_id, ref)

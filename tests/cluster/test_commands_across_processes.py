@@ -41,6 +41,7 @@ class ResettableCharger(ChargePoint):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.resets: list[str] = []
+        self.socket: Any = None  # the client side of its WebSocket
 
     @on(Action.reset)
     def on_reset(self, **payload: Any) -> Any:
@@ -81,6 +82,7 @@ async def online(server: KillableServer, fleet: Fleet, identity: str) -> AsyncIt
     url = f"ws://127.0.0.1:{server.port}/ocpp/{identity}"
     async with connect(url, subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {secret}"}) as ws:  # type: ignore[list-item]
         charger = ResettableCharger(identity, ws, response_timeout=10)
+        charger.socket = ws
         task = asyncio.create_task(charger.start())
         booted = await charger.call(call.BootNotification(charge_point_model="Cluster", charge_point_vendor="test"))
         assert booted.status == "Accepted"
@@ -130,3 +132,32 @@ def test_a_command_reaches_the_charger_on_the_other_process_and_follows_it_after
         assert answer.status_code == 409, "offline everywhere: no process answers its subject"
 
     asyncio.run(scenario())
+
+
+def test_the_newest_socket_wins_across_processes(cluster: Cluster) -> None:
+    """DESIGN "Cluster": a charger that opens a new socket on another process has its older one closed.
+
+    The older process closes its socket (1000) without marking the charger offline, the charger
+    stays online, and a command asked of the older process's API reaches the new socket.
+    """
+    fleet, a, b = cluster
+    identity, charger_id = next(iter(fleet.chargers.items()))
+
+    async def scenario() -> None:
+        async with online(b, fleet, identity) as old, online(a, fleet, identity) as new:
+            await asyncio.wait_for(old._connection.wait_closed(), 10)
+            assert old._connection.close_code == 1000
+            answer = await restart(b, fleet, charger_id, "Hard")
+            assert answer.status_code == 200, answer.text
+            assert new.resets == ["Hard"] and old.resets == []
+            assert await connection_status(a, fleet, charger_id) == "online"
+
+    asyncio.run(scenario())
+
+
+async def connection_status(server: KillableServer, fleet: Fleet, charger_id: int) -> str:
+    """The charger's `connection_status` as the server's API shows it."""
+    headers = {"Authorization": f"Bearer {fleet.account.token}", "Accept": "application/json"}
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as api:
+        path = f"/api/v2/teams/{fleet.account.team_id}/chargers/{charger_id}"
+        return str((await api.get(path)).json()["data"]["connection_status"])

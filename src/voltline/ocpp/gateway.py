@@ -10,6 +10,9 @@ Connection status (DESIGN: OCPP): online on connect; offline when the socket clo
 two heartbeat intervals without a frame or pong; back online with the next frame (the
 connection records each, connection.py). A newer socket of the same charger replaces the older
 one, which then closes without marking the charger offline: the registry no longer names it.
+Across processes (DESIGN "Cluster": the newest connection wins) each connection announces itself
+on `charger.<identity>.connected` with when it opened; a process that holds an older socket of
+that charger closes it the same way.
 
 A charger attached to or detached from a site over the API while connected (the `settings` and
 `detached` bus events name it) has its connection re-read its team and site at once, so that its
@@ -29,12 +32,16 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+from voltline import codec
 from voltline.bus import MemoryBus, Subscription
 from voltline.bus.events import SMART_EVENTS, decode_event
+from voltline.bus.memory import Listener
 from voltline.domain.auth_throttle import AuthThrottle
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerNotBootedError, ChargerOfflineError
@@ -46,7 +53,7 @@ from voltline.ocpp.session import SessionContext
 from voltline.ocpp.v16 import commands as v16_commands
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
 from voltline.services import presence
-from voltline.services.commands import command_subject, decode_request, encode_reply
+from voltline.services.commands import command_subject, decode_request, encode_reply, presence_subject
 from voltline.services.runtime import Runtime
 from voltline.store.writer import MeterWriter
 from voltline.tasks import cancel_and_wait
@@ -162,16 +169,36 @@ class Gateway:
         previous = self.registry.replace(connection)
         # Subscribed before the first await: a command may follow the handshake at once.
         subscription = await self._subscribe(connection)
+        opened = (time.time_ns(), uuid.uuid4().hex)  # orders sockets of one charger across processes
+        subject = presence_subject(connection.identity)
+        elsewhere = await self.runtime.bus.listen(subject, self._on_presence(connection, opened))
         try:
             if previous is not None:
                 await previous.replace()
             await connection.come_online(replacing=previous is not None)
+            await self.runtime.bus.publish(subject, codec.encode_json({"opened": opened[0], "id": opened[1]}))
             yield
         finally:
             connection.stop_serving()
             await subscription.unsubscribe()
+            await elsewhere.unsubscribe()
             if self.registry.remove(connection):
                 await connection.go_offline("the socket closed")
+
+    def _on_presence(self, connection: Connection, opened: tuple[int, str]) -> Listener:
+        """A listener that closes `connection` when a newer socket of its charger opened (here or elsewhere)."""
+
+        async def on_presence(_subject: str, data: bytes) -> None:
+            try:
+                body = codec.decode_json(data)
+                other = (int(body["opened"]), str(body["id"]))
+            except (ValueError, KeyError, TypeError):
+                return  # not an announcement of ours
+            if other > opened and self.registry.remove(connection):
+                log.info("%s: a newer socket opened on another process; this one closes", connection.identity)
+                await connection.replace()
+
+        return on_presence
 
     async def _on_event(self, _subject: str, data: bytes) -> None:
         """A charger attached to or detached from a site: its connection here takes the new team and site."""

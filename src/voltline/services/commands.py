@@ -38,6 +38,11 @@ def command_subject(identity: str) -> str:
     return f"charger.{subject_token(identity)}.command"
 
 
+def presence_subject(identity: str) -> str:
+    """The bus subject where a gateway announces that it now holds a charger's socket (DESIGN "Cluster")."""
+    return f"charger.{subject_token(identity)}.connected"
+
+
 def subject_token(text: str) -> str:
     """`text` as one NATS subject token: every character outside letters, digits and `-_=+|@` as %XX.
 

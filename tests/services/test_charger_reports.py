@@ -45,14 +45,17 @@ def test_status_is_published_with_charger_site_connector_and_status_once_committ
                 query = select(connectors.c.status).where(connectors.c.charger_id == charger_id)
                 seen.append((event, (charger, await conn.scalar(query))))
 
-    async def report() -> None:
-        runtime, charger = server.runtime, ChargerId(charger_id)
-        await charger_reports.record_status(runtime, charger, 0, "Unavailable", error_code="NoError", info=None)
-        await charger_reports.record_status(runtime, charger, 1, "Preparing", error_code="NoError", info="x")
-
+    runtime, charger = server.runtime, ChargerId(charger_id)
     subscription = server.run(lambda: server.runtime.bus.listen(SMART_EVENTS, record))
     try:
-        server.run(report)
+        # One report at a time: the listener reads the store when it runs, after its event's commit.
+        server.run(
+            lambda: charger_reports.record_status(runtime, charger, 0, "Unavailable", error_code="NoError", info=None)
+        )
+        wait_for(lambda: len(seen) == 1)
+        server.run(
+            lambda: charger_reports.record_status(runtime, charger, 1, "Preparing", error_code="NoError", info="x")
+        )
         wait_for(lambda: len(seen) == 2)
     finally:
         server.run(subscription.unsubscribe)

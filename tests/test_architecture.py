@@ -100,17 +100,22 @@ def resolved(found: Import, known: set[str]) -> list[str]:
     return targets or [found.target]
 
 
-def test_nothing_imports_upward_or_across_a_layer() -> None:
-    """DESIGN "Services tier": entry -> front-ends -> services -> smart / store -> domain -> codec, errors."""
+def across_packages() -> Iterator[tuple[Import, str]]:
+    """Every import of a voltline module of another top-level package, with the module it names."""
     known = modules()
-    wrong = []
     for found in all_imports():
         for target in resolved(found, known):
-            if top_package(found.module) == top_package(target):
-                continue
-            here, there = layer_of(found.module), layer_of(target)
-            if there < here or (there == here and here not in SIDEWAYS):
-                wrong.append(f"{found.module}:{found.line} imports {target}")
+            if top_package(found.module) != top_package(target):
+                yield found, target
+
+
+def test_nothing_imports_upward_or_across_a_layer() -> None:
+    """DESIGN "Services tier": entry -> front-ends -> services -> smart / store -> domain -> codec, errors."""
+    wrong = []
+    for found, target in across_packages():
+        here, there = layer_of(found.module), layer_of(target)
+        if there < here or (there == here and here not in SIDEWAYS):
+            wrong.append(f"{found.module}:{found.line} imports {target}")
     assert wrong == [], "\n".join(wrong)
 
 
@@ -128,14 +133,11 @@ def test_no_private_name_is_imported_from_another_package() -> None:
     """STYLE: a name or module with a leading underscore stays inside its package."""
     known = modules()
     wrong = []
-    for found in all_imports():
-        for target in resolved(found, known):
-            if top_package(found.module) == top_package(target):
-                continue
-            private_module = any(is_private(part) for part in target.split("."))
-            private_names = [n for n in found.names if is_private(n) and f"{found.target}.{n}" not in known]
-            if private_module or private_names:
-                wrong.append(f"{found.module}:{found.line} imports {target} {private_names or ''}".rstrip())
+    for found, target in across_packages():
+        private_module = any(is_private(part) for part in target.split("."))
+        private_names = [n for n in found.names if is_private(n) and f"{found.target}.{n}" not in known]
+        if private_module or private_names:
+            wrong.append(f"{found.module}:{found.line} imports {target} {private_names or ''}".rstrip())
     assert wrong == [], "\n".join(wrong)
 
 

@@ -20,7 +20,7 @@ from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.api.transactions import DATE_FORMAT, LIMIT_RULE, ORDER_RULE, bound_first, limit_and_order, parse_date
 from voltline.domain.timestamps import format_timestamp
-from voltline.services import meter, transactions
+from voltline.services import chargers, meter
 from voltline.services.meter import StoredSample
 
 CONTEXTS = (
@@ -130,7 +130,7 @@ async def list_charger_meter_values(request: Request) -> Response:
     """Return the charger's meter values in [date_from, date_to] (unpaginated), newest first by default."""
     data = await input_data(request)
     rt, team_id, charger = runtime(request), scope(request).team_id, path_ref(request, "charger")
-    async with bound_first(lambda: transactions.require_charger(rt, team_id, charger)):
+    async with bound_first(lambda: chargers.get_charger(rt, team_id, charger)):
         clean = validate(data, QUERY_RULES)
     limit, descending = limit_and_order(clean)
     found = await meter.list_charger_meter_values(

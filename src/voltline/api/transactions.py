@@ -44,7 +44,7 @@ from voltline.domain.ids import Ref
 from voltline.domain.timestamps import format_timestamp
 from voltline.domain.transactions import energy_wh, transaction_costs
 from voltline.errors import ValidationError
-from voltline.services import transactions
+from voltline.services import chargers, transactions
 from voltline.services.transactions import CHARGER_INVALID
 
 DATE_FORMAT = "Y-m-d H:i:s"
@@ -157,7 +157,7 @@ def _filters(clean: dict[str, Any]) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def bound_first(found: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+async def bound_first(found: Callable[[], Awaitable[object]]) -> AsyncIterator[None]:
     """DESIGN: an object of the path that names nothing is a 404 before any input is a 422 (`found` raises it)."""
     try:
         yield
@@ -203,7 +203,7 @@ async def list_site_transactions(request: Request) -> Response:
     """Return a page of the site's transactions, newest first, filtered by date, charger, status and id tag; or CSV."""
     data = await input_data(request)
     rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
-    async with bound_first(lambda: transactions.require_site(rt, team_id, site)):
+    async with bound_first(lambda: chargers.get_site_id(rt, team_id, site)):
         clean = validate(data, SITE_QUERY_RULES)
         charger = input_ref(clean.get("charger"), "charger", CHARGER_INVALID)
     if wants_csv(request, clean):
@@ -224,7 +224,7 @@ async def list_charger_transactions(request: Request) -> Response:
     """Return the charger's transactions (unpaginated): `limit` of them, newest first unless `order_by=asc`; or CSV."""
     data = await input_data(request)
     rt, team_id, charger = runtime(request), scope(request).team_id, path_ref(request, "charger")
-    async with bound_first(lambda: transactions.require_charger(rt, team_id, charger)):
+    async with bound_first(lambda: chargers.get_charger(rt, team_id, charger)):
         clean = validate(data, CHARGER_QUERY_RULES)
     limit, descending = limit_and_order(clean)
     csv_wanted = wants_csv(request, clean)

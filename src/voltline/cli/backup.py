@@ -34,7 +34,7 @@ def backup(ctx: click.Context, target: Path, force: bool) -> None:
     if target.resolve() == source.resolve():
         fail("TARGET is the database itself", 2)
     columns = (TextColumn("backup"), BarColumn(), MofNCompleteColumn(), TextColumn("pages"))
-    with Progress(*columns, console=out, transient=True) as progress:
+    with Progress(*columns, console=out, transient=True, disable=not out.is_terminal) as progress:
         task = progress.add_task("backup", total=None)
         try:
             pages = backup_sqlite(

@@ -118,18 +118,6 @@ async def find_charger_transaction(runtime: Runtime, charger_id: ChargerId, tran
     return None if row is None else int(row["id"])
 
 
-async def require_site(runtime: Runtime, team_id: TeamId, site: Ref) -> None:
-    """Raise NotFoundError unless the team has the site."""
-    async with runtime.db.read() as conn:
-        await sites.get_site_id(conn, team_id, site)
-
-
-async def require_charger(runtime: Runtime, team_id: TeamId, charger: Ref) -> None:
-    """Raise NotFoundError unless the team has the charger."""
-    async with runtime.db.read() as conn:
-        await chargers.get_charger(conn, team_id, charger)
-
-
 async def find_site_charger(
     conn: AsyncConnection, team_id: TeamId, site_id: SiteId, ref: Ref | None
 ) -> ChargerId | None:

@@ -77,7 +77,9 @@ async def find_principal(db: Database, token_hash: str) -> Principal | None:
     """The user and token behind an active API token's hash, or None."""
     async with db.read() as conn:
         row = await users.get_active_token(conn, token_hash)
-    return None if row is None else Principal(user_id=UserId(row["user_id"]), token_id=row["id"])
+    if row is None:
+        return None
+    return Principal(user_id=UserId(row["user_id"]), token_id=row["id"], email=row["email"])
 
 
 async def find_member_team_id(db: Database, user_id: UserId, ref: Ref) -> TeamId | None:

@@ -17,17 +17,20 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline import codec
+from voltline.clock import Clock
 from voltline.domain.audit import SYSTEM, Actor
 from voltline.domain.ids import TeamId
 from voltline.errors import ChargerNotBootedError, ChargerOfflineError, ChargerTimeoutError, CommandFailedError
-from voltline.services.runtime import Runtime
 from voltline.store import audit as store
+
+if TYPE_CHECKING:  # the CLI records without a runtime (and without loading the meter writer)
+    from voltline.services.runtime import Runtime
 
 OK = "ok"
 # What a row is about: the object's type (domain/audit.py OBJECT_TYPES) and its uuid or id.
@@ -60,7 +63,7 @@ def changed_fields(values: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
 
 
 async def record(
-    rt: Runtime,
+    clock: Clock,
     conn: AsyncConnection,
     team_id: TeamId | int | None,
     action: str,
@@ -69,14 +72,17 @@ async def record(
     outcome: str = OK,
     detail: Mapping[str, Any] | None = None,
 ) -> None:
-    """Append a row for the current actor about `target` (object type, object id), in the caller's transaction."""
+    """Append a row for the current actor about `target` (object type, object id), in the caller's transaction.
+
+    `team_id` None: an account-level change (a user, a token) that no team's log shows.
+    """
     actor = current_actor()
     object_type, object_id = target
     await store.insert_audit_row(
         conn,
         {
             "team_id": team_id,
-            "at": rt.clock.now(),
+            "at": clock.now(),
             "actor_kind": actor.kind,
             "actor_id": actor.id,
             "actor_user_id": actor.user_id,
@@ -91,10 +97,8 @@ async def record(
 
 
 def _detail(detail: Mapping[str, Any] | None) -> str | None:
-    if not detail:
-        return None
-    clean = {key: value for key, value in detail.items() if key not in SECRET_FIELDS}
-    return codec.encode_json(clean).decode()
+    clean = {key: value for key, value in (detail or {}).items() if key not in SECRET_FIELDS}
+    return codec.encode_json(clean).decode() if clean else None
 
 
 def command_outcome(result: Mapping[str, Any] | None, error: BaseException | None) -> str:
@@ -123,7 +127,7 @@ async def record_command(
 ) -> None:
     """Append a command's row in a short write of its own (the command itself changed nothing stored)."""
     async with rt.db.write() as conn:
-        await record(rt, conn, team_id, action, target, outcome=outcome, detail=detail)
+        await record(rt.clock, conn, team_id, action, target, outcome=outcome, detail=detail)
 
 
 async def list_audit_log(

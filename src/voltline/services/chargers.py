@@ -76,7 +76,7 @@ async def create_team_charger(rt: Runtime, team_id: TeamId, identity: str) -> Ro
     async with rt.db.write() as conn:
         row = await _create(conn, identity, {"team_id": team_id})
         await audit.record(
-            rt, conn, team_id, "charger.created", ("charger", row["uuid"]), detail={"identity": identity}
+            rt.clock, conn, team_id, "charger.created", ("charger", row["uuid"]), detail={"identity": identity}
         )
     return row
 
@@ -88,7 +88,7 @@ async def create_site_charger(rt: Runtime, team_id: TeamId, site_ref: Ref, ident
         group_id = await sites.get_root_group_id(conn, site_id)
         row = await _create(conn, identity, {"team_id": team_id, "site_id": site_id, "group_id": group_id})
         detail = {"identity": identity, "site_id": site_id}
-        await audit.record(rt, conn, team_id, "charger.created", ("charger", row["uuid"]), detail=detail)
+        await audit.record(rt.clock, conn, team_id, "charger.created", ("charger", row["uuid"]), detail=detail)
     await publish_settings_changed(rt.bus, site_id)
     return row
 
@@ -99,7 +99,7 @@ async def update_charger(rt: Runtime, team_id: TeamId, charger_ref: Ref, values:
         charger = await chargers.get_charger(conn, team_id, charger_ref)
         row = await chargers.update_charger(conn, ChargerId(charger["id"]), values)
         detail = audit.changed_fields(values)
-        await audit.record(rt, conn, team_id, "charger.updated", ("charger", charger["uuid"]), detail=detail)
+        await audit.record(rt.clock, conn, team_id, "charger.updated", ("charger", charger["uuid"]), detail=detail)
     return row
 
 
@@ -129,7 +129,7 @@ async def update_charger_ocpp(
         row = await chargers.update_charger(conn, ChargerId(charger["id"]), values)
         detail = audit.changed_fields(values)
         await audit.record(
-            rt, conn, team_id, "charger.ocpp_settings_changed", ("charger", charger["uuid"]), detail=detail
+            rt.clock, conn, team_id, "charger.ocpp_settings_changed", ("charger", charger["uuid"]), detail=detail
         )
     return row, generated
 
@@ -141,7 +141,7 @@ async def detach_charger(rt: Runtime, team_id: TeamId, site_ref: Ref, charger_re
         charger = await chargers.get_site_charger(conn, site_id, charger_ref)
         await chargers.detach_charger(conn, ChargerId(charger["id"]))
         detail = {"site_id": site_id}
-        await audit.record(rt, conn, team_id, "charger.detached", ("charger", charger["uuid"]), detail=detail)
+        await audit.record(rt.clock, conn, team_id, "charger.detached", ("charger", charger["uuid"]), detail=detail)
     await publish_charger_detached(rt.bus, site_id, int(charger["id"]))
 
 
@@ -185,7 +185,7 @@ async def attach_charger(
         )
         if row is not None:
             detail = {"site_id": site_id}
-            await audit.record(rt, conn, team_id, "charger.attached", ("charger", row["uuid"]), detail=detail)
+            await audit.record(rt.clock, conn, team_id, "charger.attached", ("charger", row["uuid"]), detail=detail)
     if row is None:
         raise ValidationError.single("identity", ALREADY_ATTACHED)
     await publish_settings_changed(rt.bus, site_id, charger_id=int(row["id"]))

@@ -64,6 +64,6 @@ async def update_site_connector(
         await _checked_group(conn, site_id, clean.get("group_id"))
         row = await chargers.update_connector(conn, site_id, ConnectorId(connector["id"]), clean)
         action, detail = _change(connector, clean)
-        await audit.record(runtime, conn, team_id, action, ("connector", connector["uuid"]), detail=detail)
+        await audit.record(runtime.clock, conn, team_id, action, ("connector", connector["uuid"]), detail=detail)
     await publish_settings_changed(runtime.bus, site_id)
     return row

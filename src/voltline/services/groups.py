@@ -85,7 +85,9 @@ async def create_group(runtime: Runtime, team_id: TeamId, site_ref: Ref, given: 
         site_id = await sites.get_site_id(conn, team_id, site_ref)
         values = await _checked_values(conn, team_id, site_id, given, None)
         row = await groups.create_group(conn, site_id, values)
-        await audit.record(runtime, conn, team_id, "group.created", ("group", row["uuid"]), detail=_detail(values))
+        await audit.record(
+            runtime.clock, conn, team_id, "group.created", ("group", row["uuid"]), detail=_detail(values)
+        )
     await publish_settings_changed(runtime.bus, site_id)
     return row
 
@@ -104,7 +106,9 @@ async def update_group(runtime: Runtime, team_id: TeamId, site_ref: Ref, ref: Re
         group = await groups.get_group(conn, site_id, ref)
         values = await _checked_values(conn, team_id, site_id, given, group)
         row = await groups.update_group(conn, site_id, GroupId(group["id"]), values)
-        await audit.record(runtime, conn, team_id, "group.updated", ("group", row["uuid"]), detail=_detail(values))
+        await audit.record(
+            runtime.clock, conn, team_id, "group.updated", ("group", row["uuid"]), detail=_detail(values)
+        )
     await publish_settings_changed(runtime.bus, site_id)
     return row
 
@@ -117,7 +121,7 @@ async def delete_group(runtime: Runtime, team_id: TeamId, site_ref: Ref, ref: Re
         if group["group_id"] is None:
             raise ValidationError.single("group", ROOT_NOT_DELETABLE)
         await groups.delete_group(conn, group)
-        await audit.record(runtime, conn, team_id, "group.deleted", ("group", group["uuid"]))
+        await audit.record(runtime.clock, conn, team_id, "group.deleted", ("group", group["uuid"]))
     await publish_settings_changed(runtime.bus, site_id)
 
 
@@ -134,6 +138,8 @@ async def assign_charger(
             raise ValidationError.single("charger", INVALID_CHARGER)
         await groups.assign_charger(conn, GroupId(group["id"]), charger_id)
         detail = {"charger_id": charger_id}
-        await audit.record(runtime, conn, team_id, "group.charger_assigned", ("group", group["uuid"]), detail=detail)
+        await audit.record(
+            runtime.clock, conn, team_id, "group.charger_assigned", ("group", group["uuid"]), detail=detail
+        )
     await publish_settings_changed(runtime.bus, site_id)
     return group

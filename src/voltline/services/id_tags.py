@@ -34,7 +34,9 @@ async def create_id_tag(rt: Runtime, team_id: TeamId, id_tag: str, values: dict[
             row = await id_tags.create_id_tag(conn, team_id, id_tag, values)
         except id_tags.IdTagTakenError:
             raise ValidationError.single("id_tag", ID_TAG_TAKEN) from None
-        await audit.record(rt, conn, team_id, "id_tag.created", ("id_tag", row["uuid"]), detail={"id_tag": id_tag})
+        await audit.record(
+            rt.clock, conn, team_id, "id_tag.created", ("id_tag", row["uuid"]), detail={"id_tag": id_tag}
+        )
     return row
 
 
@@ -43,4 +45,4 @@ async def delete_id_tag(rt: Runtime, team_id: TeamId, ref: Ref) -> None:
     async with rt.db.write() as conn:
         row = await id_tags.delete_id_tag(conn, team_id, ref)
         detail = {"id_tag": row["id_tag"]}
-        await audit.record(rt, conn, team_id, "id_tag.deleted", ("id_tag", row["uuid"]), detail=detail)
+        await audit.record(rt.clock, conn, team_id, "id_tag.deleted", ("id_tag", row["uuid"]), detail=detail)

@@ -77,7 +77,7 @@ async def create_meter(
             conn, team_id, {"type": values.get("type") or METER_TYPES[0], "charger_id": charger_id}
         )
         await audit.record(
-            runtime, conn, team_id, "meter.created", ("meter", row["uuid"]), detail={"type": row["type"]}
+            runtime.clock, conn, team_id, "meter.created", ("meter", row["uuid"]), detail={"type": row["type"]}
         )
         return row, (await meter_totals_of(conn, team_id, [row]))[row["id"]]
 

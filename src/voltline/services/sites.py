@@ -24,7 +24,7 @@ async def create_site(runtime: Runtime, team_id: TeamId, values: dict[str, Any])
     """Create a site, and its root group sized by the main fuse."""
     async with runtime.db.write() as conn:
         row = await sites.create_site(conn, team_id, values)
-        await audit.record(runtime, conn, team_id, "site.created", ("site", row["uuid"]))
+        await audit.record(runtime.clock, conn, team_id, "site.created", ("site", row["uuid"]))
     return row
 
 
@@ -41,7 +41,7 @@ async def update_site(runtime: Runtime, team_id: TeamId, ref: Ref, check: Callab
         values = check()
         row = await sites.update_site(conn, team_id, site_id, values)
         await audit.record(
-            runtime, conn, team_id, "site.updated", ("site", row["uuid"]), detail=audit.changed_fields(values)
+            runtime.clock, conn, team_id, "site.updated", ("site", row["uuid"]), detail=audit.changed_fields(values)
         )
     await publish_settings_changed(runtime.bus, site_id)
     return row
@@ -52,4 +52,4 @@ async def delete_site(runtime: Runtime, team_id: TeamId, ref: Ref) -> None:
     async with runtime.db.write() as conn:
         site = await sites.get_site(conn, team_id, ref)
         await sites.delete_site(conn, team_id, site["id"])
-        await audit.record(runtime, conn, team_id, "site.deleted", ("site", site["uuid"]))
+        await audit.record(runtime.clock, conn, team_id, "site.deleted", ("site", site["uuid"]))

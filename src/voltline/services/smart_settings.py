@@ -40,6 +40,8 @@ async def update_smart_settings(
         values = check(site)
         site = await sites.update_site(conn, team_id, site["id"], values)
         detail = audit.changed_fields(values)
-        await audit.record(runtime, conn, team_id, "smart_charging.updated", ("site", site["uuid"]), detail=detail)
+        await audit.record(
+            runtime.clock, conn, team_id, "smart_charging.updated", ("site", site["uuid"]), detail=detail
+        )
     await publish_settings_changed(runtime.bus, site["id"])
     return site, await smart_mode_price(runtime, site)

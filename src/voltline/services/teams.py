@@ -26,7 +26,7 @@ async def create_team(rt: Runtime, owner_id: UserId, *, name: str, email: str | 
     """A new team owned by the user."""
     async with rt.db.write() as conn:
         team = await users.create_team(conn, owner_id=owner_id, name=name, email=email, type_=type_)
-        await audit.record(rt, conn, team["id"], "team.created", ("team", team["uuid"]), detail={"type": type_})
+        await audit.record(rt.clock, conn, team["id"], "team.created", ("team", team["uuid"]), detail={"type": type_})
     return team
 
 
@@ -42,5 +42,5 @@ async def set_authorization_mode(rt: Runtime, team_id: TeamId, mode: str) -> str
     async with rt.db.write() as conn:
         team = await users.update_team(conn, team_id, {"authorization_mode": mode})
         detail = {"authorization_mode": mode}
-        await audit.record(rt, conn, team_id, "team.authorization_changed", ("team", team["uuid"]), detail=detail)
+        await audit.record(rt.clock, conn, team_id, "team.authorization_changed", ("team", team["uuid"]), detail=detail)
     return str(team["authorization_mode"])

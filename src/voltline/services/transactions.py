@@ -78,7 +78,7 @@ async def record_start(
             found = await store_transactions.start_transaction(conn, row, {**values, "reservation_id": reservation_id})
             detail = {"charger_id": charger.charger_id, "connector": connector}
             await audit.record(
-                runtime, conn, team_id, "transaction.started", ("transaction", found["id"]), detail=detail
+                runtime.clock, conn, team_id, "transaction.started", ("transaction", found["id"]), detail=detail
             )
     transaction_id = int(found["id"])
     await announce(runtime, charger, "start", connector=connector, transaction_id=transaction_id)
@@ -108,7 +108,7 @@ async def record_stop(
         if row is not None and finished:
             detail = {"charger_id": charger.charger_id, "stop_reason": stop_reason}
             await audit.record(
-                runtime, conn, row["team_id"], "transaction.stopped", ("transaction", row["id"]), detail=detail
+                runtime.clock, conn, row["team_id"], "transaction.stopped", ("transaction", row["id"]), detail=detail
             )
     if row is None:
         log.info("%s: StopTransaction for unknown transactionId %s", charger.identity, transaction_id)

@@ -18,7 +18,8 @@ from ocpp.v16.enums import Action
 
 from tests.conftest import LiveServer
 from tests.ocpp.gateway_support import dedicated_server, identity_only, unique_identity
-from tests.support.chargers import add_connector, create_site_charger
+from tests.support.chargers import add_connector, attach, charger_row, create_site_charger
+from tests.support.groups import groups_path, make_group
 from tests.support.interop import SilentCharger, connected, now, scenario
 from tests.support.sites import errors_of, make_site, sites_path
 from voltline.domain.ids import UserId
@@ -250,3 +251,48 @@ def test_a_team_reads_only_its_own_rows(server: LiveServer, api: httpx.Client, a
     assert (foreign.status_code, foreign.json()) == (403, {"message": "This action is unauthorized."})
     assert own == []
     assert everything == []
+
+
+def test_every_other_change_through_the_api_leaves_its_row(
+    server: LiveServer, api: httpx.Client, account: Account
+) -> None:
+    """Teams, groups, chargers (update, detach, attach), id tags and meters: one row each, by the token."""
+    team = f"/api/v2/teams/{account.team_id}"
+    site = make_site(api, account)
+    charger = create_site_charger(api, account.team_id, site["id"], unique_identity("AUD"))
+    group = make_group(api, account, site, total_amps=20)
+    group_path = f"{groups_path(account, site)}/{group['id']}"
+    pincode = charger_row(server, charger["id"])["pincode"]
+    writes = [
+        api.put(f"{team}/authorization", json={"authorization_mode": "allow_list"}),
+        api.put(group_path, json={"total_amps": 24}),
+        api.post(f"{group_path}/chargers", json={"charger": charger["id"]}),
+        api.delete(group_path),
+        api.put(f"{team}/chargers/{charger['id']}", json={"reference": "bay 4"}),
+        api.delete(f"{team}/sites/{site['id']}/chargers/{charger['id']}"),
+        attach(api, account.team_id, site["id"], {"identity": charger["identity"], "pincode": pincode}),
+        api.post(f"{team}/id-tags", json={"id_tag": "CARD-7"}),
+        api.post(f"{team}/meters", json={"type": "ct_meter"}),
+        api.post("/api/v2/teams", json={"name": "Second"}),
+    ]
+    assert [w.status_code for w in writes] == [200, 200, 200, 204, 200, 204, 200, 201, 201, 201]
+    tag = writes[7].json()["data"]
+    assert api.delete(f"{team}/id-tags/{tag['id']}").status_code == 204
+    rows = audit_log(api, account)
+    assert [(r["action"], r["object_id"], r["detail"]) for r in rows[:11]] == [
+        ("id_tag.deleted", tag["uuid"], {"id_tag": "CARD-7"}),
+        ("meter.created", writes[8].json()["data"]["uuid"], {"type": "ct_meter"}),
+        ("id_tag.created", tag["uuid"], {"id_tag": "CARD-7"}),
+        ("charger.attached", charger["uuid"], {"site_id": site["id"]}),
+        ("charger.detached", charger["uuid"], {"site_id": site["id"]}),
+        ("charger.updated", charger["uuid"], {"fields": ["reference"]}),
+        ("group.deleted", group["uuid"], None),
+        ("group.charger_assigned", group["uuid"], {"charger_id": charger["id"]}),
+        ("group.updated", group["uuid"], {"fields": ["total_amps"], "total_amps": 24}),
+        ("team.authorization_changed", rows[9]["object_id"], {"authorization_mode": "allow_list"}),
+        ("group.created", group["uuid"], {"fields": ["group_id", "total_amps"], "total_amps": 20}),
+    ]
+    assert {r["actor"]["kind"] for r in rows} == {"token"}
+    second = writes[9].json()["data"]
+    response = api.get(f"/api/v2/teams/{second['id']}/audit-log")
+    assert [(r["action"], r["object_id"]) for r in response.json()["data"]] == [("team.created", second["uuid"])]

@@ -6,10 +6,7 @@ The ChargePoint validates every incoming call against the official OCPP 1.6 sche
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,10 +14,10 @@ import pytest
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
-from websockets.asyncio.client import connect
 
 from tests.conftest import LiveServer
-from tests.ocpp.gateway_support import dedicated_server, identity_only, unique_identity, ws_url
+from tests.ocpp.gateway_support import dedicated_server, identity_only, unique_identity
+from tests.support.interop import SilentCharger, connected, now, scenario
 from voltline.services.accounts import Account
 
 
@@ -74,31 +71,6 @@ class InteropCharger(ChargePoint):  # type: ignore[misc]
         return call_result.ChangeConfiguration(status="Accepted")
 
 
-class SilentCharger(ChargePoint):  # type: ignore[misc]
-    """Boots, then never answers a CSMS call (no handlers, and calls are swallowed)."""
-
-    async def route_message(self, raw_msg: str) -> None:
-        if raw_msg.lstrip().startswith("[2"):
-            return
-        await super().route_message(raw_msg)
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-@asynccontextmanager
-async def connected(server: LiveServer, identity: str, cls: type[ChargePoint] = InteropCharger) -> AsyncIterator[Any]:
-    async with connect(ws_url(server, identity), subprotocols=["ocpp1.6"], compression=None) as ws:  # type: ignore[list-item]
-        charger = cls(identity, ws, response_timeout=10)
-        task = asyncio.create_task(charger.start())
-        await charger.call(call.BootNotification(charge_point_model="Interop", charge_point_vendor="ocpp-py"))
-        try:
-            yield charger
-        finally:
-            task.cancel()
-
-
 def make_charger(server: LiveServer, account: Account) -> tuple[str, str]:
     identity = unique_identity("CMD")
     with server.client(account) as api:
@@ -107,21 +79,12 @@ def make_charger(server: LiveServer, account: Account) -> tuple[str, str]:
     return identity, f"/api/v2/teams/{account.team_id}/chargers/{charger['id']}/commands"
 
 
-def scenario(server: LiveServer, account: Account, body: Callable[[httpx.AsyncClient], Any]) -> Any:
-    async def run() -> Any:
-        headers = {"Authorization": f"Bearer {account.token}", "Accept": "application/json"}
-        async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as api:
-            return await body(api)
-
-    return asyncio.run(run())
-
-
 def test_every_command_reaches_the_charger_with_a_schema_valid_payload(server: LiveServer, account: Account) -> None:
     """spec/volttime-api.md commands: start, stop, restart, unlock, availability, trigger, configuration get/change."""
     identity, base = make_charger(server, account)
 
     async def body(api: httpx.AsyncClient) -> None:
-        async with connected(server, identity) as charger:
+        async with connected(server, identity, InteropCharger) as charger:
             started = await charger.call(
                 call.StartTransaction(connector_id=1, id_tag="CARD1", meter_start=1000, timestamp=now())
             )
@@ -169,7 +132,7 @@ def test_stop_without_an_active_transaction_is_a_422(server: LiveServer, account
     identity, base = make_charger(server, account)
 
     async def body(api: httpx.AsyncClient) -> list[httpx.Response]:
-        async with connected(server, identity) as charger:
+        async with connected(server, identity, InteropCharger) as charger:
             responses = [
                 await api.post(f"{base}/stop", json={}),
                 await api.post(f"{base}/stop", json={"transaction_id": 999999}),

@@ -413,6 +413,11 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
     ("GET", S + "/connectors/{connector}/power-usage"): [_missing("connector"), Call(200)],
     ("GET", C + "/connectors/{number}/power-usage"): [_missing("number"), _missing("charger"), Call(200)],
     ("GET", S + "/power-management"): [_missing("site"), Call(200)],
+    ("GET", T + "/audit-log"): [
+        Call(422, query={"actor_kind": "robot"}),
+        Call(200),
+        Call(200, query={"object_type": "site", "actor_kind": "token"}),
+    ],
     ("GET", "/api/v2/tariffs"): [
         Call(422, query={"limit": "5"}),
         Call(200, query={"location": "NL", "date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}),

@@ -1,6 +1,7 @@
 """REST adapter: the Volttime v2 compatible API; `ENDPOINTS` is its route table."""
 
 from voltline.api import (
+    audit_log,
     charger_ocpp,
     chargers,
     commands,
@@ -42,4 +43,5 @@ ENDPOINTS: list[Endpoint] = [
     *power_management.ENDPOINTS,
     *meters.ENDPOINTS,
     *tariffs.ENDPOINTS,
+    *audit_log.ENDPOINTS,
 ]

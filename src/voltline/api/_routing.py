@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from voltline.api import auth
 from voltline.api._kit import BadRequestError, message, validation_response
+from voltline.domain.audit import SYSTEM, token_actor
 from voltline.errors import (
     AuthenticationError,
     ChargerNotBootedError,
@@ -25,6 +26,7 @@ from voltline.errors import (
     RateLimitedError,
     ValidationError,
 )
+from voltline.services.audit import acting_as
 
 log = logging.getLogger("voltline.api")
 
@@ -77,17 +79,20 @@ def _error_response(error: Exception) -> Response:
 
 
 def wrap(endpoint: Endpoint) -> Handler:
-    """The ASGI-facing handler: authenticate, limit, scope to the team, run, map errors."""
+    """The ASGI-facing handler: authenticate, limit, scope to the team, run as the token's actor, map errors."""
 
     async def handle(request: Request) -> Response:
         limit_headers: dict[str, str] = {}
+        actor = SYSTEM
         try:
             if not endpoint.public:
                 principal = await auth.authenticate(request)
+                actor = token_actor(principal.token_id, principal.user_id, principal.email)
                 limit_headers = auth.consume_rate_limit(request, principal)
                 if "team" in request.path_params:
                     request.state.scope = await auth.team_scope(request, principal)
-            response = await endpoint.handler(request)
+            with acting_as(actor):  # the services' audit rows name the token (DESIGN "Services tier")
+                response = await endpoint.handler(request)
         except (ValidationError, BadRequestError, AuthenticationError, PermissionDeniedError) as error:
             response = _error_response(error)
         except (NotFoundError, ConflictError, ChargerOfflineError, ChargerTimeoutError, CommandFailedError) as error:

@@ -7,6 +7,7 @@ is not connected is a 409, one that does not answer in time a 504.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -17,7 +18,6 @@ from voltline.api._kit import INT_MAX, envelope, input_data, json_body, json_res
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
-from voltline.domain.ids import ChargerId
 from voltline.services import charger_commands, chargers
 
 TRIGGER_MESSAGES = (
@@ -111,20 +111,20 @@ class ChangeConfigurationBody(msgspec.Struct):
     value: str
 
 
-async def _charger(request: Request) -> tuple[ChargerId, str]:
+async def _charger(request: Request) -> Mapping[Any, Any]:
     """The team's charger of the path (looked up before the body is checked, as Laravel binds routes first)."""
-    charger = await chargers.get_charger(runtime(request), scope(request).team_id, path_ref(request, "charger"))
-    return ChargerId(charger["id"]), str(charger["identity"])
+    return await chargers.get_charger(runtime(request), scope(request).team_id, path_ref(request, "charger"))
 
 
 async def _command(request: Request, command: str, rules: dict[str, str]) -> Response:
-    _, identity = await _charger(request)
+    charger = await _charger(request)
     args = validate(await json_body(request), rules)
-    return await _send(request, identity, command, args)
+    return await _send(request, charger, command, args)
 
 
-async def _send(request: Request, identity: str, command: str, args: dict[str, Any]) -> Response:
-    return _result(await charger_commands.send_command(runtime(request), identity, command, args))
+async def _send(request: Request, charger: Mapping[Any, Any], command: str, args: dict[str, Any]) -> Response:
+    team_id = scope(request).team_id
+    return _result(await charger_commands.send_command(runtime(request), team_id, charger, command, args))
 
 
 def _result(result: dict[str, Any]) -> Response:
@@ -138,17 +138,18 @@ async def start_charging(request: Request) -> Response:
 
 async def stop_charging(request: Request) -> Response:
     """Ask the charger to stop a session: the given one, or the latest active one."""
-    charger_id, identity = await _charger(request)
+    charger = await _charger(request)
     clean = validate(await json_body(request), STOP_RULES)
-    result = await charger_commands.stop_charging(runtime(request), charger_id, identity, clean.get("transaction_id"))
+    team_id = scope(request).team_id
+    result = await charger_commands.stop_charging(runtime(request), team_id, charger, clean.get("transaction_id"))
     return _result(result)
 
 
 async def restart_charger(request: Request) -> Response:
     """Restart the charger (OCPP Reset, Soft unless Hard is asked for)."""
-    _, identity = await _charger(request)
+    charger = await _charger(request)
     clean = validate(await json_body(request), RESTART_RULES)
-    return await _send(request, identity, "reset", {"type": clean.get("type") or "Soft"})
+    return await _send(request, charger, "reset", {"type": clean.get("type") or "Soft"})
 
 
 async def unlock_connector(request: Request) -> Response:
@@ -158,10 +159,10 @@ async def unlock_connector(request: Request) -> Response:
 
 async def change_availability(request: Request) -> Response:
     """Make the charger or one connector Operative or Inoperative (OCPP ChangeAvailability)."""
-    _, identity = await _charger(request)
+    charger = await _charger(request)
     clean = validate(await json_body(request), AVAILABILITY_RULES)
     return await _send(
-        request, identity, "change_availability", {**clean, "connector_id": clean.get("connector_id") or 0}
+        request, charger, "change_availability", {**clean, "connector_id": clean.get("connector_id") or 0}
     )
 
 
@@ -172,10 +173,13 @@ async def trigger_message(request: Request) -> Response:
 
 async def get_configuration(request: Request) -> Response:
     """Read the charger's configuration (all keys, or `keys` as a comma-separated list)."""
-    _, identity = await _charger(request)
+    charger = await _charger(request)
     clean = validate(await input_data(request), GET_CONFIGURATION_RULES)
     keys = [key.strip() for key in (clean.get("keys") or "").split(",") if key.strip()]
-    result = await charger_commands.send_command(runtime(request), identity, "get_configuration", {"keys": keys})
+    team_id = scope(request).team_id
+    result = await charger_commands.send_command(
+        runtime(request), team_id, charger, "get_configuration", {"keys": keys}
+    )
     configuration = msgspec.convert(
         {"configuration_key": result.get("configuration_key") or [], "unknown_key": result.get("unknown_key") or []},
         Configuration,

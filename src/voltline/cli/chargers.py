@@ -12,10 +12,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from voltline.cli.base import fail, out, run_with_db, settings_from
+from voltline.clock import Clock
 from voltline.domain.credentials import hash_ocpp_password, new_ocpp_password, new_pincode, ocpp_password_problem
 from voltline.domain.identities import is_valid_identity
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import VoltlineError
+from voltline.services import audit
 from voltline.settings import Settings
 from voltline.store import chargers, sites, users
 from voltline.store.engine import Database
@@ -70,7 +72,10 @@ async def _add_charger(
     async with db.write() as conn:
         placement = await _charger_placement(conn, team_id, site_id)
         values = {**placement, "password_hash": password_hash, "security_profile": 1}
-        return await chargers.create_charger(conn, identity, new_pincode(), values)
+        row = await chargers.create_charger(conn, identity, new_pincode(), values)
+        detail = {"identity": identity, "site_id": site_id}
+        await audit.record(Clock(), conn, row["team_id"], "charger.created", ("charger", row["uuid"]), detail=detail)
+        return row
 
 
 async def _charger_placement(conn: Any, team_id: int | None, site_id: int | None) -> dict[str, Any]:
@@ -149,6 +154,7 @@ def chargers_lenient(ctx: click.Context, identity: str, mode: str) -> None:
             if charger is None:
                 raise VoltlineError(f"no charger with identity {identity}")
             await chargers.update_charger(conn, ChargerId(charger["id"]), {"lenient": value})
+            await _record_settings(conn, charger, ["lenient"])
 
     run_with_db(settings_from(ctx), action)
     out.print(f"charger {identity}: lenient {mode}")
@@ -182,7 +188,9 @@ def chargers_security(ctx: click.Context, identity: str, profile: int, password:
             charger = await chargers.get_charger_by_identity(conn, identity)
             if charger is None:
                 raise VoltlineError(f"no charger with identity {identity}")
-            return await chargers.update_charger(conn, ChargerId(charger["id"]), values)
+            row = await chargers.update_charger(conn, ChargerId(charger["id"]), values)
+            await _record_settings(conn, charger, values)
+            return row
 
     row = run_with_db(settings, action)
     state = "set" if new_password is not None else ("kept" if row["password_hash"] else "none")
@@ -191,6 +199,13 @@ def chargers_security(ctx: click.Context, identity: str, profile: int, password:
         out.print("  it cannot connect until it has a password (--password or --generate) or profile 0")
     if generate:
         click.echo(new_password)
+
+
+async def _record_settings(conn: Any, charger: Any, fields: Any) -> None:
+    """The audit row of an OCPP-settings change made here (as `system`, DESIGN "Services tier")."""
+    target = ("charger", charger["uuid"])
+    detail = audit.changed_fields(fields)
+    await audit.record(Clock(), conn, charger["team_id"], "charger.ocpp_settings_changed", target, detail=detail)
 
 
 @chargers_group.command("check")

@@ -7,7 +7,9 @@ from typing import Any
 import click
 
 from voltline.cli.base import out, run_with_db, settings_from
+from voltline.clock import Clock
 from voltline.errors import VoltlineError
+from voltline.services import audit
 from voltline.store import users
 from voltline.store.engine import Database
 
@@ -36,7 +38,11 @@ def teams_create(ctx: click.Context, name: str, owner: str, type_: str) -> None:
             user = await users.get_user_by_email(conn, owner)
             if user is None:
                 raise VoltlineError(f"no user with email {owner}")
-            return await users.create_team(conn, owner_id=user["id"], name=name, email=owner, type_=type_)
+            team = await users.create_team(conn, owner_id=user["id"], name=name, email=owner, type_=type_)
+            await audit.record(
+                Clock(), conn, team["id"], "team.created", ("team", team["uuid"]), detail={"type": type_}
+            )
+            return team
 
     team = run_with_db(settings_from(ctx), action)
     out.print(f"created team {team['id']} ({team['uuid']}) owned by {owner}")

@@ -8,8 +8,9 @@ import click
 from rich.table import Table
 
 from voltline.cli.base import err, fail, out, run_with_db, settings_from
+from voltline.clock import Clock
 from voltline.errors import VoltlineError
-from voltline.services import accounts
+from voltline.services import accounts, audit
 from voltline.store import users
 from voltline.store.engine import Database
 
@@ -57,7 +58,10 @@ def tokens_revoke(ctx: click.Context, token_id: int) -> None:
 
     async def action(db: Database) -> bool:
         async with db.write() as conn:
-            return await users.revoke_api_token(conn, token_id)
+            revoked = await users.revoke_api_token(conn, token_id)
+            if revoked:
+                await audit.record(Clock(), conn, None, "token.revoked", ("token", token_id))
+            return revoked
 
     if not run_with_db(settings_from(ctx), action):
         fail(f"no active token with id {token_id}")

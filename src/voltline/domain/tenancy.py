@@ -13,6 +13,7 @@ class Principal:
 
     user_id: UserId
     token_id: int
+    email: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from voltline.clock import Clock
 from voltline.domain.credentials import hash_api_token, new_api_token
 from voltline.domain.ids import Ref, TeamId, UserId
 from voltline.domain.tenancy import Principal
 from voltline.errors import NotFoundError
+from voltline.services import audit
 from voltline.store import users
 from voltline.store.engine import Database
 from voltline.store.files import create_private_file, ensure_private_dir
@@ -33,6 +35,7 @@ async def create_user(db: Database, *, email: str, name: str) -> tuple[UserId, T
     async with db.write() as conn:
         user = await users.create_user(conn, name=name, email=email)
         teams = await users.list_teams_of_user(conn, UserId(user["id"]))
+        await audit.record(Clock(), conn, None, "user.created", ("user", user["uuid"]))
     return UserId(user["id"]), TeamId(teams[0]["id"])
 
 
@@ -43,7 +46,9 @@ async def create_token(db: Database, *, email: str, name: str = "cli") -> str:
         user = await users.get_user_by_email(conn, email)
         if user is None:
             raise NotFoundError(f"No user with email {email}.")
-        await users.insert_api_token(conn, UserId(user["id"]), name, hash_api_token(token))
+        token_id = await users.insert_api_token(conn, UserId(user["id"]), name, hash_api_token(token))
+        detail = {"user_id": user["id"], "name": name}
+        await audit.record(Clock(), conn, None, "token.created", ("token", token_id), detail=detail)
     return token
 
 
@@ -77,7 +82,9 @@ async def find_principal(db: Database, token_hash: str) -> Principal | None:
     """The user and token behind an active API token's hash, or None."""
     async with db.read() as conn:
         row = await users.get_active_token(conn, token_hash)
-    return None if row is None else Principal(user_id=UserId(row["user_id"]), token_id=row["id"])
+    if row is None:
+        return None
+    return Principal(user_id=UserId(row["user_id"]), token_id=row["id"], email=row["email"])
 
 
 async def find_member_team_id(db: Database, user_id: UserId, ref: Ref) -> TeamId | None:

@@ -13,6 +13,7 @@ from voltline.bus.events import publish_charger_detached, publish_settings_chang
 from voltline.domain.credentials import hash_ocpp_password, new_ocpp_password, new_pincode
 from voltline.domain.ids import ChargerId, Ref, SiteId, TeamId
 from voltline.errors import ValidationError
+from voltline.services import audit
 from voltline.services.runtime import Runtime
 from voltline.store import chargers, sites
 
@@ -72,7 +73,11 @@ async def _create(conn: AsyncConnection, identity: str, placement: dict[str, Any
 async def create_team_charger(rt: Runtime, team_id: TeamId, identity: str) -> RowMapping:
     """A new charger owned by the team, on no site (identity unique across the system)."""
     async with rt.db.write() as conn:
-        return await _create(conn, identity, {"team_id": team_id})
+        row = await _create(conn, identity, {"team_id": team_id})
+        await audit.record(
+            rt.clock, conn, team_id, "charger.created", ("charger", row["uuid"]), detail={"identity": identity}
+        )
+    return row
 
 
 async def create_site_charger(rt: Runtime, team_id: TeamId, site_ref: Ref, identity: str) -> RowMapping:
@@ -81,6 +86,8 @@ async def create_site_charger(rt: Runtime, team_id: TeamId, site_ref: Ref, ident
         site_id = await sites.get_site_id(conn, team_id, site_ref)
         group_id = await sites.get_root_group_id(conn, site_id)
         row = await _create(conn, identity, {"team_id": team_id, "site_id": site_id, "group_id": group_id})
+        detail = {"identity": identity, "site_id": site_id}
+        await audit.record(rt.clock, conn, team_id, "charger.created", ("charger", row["uuid"]), detail=detail)
     await publish_settings_changed(rt.bus, site_id)
     return row
 
@@ -89,7 +96,10 @@ async def update_charger(rt: Runtime, team_id: TeamId, charger_ref: Ref, values:
     """Change fields of one charger of the team (the reference, the OCPP security columns)."""
     async with rt.db.write() as conn:
         charger = await chargers.get_charger(conn, team_id, charger_ref)
-        return await chargers.update_charger(conn, ChargerId(charger["id"]), values)
+        row = await chargers.update_charger(conn, ChargerId(charger["id"]), values)
+        detail = audit.changed_fields(values)
+        await audit.record(rt.clock, conn, team_id, "charger.updated", ("charger", charger["uuid"]), detail=detail)
+    return row
 
 
 def security_changes(clean: dict[str, Any], secret_key: str) -> tuple[dict[str, Any], str | None]:
@@ -115,7 +125,12 @@ async def update_charger_ocpp(
     async with rt.db.write() as conn:
         charger = await chargers.get_charger(conn, team_id, charger_ref)
         values, generated = security_changes(clean, rt.secret_key)
-        return await chargers.update_charger(conn, ChargerId(charger["id"]), values), generated
+        row = await chargers.update_charger(conn, ChargerId(charger["id"]), values)
+        detail = audit.changed_fields(values)
+        await audit.record(
+            rt.clock, conn, team_id, "charger.ocpp_settings_changed", ("charger", charger["uuid"]), detail=detail
+        )
+    return row, generated
 
 
 async def detach_charger(rt: Runtime, team_id: TeamId, site_ref: Ref, charger_ref: Ref) -> None:
@@ -124,6 +139,8 @@ async def detach_charger(rt: Runtime, team_id: TeamId, site_ref: Ref, charger_re
         site_id = await sites.get_site_id(conn, team_id, site_ref)
         charger = await chargers.get_site_charger(conn, site_id, charger_ref)
         await chargers.detach_charger(conn, ChargerId(charger["id"]))
+        detail = {"site_id": site_id}
+        await audit.record(rt.clock, conn, team_id, "charger.detached", ("charger", charger["uuid"]), detail=detail)
     await publish_charger_detached(rt.bus, site_id, int(charger["id"]))
 
 
@@ -165,6 +182,9 @@ async def attach_charger(
         row = await chargers.attach_charger(
             conn, ChargerId(charger["id"]), team_id, site_id, group_id, now=rt.clock.now()
         )
+        if row is not None:
+            detail = {"site_id": site_id}
+            await audit.record(rt.clock, conn, team_id, "charger.attached", ("charger", row["uuid"]), detail=detail)
     if row is None:
         raise ValidationError.single("identity", ALREADY_ATTACHED)
     await publish_settings_changed(rt.bus, site_id, charger_id=int(row["id"]))

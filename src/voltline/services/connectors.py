@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voltline.bus.events import publish_settings_changed
 from voltline.domain.ids import ConnectorId, GroupId, Ref, SiteId, TeamId
 from voltline.errors import NotFoundError, ValidationError
+from voltline.services import audit
 from voltline.services.runtime import Runtime
 from voltline.store import chargers, groups, sites
 
@@ -42,6 +43,16 @@ async def _checked_group(conn: AsyncConnection, site_id: SiteId, group_id: int |
         raise ValidationError.single("group_id", GROUP_INVALID) from None
 
 
+def _change(connector: Mapping[Any, Any], clean: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """`connector.limit_changed` when the maximum amperage changed (with old and new), else `connector.updated`."""
+    detail = audit.changed_fields(clean)
+    action = "connector.updated"
+    if "max_amperage" in clean and clean["max_amperage"] != connector.get("max_amperage"):
+        action = "connector.limit_changed"
+        detail.update({"from": connector.get("max_amperage"), "to": clean["max_amperage"]})
+    return action, detail
+
+
 async def update_site_connector(
     runtime: Runtime, team_id: TeamId, site_ref: Ref, ref: Ref, check: Callable[[], dict[str, Any]]
 ) -> RowMapping:
@@ -52,5 +63,7 @@ async def update_site_connector(
         clean = check()
         await _checked_group(conn, site_id, clean.get("group_id"))
         row = await chargers.update_connector(conn, site_id, ConnectorId(connector["id"]), clean)
+        action, detail = _change(connector, clean)
+        await audit.record(runtime.clock, conn, team_id, action, ("connector", connector["uuid"]), detail=detail)
     await publish_settings_changed(runtime.bus, site_id)
     return row

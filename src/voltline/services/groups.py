@@ -13,6 +13,7 @@ from voltline.bus.events import publish_settings_changed
 from voltline.domain.groups import find_root, is_valid_parent
 from voltline.domain.ids import GroupId, MeterId, Ref, SiteId, TeamId
 from voltline.errors import ValidationError
+from voltline.services import audit
 from voltline.services.runtime import Runtime
 from voltline.store import groups, sites
 from voltline.store.chargers import MAX_ROW_ID
@@ -63,6 +64,14 @@ async def _checked_values(
     return clean
 
 
+def _detail(values: dict[str, Any]) -> dict[str, Any]:
+    """The changed field names, and the capacity when it changed (the limit balancing works with)."""
+    detail = audit.changed_fields(values)
+    if "total_amps" in values:
+        detail["total_amps"] = values["total_amps"]
+    return detail
+
+
 async def list_groups(runtime: Runtime, team_id: TeamId, site_ref: Ref, *, offset: int, limit: int) -> list[RowMapping]:
     """A page of the site's groups, the root first."""
     async with runtime.db.read() as conn:
@@ -76,6 +85,9 @@ async def create_group(runtime: Runtime, team_id: TeamId, site_ref: Ref, given: 
         site_id = await sites.get_site_id(conn, team_id, site_ref)
         values = await _checked_values(conn, team_id, site_id, given, None)
         row = await groups.create_group(conn, site_id, values)
+        await audit.record(
+            runtime.clock, conn, team_id, "group.created", ("group", row["uuid"]), detail=_detail(values)
+        )
     await publish_settings_changed(runtime.bus, site_id)
     return row
 
@@ -94,6 +106,9 @@ async def update_group(runtime: Runtime, team_id: TeamId, site_ref: Ref, ref: Re
         group = await groups.get_group(conn, site_id, ref)
         values = await _checked_values(conn, team_id, site_id, given, group)
         row = await groups.update_group(conn, site_id, GroupId(group["id"]), values)
+        await audit.record(
+            runtime.clock, conn, team_id, "group.updated", ("group", row["uuid"]), detail=_detail(values)
+        )
     await publish_settings_changed(runtime.bus, site_id)
     return row
 
@@ -106,6 +121,7 @@ async def delete_group(runtime: Runtime, team_id: TeamId, site_ref: Ref, ref: Re
         if group["group_id"] is None:
             raise ValidationError.single("group", ROOT_NOT_DELETABLE)
         await groups.delete_group(conn, group)
+        await audit.record(runtime.clock, conn, team_id, "group.deleted", ("group", group["uuid"]))
     await publish_settings_changed(runtime.bus, site_id)
 
 
@@ -121,5 +137,9 @@ async def assign_charger(
         if charger_id is None:
             raise ValidationError.single("charger", INVALID_CHARGER)
         await groups.assign_charger(conn, GroupId(group["id"]), charger_id)
+        detail = {"charger_id": charger_id}
+        await audit.record(
+            runtime.clock, conn, team_id, "group.charger_assigned", ("group", group["uuid"]), detail=detail
+        )
     await publish_settings_changed(runtime.bus, site_id)
     return group

@@ -8,6 +8,7 @@ from sqlalchemy.engine import RowMapping
 
 from voltline.domain.ids import Ref, TeamId
 from voltline.errors import ValidationError
+from voltline.services import audit
 from voltline.services.runtime import Runtime
 from voltline.store import id_tags
 
@@ -30,12 +31,18 @@ async def create_id_tag(rt: Runtime, team_id: TeamId, id_tag: str, values: dict[
     """Add an id tag to the team (status, expiry, parent and name in `values`); 422 when it is taken."""
     async with rt.db.write() as conn:
         try:
-            return await id_tags.create_id_tag(conn, team_id, id_tag, values)
+            row = await id_tags.create_id_tag(conn, team_id, id_tag, values)
         except id_tags.IdTagTakenError:
             raise ValidationError.single("id_tag", ID_TAG_TAKEN) from None
+        await audit.record(
+            rt.clock, conn, team_id, "id_tag.created", ("id_tag", row["uuid"]), detail={"id_tag": id_tag}
+        )
+    return row
 
 
 async def delete_id_tag(rt: Runtime, team_id: TeamId, ref: Ref) -> None:
     """Remove an id tag of the team; NotFoundError for any other."""
     async with rt.db.write() as conn:
-        await id_tags.delete_id_tag(conn, team_id, ref)
+        row = await id_tags.delete_id_tag(conn, team_id, ref)
+        detail = {"id_tag": row["id_tag"]}
+        await audit.record(rt.clock, conn, team_id, "id_tag.deleted", ("id_tag", row["uuid"]), detail=detail)

@@ -18,6 +18,7 @@ from voltline.domain.groups import list_descendants
 from voltline.domain.ids import ChargerId, GroupId, MeterId, Ref, SiteId, TeamId
 from voltline.domain.power import MeterReading, MeterTotals, charger_reading, meter_totals, newer_reading, sum_usages
 from voltline.errors import NotFoundError, ValidationError
+from voltline.services import audit
 from voltline.services.runtime import Runtime
 from voltline.store import groups, meters, sites
 from voltline.store.power_usage import list_group_connectors, list_readings, read_usages
@@ -74,6 +75,9 @@ async def create_meter(
             raise ValidationError(errors)
         row = await meters.create_meter(
             conn, team_id, {"type": values.get("type") or METER_TYPES[0], "charger_id": charger_id}
+        )
+        await audit.record(
+            runtime.clock, conn, team_id, "meter.created", ("meter", row["uuid"]), detail={"type": row["type"]}
         )
         return row, (await meter_totals_of(conn, team_id, [row]))[row["id"]]
 

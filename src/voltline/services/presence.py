@@ -16,6 +16,7 @@ from sqlalchemy.engine import RowMapping
 from voltline.bus.events import SMART_EVENTS, encode_event
 from voltline.domain.identities import IDENTITY_MAX, is_valid_identity
 from voltline.domain.ids import ChargerId, SiteId
+from voltline.services import audit
 from voltline.services.runtime import Runtime
 from voltline.store import ocpp_state
 from voltline.store.chargers import get_charger_by_identity
@@ -40,6 +41,8 @@ async def admit_charger(runtime: Runtime, identity: str) -> RowMapping | None:
         return None
     async with runtime.db.write() as conn:
         row = await ocpp_state.auto_register_charger(conn, identity)
+        detail = {"identity": identity, "auto_registered": True}
+        await audit.record(runtime.clock, conn, None, "charger.created", ("charger", row["uuid"]), detail=detail)
     log.info("%s: auto-registered; `voltline chargers show %s` shows its pincode for attach", identity, identity)
     return row
 

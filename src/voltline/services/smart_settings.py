@@ -9,6 +9,7 @@ from sqlalchemy.engine import RowMapping
 
 from voltline.bus.events import publish_settings_changed
 from voltline.domain.ids import Ref, TeamId
+from voltline.services import audit
 from voltline.services.pricing import site_smart_mode_price
 from voltline.services.runtime import Runtime
 from voltline.smart.prices import smart_fraction
@@ -36,6 +37,11 @@ async def update_smart_settings(
     """R-02: store what `check` makes of the input against the stored settings; the site and its smart mode price."""
     async with runtime.db.write() as conn:
         site = await sites.get_site(conn, team_id, site_ref)
-        site = await sites.update_site(conn, team_id, site["id"], check(site))
+        values = check(site)
+        site = await sites.update_site(conn, team_id, site["id"], values)
+        detail = audit.changed_fields(values)
+        await audit.record(
+            runtime.clock, conn, team_id, "smart_charging.updated", ("site", site["uuid"]), detail=detail
+        )
     await publish_settings_changed(runtime.bus, site["id"])
     return site, await smart_mode_price(runtime, site)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import RowMapping
 
 from voltline.domain.ids import TeamId, UserId
+from voltline.services import audit
 from voltline.services.runtime import Runtime
 from voltline.store import users
 
@@ -24,7 +25,9 @@ async def list_teams_of_user(rt: Runtime, user_id: UserId) -> list[RowMapping]:
 async def create_team(rt: Runtime, owner_id: UserId, *, name: str, email: str | None, type_: str) -> RowMapping:
     """A new team owned by the user."""
     async with rt.db.write() as conn:
-        return await users.create_team(conn, owner_id=owner_id, name=name, email=email, type_=type_)
+        team = await users.create_team(conn, owner_id=owner_id, name=name, email=email, type_=type_)
+        await audit.record(rt.clock, conn, team["id"], "team.created", ("team", team["uuid"]), detail={"type": type_})
+    return team
 
 
 async def get_authorization_mode(rt: Runtime, team_id: TeamId) -> str:
@@ -38,4 +41,6 @@ async def set_authorization_mode(rt: Runtime, team_id: TeamId, mode: str) -> str
     """Set the team's id-tag authorization mode; the stored mode."""
     async with rt.db.write() as conn:
         team = await users.update_team(conn, team_id, {"authorization_mode": mode})
+        detail = {"authorization_mode": mode}
+        await audit.record(rt.clock, conn, team_id, "team.authorization_changed", ("team", team["uuid"]), detail=detail)
     return str(team["authorization_mode"])

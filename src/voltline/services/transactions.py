@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voltline.domain.authorization import Verdict
 from voltline.domain.ids import ChargerId, Ref, SiteId, TeamId
 from voltline.errors import ValidationError
+from voltline.services import audit
 from voltline.services.authorization import check_id_tag
 from voltline.services.meter import ConnectedCharger, Reading, announce, take
 from voltline.services.runtime import Runtime
@@ -75,6 +76,10 @@ async def record_start(
             placed = await chargers.upsert_connector(conn, charger.charger_id, connector, {}) if connector > 0 else None
             values = {**started, "connector_ref": None if placed is None else placed["id"]}
             found = await store_transactions.start_transaction(conn, row, {**values, "reservation_id": reservation_id})
+            detail = {"charger_id": charger.charger_id, "connector": connector}
+            await audit.record(
+                runtime.clock, conn, team_id, "transaction.started", ("transaction", found["id"]), detail=detail
+            )
     transaction_id = int(found["id"])
     await announce(runtime, charger, "start", connector=connector, transaction_id=transaction_id)
     return Started(transaction_id, verdict)
@@ -100,6 +105,11 @@ async def record_stop(
         row, finished = await store_transactions.stop_transaction(conn, charger.charger_id, transaction_id, finish)
         charger.place(await ocpp_state.get_placement(conn, charger.charger_id))
         verdict = None if id_tag is None else await check_id_tag(conn, charger.team_id, id_tag, runtime.clock.now())
+        if row is not None and finished:
+            detail = {"charger_id": charger.charger_id, "stop_reason": stop_reason}
+            await audit.record(
+                runtime.clock, conn, row["team_id"], "transaction.stopped", ("transaction", row["id"]), detail=detail
+            )
     if row is None:
         log.info("%s: StopTransaction for unknown transactionId %s", charger.identity, transaction_id)
         await take(runtime, charger, 0, None, readings)

@@ -67,7 +67,8 @@ async def list_id_tags(conn: AsyncConnection, team_id: TeamId, *, offset: int, l
     return list((await conn.execute(query)).mappings().all())
 
 
-async def delete_id_tag(conn: AsyncConnection, team_id: TeamId, ref: Ref) -> None:
-    """Remove one id tag of the team; NotFoundError when the team has no such tag."""
+async def delete_id_tag(conn: AsyncConnection, team_id: TeamId, ref: Ref) -> RowMapping:
+    """Remove one id tag of the team (the row removed); NotFoundError when the team has no such tag."""
     row = await get_id_tag(conn, team_id, ref)
     await conn.execute(delete(id_tags).where(id_tags.c.id == row["id"]))
+    return row

@@ -423,3 +423,28 @@ power_pictures = Table(
     Column("picture", Text, nullable=False),
     Column("taken_at", DateTime(), nullable=False),
 )
+
+
+# ---------------------------------------------------------------- audit log (migration 0013)
+
+# Who changed what (DESIGN "Services tier"): one row per state change or charger command, written
+# in the changing service's own transaction (a command: after the charger answered or failed).
+# `team_id` null: an account-level change (users, tokens) no team reads. `detail` is small JSON
+# (changed field names, command arguments), never a secret.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), nullable=True),
+    Column("at", DateTime(), nullable=False),
+    Column("actor_kind", String(8), nullable=False),
+    Column("actor_id", String(36), nullable=True),
+    Column("actor_user_id", Integer, nullable=True),
+    Column("actor_label", String(255), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(64), nullable=True),
+    Column("outcome", String(64), nullable=False),
+    Column("detail", Text, nullable=True),
+    Index("ix_audit_log_team_id_id", "team_id", "id"),
+)

@@ -114,9 +114,11 @@ async def insert_api_token(conn: AsyncConnection, user_id: UserId, name: str, to
 
 
 async def get_active_token(conn: AsyncConnection, token_hash: str) -> RowMapping | None:
-    """The unrevoked token with this hash, or None."""
-    query = select(api_tokens.c.id, api_tokens.c.user_id).where(
-        api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
+    """The unrevoked token with this hash and its user's email, or None."""
+    query = (
+        select(api_tokens.c.id, api_tokens.c.user_id, users.c.email)
+        .join(users, users.c.id == api_tokens.c.user_id)
+        .where(api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))
     )
     return (await conn.execute(query)).mappings().first()
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from voltline.api import auth
+from voltline.api._contract import Contract
 from voltline.api._kit import BadRequestError, message, validation_response
 from voltline.errors import (
     AuthenticationError,
@@ -41,7 +42,7 @@ class Endpoint:
     handler: Handler
     summary: str
     tag: str
-    body: Any = None
+    body: Contract | None = None
     query: Mapping[str, str] = field(default_factory=dict)
     response: Any = None
     shape: Shape = "data"

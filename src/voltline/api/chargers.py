@@ -9,9 +9,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.api.connectors import ChargerConnectorResource, charger_connector_resource
 from voltline.api.ratelimit import RateLimiter
@@ -63,24 +63,15 @@ class ChargerDetailResource(ChargerResource):
     connectors: list[ChargerConnectorResource]
 
 
-class CreateChargerBody(msgspec.Struct):
-    """Body of POST .../chargers: the OCPP identity, unique across the system."""
-
-    identity: str
-
-
-class UpdateChargerBody(msgspec.Struct):
-    """Body of PUT /chargers/{charger}."""
-
-    reference: str | None = None
-
-
-class AttachChargerBody(msgspec.Struct):
-    """Body of POST /sites/{site}/attach-charger: the pincode and the identity or serial number."""
-
-    pincode: str
-    identity: str | None = None
-    serial_number: str | None = None
+CREATE = Contract(
+    "CreateChargerBody", "Body of POST .../chargers: the OCPP identity, unique across the system.", CREATE_RULES
+)
+UPDATE = Contract("UpdateChargerBody", "Body of PUT /chargers/{charger}.", UPDATE_RULES)
+ATTACH = Contract(
+    "AttachChargerBody",
+    "Body of POST /sites/{site}/attach-charger: the pincode and the identity or serial number.",
+    ATTACH_RULES,
+)
 
 
 def _fields(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -126,7 +117,7 @@ async def create_site_charger(request: Request) -> Response:
     data = await json_body(request)
     rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
     await chargers.get_site_id(rt, team_id, site)  # the path is bound before the body is checked (Laravel)
-    identity = validate(data, CREATE_RULES)["identity"]
+    identity = CREATE.read(data).identity
     row = await chargers.create_site_charger(rt, team_id, site, identity)
     return envelope(charger_resource(row), 201)
 
@@ -165,7 +156,7 @@ async def attach_charger(request: Request) -> Response:
     data = await json_body(request)
     rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
     await chargers.get_site_id(rt, team_id, site)
-    clean = validate(data, ATTACH_RULES)
+    clean = ATTACH.validate(data)
     row = await chargers.attach_charger(
         rt,
         team_id,
@@ -186,7 +177,7 @@ async def list_team_chargers(request: Request) -> Response:
 
 async def create_team_charger(request: Request) -> Response:
     """Create a charger owned by the team, not yet on a site."""
-    identity = validate(await json_body(request), CREATE_RULES)["identity"]
+    identity = CREATE.read(await json_body(request)).identity
     row = await chargers.create_team_charger(runtime(request), scope(request).team_id, identity)
     return envelope(charger_resource(row), 201)
 
@@ -203,7 +194,7 @@ async def update_charger(request: Request) -> Response:
     data = await json_body(request)
     rt, team_id, ref = runtime(request), scope(request).team_id, path_ref(request, "charger")
     await chargers.get_charger(rt, team_id, ref)  # the path is bound before the body is checked (Laravel)
-    row = await chargers.update_charger(rt, team_id, ref, validate(data, UPDATE_RULES))
+    row = await chargers.update_charger(rt, team_id, ref, UPDATE.validate(data))
     return envelope(charger_resource(row))
 
 
@@ -227,7 +218,7 @@ ENDPOINTS = [
         create_site_charger,
         "Create a new charger",
         "Sites",
-        body=CreateChargerBody,
+        body=CREATE,
         response=ChargerResource,
         status=201,
         errors=(422,),
@@ -247,7 +238,7 @@ ENDPOINTS = [
         attach_charger,
         "Attach an existing charger",
         "Sites",
-        body=AttachChargerBody,
+        body=ATTACH,
         response=ChargerResource,
         errors=(422, 429),
     ),
@@ -266,7 +257,7 @@ ENDPOINTS = [
         create_team_charger,
         "Create a new charger",
         "Chargers",
-        body=CreateChargerBody,
+        body=CREATE,
         response=ChargerResource,
         status=201,
         errors=(422,),
@@ -285,7 +276,7 @@ ENDPOINTS = [
         update_charger,
         "Update a charger",
         "Chargers",
-        body=UpdateChargerBody,
+        body=UPDATE,
         response=ChargerResource,
         errors=(422,),
     ),

@@ -9,9 +9,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import connectors
@@ -79,14 +79,12 @@ class ConnectorResource(msgspec.Struct):
     updated_at: str
 
 
-class UpdateConnectorBody(msgspec.Struct):
-    """Body of PUT /sites/{site}/connectors/{connector}; a null group_id inherits the charger's group."""
-
-    max_amperage: int | None = None
-    max_voltage: int | None = None
-    phases: int | None = None
-    phase_rotation: str | None = None
-    group_id: int | None = None
+UPDATE = Contract(
+    "UpdateConnectorBody",
+    "Body of PUT /sites/{site}/connectors/{connector}; a null group_id inherits the charger's group.",
+    UPDATE_RULES,
+    partial=True,
+)
 
 
 def _fields(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -146,7 +144,7 @@ async def update_site_connector(request: Request) -> Response:
     data = await json_body(request)
 
     def check() -> dict[str, Any]:
-        clean = validate(data, UPDATE_RULES)
+        clean = UPDATE.validate(data)
         if "phases" in clean:
             clean["phases"] = int(clean["phases"])
         return clean
@@ -173,7 +171,7 @@ ENDPOINTS = [
         update_site_connector,
         "Update a connector",
         "Sites",
-        body=UpdateConnectorBody,
+        body=UPDATE,
         response=ConnectorResource,
         errors=(422,),
     ),

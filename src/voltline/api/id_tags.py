@@ -10,9 +10,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.domain.ids import TeamId
 from voltline.domain.timestamps import format_timestamp
@@ -45,14 +45,7 @@ class IdTagResource(msgspec.Struct):
     updated_at: str
 
 
-class CreateIdTagBody(msgspec.Struct):
-    """Body of POST /id-tags; `expiry_date` is `Y-m-d H:i:s` in UTC."""
-
-    id_tag: str
-    status: str | None = None
-    expiry_date: str | None = None
-    parent_id_tag: str | None = None
-    name: str | None = None
+CREATE = Contract("CreateIdTagBody", "Body of POST /id-tags; `expiry_date` is `Y-m-d H:i:s` in UTC.", CREATE_RULES)
 
 
 def id_tag_resource(row: Mapping[Any, Any]) -> IdTagResource:
@@ -75,7 +68,7 @@ async def _validated(rt: Runtime, team_id: TeamId, data: dict[str, Any]) -> dict
     errors: dict[str, list[str]] = {}
     clean: dict[str, Any] = {}
     try:
-        clean = validate(data, CREATE_RULES)
+        clean = CREATE.validate(data)
     except ValidationError as error:
         errors = error.errors
     tag = data.get("id_tag")
@@ -136,7 +129,7 @@ ENDPOINTS = [
         create_id_tag,
         "Create an id tag",
         "Id tags",
-        body=CreateIdTagBody,
+        body=CREATE,
         response=IdTagResource,
         status=201,
         errors=(422,),

@@ -19,6 +19,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
@@ -94,24 +95,16 @@ class GroupMeterResource(msgspec.Struct):
     updated_at: str | None
 
 
-class CreateMeterBody(msgspec.Struct):
-    """Body of POST /meters: the meter type and, optionally, a charger of the team that measures it."""
-
-    type: str | None = None
-    charger_id: int | None = None
-
-
-class MeterReadingBody(msgspec.Struct):
-    """Body of POST /meters/{meter}/readings: signed amperes per phase, optional watts and time (UTC)."""
-
-    l1: float
-    l2: float | None = None
-    l3: float | None = None
-    power: float | None = None
-    power_l1: float | None = None
-    power_l2: float | None = None
-    power_l3: float | None = None
-    timestamp: str | None = None
+CREATE = Contract(
+    "CreateMeterBody",
+    "Body of POST /meters: the meter type and, optionally, a charger of the team that measures it.",
+    CREATE_RULES,
+)
+READING = Contract(
+    "MeterReadingBody",
+    "Body of POST /meters/{meter}/readings: signed amperes per phase, optional watts and time (UTC).",
+    READING_RULES,
+)
 
 
 def _number(value: Decimal, step: Decimal) -> float:
@@ -164,7 +157,7 @@ async def create_meter(request: Request) -> Response:
     body = await json_body(request)
     clean: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
-    for field, rules in CREATE_RULES.items():  # each field on its own, so the lookup joins the rule errors
+    for field, rules in CREATE.rules.items():  # each field on its own, so the lookup joins the rule errors
         try:
             clean.update(validate(body, {field: rules}))
         except ValidationError as error:
@@ -184,7 +177,7 @@ def _watts(clean: dict[str, Any], field: str) -> Decimal | None:
 
 def posted_reading(body: dict[str, Any], now: datetime) -> MeterReading:
     """A posted reading, checked (422 with Laravel's messages)."""
-    clean = validate(body, READING_RULES)
+    clean = READING.validate(body)
     at = now
     if clean.get("timestamp") is not None:
         at = parse_date(clean["timestamp"])
@@ -232,7 +225,7 @@ ENDPOINTS = [
         create_meter,
         "Create a meter",
         "Meters",
-        body=CreateMeterBody,
+        body=CREATE,
         response=MeterResource,
         status=201,
         errors=(422,),
@@ -243,7 +236,7 @@ ENDPOINTS = [
         post_meter_reading,
         "Post a meter reading",
         "Meters",
-        body=MeterReadingBody,
+        body=READING,
         response=MeterResource,
         errors=(422,),
     ),

@@ -21,18 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from voltline import __version__, codec
-from voltline.api import (
-    charger_ocpp,
-    chargers,
-    commands,
-    connectors,
-    groups,
-    id_tags,
-    meters,
-    sites,
-    smart_charging,
-    teams,
-)
+from voltline.api._contract import Contract
 from voltline.api._kit import INT_MAX, UUID_PATTERN, json_response
 from voltline.api._routing import Endpoint
 from voltline.api._rules import PATTERNS, parse_rules
@@ -100,37 +89,6 @@ _META = {
 _SUCCESS_TEXT = {200: "OK", 201: "Created", 204: "No content"}
 
 
-def _sometimes(rules: Mapping[str, str]) -> dict[str, str]:
-    """Update bodies check only the fields sent: Laravel's `sometimes`."""
-    return {field: f"sometimes|{spec}" for field, spec in rules.items()}
-
-
-# The rules each request body is checked against (the handlers' own rule tables).
-BODY_RULES: dict[Any, Mapping[str, str]] = {
-    teams.CreateTeamBody: teams.CREATE_TEAM_RULES,
-    teams.AuthorizationBody: teams.AUTHORIZATION_RULES,
-    sites.CreateSiteBody: sites.CREATE_SITE_RULES,
-    sites.UpdateSiteBody: _sometimes(sites.UPDATE_SITE_RULES),
-    smart_charging.SmartChargingBody: smart_charging.SETTINGS_RULES,
-    groups.CreateGroupBody: groups.CREATE_GROUP_RULES,
-    groups.UpdateGroupBody: _sometimes(groups.CREATE_GROUP_RULES),
-    groups.AssignChargerBody: groups.ASSIGN_RULES,
-    chargers.CreateChargerBody: chargers.CREATE_RULES,
-    chargers.UpdateChargerBody: chargers.UPDATE_RULES,
-    chargers.AttachChargerBody: chargers.ATTACH_RULES,
-    charger_ocpp.ChargerOcppBody: charger_ocpp.UPDATE_RULES,
-    connectors.UpdateConnectorBody: connectors.UPDATE_RULES,
-    id_tags.CreateIdTagBody: id_tags.CREATE_RULES,
-    commands.StartBody: commands.START_RULES,
-    commands.StopBody: commands.STOP_RULES,
-    commands.RestartBody: commands.RESTART_RULES,
-    commands.UnlockBody: commands.UNLOCK_RULES,
-    commands.AvailabilityBody: commands.AVAILABILITY_RULES,
-    commands.TriggerBody: commands.TRIGGER_RULES,
-    commands.ChangeConfigurationBody: commands.CHANGE_CONFIGURATION_RULES,
-    meters.CreateMeterBody: meters.CREATE_RULES,
-    meters.MeterReadingBody: meters.READING_RULES,
-}
 _PHP_DATE_TOKENS = {
     "Y": "[0-9]{4}",
     "m": "[0-9]{2}",
@@ -201,11 +159,15 @@ def constraints(rules: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     return extra
 
 
-def _constrained_body(schema: dict[str, Any], rules: Mapping[str, str]) -> dict[str, Any]:
-    properties = {
-        name: {**prop, **constraints(rules[name], prop)} if name in rules else prop
-        for name, prop in schema.get("properties", {}).items()
-    }
+def _constrained_body(schema: dict[str, Any], contract: Contract) -> dict[str, Any]:
+    """The Struct's schema with each property's rules as JSON Schema keywords (aliases point to theirs)."""
+    rules = contract.documented_rules
+    properties: dict[str, Any] = {}
+    for name, prop in schema.get("properties", {}).items():
+        if name in rules:
+            properties[name] = {**prop, **constraints(rules[name], prop)}
+        else:
+            properties[name] = {**prop, "description": f"Accepted for `{contract.aliases[name]}`."}
     return {**schema, "properties": properties}
 
 
@@ -313,20 +275,18 @@ def _operation(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dic
     if endpoint.body is not None:
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": schemas[endpoint.body]}},
+            "content": {"application/json": {"schema": schemas[endpoint.body.struct]}},
         }
     if not endpoint.public:
         operation["security"] = [{"bearerAuth": []}]
     return operation
 
 
-def _components(types: list[Any]) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+def _components(types: list[Any], contracts: list[Contract]) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
     """Schemas for the types (refs into components) and the components, bodies carrying their rules."""
     generated, components = codec.json_schema_components(types)
-    for body, rules in BODY_RULES.items():
-        name = body.__name__
-        if name in components:
-            components[name] = _constrained_body(components[name], rules)
+    for contract in contracts:
+        components[contract.name] = _constrained_body(components[contract.name], contract)
     clash = set(components) & set(_ERROR_SCHEMAS)
     if clash:
         raise ValueError(f"component names taken: {sorted(clash)}")
@@ -335,8 +295,10 @@ def _components(types: list[Any]) -> tuple[dict[Any, dict[str, Any]], dict[str, 
 
 def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
     """The OpenAPI 3.1 document for the given endpoints."""
-    types = list(dict.fromkeys(t for ep in endpoints for t in (ep.body, ep.response) if t is not None))
-    schemas, components = _components(types)
+    contracts = list(dict.fromkeys(ep.body for ep in endpoints if ep.body is not None))
+    declared = (t for ep in endpoints for t in (ep.body and ep.body.struct, ep.response) if t is not None)
+    types = list(dict.fromkeys(declared))
+    schemas, components = _components(types, contracts)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
         operation = _operation(endpoint, schemas)

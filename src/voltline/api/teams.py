@@ -9,9 +9,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import envelope, json_body, json_response
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope
 from voltline.domain.credentials import user_hmac
 from voltline.domain.timestamps import format_timestamp
@@ -61,22 +61,12 @@ class TeamResource(msgspec.Struct):
     updated_at: str
 
 
-class CreateTeamBody(msgspec.Struct):
-    """Body of POST /teams."""
-
-    name: str
-    email: str | None = None
-    type: str | None = None
+CREATE_TEAM = Contract("CreateTeamBody", "Body of POST /teams.", CREATE_TEAM_RULES)
+AUTHORIZATION = Contract("AuthorizationBody", "Body of PUT /teams/{team}/authorization.", AUTHORIZATION_RULES)
 
 
 class AuthorizationResource(msgspec.Struct):
     """How the team's chargers authorize id tags: `accept_all` or `allow_list`."""
-
-    authorization_mode: str
-
-
-class AuthorizationBody(msgspec.Struct):
-    """Body of PUT /teams/{team}/authorization."""
 
     authorization_mode: str
 
@@ -122,14 +112,10 @@ async def list_teams(request: Request) -> Response:
 
 async def create_team(request: Request) -> Response:
     """Create a team owned by the caller."""
-    clean: dict[str, Any] = validate(await json_body(request), CREATE_TEAM_RULES)
+    body = CREATE_TEAM.read(await json_body(request))
     principal = request.state.principal
     team = await teams.create_team(
-        runtime(request),
-        principal.user_id,
-        name=clean["name"],
-        email=clean.get("email"),
-        type_=clean.get("type") or "Other",
+        runtime(request), principal.user_id, name=body.name, email=body.email, type_=body.type or "Other"
     )
     return envelope(team_resource(team), 201)
 
@@ -142,8 +128,8 @@ async def get_authorization(request: Request) -> Response:
 
 async def update_authorization(request: Request) -> Response:
     """Set the team's id-tag authorization mode."""
-    clean = validate(await json_body(request), AUTHORIZATION_RULES)
-    mode = await teams.set_authorization_mode(runtime(request), scope(request).team_id, clean["authorization_mode"])
+    body = AUTHORIZATION.read(await json_body(request))
+    mode = await teams.set_authorization_mode(runtime(request), scope(request).team_id, body.authorization_mode)
     return envelope(AuthorizationResource(authorization_mode=mode))
 
 
@@ -156,7 +142,7 @@ ENDPOINTS = [
         create_team,
         "Create a new team",
         "Teams",
-        body=CreateTeamBody,
+        body=CREATE_TEAM,
         response=TeamResource,
         status=201,
         errors=(422,),
@@ -175,7 +161,7 @@ ENDPOINTS = [
         update_authorization,
         "Set the id-tag authorization mode",
         "Id tags",
-        body=AuthorizationBody,
+        body=AUTHORIZATION,
         response=AuthorizationResource,
         errors=(422,),
     ),

@@ -8,9 +8,10 @@ else comes from it:
 - `struct`: a msgspec Struct made with `defstruct`, one field per rule in rule order. The type
   follows the rules (`string` -> str, `integer` -> int, `numeric` -> float | str, `boolean` ->
   bool, `array` -> list | dict, `in:` of digits -> int, other `in:` and `date_format`,
-  `timezone`, `email`, `uuid`, `regex`, `size` -> str); `nullable` adds None; a field without
-  `required` may be left out (its declared default, None when nullable, UNSET otherwise). A partial contract (a PUT that
-  changes only the fields sent) has every field optional.
+  `timezone`, `email`, `uuid`, `regex`, `size` -> str, no type rule -> any JSON value);
+  `nullable` adds None; a field without `required` may be left out (its declared default, None
+  when nullable, UNSET otherwise). A partial contract (a PUT that changes only the fields sent)
+  has every field optional.
 - `validate()` checks input with the Laravel validator; `read()` returns the validated input as
   the Struct, so a handler works with typed attributes.
 - The OpenAPI component (api/openapi.py) is the Struct's JSON Schema with the rules turned into
@@ -54,7 +55,7 @@ def rule_type(spec: str) -> Any:
     choices = [param for rule in parsed if rule.name == "in" for param in rule.params]
     if choices:
         return int if all(choice.lstrip("-").isdigit() for choice in choices) else str
-    return int | str
+    return Any
 
 
 def is_required(spec: str) -> bool:
@@ -101,15 +102,15 @@ class Contract:
 
     def _field(self, name: str, spec: str) -> tuple[str, Any, Any]:
         type_ = rule_type(spec)
-        if is_nullable(spec):
+        if is_nullable(spec) and type_ is not Any:
             type_ = type_ | None
         if is_required(spec) and not self.partial:
             return (name, type_, msgspec.NODEFAULT)
         if self.partial:
-            return (name, type_ | msgspec.UnsetType, msgspec.UNSET)
+            return (name, type_ if type_ is Any else type_ | msgspec.UnsetType, msgspec.UNSET)
         if name in self.defaults or is_nullable(spec):
             return (name, type_, self.defaults.get(name))
-        return (name, type_ | msgspec.UnsetType, msgspec.UNSET)
+        return (name, type_ if type_ is Any else type_ | msgspec.UnsetType, msgspec.UNSET)
 
     @property
     def documented_rules(self) -> dict[str, str]:

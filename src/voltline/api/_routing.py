@@ -1,4 +1,11 @@
-"""The route table: each endpoint declared once, wrapped with auth, limits and error mapping."""
+"""The route table: each endpoint declared once, wrapped with its guard, limits and error mapping.
+
+An `Endpoint` is the one declaration of an operation: its path and handler, its body contract
+(api/_contract.py: the Laravel rules from which the handler's validation, the Struct and the
+OpenAPI schema all follow), its query rules, its response Struct and its guard (api/auth.py:
+`public`, `authenticated`, `team_member`, `team_owner`). `wrap()` enforces the guard before the
+handler runs; an endpoint without a guard is refused when the routes are built.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +54,8 @@ class Endpoint:
     response: Any = None
     shape: Shape = "data"
     status: int = 200
-    public: bool = False
     errors: tuple[int, ...] = ()
+    guard: auth.Guard | None = None
 
 
 def _error_response(error: Exception) -> Response:
@@ -77,17 +84,21 @@ def _error_response(error: Exception) -> Response:
     raise error
 
 
+def declared_guard(endpoint: Endpoint) -> auth.Guard:
+    """The endpoint's guard; an endpoint must declare one (none is no default)."""
+    if endpoint.guard is None:
+        raise ValueError(f"{endpoint.method} {endpoint.path} declares no guard")
+    return endpoint.guard
+
+
 def wrap(endpoint: Endpoint) -> Handler:
-    """The ASGI-facing handler: authenticate, limit, scope to the team, run, map errors."""
+    """The ASGI-facing handler: enforce the guard (token, limit, team, role), run, map errors."""
+    guard = declared_guard(endpoint)
 
     async def handle(request: Request) -> Response:
         limit_headers: dict[str, str] = {}
         try:
-            if not endpoint.public:
-                principal = await auth.authenticate(request)
-                limit_headers = auth.consume_rate_limit(request, principal)
-                if "team" in request.path_params:
-                    request.state.scope = await auth.team_scope(request, principal)
+            limit_headers = await guard.enforce(request)
             response = await endpoint.handler(request)
         except (ValidationError, BadRequestError, AuthenticationError, PermissionDeniedError) as error:
             response = _error_response(error)

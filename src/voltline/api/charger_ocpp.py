@@ -12,7 +12,7 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import envelope, json_body, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.credentials import OCPP_PASSWORD_MAX, OCPP_PASSWORD_MIN
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import chargers
@@ -100,7 +100,15 @@ async def update_charger_ocpp(request: Request) -> Response:
 _PATH = "/api/v2/teams/{team}/chargers/{charger}/ocpp"
 
 ENDPOINTS = [
-    Endpoint("GET", _PATH, get_charger_ocpp, "Get a charger's OCPP details", "Chargers", response=ChargerOcppResource),
+    Endpoint(
+        "GET",
+        _PATH,
+        get_charger_ocpp,
+        "Get a charger's OCPP details",
+        "Chargers",
+        response=ChargerOcppResource,
+        guard=team_member,
+    ),
     Endpoint(
         "PUT",
         _PATH,
@@ -110,5 +118,6 @@ ENDPOINTS = [
         body=UPDATE,
         response=ChargerOcppResource,
         errors=(422,),
+        guard=team_member,
     ),
 ]

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.api.connectors import ChargerConnectorResource, charger_connector_resource
 from voltline.api.ratelimit import RateLimiter
 from voltline.domain.ids import ChargerId
@@ -211,6 +211,7 @@ ENDPOINTS = [
         query=PAGE_RULES,
         response=ChargerResource,
         shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -222,6 +223,7 @@ ENDPOINTS = [
         response=ChargerResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "DELETE",
@@ -231,6 +233,7 @@ ENDPOINTS = [
         "Sites",
         shape="empty",
         status=204,
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -241,6 +244,7 @@ ENDPOINTS = [
         body=ATTACH,
         response=ChargerResource,
         errors=(422, 429),
+        guard=team_member,
     ),
     Endpoint(
         "GET",
@@ -250,6 +254,7 @@ ENDPOINTS = [
         "Chargers",
         response=ChargerResource,
         shape="list",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -261,6 +266,7 @@ ENDPOINTS = [
         response=ChargerResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "GET",
@@ -269,6 +275,7 @@ ENDPOINTS = [
         "Get a specific charger",
         "Chargers",
         response=ChargerDetailResource,
+        guard=team_member,
     ),
     Endpoint(
         "PUT",
@@ -279,5 +286,6 @@ ENDPOINTS = [
         body=UPDATE,
         response=ChargerResource,
         errors=(422,),
+        guard=team_member,
     ),
 ]

@@ -17,7 +17,7 @@ from voltline.api._contract import Contract
 from voltline.api._kit import INT_MAX, envelope, input_data, json_body, json_response, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.ids import ChargerId
 from voltline.services import charger_commands, chargers
 
@@ -173,6 +173,7 @@ def _post(path: str, handler: Any, summary: str, body: Any) -> Endpoint:
         response=CommandResult,
         shape="raw",
         errors=_ERRORS,
+        guard=team_member,
     )
 
 
@@ -192,6 +193,7 @@ ENDPOINTS = [
         query=GET_CONFIGURATION_RULES,
         response=Configuration,
         errors=_ERRORS,
+        guard=team_member,
     ),
     Endpoint(
         "PUT",
@@ -203,5 +205,6 @@ ENDPOINTS = [
         response=CommandResult,
         shape="raw",
         errors=_ERRORS,
+        guard=team_member,
     ),
 ]

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import connectors
 
@@ -164,6 +164,7 @@ ENDPOINTS = [
         query=PAGE_RULES,
         response=ConnectorResource,
         shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "PUT",
@@ -174,5 +175,6 @@ ENDPOINTS = [
         body=UPDATE,
         response=ConnectorResource,
         errors=(422,),
+        guard=team_member,
     ),
 ]

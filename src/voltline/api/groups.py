@@ -13,7 +13,7 @@ from voltline.api._contract import Contract
 from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import is_integer, validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.ids import Ref
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
@@ -188,7 +188,15 @@ _GROUP = _GROUPS + "/{group}"
 
 ENDPOINTS = [
     Endpoint(
-        "GET", _GROUPS, list_groups, "Get all groups", "Groups", query=PAGE_RULES, response=GroupResource, shape="page"
+        "GET",
+        _GROUPS,
+        list_groups,
+        "Get all groups",
+        "Groups",
+        query=PAGE_RULES,
+        response=GroupResource,
+        shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -200,8 +208,9 @@ ENDPOINTS = [
         response=GroupResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
-    Endpoint("GET", _GROUP, get_group, "Get a specific group", "Groups", response=GroupResource),
+    Endpoint("GET", _GROUP, get_group, "Get a specific group", "Groups", response=GroupResource, guard=team_member),
     Endpoint(
         "PUT",
         _GROUP,
@@ -211,8 +220,19 @@ ENDPOINTS = [
         body=UPDATE_GROUP,
         response=GroupResource,
         errors=(422,),
+        guard=team_member,
     ),
-    Endpoint("DELETE", _GROUP, delete_group, "Delete a group", "Groups", shape="empty", status=204, errors=(422,)),
+    Endpoint(
+        "DELETE",
+        _GROUP,
+        delete_group,
+        "Delete a group",
+        "Groups",
+        shape="empty",
+        status=204,
+        errors=(422,),
+        guard=team_member,
+    ),
     Endpoint(
         "POST",
         _GROUP + "/chargers",
@@ -222,5 +242,6 @@ ENDPOINTS = [
         body=ASSIGN,
         response=GroupResource,
         errors=(422,),
+        guard=team_member,
     ),
 ]

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.ids import TeamId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
@@ -122,6 +122,7 @@ ENDPOINTS = [
         query=PAGE_RULES,
         response=IdTagResource,
         shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -133,6 +134,7 @@ ENDPOINTS = [
         response=IdTagResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "DELETE",
@@ -142,5 +144,6 @@ ENDPOINTS = [
         "Id tags",
         shape="empty",
         status=204,
+        guard=team_member,
     ),
 ]

@@ -17,7 +17,7 @@ from voltline import codec
 from voltline.api._kit import INT_MAX, PAGE_RULES, PER_PAGE_DEFAULT, normalise_input, paginated, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import logs
 
@@ -81,5 +81,6 @@ ENDPOINTS = [
         response=LogEntryResource,
         shape="page",
         errors=(422,),
+        guard=team_member,
     ),
 ]

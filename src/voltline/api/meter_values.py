@@ -17,7 +17,7 @@ from starlette.responses import Response
 from voltline.api._kit import envelope, input_data, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.api.transactions import DATE_FORMAT, LIMIT_RULE, ORDER_RULE, bound_first, limit_and_order, parse_date
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import chargers, meter
@@ -157,5 +157,6 @@ ENDPOINTS = [
         response=MeterValueResource,
         shape="list",
         errors=(422,),
+        guard=team_member,
     ),
 ]

@@ -23,7 +23,7 @@ from voltline.api._contract import Contract
 from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.api.transactions import DATE_FORMAT, parse_date
 from voltline.domain.power import PHASES, MeterReading, MeterTotals
 from voltline.domain.timestamps import format_telemetry_timestamp, format_timestamp
@@ -217,7 +217,15 @@ _METERS = "/api/v2/teams/{team}/meters"
 
 ENDPOINTS = [
     Endpoint(
-        "GET", _METERS, list_meters, "Get all meters", "Meters", query=PAGE_RULES, response=MeterResource, shape="page"
+        "GET",
+        _METERS,
+        list_meters,
+        "Get all meters",
+        "Meters",
+        query=PAGE_RULES,
+        response=MeterResource,
+        shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -229,6 +237,7 @@ ENDPOINTS = [
         response=MeterResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -239,6 +248,7 @@ ENDPOINTS = [
         body=READING,
         response=MeterResource,
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "GET",
@@ -247,5 +257,6 @@ ENDPOINTS = [
         "Get meter usage for a group",
         "Groups",
         response=GroupMeterResource,
+        guard=team_member,
     ),
 ]

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from voltline import __version__, codec
 from voltline.api._contract import Contract
 from voltline.api._kit import INT_MAX, UUID_PATTERN, json_response
-from voltline.api._routing import Endpoint
+from voltline.api._routing import Endpoint, declared_guard
 from voltline.api._rules import PATTERNS, parse_rules
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -214,15 +214,16 @@ def error_statuses(endpoint: Endpoint) -> list[int]:
         codes |= {400, 413, 422}
     if endpoint.query:
         codes |= {400, 422}
-    if not endpoint.public:
-        codes |= {401, 429} | ({403} if "{team}" in endpoint.path else set())
+    guard = declared_guard(endpoint)
+    if guard.token:
+        codes |= {401, 429} | ({403} if guard.team else set())
     if len(_PARAM.findall(endpoint.path)) > ("{team}" in endpoint.path):
         codes.add(404)
     return sorted(codes)
 
 
 def _headers(endpoint: Endpoint, status: int) -> dict[str, Any]:
-    if endpoint.public or status == 401:
+    if not declared_guard(endpoint).token or status == 401:
         return {}
     names = ["X-RateLimit-Limit", "X-RateLimit-Remaining"] + (["Retry-After"] if status == 429 else [])
     return {"headers": {name: {"$ref": f"#/components/headers/{name}"} for name in names}}
@@ -239,6 +240,8 @@ def _responses(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dic
     responses[str(status)].update(_headers(endpoint, status))
     for code in error_statuses(endpoint):
         description, example = _ERRORS[code]
+        if code == 403 and (role := declared_guard(endpoint).role) is not None:
+            description = f"Not a member of the team, or not its {role}"
         schema = _VALIDATION_REF if code == 422 else _ERROR_REF
         content = {"application/json": {"schema": schema, "example": example}}
         responses[str(code)] = {"description": description, "content": content, **_headers(endpoint, code)}
@@ -277,7 +280,9 @@ def _operation(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dic
             "required": True,
             "content": {"application/json": {"schema": schemas[endpoint.body.struct]}},
         }
-    if not endpoint.public:
+    guard = declared_guard(endpoint)
+    operation["x-guard"] = guard.name
+    if guard.token:
         operation["security"] = [{"bearerAuth": []}]
     return operation
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from voltline.api._kit import INT_MAX, json_response, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.power import PHASES, Usage, current_text, kilowatt_text
 from voltline.domain.timestamps import format_telemetry_timestamp
 from voltline.errors import NotFoundError
@@ -71,6 +71,7 @@ ENDPOINTS = [
         "Sites",
         response=PowerUsageResource,
         shape="raw",
+        guard=team_member,
     ),
     Endpoint(
         "GET",
@@ -80,5 +81,6 @@ ENDPOINTS = [
         "Chargers",
         response=PowerUsageResource,
         shape="raw",
+        guard=team_member,
     ),
 ]

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import sites
 
@@ -170,7 +170,15 @@ _SITE = _SITES + "/{site}"
 
 ENDPOINTS = [
     Endpoint(
-        "GET", _SITES, list_sites, "Get all sites", "Sites", query=PAGE_RULES, response=SiteResource, shape="page"
+        "GET",
+        _SITES,
+        list_sites,
+        "Get all sites",
+        "Sites",
+        query=PAGE_RULES,
+        response=SiteResource,
+        shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -182,10 +190,19 @@ ENDPOINTS = [
         response=SiteResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
-    Endpoint("GET", _SITE, get_site, "Get a specific site", "Sites", response=SiteResource),
+    Endpoint("GET", _SITE, get_site, "Get a specific site", "Sites", response=SiteResource, guard=team_member),
     Endpoint(
-        "PUT", _SITE, update_site, "Update a site", "Sites", body=UPDATE_SITE, response=SiteResource, errors=(422,)
+        "PUT",
+        _SITE,
+        update_site,
+        "Update a site",
+        "Sites",
+        body=UPDATE_SITE,
+        response=SiteResource,
+        errors=(422,),
+        guard=team_member,
     ),
-    Endpoint("DELETE", _SITE, delete_site, "Delete a site", "Sites", shape="empty", status=204),
+    Endpoint("DELETE", _SITE, delete_site, "Delete a site", "Sites", shape="empty", status=204, guard=team_member),
 ]

@@ -26,7 +26,7 @@ from voltline.api._contract import Contract
 from voltline.api._kit import INT_MAX, envelope, json_body, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.services import smart_settings
 
 MODES = ("day_ahead_pricing", "disabled", "off_peak")
@@ -108,7 +108,13 @@ _PATH = "/api/v2/teams/{team}/sites/{site}/smart-charging"
 
 ENDPOINTS = [
     Endpoint(
-        "GET", _PATH, get_settings, "Get smart charging settings", "Smart charging", response=SmartChargingResource
+        "GET",
+        _PATH,
+        get_settings,
+        "Get smart charging settings",
+        "Smart charging",
+        response=SmartChargingResource,
+        guard=team_member,
     ),
     Endpoint(
         "PUT",
@@ -119,5 +125,6 @@ ENDPOINTS = [
         body=SETTINGS,
         response=SmartChargingResource,
         errors=(422,),
+        guard=team_member,
     ),
 ]

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from voltline.api._kit import envelope, input_data
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
-from voltline.api.auth import runtime
+from voltline.api.auth import authenticated, runtime
 from voltline.api.transactions import DATE_RULES, LIMIT_DEFAULT, LIMIT_RULE, parse_date
 from voltline.domain.prices import PriceSlot
 from voltline.domain.timestamps import format_timestamp
@@ -88,5 +88,6 @@ ENDPOINTS = [
         response=TariffResource,
         shape="list",
         errors=(422,),
+        guard=authenticated,
     ),
 ]

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import envelope, json_body, json_response
 from voltline.api._routing import Endpoint
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import authenticated, runtime, scope, team_member, team_owner
 from voltline.domain.credentials import user_hmac
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import teams
@@ -134,8 +134,26 @@ async def update_authorization(request: Request) -> Response:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/api/v2/user", get_user, "Fetch the current user", "Users", response=UserResource, shape="raw"),
-    Endpoint("GET", "/api/v2/teams", list_teams, "Get all teams", "Teams", response=list[TeamResource], shape="data"),
+    Endpoint(
+        "GET",
+        "/api/v2/user",
+        get_user,
+        "Fetch the current user",
+        "Users",
+        response=UserResource,
+        shape="raw",
+        guard=authenticated,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v2/teams",
+        list_teams,
+        "Get all teams",
+        "Teams",
+        response=list[TeamResource],
+        shape="data",
+        guard=authenticated,
+    ),
     Endpoint(
         "POST",
         "/api/v2/teams",
@@ -146,6 +164,7 @@ ENDPOINTS = [
         response=TeamResource,
         status=201,
         errors=(422,),
+        guard=authenticated,
     ),
     Endpoint(
         "GET",
@@ -154,6 +173,7 @@ ENDPOINTS = [
         "Get the id-tag authorization mode",
         "Id tags",
         response=AuthorizationResource,
+        guard=team_member,
     ),
     Endpoint(
         "PUT",
@@ -164,5 +184,6 @@ ENDPOINTS = [
         body=AUTHORIZATION,
         response=AuthorizationResource,
         errors=(422,),
+        guard=team_owner,
     ),
 ]

@@ -39,7 +39,7 @@ from voltline.api._kit import (
 )
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.ids import Ref
 from voltline.domain.timestamps import format_timestamp
 from voltline.domain.transactions import energy_wh, transaction_costs
@@ -255,6 +255,7 @@ ENDPOINTS = [
         response=TransactionResource,
         shape="page",
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "GET",
@@ -266,5 +267,6 @@ ENDPOINTS = [
         response=TransactionResource,
         shape="list",
         errors=(422,),
+        guard=team_member,
     ),
 ]

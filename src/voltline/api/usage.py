@@ -20,7 +20,7 @@ from starlette.responses import Response
 from voltline.api._kit import input_data, json_response, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.api.transactions import bound_first, input_ref
 from voltline.domain.energy import INTERVALS, Interval, kwh_text, local_buckets, sum_into, to_local
 from voltline.domain.ids import Ref
@@ -105,5 +105,6 @@ ENDPOINTS = [
         response=UsageResponse,
         shape="raw",
         errors=(422,),
+        guard=team_member,
     ),
 ]

@@ -10,7 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline.api._contract import Contract
-from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
+from voltline.api._kit import (
+    PAGE_RULES,
+    envelope,
+    json_body,
+    no_content,
+    page_response,
+    page_window,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
 from voltline.api.auth import runtime, scope, team_member
 from voltline.api.connectors import ChargerConnectorResource, charger_connector_resource
@@ -103,13 +111,12 @@ def charger_detail_resource(row: Mapping[Any, Any], connectors: list[Any]) -> Ch
 
 async def list_site_chargers(request: Request) -> Response:
     """Return a page of the chargers on the site."""
-    page, per_page, offset = page_window(request)
+    page = page_window(request)
     site = path_ref(request, "site")
     rows = await chargers.list_site_chargers(
-        runtime(request), scope(request).team_id, site, offset=offset, limit=per_page + 1
+        runtime(request), scope(request).team_id, site, offset=page.offset, limit=page.fetch
     )
-    items = [charger_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    return page_response(request, page, rows, charger_resource)
 
 
 async def create_site_charger(request: Request) -> Response:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline.api._contract import Contract
-from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, paginated, path_ref
+from voltline.api._kit import PAGE_RULES, envelope, json_body, page_response, page_window, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.timestamps import format_timestamp
@@ -132,11 +132,10 @@ def connector_resource(row: Mapping[Any, Any]) -> ConnectorResource:
 
 async def list_site_connectors(request: Request) -> Response:
     """Return a page of the connectors of the chargers on the site."""
-    page, per_page, offset = page_window(request)
+    page = page_window(request)
     team_id, site = scope(request).team_id, path_ref(request, "site")
-    rows = await connectors.list_site_connectors(runtime(request), team_id, site, offset=offset, limit=per_page + 1)
-    items = [connector_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    rows = await connectors.list_site_connectors(runtime(request), team_id, site, offset=page.offset, limit=page.fetch)
+    return page_response(request, page, rows, connector_resource)
 
 
 async def update_site_connector(request: Request) -> Response:

@@ -10,7 +10,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline.api._contract import Contract
-from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
+from voltline.api._kit import (
+    INT_MAX,
+    PAGE_RULES,
+    envelope,
+    json_body,
+    no_content,
+    page_response,
+    page_window,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
 from voltline.api._rules import is_integer, validate
 from voltline.api.auth import runtime, scope, team_member
@@ -134,11 +143,10 @@ def group_input(body: dict[str, Any], rules: Mapping[str, str]) -> GroupInput:
 
 async def list_groups(request: Request) -> Response:
     """Return a page of the site's groups, the root first."""
-    page, per_page, offset = page_window(request)
+    page = page_window(request)
     team_id, site = scope(request).team_id, path_ref(request, "site")
-    rows = await groups.list_groups(runtime(request), team_id, site, offset=offset, limit=per_page + 1)
-    items = [group_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    rows = await groups.list_groups(runtime(request), team_id, site, offset=page.offset, limit=page.fetch)
+    return page_response(request, page, rows, group_resource)
 
 
 async def create_group(request: Request) -> Response:

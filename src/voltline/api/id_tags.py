@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -11,7 +10,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline.api._contract import Contract
-from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
+from voltline.api._kit import (
+    DATE_FORMAT,
+    PAGE_RULES,
+    envelope,
+    json_body,
+    no_content,
+    optional_date,
+    page_response,
+    page_window,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
 from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.ids import TeamId
@@ -21,11 +30,10 @@ from voltline.services import id_tags
 from voltline.services.runtime import Runtime
 
 STATUSES = ("Accepted", "Blocked", "Expired")
-EXPIRY_FORMAT = "%Y-%m-%d %H:%M:%S"
 CREATE_RULES = {
     "id_tag": "required|string|max:20",
     "status": "nullable|in:" + ",".join(STATUSES),
-    "expiry_date": "nullable|date_format:Y-m-d H:i:s",
+    "expiry_date": f"nullable|date_format:{DATE_FORMAT}",
     "parent_id_tag": "nullable|string|max:20",
     "name": "nullable|string|max:255",
 }
@@ -80,10 +88,9 @@ async def _validated(rt: Runtime, team_id: TeamId, data: dict[str, Any]) -> dict
 
 
 def _values(clean: dict[str, Any]) -> dict[str, Any]:
-    expiry = clean.get("expiry_date")
     return {
         "status": clean.get("status") or "Accepted",
-        "expiry_date": datetime.strptime(expiry, EXPIRY_FORMAT) if expiry else None,
+        "expiry_date": optional_date(clean.get("expiry_date")),
         "parent_id_tag": clean.get("parent_id_tag"),
         "name": clean.get("name"),
     }
@@ -91,10 +98,9 @@ def _values(clean: dict[str, Any]) -> dict[str, Any]:
 
 async def list_id_tags(request: Request) -> Response:
     """Return a page of the team's id tags."""
-    page, per_page, offset = page_window(request)
-    rows = await id_tags.list_id_tags(runtime(request), scope(request).team_id, offset=offset, limit=per_page + 1)
-    items = [id_tag_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    page = page_window(request)
+    rows = await id_tags.list_id_tags(runtime(request), scope(request).team_id, offset=page.offset, limit=page.fetch)
+    return page_response(request, page, rows, id_tag_resource)
 
 
 async def create_id_tag(request: Request) -> Response:

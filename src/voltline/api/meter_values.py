@@ -14,11 +14,20 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import envelope, input_data, path_ref
+from voltline.api._kit import (
+    DATE_FORMAT,
+    LIMIT_RULE,
+    ORDER_RULE,
+    envelope,
+    input_data,
+    limit_and_order,
+    parse_date,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope, team_member
-from voltline.api.transactions import DATE_FORMAT, LIMIT_RULE, ORDER_RULE, bound_first, limit_and_order, parse_date
+from voltline.api.transactions import bound_first
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import chargers, meter
 from voltline.services.meter import StoredSample

@@ -20,11 +20,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline.api._contract import Contract
-from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, paginated, path_ref
+from voltline.api._kit import (
+    DATE_FORMAT,
+    PAGE_RULES,
+    envelope,
+    json_body,
+    page_response,
+    page_window,
+    parse_date,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope, team_member
-from voltline.api.transactions import DATE_FORMAT, parse_date
 from voltline.domain.power import PHASES, MeterReading, MeterTotals
 from voltline.domain.timestamps import format_telemetry_timestamp, format_timestamp
 from voltline.domain.transactions import rounded
@@ -144,12 +152,11 @@ def meter_resource(row: Mapping[Any, Any], totals: MeterTotals) -> MeterResource
 
 async def list_meters(request: Request) -> Response:
     """Return a page of the team's meters with their latest readings."""
-    page, per_page, offset = page_window(request)
+    page = page_window(request)
     rows, totals, more = await meters.list_meters(
-        runtime(request), scope(request).team_id, offset=offset, limit=per_page
+        runtime(request), scope(request).team_id, offset=page.offset, limit=page.size
     )
-    items = [meter_resource(row, totals[row["id"]]) for row in rows]
-    return paginated(request, items, page, per_page, has_more=more)
+    return page_response(request, page, rows, lambda row: meter_resource(row, totals[row["id"]]), more=more)
 
 
 async def create_meter(request: Request) -> Response:

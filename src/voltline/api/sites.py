@@ -11,7 +11,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline.api._contract import Contract
-from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
+from voltline.api._kit import (
+    INT_MAX,
+    PAGE_RULES,
+    envelope,
+    json_body,
+    no_content,
+    page_response,
+    page_window,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
 from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.timestamps import format_timestamp
@@ -129,10 +138,9 @@ def _site_values(clean: dict[str, Any]) -> dict[str, Any]:
 
 async def list_sites(request: Request) -> Response:
     """Return a page of the team's sites, oldest first."""
-    page, per_page, offset = page_window(request)
-    rows = await sites.list_sites(runtime(request), scope(request).team_id, offset=offset, limit=per_page + 1)
-    items = [site_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    page = page_window(request)
+    rows = await sites.list_sites(runtime(request), scope(request).team_id, offset=page.offset, limit=page.fetch)
+    return page_response(request, page, rows, site_resource)
 
 
 async def create_site(request: Request) -> Response:

@@ -19,11 +19,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import envelope, input_data
+from voltline.api._kit import DATE_RULES, LIMIT_RULE, envelope, input_data, parse_date, query_limit
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
 from voltline.api.auth import authenticated, runtime
-from voltline.api.transactions import DATE_RULES, LIMIT_DEFAULT, LIMIT_RULE, parse_date
 from voltline.domain.prices import PriceSlot
 from voltline.domain.timestamps import format_timestamp
 from voltline.domain.transactions import rounded
@@ -72,7 +71,7 @@ async def list_tariffs(request: Request) -> Response:
     clean = validate(await input_data(request), QUERY_RULES)
     zone = str(clean["location"]).upper()
     start, end = window(clean, runtime(request).clock.now())
-    limit = int(clean.get("limit") or LIMIT_DEFAULT)
+    limit = query_limit(clean)
     slots = await tariffs.list_tariffs(runtime(request), zone, start, end, limit=limit)
     return envelope([tariff_resource(zone, slot) for slot in slots])
 

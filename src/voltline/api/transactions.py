@@ -20,7 +20,6 @@ import csv
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -28,13 +27,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline.api._kit import (
+    DATE_RULES,
     INT_MAX,
+    LIMIT_RULE,
+    ORDER_RULE,
     PAGE_RULES,
-    PER_PAGE_DEFAULT,
     UUID_PATTERN,
     envelope,
     input_data,
-    paginated,
+    limit_and_order,
+    optional_date,
+    page_of,
+    page_response,
     path_ref,
 )
 from voltline.api._routing import Endpoint
@@ -47,16 +51,6 @@ from voltline.errors import ValidationError
 from voltline.services import chargers, transactions
 from voltline.services.transactions import CHARGER_INVALID
 
-DATE_FORMAT = "Y-m-d H:i:s"
-STRPTIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-LIMIT_DEFAULT = 1000
-LIMIT_MAX = 10000
-LIMIT_RULE = f"integer|min:1|max:{LIMIT_MAX}"
-ORDER_RULE = "in:desc,asc"
-DATE_RULES = {
-    "date_from": f"required_with:date_to|date_format:{DATE_FORMAT}",
-    "date_to": f"required_with:date_from|date_format:{DATE_FORMAT}",
-}
 FORMAT_RULE = "nullable|in:json,csv"
 CSV_MAX_ROWS = 50_000
 CSV_INLINE_ROWS = 500
@@ -120,20 +114,6 @@ def transaction_resource(row: Mapping[Any, Any]) -> TransactionResource:
     )
 
 
-def parse_date(value: str) -> datetime:
-    """A validated `Y-m-d H:i:s` input as a naive UTC moment (DESIGN: inputs without offset are UTC)."""
-    return datetime.strptime(value, STRPTIME_FORMAT)
-
-
-def _optional_date(value: str | None) -> datetime | None:
-    return None if value is None else parse_date(value)
-
-
-def limit_and_order(clean: dict[str, Any]) -> tuple[int, bool]:
-    """The validated `limit` (default 1000) and whether `order_by` is descending (the default)."""
-    return int(clean.get("limit") or LIMIT_DEFAULT), clean.get("order_by", "desc") == "desc"
-
-
 def input_ref(value: Any, field: str, invalid: str) -> Ref | None:
     """An id or uuid given as input (not in the path); None when absent; 422 `invalid` when it can name nothing."""
     if value is None:
@@ -149,8 +129,8 @@ def input_ref(value: Any, field: str, invalid: str) -> Ref | None:
 
 def _filters(clean: dict[str, Any]) -> dict[str, Any]:
     return {
-        "date_from": _optional_date(clean.get("date_from")),
-        "date_to": _optional_date(clean.get("date_to")),
+        "date_from": optional_date(clean.get("date_from")),
+        "date_to": optional_date(clean.get("date_to")),
         "status": clean.get("status"),
         "id_tag": clean.get("id_tag"),
     }
@@ -211,13 +191,11 @@ async def list_site_transactions(request: Request) -> Response:
             rt, team_id, site, charger=charger, **_filters(clean), offset=0, limit=CSV_MAX_ROWS + 1, export=True
         )
         return await csv_response(found.rows, f"site-{found.owner_id}")
-    page, per_page = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
-    offset = min((page - 1) * per_page, INT_MAX)
+    page = page_of(clean)
     found = await transactions.list_site_transactions(
-        rt, team_id, site, charger=charger, **_filters(clean), offset=offset, limit=per_page + 1
+        rt, team_id, site, charger=charger, **_filters(clean), offset=page.offset, limit=page.fetch
     )
-    items = [transaction_resource(row) for row in found.rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(found.rows) > per_page)
+    return page_response(request, page, found.rows, transaction_resource)
 
 
 async def list_charger_transactions(request: Request) -> Response:
@@ -234,8 +212,8 @@ async def list_charger_transactions(request: Request) -> Response:
         rt,
         team_id,
         charger,
-        date_from=_optional_date(clean.get("date_from")),
-        date_to=_optional_date(clean.get("date_to")),
+        date_from=optional_date(clean.get("date_from")),
+        date_to=optional_date(clean.get("date_to")),
         limit=limit,
         descending=descending,
     )

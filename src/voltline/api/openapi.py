@@ -1,7 +1,9 @@
 """OpenAPI 3.1 generated from the route table and the msgspec schemas, and an offline docs page.
 
-Request bodies carry the Laravel rules their handler checks: as JSON Schema keywords where one
-exists (`max:45` on a string is `maxLength: 45`) and verbatim under `x-rules`. Every operation
+A request body is its endpoint's contract (api/_contract.py): the Struct derived from the Laravel
+rules its handler checks, with those rules as JSON Schema keywords where one exists (`max:45` on
+a string is `maxLength: 45`) and verbatim under `x-rules`. Each operation names its guard
+(`x-guard`, api/auth.py) and asks for the bearer token unless the guard is `public`. Every operation
 lists the error statuses it can answer with their Laravel-shaped bodies, and the rate-limit
 headers its responses carry when the limit is on. A create (201) links to every operation on
 what it made (OpenAPI 3.1 §4.8.20 Link Object: the new `id` from `$response.body#/data/id`, the

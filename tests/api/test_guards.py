@@ -15,6 +15,7 @@ from sqlalchemy import insert
 from tests.conftest import LiveServer
 from voltline import codec
 from voltline.api import ENDPOINTS, build_routes
+from voltline.api._routing import Endpoint
 from voltline.api.auth import Guard
 from voltline.api.openapi import build_openapi
 from voltline.services.accounts import Account
@@ -25,11 +26,11 @@ AUTHORIZATION = "/api/v2/teams/{team}/authorization"
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda ep: f"{ep.method} {ep.path}")
-def test_every_endpoint_declares_a_guard_that_fits_its_path(endpoint: object) -> None:
+def test_every_endpoint_declares_a_guard_that_fits_its_path(endpoint: Endpoint) -> None:
     """A `{team}` path is guarded by team membership (or a role in it); any other path needs no team."""
-    guard = getattr(endpoint, "guard", None)
+    guard = endpoint.guard
     assert isinstance(guard, Guard), f"{endpoint} declares no guard"
-    assert guard.team == ("{team}" in getattr(endpoint, "path", "")), guard.name
+    assert guard.team == ("{team}" in endpoint.path), guard.name
 
 
 def test_a_route_table_with_an_unguarded_endpoint_is_refused() -> None:
@@ -39,10 +40,10 @@ def test_a_route_table_with_an_unguarded_endpoint_is_refused() -> None:
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda ep: f"{ep.method} {ep.path}")
-def test_the_document_shows_each_guard_and_its_security_requirement(endpoint: object) -> None:
-    guard = getattr(endpoint, "guard", None)
+def test_the_document_shows_each_guard_and_its_security_requirement(endpoint: Endpoint) -> None:
+    guard = endpoint.guard
     assert isinstance(guard, Guard)
-    operation = DOC["paths"][getattr(endpoint, "path", "")][getattr(endpoint, "method", "").lower()]
+    operation = DOC["paths"][endpoint.path][endpoint.method.lower()]
     assert operation["x-guard"] == guard.name
     assert operation.get("security") == ([{"bearerAuth": []}] if guard.token else None)
     assert ("403" in operation["responses"]) == guard.team

@@ -14,6 +14,7 @@ import pytest
 
 from voltline.api import ENDPOINTS
 from voltline.api._kit import PAGE_RULES
+from voltline.api._routing import Endpoint
 
 API = Path(__file__).resolve().parents[2] / "src" / "voltline" / "api"
 # _kit.py holds the helpers; _rules.py is the validator (`date_format` checks by parsing).
@@ -50,7 +51,7 @@ def test_no_api_module_parses_pages_dates_or_limits_by_hand(path: Path) -> None:
 @pytest.mark.parametrize(
     "endpoint", [ep for ep in ENDPOINTS if ep.shape == "page"], ids=lambda ep: f"{ep.method} {ep.path}"
 )
-def test_every_paginated_endpoint_answers_through_the_page_helper(endpoint: object) -> None:
+def test_every_paginated_endpoint_answers_through_the_page_helper(endpoint: Endpoint) -> None:
     """Its handler calls `page_response` and its query documents `page` and `per_page` as PAGE_RULES has them."""
     handler = endpoint.handler
     source = Path(sys.modules[handler.__module__].__file__ or "").read_text(encoding="utf-8")
@@ -64,5 +65,5 @@ def test_every_paginated_endpoint_answers_through_the_page_helper(endpoint: obje
     }
     assert "page_response" in called
     assert called & {"page_window", "page_of"}
-    query = endpoint.query
+    query = endpoint.query.rules
     assert {key: query[key] for key in PAGE_RULES} == PAGE_RULES

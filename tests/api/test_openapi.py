@@ -165,6 +165,7 @@ def test_every_request_body_is_derived_from_the_rules_its_handler_checks() -> No
 def test_a_rule_added_to_a_contract_is_checked_typed_and_documented() -> None:
     """A new rule shows up in the validator, the Struct and the OpenAPI document at once."""
     [endpoint] = [ep for ep in ENDPOINTS if ep.method == "POST" and ep.path == "/api/v2/teams"]
+    assert endpoint.body is not None
     grown = Contract(
         "GrownTeamBody", "A team body with one more rule.", {**endpoint.body.rules, "colour": "required|in:red,blue"}
     )

@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline import codec
-from voltline.api._rules import error_summary, validate
+from voltline.api._contract import Contract
+from voltline.api._rules import error_summary
 from voltline.domain.ids import Ref
 from voltline.errors import NotFoundError, ValidationError
 
@@ -34,6 +35,7 @@ PAGE_RULES = {
     "page": "nullable|integer|min:1",
     "per_page": f"nullable|integer|min:1|max:{PER_PAGE_MAX}",
 }
+PAGE_QUERY = Contract("PageQuery", "A page of a list: `page` (from 1) and `per_page` (25 unless given).", PAGE_RULES)
 # Query moments are `Y-m-d H:i:s` in UTC (DESIGN: inputs without offset are UTC); days are `Y-m-d`.
 DATE_FORMAT = "Y-m-d H:i:s"
 STRPTIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -192,7 +194,7 @@ def page_of(clean: Mapping[str, Any]) -> Page:
 
 def page_window(request: Request) -> Page:
     """The page of the query string, checked against PAGE_RULES (422 on bad values)."""
-    return page_of(validate(normalise_input(dict(request.query_params)), PAGE_RULES))
+    return page_of(PAGE_QUERY.validate(normalise_input(dict(request.query_params))))
 
 
 def page_response(

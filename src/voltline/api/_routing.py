@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -50,7 +50,7 @@ class Endpoint:
     summary: str
     tag: str
     body: Contract | None = None
-    query: Mapping[str, str] = field(default_factory=dict)
+    query: Contract | None = None
     response: Any = None
     shape: Shape = "data"
     status: int = 200

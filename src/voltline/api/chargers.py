@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from voltline.api._contract import Contract
 from voltline.api._kit import (
-    PAGE_RULES,
+    PAGE_QUERY,
     envelope,
     json_body,
     no_content,
@@ -215,7 +215,7 @@ ENDPOINTS = [
         list_site_chargers,
         "Get all chargers",
         "Sites",
-        query=PAGE_RULES,
+        query=PAGE_QUERY,
         response=ChargerResource,
         shape="page",
         guard=team_member,

@@ -16,7 +16,6 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import INT_MAX, envelope, input_data, json_body, json_response, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.ids import ChargerId
 from voltline.services import charger_commands, chargers
@@ -42,6 +41,7 @@ TRIGGER_RULES = {
     "connector_id": f"nullable|integer|min:1|max:{INT_MAX}",
 }
 GET_CONFIGURATION_RULES = {"keys": "nullable|string|max:2000"}
+GET_CONFIGURATION = Contract("ConfigurationQuery", "The keys to read, comma-separated.", GET_CONFIGURATION_RULES)
 CHANGE_CONFIGURATION_RULES = {"key": "required|string|max:50", "value": "required|string|max:500"}
 
 
@@ -143,7 +143,7 @@ async def trigger_message(request: Request) -> Response:
 async def get_configuration(request: Request) -> Response:
     """Read the charger's configuration (all keys, or `keys` as a comma-separated list)."""
     _, identity = await _charger(request)
-    clean = validate(await input_data(request), GET_CONFIGURATION_RULES)
+    clean = GET_CONFIGURATION.validate(await input_data(request))
     keys = [key.strip() for key in (clean.get("keys") or "").split(",") if key.strip()]
     result = await charger_commands.send_command(runtime(request), identity, "get_configuration", {"keys": keys})
     configuration = msgspec.convert(
@@ -190,7 +190,7 @@ ENDPOINTS = [
         get_configuration,
         "Get the configuration",
         "Commands",
-        query=GET_CONFIGURATION_RULES,
+        query=GET_CONFIGURATION,
         response=Configuration,
         errors=_ERRORS,
         guard=team_member,

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline.api._contract import Contract
-from voltline.api._kit import PAGE_RULES, envelope, json_body, page_response, page_window, path_ref
+from voltline.api._kit import PAGE_QUERY, envelope, json_body, page_response, page_window, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.timestamps import format_timestamp
@@ -160,7 +160,7 @@ ENDPOINTS = [
         list_site_connectors,
         "Get all connectors for a site",
         "Sites",
-        query=PAGE_RULES,
+        query=PAGE_QUERY,
         response=ConnectorResource,
         shape="page",
         guard=team_member,

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import (
     INT_MAX,
-    PAGE_RULES,
+    PAGE_QUERY,
     envelope,
     json_body,
     no_content,
@@ -201,7 +201,7 @@ ENDPOINTS = [
         list_groups,
         "Get all groups",
         "Groups",
-        query=PAGE_RULES,
+        query=PAGE_QUERY,
         response=GroupResource,
         shape="page",
         guard=team_member,

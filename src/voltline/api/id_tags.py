@@ -12,7 +12,7 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import (
     DATE_FORMAT,
-    PAGE_RULES,
+    PAGE_QUERY,
     envelope,
     json_body,
     no_content,
@@ -125,7 +125,7 @@ ENDPOINTS = [
         list_id_tags,
         "Get all id tags",
         "Id tags",
-        query=PAGE_RULES,
+        query=PAGE_QUERY,
         response=IdTagResource,
         shape="page",
         guard=team_member,

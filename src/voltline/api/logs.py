@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline import codec
+from voltline.api._contract import Contract
 from voltline.api._kit import (
     PAGE_RULES,
     normalise_input,
@@ -22,12 +23,12 @@ from voltline.api._kit import (
     path_ref,
 )
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import logs
 
 QUERY_RULES = {**PAGE_RULES, "action": "nullable|string|max:64"}
+QUERY = Contract("LogsQuery", "A page of the log, filtered by OCPP action.", QUERY_RULES)
 
 
 class LogEntryResource(msgspec.Struct):
@@ -65,7 +66,7 @@ def log_entry_resource(row: Mapping[Any, Any]) -> LogEntryResource:
 
 async def list_charger_logs(request: Request) -> Response:
     """Return a page of the charger's OCPP message log the team may read, newest first; `action` filters."""
-    clean = validate(normalise_input(dict(request.query_params)), QUERY_RULES)
+    clean = QUERY.validate(normalise_input(dict(request.query_params)))
     page = page_of(clean)
     team_id, charger = scope(request).team_id, path_ref(request, "charger")
     rows = await logs.list_charger_log(
@@ -81,7 +82,7 @@ ENDPOINTS = [
         list_charger_logs,
         "Get a charger's OCPP message log",
         "Chargers",
-        query=QUERY_RULES,
+        query=QUERY,
         response=LogEntryResource,
         shape="page",
         errors=(422,),

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import (
     DATE_FORMAT,
-    PAGE_RULES,
+    PAGE_QUERY,
     envelope,
     json_body,
     page_response,
@@ -229,7 +229,7 @@ ENDPOINTS = [
         list_meters,
         "Get all meters",
         "Meters",
-        query=PAGE_RULES,
+        query=PAGE_QUERY,
         response=MeterResource,
         shape="page",
         guard=team_member,

@@ -206,7 +206,9 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
         }
         for name in _PARAM.findall(endpoint.path)
     ]
-    return params + [_query_parameter(name, rules) for name, rules in endpoint.query.items()]
+    return params + [
+        _query_parameter(name, rules) for name, rules in (endpoint.query.rules if endpoint.query else {}).items()
+    ]
 
 
 def error_statuses(endpoint: Endpoint) -> list[int]:
@@ -214,7 +216,7 @@ def error_statuses(endpoint: Endpoint) -> list[int]:
     codes = set(endpoint.errors)
     if endpoint.body is not None:
         codes |= {400, 413, 422}
-    if endpoint.query:
+    if endpoint.query is not None:
         codes |= {400, 422}
     guard = declared_guard(endpoint)
     if guard.token:
@@ -237,7 +239,9 @@ def _responses(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dic
     if endpoint.shape != "empty":
         body = schemas[endpoint.response] if endpoint.response is not None else {"type": "object"}
         responses[str(status)]["content"] = {"application/json": {"schema": _wrap(endpoint.shape, body)}}
-        if "csv" in endpoint.query.get("format", ""):  # CSV export (api/transactions.py)
+        if endpoint.query is not None and "csv" in endpoint.query.rules.get(
+            "format", ""
+        ):  # CSV export (api/transactions.py)
             responses[str(status)]["content"]["text/csv"] = {"schema": {"type": "string"}}
     responses[str(status)].update(_headers(endpoint, status))
     for code in error_statuses(endpoint):

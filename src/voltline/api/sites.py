@@ -13,7 +13,7 @@ from starlette.responses import Response
 from voltline.api._contract import Contract
 from voltline.api._kit import (
     INT_MAX,
-    PAGE_RULES,
+    PAGE_QUERY,
     envelope,
     json_body,
     no_content,
@@ -183,7 +183,7 @@ ENDPOINTS = [
         list_sites,
         "Get all sites",
         "Sites",
-        query=PAGE_RULES,
+        query=PAGE_QUERY,
         response=SiteResource,
         shape="page",
         guard=team_member,

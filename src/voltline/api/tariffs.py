@@ -19,9 +19,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import DATE_RULES, LIMIT_RULE, envelope, input_data, parse_date, query_limit
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
 from voltline.api.auth import authenticated, runtime
 from voltline.domain.prices import PriceSlot
 from voltline.domain.timestamps import format_timestamp
@@ -30,6 +30,7 @@ from voltline.services import tariffs
 
 TARIFF_TYPE = "epex-spot"
 QUERY_RULES = {"location": "required|string|max:16", **DATE_RULES, "limit": LIMIT_RULE}
+QUERY = Contract("TariffsQuery", "A price zone and a period.", QUERY_RULES)
 
 
 class TariffResource(msgspec.Struct):
@@ -68,7 +69,7 @@ def window(clean: dict[str, str], now: datetime) -> tuple[datetime, datetime]:
 
 async def list_tariffs(request: Request) -> Response:
     """Return the day-ahead prices of a location (bidding zone), oldest first."""
-    clean = validate(await input_data(request), QUERY_RULES)
+    clean = QUERY.validate(await input_data(request))
     zone = str(clean["location"]).upper()
     start, end = window(clean, runtime(request).clock.now())
     limit = query_limit(clean)
@@ -83,7 +84,7 @@ ENDPOINTS = [
         list_tariffs,
         "Fetch tariffs for a location",
         "Tariffs",
-        query=QUERY_RULES,
+        query=QUERY,
         response=TariffResource,
         shape="list",
         errors=(422,),

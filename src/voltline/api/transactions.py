@@ -26,6 +26,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import (
     DATE_RULES,
     INT_MAX,
@@ -42,7 +43,6 @@ from voltline.api._kit import (
     path_ref,
 )
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.ids import Ref
 from voltline.domain.timestamps import format_timestamp
@@ -65,6 +65,8 @@ SITE_QUERY_RULES = {
     "id_tag": "nullable|string|max:255",
 }
 CHARGER_QUERY_RULES = {**DATE_RULES, "limit": LIMIT_RULE, "order_by": ORDER_RULE, "format": FORMAT_RULE}
+SITE_QUERY = Contract("SiteTransactionsQuery", "A page of the site's transactions, filtered.", SITE_QUERY_RULES)
+CHARGER_QUERY = Contract("ChargerTransactionsQuery", "The charger's transactions in a period.", CHARGER_QUERY_RULES)
 
 
 class TransactionResource(msgspec.Struct):
@@ -184,7 +186,7 @@ async def list_site_transactions(request: Request) -> Response:
     data = await input_data(request)
     rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
     async with bound_first(lambda: chargers.get_site_id(rt, team_id, site)):
-        clean = validate(data, SITE_QUERY_RULES)
+        clean = SITE_QUERY.validate(data)
         charger = input_ref(clean.get("charger"), "charger", CHARGER_INVALID)
     if wants_csv(request, clean):
         found = await transactions.list_site_transactions(
@@ -203,7 +205,7 @@ async def list_charger_transactions(request: Request) -> Response:
     data = await input_data(request)
     rt, team_id, charger = runtime(request), scope(request).team_id, path_ref(request, "charger")
     async with bound_first(lambda: chargers.get_charger(rt, team_id, charger)):
-        clean = validate(data, CHARGER_QUERY_RULES)
+        clean = CHARGER_QUERY.validate(data)
     limit, descending = limit_and_order(clean)
     csv_wanted = wants_csv(request, clean)
     if csv_wanted and clean.get("limit") is None:
@@ -229,7 +231,7 @@ ENDPOINTS = [
         list_site_transactions,
         "Get all transactions",
         "Sites",
-        query=SITE_QUERY_RULES,
+        query=SITE_QUERY,
         response=TransactionResource,
         shape="page",
         errors=(422,),
@@ -241,7 +243,7 @@ ENDPOINTS = [
         list_charger_transactions,
         "Get transactions",
         "Datapoints",
-        query=CHARGER_QUERY_RULES,
+        query=CHARGER_QUERY,
         response=TransactionResource,
         shape="list",
         errors=(422,),

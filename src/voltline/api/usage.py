@@ -17,9 +17,9 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import DAY_FORMAT, input_data, json_response, parse_day, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
 from voltline.api.auth import runtime, scope, team_member
 from voltline.api.transactions import bound_first, input_ref
 from voltline.domain.energy import INTERVALS, Interval, kwh_text, local_buckets, sum_into, to_local
@@ -35,6 +35,7 @@ QUERY_RULES = {
     "group": "nullable",
     "charger": "nullable",
 }
+QUERY = Contract("UsageQuery", "A period of days, its interval and filters.", QUERY_RULES)
 INLINE_ROWS = 2_000
 
 
@@ -80,7 +81,7 @@ async def get_site_usage(request: Request) -> Response:
     rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
     group: Ref | None = None
     async with bound_first(lambda: usage.require_site_group(rt, team_id, site, group)):
-        clean = validate(data, QUERY_RULES)
+        clean = QUERY.validate(data)
         group = input_ref(clean.get("group"), "group", GROUP_INVALID)
         charger = input_ref(clean.get("charger"), "charger", CHARGER_INVALID)
     first, last = parse_day(clean["from"]), parse_day(clean["to"])
@@ -101,7 +102,7 @@ ENDPOINTS = [
         get_site_usage,
         "Get energy usage history",
         "Sites",
-        query=QUERY_RULES,
+        query=QUERY,
         response=UsageResponse,
         shape="raw",
         errors=(422,),

@@ -188,6 +188,7 @@ def test_a_rule_added_to_a_contract_is_checked_typed_and_documented() -> None:
         ("in:1,3", "3", 3),
         ("nullable|string|max:5", None, None),
         ("required", 1.5, 1.5),
+        ("required|size:8", 12345678, 12345678),
     ],
 )
 def test_a_contract_reads_validated_input_as_its_struct(rules: str, value: Any, read: Any) -> None:

@@ -8,7 +8,8 @@ else comes from it:
 - `struct`: a msgspec Struct made with `defstruct`, one field per rule in rule order. The type
   follows the rules (`string` -> str, `integer` -> int, `numeric` -> float | str, `boolean` ->
   bool, `array` -> list | dict, `in:` of digits -> int, other `in:` and `date_format`,
-  `timezone`, `email`, `uuid`, `regex`, `size` -> str, no type rule -> any JSON value);
+  `timezone`, `email`, `uuid`, `regex` -> str, no type rule -> any JSON value, as `size:8`
+  alone admits 12345678);
   `nullable` adds None; a field without `required` may be left out (its declared default, None
   when nullable, UNSET otherwise). A partial contract (a PUT that changes only the fields sent)
   has every field optional.
@@ -35,7 +36,7 @@ from voltline import codec
 from voltline.api._rules import parse_rules, validate
 
 IMPLICIT_REQUIRED = "required"
-_STRING_RULES = frozenset({"string", "date_format", "timezone", "email", "uuid", "regex", "size"})
+_STRING_RULES = frozenset({"string", "date_format", "timezone", "email", "uuid", "regex"})
 
 
 def rule_type(spec: str) -> Any:

@@ -8,6 +8,7 @@ validate each response body against the schema the document declares for that st
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import uuid
@@ -18,13 +19,16 @@ from typing import Any
 
 import fastjsonschema
 import httpx
+import msgspec
 import pytest
 import schemathesis
 
 from tests.conftest import LiveServer
 from voltline import codec
 from voltline.api import ENDPOINTS
-from voltline.api.openapi import BODY_RULES, build_openapi, constraints
+from voltline.api._contract import Contract, is_required
+from voltline.api.openapi import build_openapi, constraints
+from voltline.errors import ValidationError
 from voltline.services.accounts import Account
 from voltline.services.commands import command_subject, decode_request, encode_reply
 from voltline.store import chargers as charger_store
@@ -142,16 +146,64 @@ def test_every_reference_resolves() -> None:
         assert isinstance(node, dict), ref
 
 
-def test_every_request_body_carries_the_rules_its_handler_checks() -> None:
-    """The body's properties and the handler's rule table name the same fields (aliases aside)."""
-    aliases = {"parent_group_id"}
+def test_every_request_body_is_derived_from_the_rules_its_handler_checks() -> None:
+    """One source: each body's properties, required fields and keywords come from its contract's rules."""
     for endpoint in ENDPOINTS:
         if endpoint.body is None:
             continue
-        assert endpoint.body in BODY_RULES, f"{endpoint.body.__name__} has no rules in openapi.BODY_RULES"
-        schema = DOC["components"]["schemas"][endpoint.body.__name__]
-        assert set(schema["properties"]) - aliases == set(BODY_RULES[endpoint.body])
-        assert all("x-rules" in prop for name, prop in schema["properties"].items() if name not in aliases)
+        contract = endpoint.body
+        schema = DOC["components"]["schemas"][contract.name]
+        assert list(schema["properties"]) == [*contract.rules, *contract.aliases], contract.name
+        required = [] if contract.partial else [name for name, spec in contract.rules.items() if is_required(spec)]
+        assert schema.get("required", []) == required, contract.name
+        for name, spec in contract.documented_rules.items():
+            prop = schema["properties"][name]
+            assert prop["x-rules"] == spec
+            assert {k: v for k, v in constraints(spec, prop).items() if k != "description"}.items() <= prop.items()
+
+
+def test_a_rule_added_to_a_contract_is_checked_typed_and_documented() -> None:
+    """A new rule shows up in the validator, the Struct and the OpenAPI document at once."""
+    [endpoint] = [ep for ep in ENDPOINTS if ep.method == "POST" and ep.path == "/api/v2/teams"]
+    assert endpoint.body is not None
+    grown = Contract(
+        "GrownTeamBody", "A team body with one more rule.", {**endpoint.body.rules, "colour": "required|in:red,blue"}
+    )
+    schema = build_openapi([dataclasses.replace(endpoint, body=grown)])["components"]["schemas"]["GrownTeamBody"]
+    assert schema["properties"]["colour"]["enum"] == ["red", "blue"]
+    assert schema["properties"]["colour"]["x-rules"] == "required|in:red,blue"
+    assert "colour" in schema["required"]
+    with pytest.raises(ValidationError) as refused:
+        grown.validate({"name": "Fleet"})
+    assert refused.value.errors == {"colour": ["The colour field is required."]}
+    assert grown.read({"name": "Fleet", "colour": "red"}).colour == "red"
+
+
+@pytest.mark.parametrize(
+    ("rules", "value", "read"),
+    [
+        ("required|integer|min:1", "7", 7),
+        ("nullable|numeric", "0.25", "0.25"),
+        ("boolean", "1", True),
+        ("in:1,3", "3", 3),
+        ("nullable|string|max:5", None, None),
+        ("required", 1.5, 1.5),
+        ("required|size:8", 12345678, 12345678),
+    ],
+)
+def test_a_contract_reads_validated_input_as_its_struct(rules: str, value: Any, read: Any) -> None:
+    """The Struct's field types follow the rules, so every value the validator lets through converts."""
+    contract = Contract("Probe", "A probe.", {"field": rules})
+    assert contract.read({"field": value}).field == read
+
+
+def test_a_partial_contract_checks_only_the_fields_sent() -> None:
+    """Laravel's `sometimes`: a PUT changes only what it sends; left-out fields stay UNSET."""
+    contract = Contract("Probe", "A probe.", {"name": "required|string", "size": "integer"}, partial=True)
+    assert contract.validate({"size": "4"}) == {"size": 4}
+    assert contract.read({}).name is msgspec.UNSET
+    with pytest.raises(ValidationError):
+        contract.validate({"name": None})
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,18 @@
-"""Shared pieces of every handler: envelopes, pagination, body decoding, path refs, errors."""
+"""Shared pieces of every handler: envelopes, the one page helper, body decoding, path refs, query dates and limits.
+
+Every paginated list reads its page with `page_window()` (or `page_of()` when `page` and
+`per_page` are validated with the endpoint's other query rules), fetches `Page.fetch` rows (one
+more than the page shows, which tells whether a next page exists) and answers with
+`page_response()`. Query dates (`Y-m-d H:i:s` moments in UTC, `Y-m-d` days) and `limit` /
+`order_by` are parsed here, once.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline import codec
-from voltline.api._rules import error_summary, validate
+from voltline.api._contract import Contract
+from voltline.api._rules import error_summary
 from voltline.domain.ids import Ref
 from voltline.errors import NotFoundError, ValidationError
 
@@ -25,6 +35,20 @@ PAGE_RULES = {
     "page": "nullable|integer|min:1",
     "per_page": f"nullable|integer|min:1|max:{PER_PAGE_MAX}",
 }
+PAGE_QUERY = Contract("PageQuery", "A page of a list: `page` (from 1) and `per_page` (25 unless given).", PAGE_RULES)
+# Query moments are `Y-m-d H:i:s` in UTC (DESIGN: inputs without offset are UTC); days are `Y-m-d`.
+DATE_FORMAT = "Y-m-d H:i:s"
+STRPTIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+DAY_FORMAT = "Y-m-d"
+DATE_RULES = {
+    "date_from": f"required_with:date_to|date_format:{DATE_FORMAT}",
+    "date_to": f"required_with:date_from|date_format:{DATE_FORMAT}",
+}
+LIMIT_DEFAULT = 1000
+LIMIT_MAX = 10000
+LIMIT_RULE = f"integer|min:1|max:{LIMIT_MAX}"
+ORDER_RULE = "in:desc,asc"
+_NUMBER_DIGITS = 10
 
 
 class BadRequestError(Exception):
@@ -115,16 +139,70 @@ async def input_data(request: Request) -> dict[str, Any]:
     return data
 
 
-def page_params(request: Request) -> tuple[int, int]:
-    """`page` and `per_page` from the query string, checked (422 on bad values)."""
-    clean = validate(normalise_input(dict(request.query_params)), PAGE_RULES)
-    return int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
+def path_number(request: Request, name: str) -> int:
+    """A path segment as a small non-negative integer (an OCPP connector number); anything else is a 404."""
+    raw: str = request.path_params[name]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= _NUMBER_DIGITS and int(raw) <= INT_MAX):
+        raise NotFoundError(name)
+    return int(raw)
 
 
-def page_window(request: Request) -> tuple[int, int, int]:
-    """`page`, `per_page` and the row offset (clamped: no table holds more than INT_MAX rows)."""
-    page, per_page = page_params(request)
-    return page, per_page, min((page - 1) * per_page, INT_MAX)
+def parse_date(value: str) -> datetime:
+    """A validated `Y-m-d H:i:s` input as a naive UTC moment (DESIGN: inputs without offset are UTC)."""
+    return datetime.strptime(value, STRPTIME_FORMAT)
+
+
+def optional_date(value: str | None) -> datetime | None:
+    """`parse_date` of an input that may be left out."""
+    return None if value is None else parse_date(value)
+
+
+def parse_day(value: str) -> date:
+    """A validated `Y-m-d` input as a calendar day."""
+    return date.fromisoformat(value)
+
+
+def query_limit(clean: Mapping[str, Any]) -> int:
+    """The validated `limit` (LIMIT_RULE), 1000 when left out."""
+    return int(clean.get("limit") or LIMIT_DEFAULT)
+
+
+def limit_and_order(clean: Mapping[str, Any]) -> tuple[int, bool]:
+    """The validated `limit` (default 1000) and whether `order_by` is descending (the default)."""
+    return query_limit(clean), clean.get("order_by", "desc") == "desc"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: its number, its size (`per_page`) and the offset of its first row."""
+
+    number: int
+    size: int
+    offset: int
+
+    @property
+    def fetch(self) -> int:
+        """Rows to read: one more than the page shows, which tells whether a next page exists."""
+        return self.size + 1
+
+
+def page_of(clean: Mapping[str, Any]) -> Page:
+    """The page named by validated `page` and `per_page` (PAGE_RULES); the offset clamped to INT_MAX rows."""
+    number, size = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
+    return Page(number, size, min((number - 1) * size, INT_MAX))
+
+
+def page_window(request: Request) -> Page:
+    """The page of the query string, checked against PAGE_RULES (422 on bad values)."""
+    return page_of(PAGE_QUERY.validate(normalise_input(dict(request.query_params))))
+
+
+def page_response(
+    request: Request, page: Page, rows: Sequence[Any], shape: Callable[[Any], Any], *, more: bool | None = None
+) -> Response:
+    """The page's rows shaped for the API: `rows` were read with `page.fetch` (or `more` says what follows)."""
+    has_more = len(rows) > page.size if more is None else more
+    return _paginated(request, [shape(row) for row in rows[: page.size]], page.number, page.size, has_more=has_more)
 
 
 def _page_url(request: Request, page: int) -> str:
@@ -137,7 +215,7 @@ def _path_url(request: Request) -> str:
     return str(request.url.replace(query="", fragment=""))
 
 
-def paginated(request: Request, items: Sequence[Any], page: int, per_page: int, *, has_more: bool) -> Response:
+def _paginated(request: Request, items: Sequence[Any], page: int, per_page: int, *, has_more: bool) -> Response:
     """Laravel simple pagination: `data`, `links` (absolute, `last` always null) and `meta`."""
     count = len(items)
     first_position = (page - 1) * per_page + 1

@@ -1,10 +1,17 @@
-"""The route table: each endpoint declared once, wrapped with auth, limits and error mapping."""
+"""The route table: each endpoint declared once, wrapped with its guard, limits and error mapping.
+
+An `Endpoint` is the one declaration of an operation: its path and handler, its body contract
+(api/_contract.py: the Laravel rules from which the handler's validation, the Struct and the
+OpenAPI schema all follow), its query rules, its response Struct and its guard (api/auth.py:
+`public`, `authenticated`, `team_member`, `team_owner`). `wrap()` enforces the guard before the
+handler runs; an endpoint without a guard is refused when the routes are built.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -12,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from voltline.api import auth
+from voltline.api._contract import Contract
 from voltline.api._kit import BadRequestError, message, validation_response
 from voltline.domain.audit import SYSTEM, token_actor
 from voltline.errors import (
@@ -43,13 +51,13 @@ class Endpoint:
     handler: Handler
     summary: str
     tag: str
-    body: Any = None
-    query: Mapping[str, str] = field(default_factory=dict)
+    body: Contract | None = None
+    query: Contract | None = None
     response: Any = None
     shape: Shape = "data"
     status: int = 200
-    public: bool = False
     errors: tuple[int, ...] = ()
+    guard: auth.Guard | None = None
 
 
 def _error_response(error: Exception) -> Response:
@@ -78,19 +86,25 @@ def _error_response(error: Exception) -> Response:
     raise error
 
 
+def declared_guard(endpoint: Endpoint) -> auth.Guard:
+    """The endpoint's guard; an endpoint must declare one (none is no default)."""
+    if endpoint.guard is None:
+        raise ValueError(f"{endpoint.method} {endpoint.path} declares no guard")
+    return endpoint.guard
+
+
 def wrap(endpoint: Endpoint) -> Handler:
-    """The ASGI-facing handler: authenticate, limit, scope to the team, run as the token's actor, map errors."""
+    """The ASGI-facing handler: enforce the guard (token, limit, team, role), run as the token's actor, map errors."""
+    guard = declared_guard(endpoint)
 
     async def handle(request: Request) -> Response:
         limit_headers: dict[str, str] = {}
         actor = SYSTEM
         try:
-            if not endpoint.public:
-                principal = await auth.authenticate(request)
+            limit_headers = await guard.enforce(request)
+            principal = getattr(request.state, "principal", None)  # set by a token guard's authenticate
+            if principal is not None:
                 actor = token_actor(principal.token_id, principal.user_id, principal.email)
-                limit_headers = auth.consume_rate_limit(request, principal)
-                if "team" in request.path_params:
-                    request.state.scope = await auth.team_scope(request, principal)
             with acting_as(actor):  # the services' audit rows name the token (DESIGN "Services tier")
                 response = await endpoint.handler(request)
         except (ValidationError, BadRequestError, AuthenticationError, PermissionDeniedError) as error:

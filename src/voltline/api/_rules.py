@@ -4,6 +4,9 @@ Rules are written as Laravel writes them, e.g. ``"required|string|max:45"``. A f
 is absent (or an empty string) only meets implicit rules (`required*`); a `nullable`
 field that is null meets none; after an implicit rule fails, the field's other rules are
 skipped (Laravel's `shouldStopValidating`). Messages follow `lang/en/validation.php`.
+
+These rule tables are the one source of an endpoint's input contract: api/_contract.py derives
+the Struct a handler reads and the OpenAPI schema from them (why rules, not Structs: see there).
 """
 
 from __future__ import annotations

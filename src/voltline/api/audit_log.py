@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline import codec
-from voltline.api._kit import INT_MAX, PAGE_RULES, normalise_input, page_window, paginated
+from voltline.api._contract import Contract
+from voltline.api._kit import INT_MAX, PAGE_RULES, normalise_input, page_of, page_response
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.audit import ACTOR_KINDS, OBJECT_TYPES
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import audit
@@ -27,6 +27,7 @@ QUERY_RULES = {
     "actor_user_id": f"nullable|integer|min:1|max:{INT_MAX}",
     "action": "nullable|string|max:64",
 }
+QUERY = Contract("AuditLogQuery", "A page of the audit log, filtered by object and actor.", QUERY_RULES)
 FILTER_NAMES = ("object_type", "object_id", "actor_kind", "actor_id", "actor_user_id", "action")
 
 
@@ -70,16 +71,15 @@ def audit_entry_resource(row: Mapping[Any, Any]) -> AuditEntryResource:
 
 async def list_audit_log(request: Request) -> Response:
     """Return a page of the team's audit log, newest first, filtered by object and actor."""
-    clean = validate(normalise_input(dict(request.query_params)), QUERY_RULES)
-    page, per_page, offset = page_window(request)
+    clean = QUERY.validate(normalise_input(dict(request.query_params)))
+    page = page_of(clean)
     filters = {name: clean[name] for name in FILTER_NAMES if clean.get(name) is not None}
     if "actor_user_id" in filters:
         filters["actor_user_id"] = int(filters["actor_user_id"])
     rows = await audit.list_audit_log(
-        runtime(request), scope(request).team_id, filters, offset=offset, limit=per_page + 1
+        runtime(request), scope(request).team_id, filters, offset=page.offset, limit=page.fetch
     )
-    items = [audit_entry_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    return page_response(request, page, rows, audit_entry_resource)
 
 
 ENDPOINTS = [
@@ -89,9 +89,10 @@ ENDPOINTS = [
         list_audit_log,
         "Get the team's audit log",
         "Audit log",
-        query=QUERY_RULES,
+        query=QUERY,
         response=AuditEntryResource,
         shape="page",
         errors=(422,),
+        guard=team_member,
     ),
 ]

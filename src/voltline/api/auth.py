@@ -1,5 +1,10 @@
 """Bearer tokens to principals, the rate limits, and the team scope of a request.
 
+Every endpoint declares a `Guard` (api/_routing.py `Endpoint.guard`): `public` (no token),
+`authenticated` (a valid token, no team), `team_member` (a member of the path's `{team}`) or
+`team_owner` (a member whose role is `owner`). The guard runs before the handler; the OpenAPI
+document shows its security requirement and the 401/403/429 it can answer.
+
 Token and membership look-ups are cached in the process for `auth_cache_seconds` (default
 5 s): a revoked token or a removed membership stops working within that time. Setting it to 0
 turns the cache off.
@@ -149,6 +154,41 @@ async def team_scope(request: Request, principal: Principal) -> TeamScope:
     if team_id is None:
         raise PermissionDeniedError
     return TeamScope(team_id=team_id, principal=principal)
+
+
+async def require_role(request: Request, team: TeamScope, role: str) -> None:
+    """403 unless the principal holds `role` in the scoped team (asked afresh: roles are rare checks)."""
+    held = await accounts.find_member_role(runtime(request).db, team.principal.user_id, team.team_id)
+    if held != role:
+        raise PermissionDeniedError
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Who may call an endpoint: checked before its handler runs."""
+
+    name: str
+    token: bool
+    team: bool
+    role: str | None = None
+
+    async def enforce(self, request: Request) -> dict[str, str]:
+        """Authenticate, count the rate limit and scope to the team as declared; the limit headers."""
+        if not self.token:
+            return {}
+        principal = await authenticate(request)
+        headers = consume_rate_limit(request, principal)
+        if self.team:
+            request.state.scope = await team_scope(request, principal)
+            if self.role is not None:
+                await require_role(request, request.state.scope, self.role)
+        return headers
+
+
+public = Guard("public", token=False, team=False)
+authenticated = Guard("authenticated", token=True, team=False)
+team_member = Guard("team_member", token=True, team=True)
+team_owner = Guard("team_owner", token=True, team=True, role="owner")
 
 
 def scope(request: Request) -> TeamScope:

@@ -9,10 +9,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import envelope, json_body, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.credentials import OCPP_PASSWORD_MAX, OCPP_PASSWORD_MIN
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import chargers
@@ -49,13 +49,11 @@ class ChargerOcppResource(msgspec.Struct, omit_defaults=True):
     password: str | None = None
 
 
-class ChargerOcppBody(msgspec.Struct):
-    """Body of PUT .../ocpp: the lenient flag, the security profile and the password (omitted: unchanged)."""
-
-    lenient: bool | None = None
-    security_profile: int | msgspec.UnsetType = msgspec.UNSET
-    password: str | msgspec.UnsetType = msgspec.UNSET
-    generate_password: bool | msgspec.UnsetType = msgspec.UNSET
+UPDATE = Contract(
+    "ChargerOcppBody",
+    "Body of PUT .../ocpp: the lenient flag, the security profile and the password (omitted: unchanged).",
+    UPDATE_RULES,
+)
 
 
 def charger_ocpp_resource(
@@ -95,22 +93,31 @@ async def update_charger_ocpp(request: Request) -> Response:
     data = await json_body(request)
     team_id, ref = scope(request).team_id, path_ref(request, "charger")
     await chargers.get_charger(rt, team_id, ref)  # the path is bound before the body is checked (Laravel)
-    row, generated = await chargers.update_charger_ocpp(rt, team_id, ref, validate(data, UPDATE_RULES))
+    row, generated = await chargers.update_charger_ocpp(rt, team_id, ref, UPDATE.validate(data))
     return envelope(charger_ocpp_resource(row, rt.settings.ocpp_lenient, generated))
 
 
 _PATH = "/api/v2/teams/{team}/chargers/{charger}/ocpp"
 
 ENDPOINTS = [
-    Endpoint("GET", _PATH, get_charger_ocpp, "Get a charger's OCPP details", "Chargers", response=ChargerOcppResource),
+    Endpoint(
+        "GET",
+        _PATH,
+        get_charger_ocpp,
+        "Get a charger's OCPP details",
+        "Chargers",
+        response=ChargerOcppResource,
+        guard=team_member,
+    ),
     Endpoint(
         "PUT",
         _PATH,
         update_charger_ocpp,
         "Set a charger's lenient flag, security profile and password",
         "Chargers",
-        body=ChargerOcppBody,
+        body=UPDATE,
         response=ChargerOcppResource,
         errors=(422,),
+        guard=team_member,
     ),
 ]

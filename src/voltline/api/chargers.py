@@ -9,10 +9,18 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
+from voltline.api._contract import Contract
+from voltline.api._kit import (
+    PAGE_QUERY,
+    envelope,
+    json_body,
+    no_content,
+    page_response,
+    page_window,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.api.connectors import ChargerConnectorResource, charger_connector_resource
 from voltline.api.ratelimit import RateLimiter
 from voltline.domain.ids import ChargerId
@@ -63,24 +71,15 @@ class ChargerDetailResource(ChargerResource):
     connectors: list[ChargerConnectorResource]
 
 
-class CreateChargerBody(msgspec.Struct):
-    """Body of POST .../chargers: the OCPP identity, unique across the system."""
-
-    identity: str
-
-
-class UpdateChargerBody(msgspec.Struct):
-    """Body of PUT /chargers/{charger}."""
-
-    reference: str | None = None
-
-
-class AttachChargerBody(msgspec.Struct):
-    """Body of POST /sites/{site}/attach-charger: the pincode and the identity or serial number."""
-
-    pincode: str
-    identity: str | None = None
-    serial_number: str | None = None
+CREATE = Contract(
+    "CreateChargerBody", "Body of POST .../chargers: the OCPP identity, unique across the system.", CREATE_RULES
+)
+UPDATE = Contract("UpdateChargerBody", "Body of PUT /chargers/{charger}.", UPDATE_RULES)
+ATTACH = Contract(
+    "AttachChargerBody",
+    "Body of POST /sites/{site}/attach-charger: the pincode and the identity or serial number.",
+    ATTACH_RULES,
+)
 
 
 def _fields(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -112,13 +111,12 @@ def charger_detail_resource(row: Mapping[Any, Any], connectors: list[Any]) -> Ch
 
 async def list_site_chargers(request: Request) -> Response:
     """Return a page of the chargers on the site."""
-    page, per_page, offset = page_window(request)
+    page = page_window(request)
     site = path_ref(request, "site")
     rows = await chargers.list_site_chargers(
-        runtime(request), scope(request).team_id, site, offset=offset, limit=per_page + 1
+        runtime(request), scope(request).team_id, site, offset=page.offset, limit=page.fetch
     )
-    items = [charger_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    return page_response(request, page, rows, charger_resource)
 
 
 async def create_site_charger(request: Request) -> Response:
@@ -126,7 +124,7 @@ async def create_site_charger(request: Request) -> Response:
     data = await json_body(request)
     rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
     await chargers.get_site_id(rt, team_id, site)  # the path is bound before the body is checked (Laravel)
-    identity = validate(data, CREATE_RULES)["identity"]
+    identity = CREATE.read(data).identity
     row = await chargers.create_site_charger(rt, team_id, site, identity)
     return envelope(charger_resource(row), 201)
 
@@ -165,7 +163,7 @@ async def attach_charger(request: Request) -> Response:
     data = await json_body(request)
     rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
     await chargers.get_site_id(rt, team_id, site)
-    clean = validate(data, ATTACH_RULES)
+    clean = ATTACH.validate(data)
     row = await chargers.attach_charger(
         rt,
         team_id,
@@ -186,7 +184,7 @@ async def list_team_chargers(request: Request) -> Response:
 
 async def create_team_charger(request: Request) -> Response:
     """Create a charger owned by the team, not yet on a site."""
-    identity = validate(await json_body(request), CREATE_RULES)["identity"]
+    identity = CREATE.read(await json_body(request)).identity
     row = await chargers.create_team_charger(runtime(request), scope(request).team_id, identity)
     return envelope(charger_resource(row), 201)
 
@@ -203,7 +201,7 @@ async def update_charger(request: Request) -> Response:
     data = await json_body(request)
     rt, team_id, ref = runtime(request), scope(request).team_id, path_ref(request, "charger")
     await chargers.get_charger(rt, team_id, ref)  # the path is bound before the body is checked (Laravel)
-    row = await chargers.update_charger(rt, team_id, ref, validate(data, UPDATE_RULES))
+    row = await chargers.update_charger(rt, team_id, ref, UPDATE.validate(data))
     return envelope(charger_resource(row))
 
 
@@ -217,9 +215,10 @@ ENDPOINTS = [
         list_site_chargers,
         "Get all chargers",
         "Sites",
-        query=PAGE_RULES,
+        query=PAGE_QUERY,
         response=ChargerResource,
         shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -227,10 +226,11 @@ ENDPOINTS = [
         create_site_charger,
         "Create a new charger",
         "Sites",
-        body=CreateChargerBody,
+        body=CREATE,
         response=ChargerResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "DELETE",
@@ -240,6 +240,7 @@ ENDPOINTS = [
         "Sites",
         shape="empty",
         status=204,
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -247,9 +248,10 @@ ENDPOINTS = [
         attach_charger,
         "Attach an existing charger",
         "Sites",
-        body=AttachChargerBody,
+        body=ATTACH,
         response=ChargerResource,
         errors=(422, 429),
+        guard=team_member,
     ),
     Endpoint(
         "GET",
@@ -259,6 +261,7 @@ ENDPOINTS = [
         "Chargers",
         response=ChargerResource,
         shape="list",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -266,10 +269,11 @@ ENDPOINTS = [
         create_team_charger,
         "Create a new charger",
         "Chargers",
-        body=CreateChargerBody,
+        body=CREATE,
         response=ChargerResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "GET",
@@ -278,6 +282,7 @@ ENDPOINTS = [
         "Get a specific charger",
         "Chargers",
         response=ChargerDetailResource,
+        guard=team_member,
     ),
     Endpoint(
         "PUT",
@@ -285,8 +290,9 @@ ENDPOINTS = [
         update_charger,
         "Update a charger",
         "Chargers",
-        body=UpdateChargerBody,
+        body=UPDATE,
         response=ChargerResource,
         errors=(422,),
+        guard=team_member,
     ),
 ]

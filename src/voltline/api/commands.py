@@ -14,10 +14,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import INT_MAX, envelope, input_data, json_body, json_response, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.services import charger_commands, chargers
 
 TRIGGER_MESSAGES = (
@@ -41,6 +41,7 @@ TRIGGER_RULES = {
     "connector_id": f"nullable|integer|min:1|max:{INT_MAX}",
 }
 GET_CONFIGURATION_RULES = {"keys": "nullable|string|max:2000"}
+GET_CONFIGURATION = Contract("ConfigurationQuery", "The keys to read, comma-separated.", GET_CONFIGURATION_RULES)
 CHANGE_CONFIGURATION_RULES = {"key": "required|string|max:50", "value": "required|string|max:500"}
 
 
@@ -50,43 +51,19 @@ class CommandResult(msgspec.Struct):
     message: str
 
 
-class StartBody(msgspec.Struct):
-    """Body of commands/start."""
-
-    id_tag: str
-    connector_id: int | None = None
-
-
-class StopBody(msgspec.Struct):
-    """Body of commands/stop; without a transaction id the latest active one is stopped."""
-
-    transaction_id: int | None = None
-
-
-class RestartBody(msgspec.Struct):
-    """Body of commands/restart (OCPP Reset): Soft (default) or Hard."""
-
-    type: str | None = None
-
-
-class UnlockBody(msgspec.Struct):
-    """Body of commands/unlock."""
-
-    connector_id: int
-
-
-class AvailabilityBody(msgspec.Struct):
-    """Body of commands/availability (connector 0 = the whole charger)."""
-
-    type: str
-    connector_id: int | None = None
-
-
-class TriggerBody(msgspec.Struct):
-    """Body of commands/trigger: the message the charger should send now."""
-
-    message: str
-    connector_id: int | None = None
+START = Contract("StartBody", "Body of commands/start.", START_RULES)
+STOP = Contract(
+    "StopBody", "Body of commands/stop; without a transaction id the latest active one is stopped.", STOP_RULES
+)
+RESTART = Contract("RestartBody", "Body of commands/restart (OCPP Reset): Soft (default) or Hard.", RESTART_RULES)
+UNLOCK = Contract("UnlockBody", "Body of commands/unlock.", UNLOCK_RULES)
+AVAILABILITY = Contract(
+    "AvailabilityBody", "Body of commands/availability (connector 0 = the whole charger).", AVAILABILITY_RULES
+)
+TRIGGER = Contract("TriggerBody", "Body of commands/trigger: the message the charger should send now.", TRIGGER_RULES)
+CHANGE_CONFIGURATION = Contract(
+    "ChangeConfigurationBody", "Body of a configuration change.", CHANGE_CONFIGURATION_RULES
+)
 
 
 class ConfigurationKey(msgspec.Struct):
@@ -104,21 +81,14 @@ class Configuration(msgspec.Struct):
     unknown_key: list[str]
 
 
-class ChangeConfigurationBody(msgspec.Struct):
-    """Body of a configuration change."""
-
-    key: str
-    value: str
-
-
 async def _charger(request: Request) -> Mapping[Any, Any]:
     """The team's charger of the path (looked up before the body is checked, as Laravel binds routes first)."""
     return await chargers.get_charger(runtime(request), scope(request).team_id, path_ref(request, "charger"))
 
 
-async def _command(request: Request, command: str, rules: dict[str, str]) -> Response:
+async def _command(request: Request, command: str, contract: Contract) -> Response:
     charger = await _charger(request)
-    args = validate(await json_body(request), rules)
+    args = contract.validate(await json_body(request))
     return await _send(request, charger, command, args)
 
 
@@ -133,34 +103,34 @@ def _result(result: dict[str, Any]) -> Response:
 
 async def start_charging(request: Request) -> Response:
     """Ask the charger to start a session (OCPP RemoteStartTransaction)."""
-    return await _command(request, "remote_start", START_RULES)
+    return await _command(request, "remote_start", START)
 
 
 async def stop_charging(request: Request) -> Response:
     """Ask the charger to stop a session: the given one, or the latest active one."""
     charger = await _charger(request)
-    clean = validate(await json_body(request), STOP_RULES)
+    body = STOP.read(await json_body(request))
     team_id = scope(request).team_id
-    result = await charger_commands.stop_charging(runtime(request), team_id, charger, clean.get("transaction_id"))
+    result = await charger_commands.stop_charging(runtime(request), team_id, charger, body.transaction_id)
     return _result(result)
 
 
 async def restart_charger(request: Request) -> Response:
     """Restart the charger (OCPP Reset, Soft unless Hard is asked for)."""
     charger = await _charger(request)
-    clean = validate(await json_body(request), RESTART_RULES)
-    return await _send(request, charger, "reset", {"type": clean.get("type") or "Soft"})
+    body = RESTART.read(await json_body(request))
+    return await _send(request, charger, "reset", {"type": body.type or "Soft"})
 
 
 async def unlock_connector(request: Request) -> Response:
     """Unlock a connector's cable (OCPP UnlockConnector)."""
-    return await _command(request, "unlock", UNLOCK_RULES)
+    return await _command(request, "unlock", UNLOCK)
 
 
 async def change_availability(request: Request) -> Response:
     """Make the charger or one connector Operative or Inoperative (OCPP ChangeAvailability)."""
     charger = await _charger(request)
-    clean = validate(await json_body(request), AVAILABILITY_RULES)
+    clean = AVAILABILITY.validate(await json_body(request))
     return await _send(
         request, charger, "change_availability", {**clean, "connector_id": clean.get("connector_id") or 0}
     )
@@ -168,13 +138,13 @@ async def change_availability(request: Request) -> Response:
 
 async def trigger_message(request: Request) -> Response:
     """Ask the charger to send a message now (OCPP TriggerMessage)."""
-    return await _command(request, "trigger", TRIGGER_RULES)
+    return await _command(request, "trigger", TRIGGER)
 
 
 async def get_configuration(request: Request) -> Response:
     """Read the charger's configuration (all keys, or `keys` as a comma-separated list)."""
     charger = await _charger(request)
-    clean = validate(await input_data(request), GET_CONFIGURATION_RULES)
+    clean = GET_CONFIGURATION.validate(await input_data(request))
     keys = [key.strip() for key in (clean.get("keys") or "").split(",") if key.strip()]
     team_id = scope(request).team_id
     result = await charger_commands.send_command(
@@ -189,7 +159,7 @@ async def get_configuration(request: Request) -> Response:
 
 async def change_configuration(request: Request) -> Response:
     """Set one configuration key (OCPP ChangeConfiguration)."""
-    return await _command(request, "change_configuration", CHANGE_CONFIGURATION_RULES)
+    return await _command(request, "change_configuration", CHANGE_CONFIGURATION)
 
 
 _COMMANDS = "/api/v2/teams/{team}/chargers/{charger}/commands"
@@ -207,25 +177,27 @@ def _post(path: str, handler: Any, summary: str, body: Any) -> Endpoint:
         response=CommandResult,
         shape="raw",
         errors=_ERRORS,
+        guard=team_member,
     )
 
 
 ENDPOINTS = [
-    _post("start", start_charging, "Start charging", StartBody),
-    _post("stop", stop_charging, "Stop charging", StopBody),
-    _post("restart", restart_charger, "Restart the charger", RestartBody),
-    _post("unlock", unlock_connector, "Unlock a connector", UnlockBody),
-    _post("availability", change_availability, "Change availability", AvailabilityBody),
-    _post("trigger", trigger_message, "Trigger a message", TriggerBody),
+    _post("start", start_charging, "Start charging", START),
+    _post("stop", stop_charging, "Stop charging", STOP),
+    _post("restart", restart_charger, "Restart the charger", RESTART),
+    _post("unlock", unlock_connector, "Unlock a connector", UNLOCK),
+    _post("availability", change_availability, "Change availability", AVAILABILITY),
+    _post("trigger", trigger_message, "Trigger a message", TRIGGER),
     Endpoint(
         "GET",
         f"{_COMMANDS}/configuration",
         get_configuration,
         "Get the configuration",
         "Commands",
-        query=GET_CONFIGURATION_RULES,
+        query=GET_CONFIGURATION,
         response=Configuration,
         errors=_ERRORS,
+        guard=team_member,
     ),
     Endpoint(
         "PUT",
@@ -233,9 +205,10 @@ ENDPOINTS = [
         change_configuration,
         "Change a configuration key",
         "Commands",
-        body=ChangeConfigurationBody,
+        body=CHANGE_CONFIGURATION,
         response=CommandResult,
         shape="raw",
         errors=_ERRORS,
+        guard=team_member,
     ),
 ]

@@ -9,10 +9,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, paginated, path_ref
+from voltline.api._contract import Contract
+from voltline.api._kit import PAGE_QUERY, envelope, json_body, page_response, page_window, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import connectors
 
@@ -79,14 +79,12 @@ class ConnectorResource(msgspec.Struct):
     updated_at: str
 
 
-class UpdateConnectorBody(msgspec.Struct):
-    """Body of PUT /sites/{site}/connectors/{connector}; a null group_id inherits the charger's group."""
-
-    max_amperage: int | None = None
-    max_voltage: int | None = None
-    phases: int | None = None
-    phase_rotation: str | None = None
-    group_id: int | None = None
+UPDATE = Contract(
+    "UpdateConnectorBody",
+    "Body of PUT /sites/{site}/connectors/{connector}; a null group_id inherits the charger's group.",
+    UPDATE_RULES,
+    partial=True,
+)
 
 
 def _fields(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -134,11 +132,10 @@ def connector_resource(row: Mapping[Any, Any]) -> ConnectorResource:
 
 async def list_site_connectors(request: Request) -> Response:
     """Return a page of the connectors of the chargers on the site."""
-    page, per_page, offset = page_window(request)
+    page = page_window(request)
     team_id, site = scope(request).team_id, path_ref(request, "site")
-    rows = await connectors.list_site_connectors(runtime(request), team_id, site, offset=offset, limit=per_page + 1)
-    items = [connector_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    rows = await connectors.list_site_connectors(runtime(request), team_id, site, offset=page.offset, limit=page.fetch)
+    return page_response(request, page, rows, connector_resource)
 
 
 async def update_site_connector(request: Request) -> Response:
@@ -146,7 +143,7 @@ async def update_site_connector(request: Request) -> Response:
     data = await json_body(request)
 
     def check() -> dict[str, Any]:
-        clean = validate(data, UPDATE_RULES)
+        clean = UPDATE.validate(data)
         if "phases" in clean:
             clean["phases"] = int(clean["phases"])
         return clean
@@ -163,9 +160,10 @@ ENDPOINTS = [
         list_site_connectors,
         "Get all connectors for a site",
         "Sites",
-        query=PAGE_RULES,
+        query=PAGE_QUERY,
         response=ConnectorResource,
         shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "PUT",
@@ -173,8 +171,9 @@ ENDPOINTS = [
         update_site_connector,
         "Update a connector",
         "Sites",
-        body=UpdateConnectorBody,
+        body=UPDATE,
         response=ConnectorResource,
         errors=(422,),
+        guard=team_member,
     ),
 ]

@@ -9,10 +9,20 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
+from voltline.api._contract import Contract
+from voltline.api._kit import (
+    INT_MAX,
+    PAGE_QUERY,
+    envelope,
+    json_body,
+    no_content,
+    page_response,
+    page_window,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
 from voltline.api._rules import is_integer, validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.ids import Ref
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
@@ -58,44 +68,29 @@ class GroupResource(msgspec.Struct):
     updated_at: str
 
 
-class CreateGroupBody(msgspec.Struct):
-    """Body of POST .../groups (`parent_group_id` is accepted for `group_id`)."""
-
-    total_amps: int
-    name: str | None = None
-    method: str | None = None
-    net_type: str | None = None
-    group_id: int | None = None
-    parent_group_id: int | None = None
-    meter_id: int | None = None
-    solar_additional_amps: int = 0
-    peak_shaving_enabled: bool = False
-    peak_shaving_threshold: int = 0
-    solar_always_charge: bool = False
-    solar_always_charge_amps: int = 0
-
-
-class UpdateGroupBody(msgspec.Struct):
-    """Body of PUT .../groups/{group}: every field optional."""
-
-    total_amps: int | None = None
-    name: str | None = None
-    method: str | None = None
-    net_type: str | None = None
-    group_id: int | None = None
-    parent_group_id: int | None = None
-    meter_id: int | None = None
-    solar_additional_amps: int | None = None
-    peak_shaving_enabled: bool | None = None
-    peak_shaving_threshold: int | None = None
-    solar_always_charge: bool | None = None
-    solar_always_charge_amps: int | None = None
-
-
-class AssignChargerBody(msgspec.Struct):
-    """Body of POST .../groups/{group}/chargers: the charger's id or uuid."""
-
-    charger: int | str
+CREATE_GROUP = Contract(
+    "CreateGroupBody",
+    "Body of POST .../groups (`parent_group_id` is accepted for `group_id`).",
+    CREATE_GROUP_RULES,
+    defaults={
+        "solar_additional_amps": 0,
+        "peak_shaving_enabled": False,
+        "peak_shaving_threshold": 0,
+        "solar_always_charge": False,
+        "solar_always_charge_amps": 0,
+    },
+    aliases={"parent_group_id": "group_id"},
+)
+UPDATE_GROUP = Contract(
+    "UpdateGroupBody",
+    "Body of PUT .../groups/{group}: every field optional.",
+    CREATE_GROUP_RULES,
+    aliases={"parent_group_id": "group_id"},
+    partial=True,
+)
+ASSIGN = Contract(
+    "AssignChargerBody", "Body of POST .../groups/{group}/chargers: the charger's id or uuid.", ASSIGN_RULES
+)
 
 
 def group_resource(row: Mapping[Any, Any]) -> GroupResource:
@@ -148,16 +143,15 @@ def group_input(body: dict[str, Any], rules: Mapping[str, str]) -> GroupInput:
 
 async def list_groups(request: Request) -> Response:
     """Return a page of the site's groups, the root first."""
-    page, per_page, offset = page_window(request)
+    page = page_window(request)
     team_id, site = scope(request).team_id, path_ref(request, "site")
-    rows = await groups.list_groups(runtime(request), team_id, site, offset=offset, limit=per_page + 1)
-    items = [group_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    rows = await groups.list_groups(runtime(request), team_id, site, offset=page.offset, limit=page.fetch)
+    return page_response(request, page, rows, group_resource)
 
 
 async def create_group(request: Request) -> Response:
     """Create a group under a parent of the same site (default: the root group)."""
-    given = group_input(_parent_alias(await json_body(request)), CREATE_GROUP_RULES)
+    given = group_input(_parent_alias(await json_body(request)), CREATE_GROUP.rules)
     row = await groups.create_group(runtime(request), scope(request).team_id, path_ref(request, "site"), given)
     return envelope(group_resource(row), 201)
 
@@ -172,7 +166,7 @@ async def get_group(request: Request) -> Response:
 async def update_group(request: Request) -> Response:
     """Change the fields sent; a new parent must not be the group itself or below it."""
     body = _parent_alias(await json_body(request))
-    given = group_input(body, {field: rules for field, rules in CREATE_GROUP_RULES.items() if field in body})
+    given = group_input(body, UPDATE_GROUP.applicable(body))
     site, group = path_ref(request, "site"), path_ref(request, "group")
     row = await groups.update_group(runtime(request), scope(request).team_id, site, group, given)
     return envelope(group_resource(row))
@@ -191,7 +185,7 @@ async def assign_charger(request: Request) -> Response:
     site, group = path_ref(request, "site"), path_ref(request, "group")
 
     def charger() -> Ref | None:
-        return body_ref(validate(body, ASSIGN_RULES)["charger"])
+        return body_ref(ASSIGN.read(body).charger)
 
     row = await groups.assign_charger(runtime(request), scope(request).team_id, site, group, charger)
     return envelope(group_resource(row))
@@ -202,7 +196,15 @@ _GROUP = _GROUPS + "/{group}"
 
 ENDPOINTS = [
     Endpoint(
-        "GET", _GROUPS, list_groups, "Get all groups", "Groups", query=PAGE_RULES, response=GroupResource, shape="page"
+        "GET",
+        _GROUPS,
+        list_groups,
+        "Get all groups",
+        "Groups",
+        query=PAGE_QUERY,
+        response=GroupResource,
+        shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -210,31 +212,44 @@ ENDPOINTS = [
         create_group,
         "Create a group",
         "Groups",
-        body=CreateGroupBody,
+        body=CREATE_GROUP,
         response=GroupResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
-    Endpoint("GET", _GROUP, get_group, "Get a specific group", "Groups", response=GroupResource),
+    Endpoint("GET", _GROUP, get_group, "Get a specific group", "Groups", response=GroupResource, guard=team_member),
     Endpoint(
         "PUT",
         _GROUP,
         update_group,
         "Update a group",
         "Groups",
-        body=UpdateGroupBody,
+        body=UPDATE_GROUP,
         response=GroupResource,
         errors=(422,),
+        guard=team_member,
     ),
-    Endpoint("DELETE", _GROUP, delete_group, "Delete a group", "Groups", shape="empty", status=204, errors=(422,)),
+    Endpoint(
+        "DELETE",
+        _GROUP,
+        delete_group,
+        "Delete a group",
+        "Groups",
+        shape="empty",
+        status=204,
+        errors=(422,),
+        guard=team_member,
+    ),
     Endpoint(
         "POST",
         _GROUP + "/chargers",
         assign_charger,
         "Assign a charger to a group",
         "Groups",
-        body=AssignChargerBody,
+        body=ASSIGN,
         response=GroupResource,
         errors=(422,),
+        guard=team_member,
     ),
 ]

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
+from voltline.api._contract import Contract
+from voltline.api._kit import (
+    DATE_FORMAT,
+    PAGE_QUERY,
+    envelope,
+    json_body,
+    no_content,
+    optional_date,
+    page_response,
+    page_window,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.ids import TeamId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
@@ -21,11 +30,10 @@ from voltline.services import id_tags
 from voltline.services.runtime import Runtime
 
 STATUSES = ("Accepted", "Blocked", "Expired")
-EXPIRY_FORMAT = "%Y-%m-%d %H:%M:%S"
 CREATE_RULES = {
     "id_tag": "required|string|max:20",
     "status": "nullable|in:" + ",".join(STATUSES),
-    "expiry_date": "nullable|date_format:Y-m-d H:i:s",
+    "expiry_date": f"nullable|date_format:{DATE_FORMAT}",
     "parent_id_tag": "nullable|string|max:20",
     "name": "nullable|string|max:255",
 }
@@ -45,14 +53,7 @@ class IdTagResource(msgspec.Struct):
     updated_at: str
 
 
-class CreateIdTagBody(msgspec.Struct):
-    """Body of POST /id-tags; `expiry_date` is `Y-m-d H:i:s` in UTC."""
-
-    id_tag: str
-    status: str | None = None
-    expiry_date: str | None = None
-    parent_id_tag: str | None = None
-    name: str | None = None
+CREATE = Contract("CreateIdTagBody", "Body of POST /id-tags; `expiry_date` is `Y-m-d H:i:s` in UTC.", CREATE_RULES)
 
 
 def id_tag_resource(row: Mapping[Any, Any]) -> IdTagResource:
@@ -75,7 +76,7 @@ async def _validated(rt: Runtime, team_id: TeamId, data: dict[str, Any]) -> dict
     errors: dict[str, list[str]] = {}
     clean: dict[str, Any] = {}
     try:
-        clean = validate(data, CREATE_RULES)
+        clean = CREATE.validate(data)
     except ValidationError as error:
         errors = error.errors
     tag = data.get("id_tag")
@@ -87,10 +88,9 @@ async def _validated(rt: Runtime, team_id: TeamId, data: dict[str, Any]) -> dict
 
 
 def _values(clean: dict[str, Any]) -> dict[str, Any]:
-    expiry = clean.get("expiry_date")
     return {
         "status": clean.get("status") or "Accepted",
-        "expiry_date": datetime.strptime(expiry, EXPIRY_FORMAT) if expiry else None,
+        "expiry_date": optional_date(clean.get("expiry_date")),
         "parent_id_tag": clean.get("parent_id_tag"),
         "name": clean.get("name"),
     }
@@ -98,10 +98,9 @@ def _values(clean: dict[str, Any]) -> dict[str, Any]:
 
 async def list_id_tags(request: Request) -> Response:
     """Return a page of the team's id tags."""
-    page, per_page, offset = page_window(request)
-    rows = await id_tags.list_id_tags(runtime(request), scope(request).team_id, offset=offset, limit=per_page + 1)
-    items = [id_tag_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    page = page_window(request)
+    rows = await id_tags.list_id_tags(runtime(request), scope(request).team_id, offset=page.offset, limit=page.fetch)
+    return page_response(request, page, rows, id_tag_resource)
 
 
 async def create_id_tag(request: Request) -> Response:
@@ -126,9 +125,10 @@ ENDPOINTS = [
         list_id_tags,
         "Get all id tags",
         "Id tags",
-        query=PAGE_RULES,
+        query=PAGE_QUERY,
         response=IdTagResource,
         shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -136,10 +136,11 @@ ENDPOINTS = [
         create_id_tag,
         "Create an id tag",
         "Id tags",
-        body=CreateIdTagBody,
+        body=CREATE,
         response=IdTagResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "DELETE",
@@ -149,5 +150,6 @@ ENDPOINTS = [
         "Id tags",
         shape="empty",
         status=204,
+        guard=team_member,
     ),
 ]

@@ -14,14 +14,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline import codec
-from voltline.api._kit import INT_MAX, PAGE_RULES, PER_PAGE_DEFAULT, normalise_input, paginated, path_ref
+from voltline.api._contract import Contract
+from voltline.api._kit import (
+    PAGE_RULES,
+    normalise_input,
+    page_of,
+    page_response,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import logs
 
 QUERY_RULES = {**PAGE_RULES, "action": "nullable|string|max:64"}
+QUERY = Contract("LogsQuery", "A page of the log, filtered by OCPP action.", QUERY_RULES)
 
 
 class LogEntryResource(msgspec.Struct):
@@ -59,15 +66,13 @@ def log_entry_resource(row: Mapping[Any, Any]) -> LogEntryResource:
 
 async def list_charger_logs(request: Request) -> Response:
     """Return a page of the charger's OCPP message log the team may read, newest first; `action` filters."""
-    clean = validate(normalise_input(dict(request.query_params)), QUERY_RULES)
-    page, per_page = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
-    offset = min((page - 1) * per_page, INT_MAX)
+    clean = QUERY.validate(normalise_input(dict(request.query_params)))
+    page = page_of(clean)
     team_id, charger = scope(request).team_id, path_ref(request, "charger")
     rows = await logs.list_charger_log(
-        runtime(request), team_id, charger, action=clean.get("action"), offset=offset, limit=per_page + 1
+        runtime(request), team_id, charger, action=clean.get("action"), offset=page.offset, limit=page.fetch
     )
-    items = [log_entry_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    return page_response(request, page, rows, log_entry_resource)
 
 
 ENDPOINTS = [
@@ -77,9 +82,10 @@ ENDPOINTS = [
         list_charger_logs,
         "Get a charger's OCPP message log",
         "Chargers",
-        query=QUERY_RULES,
+        query=QUERY,
         response=LogEntryResource,
         shape="page",
         errors=(422,),
+        guard=team_member,
     ),
 ]

@@ -14,11 +14,20 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import envelope, input_data, path_ref
+from voltline.api._contract import Contract
+from voltline.api._kit import (
+    DATE_FORMAT,
+    LIMIT_RULE,
+    ORDER_RULE,
+    envelope,
+    input_data,
+    limit_and_order,
+    parse_date,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
-from voltline.api.transactions import DATE_FORMAT, LIMIT_RULE, ORDER_RULE, bound_first, limit_and_order, parse_date
+from voltline.api.auth import runtime, scope, team_member
+from voltline.api.transactions import bound_first
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import chargers, meter
 from voltline.services.meter import StoredSample
@@ -88,6 +97,7 @@ QUERY_RULES = {
     "limit": LIMIT_RULE,
     "order_by": ORDER_RULE,
 }
+QUERY = Contract("MeterValuesQuery", "A period and the sample filters.", QUERY_RULES)
 
 
 class MeterValueResource(msgspec.Struct):
@@ -131,7 +141,7 @@ async def list_charger_meter_values(request: Request) -> Response:
     data = await input_data(request)
     rt, team_id, charger = runtime(request), scope(request).team_id, path_ref(request, "charger")
     async with bound_first(lambda: chargers.get_charger(rt, team_id, charger)):
-        clean = validate(data, QUERY_RULES)
+        clean = QUERY.validate(data)
     limit, descending = limit_and_order(clean)
     found = await meter.list_charger_meter_values(
         rt,
@@ -153,9 +163,10 @@ ENDPOINTS = [
         list_charger_meter_values,
         "Get metervalues",
         "Datapoints",
-        query=QUERY_RULES,
+        query=QUERY,
         response=MeterValueResource,
         shape="list",
         errors=(422,),
+        guard=team_member,
     ),
 ]

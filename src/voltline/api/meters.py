@@ -19,11 +19,20 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import PAGE_RULES, envelope, json_body, page_window, paginated, path_ref
+from voltline.api._contract import Contract
+from voltline.api._kit import (
+    DATE_FORMAT,
+    PAGE_QUERY,
+    envelope,
+    json_body,
+    page_response,
+    page_window,
+    parse_date,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
-from voltline.api.transactions import DATE_FORMAT, parse_date
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.power import PHASES, MeterReading, MeterTotals
 from voltline.domain.timestamps import format_telemetry_timestamp, format_timestamp
 from voltline.domain.transactions import rounded
@@ -94,24 +103,16 @@ class GroupMeterResource(msgspec.Struct):
     updated_at: str | None
 
 
-class CreateMeterBody(msgspec.Struct):
-    """Body of POST /meters: the meter type and, optionally, a charger of the team that measures it."""
-
-    type: str | None = None
-    charger_id: int | None = None
-
-
-class MeterReadingBody(msgspec.Struct):
-    """Body of POST /meters/{meter}/readings: signed amperes per phase, optional watts and time (UTC)."""
-
-    l1: float
-    l2: float | None = None
-    l3: float | None = None
-    power: float | None = None
-    power_l1: float | None = None
-    power_l2: float | None = None
-    power_l3: float | None = None
-    timestamp: str | None = None
+CREATE = Contract(
+    "CreateMeterBody",
+    "Body of POST /meters: the meter type and, optionally, a charger of the team that measures it.",
+    CREATE_RULES,
+)
+READING = Contract(
+    "MeterReadingBody",
+    "Body of POST /meters/{meter}/readings: signed amperes per phase, optional watts and time (UTC).",
+    READING_RULES,
+)
 
 
 def _number(value: Decimal, step: Decimal) -> float:
@@ -151,12 +152,11 @@ def meter_resource(row: Mapping[Any, Any], totals: MeterTotals) -> MeterResource
 
 async def list_meters(request: Request) -> Response:
     """Return a page of the team's meters with their latest readings."""
-    page, per_page, offset = page_window(request)
+    page = page_window(request)
     rows, totals, more = await meters.list_meters(
-        runtime(request), scope(request).team_id, offset=offset, limit=per_page
+        runtime(request), scope(request).team_id, offset=page.offset, limit=page.size
     )
-    items = [meter_resource(row, totals[row["id"]]) for row in rows]
-    return paginated(request, items, page, per_page, has_more=more)
+    return page_response(request, page, rows, lambda row: meter_resource(row, totals[row["id"]]), more=more)
 
 
 async def create_meter(request: Request) -> Response:
@@ -164,7 +164,7 @@ async def create_meter(request: Request) -> Response:
     body = await json_body(request)
     clean: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
-    for field, rules in CREATE_RULES.items():  # each field on its own, so the lookup joins the rule errors
+    for field, rules in CREATE.rules.items():  # each field on its own, so the lookup joins the rule errors
         try:
             clean.update(validate(body, {field: rules}))
         except ValidationError as error:
@@ -184,7 +184,7 @@ def _watts(clean: dict[str, Any], field: str) -> Decimal | None:
 
 def posted_reading(body: dict[str, Any], now: datetime) -> MeterReading:
     """A posted reading, checked (422 with Laravel's messages)."""
-    clean = validate(body, READING_RULES)
+    clean = READING.validate(body)
     at = now
     if clean.get("timestamp") is not None:
         at = parse_date(clean["timestamp"])
@@ -224,7 +224,15 @@ _METERS = "/api/v2/teams/{team}/meters"
 
 ENDPOINTS = [
     Endpoint(
-        "GET", _METERS, list_meters, "Get all meters", "Meters", query=PAGE_RULES, response=MeterResource, shape="page"
+        "GET",
+        _METERS,
+        list_meters,
+        "Get all meters",
+        "Meters",
+        query=PAGE_QUERY,
+        response=MeterResource,
+        shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -232,10 +240,11 @@ ENDPOINTS = [
         create_meter,
         "Create a meter",
         "Meters",
-        body=CreateMeterBody,
+        body=CREATE,
         response=MeterResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -243,9 +252,10 @@ ENDPOINTS = [
         post_meter_reading,
         "Post a meter reading",
         "Meters",
-        body=MeterReadingBody,
+        body=READING,
         response=MeterResource,
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "GET",
@@ -254,5 +264,6 @@ ENDPOINTS = [
         "Get meter usage for a group",
         "Groups",
         response=GroupMeterResource,
+        guard=team_member,
     ),
 ]

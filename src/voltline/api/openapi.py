@@ -1,7 +1,9 @@
 """OpenAPI 3.1 generated from the route table and the msgspec schemas, and an offline docs page.
 
-Request bodies carry the Laravel rules their handler checks: as JSON Schema keywords where one
-exists (`max:45` on a string is `maxLength: 45`) and verbatim under `x-rules`. Every operation
+A request body is its endpoint's contract (api/_contract.py): the Struct derived from the Laravel
+rules its handler checks, with those rules as JSON Schema keywords where one exists (`max:45` on
+a string is `maxLength: 45`) and verbatim under `x-rules`. Each operation names its guard
+(`x-guard`, api/auth.py) and asks for the bearer token unless the guard is `public`. Every operation
 lists the error statuses it can answer with their Laravel-shaped bodies, and the rate-limit
 headers its responses carry when the limit is on. A create (201) links to every operation on
 what it made (OpenAPI 3.1 §4.8.20 Link Object: the new `id` from `$response.body#/data/id`, the
@@ -21,20 +23,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from voltline import __version__, codec
-from voltline.api import (
-    charger_ocpp,
-    chargers,
-    commands,
-    connectors,
-    groups,
-    id_tags,
-    meters,
-    sites,
-    smart_charging,
-    teams,
-)
+from voltline.api._contract import Contract
 from voltline.api._kit import INT_MAX, UUID_PATTERN, json_response
-from voltline.api._routing import Endpoint
+from voltline.api._routing import Endpoint, declared_guard
 from voltline.api._rules import PATTERNS, parse_rules
 
 _PARAM = re.compile(r"{(\w+)}")
@@ -100,37 +91,6 @@ _META = {
 _SUCCESS_TEXT = {200: "OK", 201: "Created", 204: "No content"}
 
 
-def _sometimes(rules: Mapping[str, str]) -> dict[str, str]:
-    """Update bodies check only the fields sent: Laravel's `sometimes`."""
-    return {field: f"sometimes|{spec}" for field, spec in rules.items()}
-
-
-# The rules each request body is checked against (the handlers' own rule tables).
-BODY_RULES: dict[Any, Mapping[str, str]] = {
-    teams.CreateTeamBody: teams.CREATE_TEAM_RULES,
-    teams.AuthorizationBody: teams.AUTHORIZATION_RULES,
-    sites.CreateSiteBody: sites.CREATE_SITE_RULES,
-    sites.UpdateSiteBody: _sometimes(sites.UPDATE_SITE_RULES),
-    smart_charging.SmartChargingBody: smart_charging.SETTINGS_RULES,
-    groups.CreateGroupBody: groups.CREATE_GROUP_RULES,
-    groups.UpdateGroupBody: _sometimes(groups.CREATE_GROUP_RULES),
-    groups.AssignChargerBody: groups.ASSIGN_RULES,
-    chargers.CreateChargerBody: chargers.CREATE_RULES,
-    chargers.UpdateChargerBody: chargers.UPDATE_RULES,
-    chargers.AttachChargerBody: chargers.ATTACH_RULES,
-    charger_ocpp.ChargerOcppBody: charger_ocpp.UPDATE_RULES,
-    connectors.UpdateConnectorBody: connectors.UPDATE_RULES,
-    id_tags.CreateIdTagBody: id_tags.CREATE_RULES,
-    commands.StartBody: commands.START_RULES,
-    commands.StopBody: commands.STOP_RULES,
-    commands.RestartBody: commands.RESTART_RULES,
-    commands.UnlockBody: commands.UNLOCK_RULES,
-    commands.AvailabilityBody: commands.AVAILABILITY_RULES,
-    commands.TriggerBody: commands.TRIGGER_RULES,
-    commands.ChangeConfigurationBody: commands.CHANGE_CONFIGURATION_RULES,
-    meters.CreateMeterBody: meters.CREATE_RULES,
-    meters.MeterReadingBody: meters.READING_RULES,
-}
 _PHP_DATE_TOKENS = {
     "Y": "[0-9]{4}",
     "m": "[0-9]{2}",
@@ -201,11 +161,15 @@ def constraints(rules: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     return extra
 
 
-def _constrained_body(schema: dict[str, Any], rules: Mapping[str, str]) -> dict[str, Any]:
-    properties = {
-        name: {**prop, **constraints(rules[name], prop)} if name in rules else prop
-        for name, prop in schema.get("properties", {}).items()
-    }
+def _constrained_body(schema: dict[str, Any], contract: Contract) -> dict[str, Any]:
+    """The Struct's schema with each property's rules as JSON Schema keywords (aliases point to theirs)."""
+    rules = contract.documented_rules
+    properties: dict[str, Any] = {}
+    for name, prop in schema.get("properties", {}).items():
+        if name in rules:
+            properties[name] = {**prop, **constraints(rules[name], prop)}
+        else:
+            properties[name] = {**prop, "description": f"Accepted for `{contract.aliases[name]}`."}
     return {**schema, "properties": properties}
 
 
@@ -242,7 +206,9 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
         }
         for name in _PARAM.findall(endpoint.path)
     ]
-    return params + [_query_parameter(name, rules) for name, rules in endpoint.query.items()]
+    return params + [
+        _query_parameter(name, rules) for name, rules in (endpoint.query.rules if endpoint.query else {}).items()
+    ]
 
 
 def error_statuses(endpoint: Endpoint) -> list[int]:
@@ -250,17 +216,18 @@ def error_statuses(endpoint: Endpoint) -> list[int]:
     codes = set(endpoint.errors)
     if endpoint.body is not None:
         codes |= {400, 413, 422}
-    if endpoint.query:
+    if endpoint.query is not None:
         codes |= {400, 422}
-    if not endpoint.public:
-        codes |= {401, 429} | ({403} if "{team}" in endpoint.path else set())
+    guard = declared_guard(endpoint)
+    if guard.token:
+        codes |= {401, 429} | ({403} if guard.team else set())
     if len(_PARAM.findall(endpoint.path)) > ("{team}" in endpoint.path):
         codes.add(404)
     return sorted(codes)
 
 
 def _headers(endpoint: Endpoint, status: int) -> dict[str, Any]:
-    if endpoint.public or status == 401:
+    if not declared_guard(endpoint).token or status == 401:
         return {}
     names = ["X-RateLimit-Limit", "X-RateLimit-Remaining"] + (["Retry-After"] if status == 429 else [])
     return {"headers": {name: {"$ref": f"#/components/headers/{name}"} for name in names}}
@@ -272,11 +239,15 @@ def _responses(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dic
     if endpoint.shape != "empty":
         body = schemas[endpoint.response] if endpoint.response is not None else {"type": "object"}
         responses[str(status)]["content"] = {"application/json": {"schema": _wrap(endpoint.shape, body)}}
-        if "csv" in endpoint.query.get("format", ""):  # CSV export (api/transactions.py)
+        if endpoint.query is not None and "csv" in endpoint.query.rules.get(
+            "format", ""
+        ):  # CSV export (api/transactions.py)
             responses[str(status)]["content"]["text/csv"] = {"schema": {"type": "string"}}
     responses[str(status)].update(_headers(endpoint, status))
     for code in error_statuses(endpoint):
         description, example = _ERRORS[code]
+        if code == 403 and (role := declared_guard(endpoint).role) is not None:
+            description = f"Not a member of the team, or not its {role}"
         schema = _VALIDATION_REF if code == 422 else _ERROR_REF
         content = {"application/json": {"schema": schema, "example": example}}
         responses[str(code)] = {"description": description, "content": content, **_headers(endpoint, code)}
@@ -313,20 +284,20 @@ def _operation(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dic
     if endpoint.body is not None:
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": schemas[endpoint.body]}},
+            "content": {"application/json": {"schema": schemas[endpoint.body.struct]}},
         }
-    if not endpoint.public:
+    guard = declared_guard(endpoint)
+    operation["x-guard"] = guard.name
+    if guard.token:
         operation["security"] = [{"bearerAuth": []}]
     return operation
 
 
-def _components(types: list[Any]) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
+def _components(types: list[Any], contracts: list[Contract]) -> tuple[dict[Any, dict[str, Any]], dict[str, Any]]:
     """Schemas for the types (refs into components) and the components, bodies carrying their rules."""
     generated, components = codec.json_schema_components(types)
-    for body, rules in BODY_RULES.items():
-        name = body.__name__
-        if name in components:
-            components[name] = _constrained_body(components[name], rules)
+    for contract in contracts:
+        components[contract.name] = _constrained_body(components[contract.name], contract)
     clash = set(components) & set(_ERROR_SCHEMAS)
     if clash:
         raise ValueError(f"component names taken: {sorted(clash)}")
@@ -335,8 +306,10 @@ def _components(types: list[Any]) -> tuple[dict[Any, dict[str, Any]], dict[str, 
 
 def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
     """The OpenAPI 3.1 document for the given endpoints."""
-    types = list(dict.fromkeys(t for ep in endpoints for t in (ep.body, ep.response) if t is not None))
-    schemas, components = _components(types)
+    contracts = list(dict.fromkeys(ep.body for ep in endpoints if ep.body is not None))
+    declared = (t for ep in endpoints for t in (ep.body and ep.body.struct, ep.response) if t is not None)
+    types = list(dict.fromkeys(declared))
+    schemas, components = _components(types, contracts)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
         operation = _operation(endpoint, schemas)

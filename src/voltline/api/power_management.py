@@ -27,7 +27,7 @@ from starlette.responses import Response
 
 from voltline.api._kit import envelope, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.site_view import DEFAULT_MAX, ChargerRow, ConnectorRow
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import power_management
@@ -216,5 +216,6 @@ ENDPOINTS = [
         "Get the power management of a site",
         "Sites",
         response=PowerManagement,
+        guard=team_member,
     ),
 ]

@@ -12,15 +12,12 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import INT_MAX, json_response, path_ref
+from voltline.api._kit import json_response, path_number, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.power import PHASES, Usage, current_text, kilowatt_text
 from voltline.domain.timestamps import format_telemetry_timestamp
-from voltline.errors import NotFoundError
 from voltline.services import usage
-
-_NUMBER_DIGITS = 10
 
 
 class PowerUsageResource(msgspec.Struct):
@@ -40,14 +37,6 @@ def power_usage_resource(usage: Usage) -> PowerUsageResource:
     return PowerUsageResource(timestamp=stamp, L1=l1, L2=l2, L3=l3, kW=kilowatt_text(usage.power))
 
 
-def connector_number(request: Request) -> int:
-    """The OCPP connector number in the path; anything but a small non-negative integer names nothing."""
-    raw: str = request.path_params["number"]
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= _NUMBER_DIGITS and int(raw) <= INT_MAX):
-        raise NotFoundError("connector")
-    return int(raw)
-
-
 async def get_site_connector_usage(request: Request) -> Response:
     """Return the live usage of a connector of the site (by its id or uuid)."""
     site, connector = path_ref(request, "site"), path_ref(request, "connector")
@@ -57,7 +46,7 @@ async def get_site_connector_usage(request: Request) -> Response:
 
 async def get_charger_connector_usage(request: Request) -> Response:
     """Return the live usage of a charger's connector by OCPP number (0 is the charger as a whole)."""
-    charger, number = path_ref(request, "charger"), connector_number(request)
+    charger, number = path_ref(request, "charger"), path_number(request, "number")
     found = await usage.get_charger_connector_usage(runtime(request), scope(request).team_id, charger, number)
     return json_response(power_usage_resource(found))
 
@@ -71,6 +60,7 @@ ENDPOINTS = [
         "Sites",
         response=PowerUsageResource,
         shape="raw",
+        guard=team_member,
     ),
     Endpoint(
         "GET",
@@ -80,5 +70,6 @@ ENDPOINTS = [
         "Chargers",
         response=PowerUsageResource,
         shape="raw",
+        guard=team_member,
     ),
 ]

@@ -10,10 +10,19 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import INT_MAX, PAGE_RULES, envelope, json_body, no_content, page_window, paginated, path_ref
+from voltline.api._contract import Contract
+from voltline.api._kit import (
+    INT_MAX,
+    PAGE_QUERY,
+    envelope,
+    json_body,
+    no_content,
+    page_response,
+    page_window,
+    path_ref,
+)
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import sites
 
@@ -70,40 +79,15 @@ class SiteResource(msgspec.Struct):
     updated_at: str
 
 
-class CreateSiteBody(msgspec.Struct):
-    """Body of POST /sites."""
-
-    name: str
-    street: str
-    house_number: int
-    postal_code: str
-    city: str
-    country: str
-    house_number_addition: str | None = None
-    phase: int = 3
-    main_fuse_amperage: int = 25
-    load_management: bool = False
-    net_type: str | None = None
-
-
-class UpdateSiteBody(msgspec.Struct):
-    """Body of PUT /sites/{site}: every field optional."""
-
-    name: str | None = None
-    street: str | None = None
-    house_number: int | None = None
-    postal_code: str | None = None
-    city: str | None = None
-    country: str | None = None
-    house_number_addition: str | None = None
-    phase: int | None = None
-    main_fuse_amperage: int | None = None
-    load_management: bool | None = None
-    net_type: str | None = None
-    timezone: str | None = None
-    price_zone: str | None = None
-    kwh_price: str | float | None = None
-    start_cost: str | float | None = None
+CREATE_SITE = Contract(
+    "CreateSiteBody",
+    "Body of POST /sites.",
+    CREATE_SITE_RULES,
+    defaults={"phase": 3, "main_fuse_amperage": 25, "load_management": False},
+)
+UPDATE_SITE = Contract(
+    "UpdateSiteBody", "Body of PUT /sites/{site}: every field optional.", UPDATE_SITE_RULES, partial=True
+)
 
 
 def money_text(value: Any) -> str | None:
@@ -154,15 +138,14 @@ def _site_values(clean: dict[str, Any]) -> dict[str, Any]:
 
 async def list_sites(request: Request) -> Response:
     """Return a page of the team's sites, oldest first."""
-    page, per_page, offset = page_window(request)
-    rows = await sites.list_sites(runtime(request), scope(request).team_id, offset=offset, limit=per_page + 1)
-    items = [site_resource(row) for row in rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(rows) > per_page)
+    page = page_window(request)
+    rows = await sites.list_sites(runtime(request), scope(request).team_id, offset=page.offset, limit=page.fetch)
+    return page_response(request, page, rows, site_resource)
 
 
 async def create_site(request: Request) -> Response:
     """Create a site, and its root group sized by the main fuse."""
-    clean = validate(await json_body(request), CREATE_SITE_RULES)
+    clean = CREATE_SITE.validate(await json_body(request))
     row = await sites.create_site(runtime(request), scope(request).team_id, _site_values(clean))
     return envelope(site_resource(row), 201)
 
@@ -178,9 +161,7 @@ async def update_site(request: Request) -> Response:
     body = await json_body(request)
 
     def check() -> dict[str, Any]:
-        return _site_values(
-            validate(body, {field: rules for field, rules in UPDATE_SITE_RULES.items() if field in body})
-        )
+        return _site_values(UPDATE_SITE.validate(body))
 
     row = await sites.update_site(runtime(request), scope(request).team_id, path_ref(request, "site"), check)
     return envelope(site_resource(row))
@@ -197,7 +178,15 @@ _SITE = _SITES + "/{site}"
 
 ENDPOINTS = [
     Endpoint(
-        "GET", _SITES, list_sites, "Get all sites", "Sites", query=PAGE_RULES, response=SiteResource, shape="page"
+        "GET",
+        _SITES,
+        list_sites,
+        "Get all sites",
+        "Sites",
+        query=PAGE_QUERY,
+        response=SiteResource,
+        shape="page",
+        guard=team_member,
     ),
     Endpoint(
         "POST",
@@ -205,14 +194,23 @@ ENDPOINTS = [
         create_site,
         "Create a new site",
         "Sites",
-        body=CreateSiteBody,
+        body=CREATE_SITE,
         response=SiteResource,
         status=201,
         errors=(422,),
+        guard=team_member,
     ),
-    Endpoint("GET", _SITE, get_site, "Get a specific site", "Sites", response=SiteResource),
+    Endpoint("GET", _SITE, get_site, "Get a specific site", "Sites", response=SiteResource, guard=team_member),
     Endpoint(
-        "PUT", _SITE, update_site, "Update a site", "Sites", body=UpdateSiteBody, response=SiteResource, errors=(422,)
+        "PUT",
+        _SITE,
+        update_site,
+        "Update a site",
+        "Sites",
+        body=UPDATE_SITE,
+        response=SiteResource,
+        errors=(422,),
+        guard=team_member,
     ),
-    Endpoint("DELETE", _SITE, delete_site, "Delete a site", "Sites", shape="empty", status=204),
+    Endpoint("DELETE", _SITE, delete_site, "Delete a site", "Sites", shape="empty", status=204, guard=team_member),
 ]

@@ -22,10 +22,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import INT_MAX, envelope, json_body, path_ref
 from voltline.api._routing import Endpoint
 from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.services import smart_settings
 
 MODES = ("day_ahead_pricing", "disabled", "off_peak")
@@ -55,15 +56,11 @@ class SmartChargingResource(msgspec.Struct):
     off_peak_end: str
 
 
-class SmartChargingBody(msgspec.Struct):
-    """Body of PUT .../smart-charging (the smart mode price is read-only and ignored)."""
-
-    timezone: str
-    smart_charging: str
-    day_ahead_pricing_strategy: str | None = None
-    day_ahead_pricing_threshold: int | None = None
-    off_peak_start: str | None = None
-    off_peak_end: str | None = None
+SETTINGS = Contract(
+    "SmartChargingBody",
+    "Body of PUT .../smart-charging (the smart mode price is read-only and ignored).",
+    SETTINGS_RULES,
+)
 
 
 def settings_resource(row: Mapping[Any, Any], smart_mode_price: float | None = None) -> SmartChargingResource:
@@ -81,7 +78,7 @@ def settings_resource(row: Mapping[Any, Any], smart_mode_price: float | None = N
 
 def check_settings(body: dict[str, Any], site: Mapping[Any, Any]) -> dict[str, Any]:
     """Validate a PUT body against the stored settings; the values to store."""
-    data, rules = dict(body), dict(SETTINGS_RULES)
+    data, rules = dict(body), dict(SETTINGS.rules)
     if data.get(STRATEGY) is None:
         data[STRATEGY] = site[STRATEGY]
     # R-01 (Plugchoice wording): a threshold stored earlier satisfies a manual strategy.
@@ -111,7 +108,13 @@ _PATH = "/api/v2/teams/{team}/sites/{site}/smart-charging"
 
 ENDPOINTS = [
     Endpoint(
-        "GET", _PATH, get_settings, "Get smart charging settings", "Smart charging", response=SmartChargingResource
+        "GET",
+        _PATH,
+        get_settings,
+        "Get smart charging settings",
+        "Smart charging",
+        response=SmartChargingResource,
+        guard=team_member,
     ),
     Endpoint(
         "PUT",
@@ -119,8 +122,9 @@ ENDPOINTS = [
         update_settings,
         "Update smart charging settings",
         "Smart charging",
-        body=SmartChargingBody,
+        body=SETTINGS,
         response=SmartChargingResource,
         errors=(422,),
+        guard=team_member,
     ),
 ]

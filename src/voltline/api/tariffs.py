@@ -19,11 +19,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import envelope, input_data
+from voltline.api._contract import Contract
+from voltline.api._kit import DATE_RULES, LIMIT_RULE, envelope, input_data, parse_date, query_limit
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime
-from voltline.api.transactions import DATE_RULES, LIMIT_DEFAULT, LIMIT_RULE, parse_date
+from voltline.api.auth import authenticated, runtime
 from voltline.domain.prices import PriceSlot
 from voltline.domain.timestamps import format_timestamp
 from voltline.domain.transactions import rounded
@@ -31,6 +30,7 @@ from voltline.services import tariffs
 
 TARIFF_TYPE = "epex-spot"
 QUERY_RULES = {"location": "required|string|max:16", **DATE_RULES, "limit": LIMIT_RULE}
+QUERY = Contract("TariffsQuery", "A price zone and a period.", QUERY_RULES)
 
 
 class TariffResource(msgspec.Struct):
@@ -69,10 +69,10 @@ def window(clean: dict[str, str], now: datetime) -> tuple[datetime, datetime]:
 
 async def list_tariffs(request: Request) -> Response:
     """Return the day-ahead prices of a location (bidding zone), oldest first."""
-    clean = validate(await input_data(request), QUERY_RULES)
+    clean = QUERY.validate(await input_data(request))
     zone = str(clean["location"]).upper()
     start, end = window(clean, runtime(request).clock.now())
-    limit = int(clean.get("limit") or LIMIT_DEFAULT)
+    limit = query_limit(clean)
     slots = await tariffs.list_tariffs(runtime(request), zone, start, end, limit=limit)
     return envelope([tariff_resource(zone, slot) for slot in slots])
 
@@ -84,9 +84,10 @@ ENDPOINTS = [
         list_tariffs,
         "Fetch tariffs for a location",
         "Tariffs",
-        query=QUERY_RULES,
+        query=QUERY,
         response=TariffResource,
         shape="list",
         errors=(422,),
+        guard=authenticated,
     ),
 ]

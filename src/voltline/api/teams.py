@@ -9,10 +9,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import envelope, json_body, json_response
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import authenticated, runtime, scope, team_member, team_owner
 from voltline.domain.credentials import user_hmac
 from voltline.domain.timestamps import format_timestamp
 from voltline.services import teams
@@ -61,22 +61,12 @@ class TeamResource(msgspec.Struct):
     updated_at: str
 
 
-class CreateTeamBody(msgspec.Struct):
-    """Body of POST /teams."""
-
-    name: str
-    email: str | None = None
-    type: str | None = None
+CREATE_TEAM = Contract("CreateTeamBody", "Body of POST /teams.", CREATE_TEAM_RULES)
+AUTHORIZATION = Contract("AuthorizationBody", "Body of PUT /teams/{team}/authorization.", AUTHORIZATION_RULES)
 
 
 class AuthorizationResource(msgspec.Struct):
     """How the team's chargers authorize id tags: `accept_all` or `allow_list`."""
-
-    authorization_mode: str
-
-
-class AuthorizationBody(msgspec.Struct):
-    """Body of PUT /teams/{team}/authorization."""
 
     authorization_mode: str
 
@@ -122,14 +112,10 @@ async def list_teams(request: Request) -> Response:
 
 async def create_team(request: Request) -> Response:
     """Create a team owned by the caller."""
-    clean: dict[str, Any] = validate(await json_body(request), CREATE_TEAM_RULES)
+    body = CREATE_TEAM.read(await json_body(request))
     principal = request.state.principal
     team = await teams.create_team(
-        runtime(request),
-        principal.user_id,
-        name=clean["name"],
-        email=clean.get("email"),
-        type_=clean.get("type") or "Other",
+        runtime(request), principal.user_id, name=body.name, email=body.email, type_=body.type or "Other"
     )
     return envelope(team_resource(team), 201)
 
@@ -142,24 +128,43 @@ async def get_authorization(request: Request) -> Response:
 
 async def update_authorization(request: Request) -> Response:
     """Set the team's id-tag authorization mode."""
-    clean = validate(await json_body(request), AUTHORIZATION_RULES)
-    mode = await teams.set_authorization_mode(runtime(request), scope(request).team_id, clean["authorization_mode"])
+    body = AUTHORIZATION.read(await json_body(request))
+    mode = await teams.set_authorization_mode(runtime(request), scope(request).team_id, body.authorization_mode)
     return envelope(AuthorizationResource(authorization_mode=mode))
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/api/v2/user", get_user, "Fetch the current user", "Users", response=UserResource, shape="raw"),
-    Endpoint("GET", "/api/v2/teams", list_teams, "Get all teams", "Teams", response=list[TeamResource], shape="data"),
+    Endpoint(
+        "GET",
+        "/api/v2/user",
+        get_user,
+        "Fetch the current user",
+        "Users",
+        response=UserResource,
+        shape="raw",
+        guard=authenticated,
+    ),
+    Endpoint(
+        "GET",
+        "/api/v2/teams",
+        list_teams,
+        "Get all teams",
+        "Teams",
+        response=list[TeamResource],
+        shape="data",
+        guard=authenticated,
+    ),
     Endpoint(
         "POST",
         "/api/v2/teams",
         create_team,
         "Create a new team",
         "Teams",
-        body=CreateTeamBody,
+        body=CREATE_TEAM,
         response=TeamResource,
         status=201,
         errors=(422,),
+        guard=authenticated,
     ),
     Endpoint(
         "GET",
@@ -168,6 +173,7 @@ ENDPOINTS = [
         "Get the id-tag authorization mode",
         "Id tags",
         response=AuthorizationResource,
+        guard=team_member,
     ),
     Endpoint(
         "PUT",
@@ -175,8 +181,9 @@ ENDPOINTS = [
         update_authorization,
         "Set the id-tag authorization mode",
         "Id tags",
-        body=AuthorizationBody,
+        body=AUTHORIZATION,
         response=AuthorizationResource,
         errors=(422,),
+        guard=team_owner,
     ),
 ]

@@ -20,26 +20,30 @@ import csv
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from voltline.api._contract import Contract
 from voltline.api._kit import (
+    DATE_RULES,
     INT_MAX,
+    LIMIT_RULE,
+    ORDER_RULE,
     PAGE_RULES,
-    PER_PAGE_DEFAULT,
     UUID_PATTERN,
     envelope,
     input_data,
-    paginated,
+    limit_and_order,
+    optional_date,
+    page_of,
+    page_response,
     path_ref,
 )
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.ids import Ref
 from voltline.domain.timestamps import format_timestamp
 from voltline.domain.transactions import energy_wh, transaction_costs
@@ -47,16 +51,6 @@ from voltline.errors import ValidationError
 from voltline.services import chargers, transactions
 from voltline.services.transactions import CHARGER_INVALID
 
-DATE_FORMAT = "Y-m-d H:i:s"
-STRPTIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-LIMIT_DEFAULT = 1000
-LIMIT_MAX = 10000
-LIMIT_RULE = f"integer|min:1|max:{LIMIT_MAX}"
-ORDER_RULE = "in:desc,asc"
-DATE_RULES = {
-    "date_from": f"required_with:date_to|date_format:{DATE_FORMAT}",
-    "date_to": f"required_with:date_from|date_format:{DATE_FORMAT}",
-}
 FORMAT_RULE = "nullable|in:json,csv"
 CSV_MAX_ROWS = 50_000
 CSV_INLINE_ROWS = 500
@@ -71,6 +65,8 @@ SITE_QUERY_RULES = {
     "id_tag": "nullable|string|max:255",
 }
 CHARGER_QUERY_RULES = {**DATE_RULES, "limit": LIMIT_RULE, "order_by": ORDER_RULE, "format": FORMAT_RULE}
+SITE_QUERY = Contract("SiteTransactionsQuery", "A page of the site's transactions, filtered.", SITE_QUERY_RULES)
+CHARGER_QUERY = Contract("ChargerTransactionsQuery", "The charger's transactions in a period.", CHARGER_QUERY_RULES)
 
 
 class TransactionResource(msgspec.Struct):
@@ -120,20 +116,6 @@ def transaction_resource(row: Mapping[Any, Any]) -> TransactionResource:
     )
 
 
-def parse_date(value: str) -> datetime:
-    """A validated `Y-m-d H:i:s` input as a naive UTC moment (DESIGN: inputs without offset are UTC)."""
-    return datetime.strptime(value, STRPTIME_FORMAT)
-
-
-def _optional_date(value: str | None) -> datetime | None:
-    return None if value is None else parse_date(value)
-
-
-def limit_and_order(clean: dict[str, Any]) -> tuple[int, bool]:
-    """The validated `limit` (default 1000) and whether `order_by` is descending (the default)."""
-    return int(clean.get("limit") or LIMIT_DEFAULT), clean.get("order_by", "desc") == "desc"
-
-
 def input_ref(value: Any, field: str, invalid: str) -> Ref | None:
     """An id or uuid given as input (not in the path); None when absent; 422 `invalid` when it can name nothing."""
     if value is None:
@@ -149,8 +131,8 @@ def input_ref(value: Any, field: str, invalid: str) -> Ref | None:
 
 def _filters(clean: dict[str, Any]) -> dict[str, Any]:
     return {
-        "date_from": _optional_date(clean.get("date_from")),
-        "date_to": _optional_date(clean.get("date_to")),
+        "date_from": optional_date(clean.get("date_from")),
+        "date_to": optional_date(clean.get("date_to")),
         "status": clean.get("status"),
         "id_tag": clean.get("id_tag"),
     }
@@ -204,20 +186,18 @@ async def list_site_transactions(request: Request) -> Response:
     data = await input_data(request)
     rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
     async with bound_first(lambda: chargers.get_site_id(rt, team_id, site)):
-        clean = validate(data, SITE_QUERY_RULES)
+        clean = SITE_QUERY.validate(data)
         charger = input_ref(clean.get("charger"), "charger", CHARGER_INVALID)
     if wants_csv(request, clean):
         found = await transactions.list_site_transactions(
             rt, team_id, site, charger=charger, **_filters(clean), offset=0, limit=CSV_MAX_ROWS + 1, export=True
         )
         return await csv_response(found.rows, f"site-{found.owner_id}")
-    page, per_page = int(clean.get("page") or 1), int(clean.get("per_page") or PER_PAGE_DEFAULT)
-    offset = min((page - 1) * per_page, INT_MAX)
+    page = page_of(clean)
     found = await transactions.list_site_transactions(
-        rt, team_id, site, charger=charger, **_filters(clean), offset=offset, limit=per_page + 1
+        rt, team_id, site, charger=charger, **_filters(clean), offset=page.offset, limit=page.fetch
     )
-    items = [transaction_resource(row) for row in found.rows[:per_page]]
-    return paginated(request, items, page, per_page, has_more=len(found.rows) > per_page)
+    return page_response(request, page, found.rows, transaction_resource)
 
 
 async def list_charger_transactions(request: Request) -> Response:
@@ -225,7 +205,7 @@ async def list_charger_transactions(request: Request) -> Response:
     data = await input_data(request)
     rt, team_id, charger = runtime(request), scope(request).team_id, path_ref(request, "charger")
     async with bound_first(lambda: chargers.get_charger(rt, team_id, charger)):
-        clean = validate(data, CHARGER_QUERY_RULES)
+        clean = CHARGER_QUERY.validate(data)
     limit, descending = limit_and_order(clean)
     csv_wanted = wants_csv(request, clean)
     if csv_wanted and clean.get("limit") is None:
@@ -234,8 +214,8 @@ async def list_charger_transactions(request: Request) -> Response:
         rt,
         team_id,
         charger,
-        date_from=_optional_date(clean.get("date_from")),
-        date_to=_optional_date(clean.get("date_to")),
+        date_from=optional_date(clean.get("date_from")),
+        date_to=optional_date(clean.get("date_to")),
         limit=limit,
         descending=descending,
     )
@@ -251,10 +231,11 @@ ENDPOINTS = [
         list_site_transactions,
         "Get all transactions",
         "Sites",
-        query=SITE_QUERY_RULES,
+        query=SITE_QUERY,
         response=TransactionResource,
         shape="page",
         errors=(422,),
+        guard=team_member,
     ),
     Endpoint(
         "GET",
@@ -262,9 +243,10 @@ ENDPOINTS = [
         list_charger_transactions,
         "Get transactions",
         "Datapoints",
-        query=CHARGER_QUERY_RULES,
+        query=CHARGER_QUERY,
         response=TransactionResource,
         shape="list",
         errors=(422,),
+        guard=team_member,
     ),
 ]

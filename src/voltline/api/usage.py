@@ -11,16 +11,16 @@ three decimals. A period is at most 31 days of 15-minute buckets, 92 of hours, 3
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, tzinfo
+from datetime import datetime, tzinfo
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import input_data, json_response, path_ref
+from voltline.api._contract import Contract
+from voltline.api._kit import DAY_FORMAT, input_data, json_response, parse_day, path_ref
 from voltline.api._routing import Endpoint
-from voltline.api._rules import validate
-from voltline.api.auth import runtime, scope
+from voltline.api.auth import runtime, scope, team_member
 from voltline.api.transactions import bound_first, input_ref
 from voltline.domain.energy import INTERVALS, Interval, kwh_text, local_buckets, sum_into, to_local
 from voltline.domain.ids import Ref
@@ -29,12 +29,13 @@ from voltline.services.transactions import CHARGER_INVALID
 from voltline.services.usage import GROUP_INVALID
 
 QUERY_RULES = {
-    "from": "required|date_format:Y-m-d",
-    "to": "required|date_format:Y-m-d",
+    "from": f"required|date_format:{DAY_FORMAT}",
+    "to": f"required|date_format:{DAY_FORMAT}",
     "interval": "nullable|in:" + ",".join(INTERVALS),
     "group": "nullable",
     "charger": "nullable",
 }
+QUERY = Contract("UsageQuery", "A period of days, its interval and filters.", QUERY_RULES)
 INLINE_ROWS = 2_000
 
 
@@ -65,7 +66,7 @@ class UsageResponse(msgspec.Struct):
 
 def usage_body(rollups: dict[datetime, int], zone: tzinfo, meta: UsageMeta) -> UsageResponse:
     """Every local bucket of the period with its kWh, and the total (pure; may run in a thread)."""
-    first, last = date.fromisoformat(meta.date_from), date.fromisoformat(meta.date_to)
+    first, last = parse_day(meta.date_from), parse_day(meta.date_to)
     bounds = local_buckets(first, last, zone, meta.interval)
     totals = sum_into(bounds, rollups)
     local = [to_local(bound, zone).isoformat() for bound in bounds]
@@ -80,10 +81,10 @@ async def get_site_usage(request: Request) -> Response:
     rt, team_id, site = runtime(request), scope(request).team_id, path_ref(request, "site")
     group: Ref | None = None
     async with bound_first(lambda: usage.require_site_group(rt, team_id, site, group)):
-        clean = validate(data, QUERY_RULES)
+        clean = QUERY.validate(data)
         group = input_ref(clean.get("group"), "group", GROUP_INVALID)
         charger = input_ref(clean.get("charger"), "charger", CHARGER_INVALID)
-    first, last = date.fromisoformat(clean["from"]), date.fromisoformat(clean["to"])
+    first, last = parse_day(clean["from"]), parse_day(clean["to"])
     interval: Interval = clean.get("interval") or "day"
     found = await usage.get_site_usage(
         rt, team_id, site, first=first, last=last, interval=interval, group=group, charger=charger
@@ -101,9 +102,10 @@ ENDPOINTS = [
         get_site_usage,
         "Get energy usage history",
         "Sites",
-        query=QUERY_RULES,
+        query=QUERY,
         response=UsageResponse,
         shape="raw",
         errors=(422,),
+        guard=team_member,
     ),
 ]

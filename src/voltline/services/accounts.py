@@ -87,6 +87,12 @@ async def find_principal(db: Database, token_hash: str) -> Principal | None:
     return Principal(user_id=UserId(row["user_id"]), token_id=row["id"], email=row["email"])
 
 
+async def find_member_role(db: Database, user_id: UserId, team_id: TeamId) -> str | None:
+    """The user's role in the team, or None when not a member."""
+    async with db.read() as conn:
+        return await users.get_member_role(conn, user_id, team_id)
+
+
 async def find_member_team_id(db: Database, user_id: UserId, ref: Ref) -> TeamId | None:
     """The id of the team `ref` names if the user belongs to it, else None."""
     async with db.read() as conn:

@@ -88,6 +88,13 @@ async def get_member_team_id(conn: AsyncConnection, user_id: UserId, ref: Ref) -
     return None if team_id is None else TeamId(team_id)
 
 
+async def get_member_role(conn: AsyncConnection, user_id: UserId, team_id: TeamId) -> str | None:
+    """The user's role in the team (`owner`, `member`), or None when not a member."""
+    query = select(team_members.c.role).where(team_members.c.team_id == team_id, team_members.c.user_id == user_id)
+    role = await conn.scalar(query)
+    return None if role is None else str(role)
+
+
 async def get_team(conn: AsyncConnection, team_id: TeamId) -> RowMapping:
     """One team by id."""
     row = (await conn.execute(select(teams).where(teams.c.id == team_id))).mappings().first()

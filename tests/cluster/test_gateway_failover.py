@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -142,5 +143,38 @@ def test_commands_follow_a_charger_across_gateways_and_a_killed_gateways_charger
                 returner_id: "gateway-b",
                 away_id: None,
             }
+
+    asyncio.run(scenario())
+
+
+def test_a_stalled_gateway_takes_its_chargers_back_when_it_resumes(cluster: Cluster) -> None:
+    """SIGSTOP of gateway A: its charger shows offline; after SIGCONT, A records it online again and serves it.
+
+    The worker's watch took the silent gateway for gone and told it so (`gateway.lost`); the
+    charger's socket stayed open all along, so the gateway that hears this records it online.
+    """
+    fleet, api, gateway_a = cluster.fleet, cluster.servers["api"], cluster.servers["gateway-a"]
+    identity, charger_id = next(iter(fleet.chargers.items()))
+    assert gateway_a.process is not None
+    process = gateway_a.process
+
+    async def until_status(status: str, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while await connection_status(api, fleet, charger_id) != status:
+            assert time.monotonic() < deadline, f"the charger does not show {status}"
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> None:
+        async with online(gateway_a, fleet, identity) as charger:
+            process.send_signal(signal.SIGSTOP)
+            try:
+                await until_status("offline", 2 * ANNOUNCE_INTERVAL + 1)
+            finally:
+                process.send_signal(signal.SIGCONT)
+            await until_status("online", 10)
+            answer = await restart(api, fleet, charger_id, "Soft")
+            assert answer.status_code == 200, answer.text
+            assert charger.resets == ["Soft"]
+            assert await stored(cluster.url, "gateway", [charger_id]) == {charger_id: "gateway-a"}
 
     asyncio.run(scenario())

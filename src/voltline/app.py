@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,8 @@ from voltline.bus import make_bus
 from voltline.clock import Clock
 from voltline.ocpp.endpoint import ocpp_endpoint
 from voltline.ocpp.gateway import Gateway
+from voltline.services.commands import Commands
+from voltline.services.lease import ControlLease, Duty
 from voltline.services.maintenance import Housekeeping
 from voltline.services.pricefeed import PriceFeed
 from voltline.services.runtime import Runtime, ensure_secret_key
@@ -90,6 +93,14 @@ async def _server_error(_request: Request, exc: Exception) -> Response:
     return message("Server Error.", 500)
 
 
+def _control_duties(runtime: Runtime, commands: Commands) -> list[Duty]:
+    """What the control lease's holder runs (DESIGN "Cluster"), made afresh for each term."""
+    duties: list[Duty] = [Housekeeping(runtime), PriceFeed(runtime)]  # ENTSO-E only when configured
+    if runtime.settings.smart_control:
+        duties.append(SmartCharging(runtime, commands))
+    return duties
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     """Wire the routes, the runtime and the lifespan for the given settings."""
     runtime = Runtime(
@@ -104,9 +115,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         bus=make_bus(settings.bus_url, settings.bus_prefix),
     )
     gateway = Gateway(runtime, runtime.writer)
-    housekeeping = Housekeeping(runtime)
-    price_feed = PriceFeed(runtime)  # polls ENTSO-E only when VOLTLINE_PRICE_FETCH and a token are set
-    smart = SmartCharging(runtime) if settings.smart_control else None
+    control = ControlLease(runtime, functools.partial(_control_duties, runtime))
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -115,17 +124,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         await runtime.bus.start()
         await runtime.writer.start()
         await gateway.start()
-        await housekeeping.start()
-        await price_feed.start()
-        if smart is not None:
-            await smart.start()
+        await control.start()
         try:
             yield
         finally:
-            if smart is not None:
-                await smart.stop()
-            await price_feed.stop()
-            await housekeeping.stop()
+            await control.stop()
             await gateway.stop()
             await runtime.writer.stop()
             await runtime.bus.close()
@@ -150,7 +153,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     )
     app.state.runtime = runtime
     app.state.gateway = gateway
-    app.state.smart = smart
+    app.state.control = control
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
     app.state.guest_rate_limiter = RateLimiter(settings.rate_limit_unauthenticated)
     app.state.auth_cache = AuthCache(settings.auth_cache_seconds)

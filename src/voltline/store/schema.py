@@ -423,3 +423,13 @@ power_pictures = Table(
     Column("picture", Text, nullable=False),
     Column("taken_at", DateTime(), nullable=False),
 )
+
+# DESIGN "Cluster": the control lease's epoch, one row per lease name; it rises at every takeover.
+control_leases = Table(
+    "control_leases",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+    Column("holder", Text, nullable=False),
+    Column("acquired_at", DateTime(), nullable=False),
+)

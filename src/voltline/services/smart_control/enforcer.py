@@ -31,6 +31,7 @@ from typing import Any
 
 from voltline.domain.site_view import DEFAULT, TX, ConnectorRow, ProfileKey, ProfileRow, SiteView
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError
+from voltline.services.commands import Commands
 from voltline.services.runtime import Runtime
 from voltline.smart.allocation import MIN_TENTHS
 from voltline.smart.profiles import (
@@ -90,8 +91,9 @@ def _covered(stored: ProfileRow | None, pending: ProfileRow) -> bool:
 class Enforcer:
     """Sends one phase of profile changes for a site and returns the connectors it could not steer."""
 
-    def __init__(self, runtime: Runtime, view: SiteView) -> None:
+    def __init__(self, runtime: Runtime, view: SiteView, commands: Commands | None = None) -> None:
         self.runtime = runtime
+        self.commands = runtime.commands if commands is None else commands
         self.view = view
         self.connectors = {(c.charger_id, c.number): c for c in view.connectors}
         self._saves: list[tuple[ProfileRow, dict[str, Any], asyncio.Future[None]]] = []
@@ -353,7 +355,7 @@ class Enforcer:
     async def _command(self, send: Send, command: str, args: dict[str, Any]) -> str:
         """The charger's status word; `timeout` when it is offline or silent; Rejected for a CALLERROR."""
         try:
-            result = await self.runtime.commands.send(self._identity(send), command, args)
+            result = await self.commands.send(self._identity(send), command, args)
         except (ChargerOfflineError, ChargerTimeoutError):
             return TIMEOUT
         except CommandFailedError as error:

@@ -8,8 +8,10 @@ that dies (SIGKILL: the socket closes, PostgreSQL frees the lock at once) or sta
 stops querying, PostgreSQL ends its session after the timeout) gives the lock up, and a waiting
 process takes it within IDLE_TIMEOUT + RETRY seconds (about 5 s; the cluster tests ask 10). A
 holder whose keep-alive fails, or takes longer than `KEEP_ALIVE_TIMEOUT_SECONDS`, steps down at
-once: before PostgreSQL could have given the lock to anyone else. On SQLite the lease is held
-from start to stop: one box, one `serve` (the serve lock, cli/serve.py).
+once: before PostgreSQL could have given the lock to anyone else. These waits are on real time,
+not the injectable clock: PostgreSQL's idle timeout runs on real time whatever a test's clock
+says. On SQLite the lease is held from start to stop: one box, one `serve` (the serve lock,
+cli/serve.py).
 
 Epochs. Right after taking the lock the new holder raises the lease's epoch in the store
 (`control_leases`, on the locked session), so epochs strictly rise across takeovers. It
@@ -148,13 +150,13 @@ class ControlLease:
                 reason = await self._hold(session)
                 await self._step_down(reason)
                 await session.close()  # the lock goes with the session (if PostgreSQL has not ended it already)
-            await self.runtime.clock.sleep(RETRY_SECONDS)
+            await asyncio.sleep(RETRY_SECONDS)  # real time, as PostgreSQL's idle_session_timeout
             holding = await self._try_once(session)
 
     async def _hold(self, session: leases.LeaseSession) -> str:
         """Keep the session alive and re-announce the epoch until the lease is lost; why it was."""
         while True:
-            if await wait_event_or(self._fenced, self.runtime.clock.sleep(KEEP_ALIVE_SECONDS)):
+            if await wait_event_or(self._fenced, asyncio.sleep(KEEP_ALIVE_SECONDS)):
                 return "a gateway has seen a higher epoch"
             try:
                 async with asyncio.timeout(KEEP_ALIVE_TIMEOUT_SECONDS):

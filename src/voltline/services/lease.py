@@ -36,8 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -88,7 +86,7 @@ class ControlLease:
     def __init__(self, runtime: Runtime, duties: DutyFactory) -> None:
         self.runtime = runtime
         self._make_duties = duties
-        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.holder = runtime.node_id
         self.epoch: int | None = None  # of the term held now (None: not holding)
         self._duties: Sequence[Duty] = ()
         self._fenced = asyncio.Event()

@@ -79,5 +79,14 @@ class CommandFencedError(VoltlineError):
         self.higher = higher
 
 
+class LeaseLostError(VoltlineError):
+    """A write of a control-lease term that has ended: a newer term began (DESIGN "Cluster")."""
+
+    def __init__(self, epoch: int, current: int) -> None:
+        super().__init__(f"the control-lease term of epoch {epoch} has ended (epoch {current} now)")
+        self.epoch = epoch
+        self.current = current
+
+
 class StoreUnavailableError(VoltlineError):
     """The database cannot take writes now (DESIGN: Durability): nothing may be answered as stored."""

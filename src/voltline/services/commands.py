@@ -163,13 +163,14 @@ class Commands:
         if outcome == "timeout":
             raise ChargerTimeoutError(identity)
         if outcome == "fenced":
-            raise self._fence(identity, int(reply.get("epoch") or 0))
+            higher = int(reply.get("epoch") or 0)
+            self.end_term(higher)
+            raise CommandFencedError(identity, self.epoch or 0, higher)
         raise CommandFailedError(str(reply.get("code", "GenericError")), str(reply.get("description", "")))
 
-    def _fence(self, identity: str, higher: int) -> CommandFencedError:
-        """A gateway refused our epoch: remember it, tell the lease once, and the error to raise."""
+    def end_term(self, higher: int) -> None:
+        """A higher epoch was seen (a gateway refused us, or the store has it): send no more; tell the lease once."""
         first = self.fenced_by is None
         self.fenced_by = max(higher, self.fenced_by or 0)
         if first and self._on_fenced is not None:
             self._on_fenced(higher)
-        return CommandFencedError(identity, self.epoch or 0, higher)

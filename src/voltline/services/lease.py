@@ -18,7 +18,12 @@ Epochs. Right after taking the lock the new holder raises the lease's epoch in t
 announces the epoch on the bus (`EPOCH_SUBJECT`), before its duties start and again with every
 keep-alive, and its duties send their commands through `Commands.fenced(epoch)`.
 
-Fencing. Each gateway keeps the highest epoch it has seen (`EpochFence`: from the store at start,
+Fencing the store. The holder's duties write through `term_write`: on PostgreSQL each such
+transaction share-locks the epoch row and checks it is still its own (store/leases.py
+`hold_epoch`), so a stalled old holder's write that wakes up after a takeover is refused
+(LeaseLostError, and the term ends) or, stalled inside its transaction, never commits.
+
+Fencing commands. Each gateway keeps the highest epoch it has seen (`EpochFence`: from the store at start,
 the announcements and the commands themselves) and answers a command of a lower epoch `fenced`
 without calling the charger. A paused old holder that wakes up (SIGCONT) after a takeover may
 send commands before it notices its session is gone; those are refused, and the first refusal
@@ -36,11 +41,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline import codec
 from voltline.bus import Subscription
+from voltline.errors import LeaseLostError
 from voltline.services.commands import Commands
 from voltline.services.runtime import Runtime
 from voltline.store import leases
@@ -53,6 +61,7 @@ RETRY_SECONDS = 1.0
 KEEP_ALIVE_SECONDS = 1.0
 KEEP_ALIVE_TIMEOUT_SECONDS = 1.5  # last keep-alive + 1 + 1.5 < IDLE_TIMEOUT: gone before the lock is free
 IDLE_TIMEOUT_SECONDS = 4.0
+TERM_WRITE_IDLE_SECONDS = 5.0  # a holder's write transaction stalled this long is ended by PostgreSQL
 
 
 class Duty(Protocol):
@@ -78,6 +87,22 @@ def decode_epoch(data: bytes) -> int | None:
     except (ValueError, AttributeError):
         return None
     return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
+
+@contextlib.asynccontextmanager
+async def term_write(runtime: Runtime, commands: Commands) -> AsyncIterator[AsyncConnection]:
+    """A write transaction of the term whose commands these are; LeaseLostError once a newer term began.
+
+    Commands without an epoch (one box, or a test) write as `db.write()` does; so does SQLite,
+    where one process holds the lease for its whole run.
+    """
+    async with runtime.db.write() as conn:
+        if commands.epoch is not None and not runtime.db.is_sqlite:
+            current = await leases.hold_epoch(conn, TERM_WRITE_IDLE_SECONDS)
+            if current != commands.epoch:
+                commands.end_term(current)
+                raise LeaseLostError(commands.epoch, current)
+        yield conn
 
 
 class ControlLease:
@@ -169,14 +194,15 @@ class ControlLease:
         self._fenced = asyncio.Event()
         log.warning("control lease acquired (epoch %d) by %s", epoch, self.holder)
         await self._announce()
-        commands = self.runtime.commands.fenced(epoch, self._on_fenced)
+        commands = self.runtime.commands.fenced(epoch, lambda higher: self._on_fenced(epoch, higher))
         self._duties = list(self._make_duties(commands))
         for duty in self._duties:
             await duty.start()
 
-    def _on_fenced(self, higher: int) -> None:
-        log.warning("control lease: a gateway refused a command of epoch %s (it has seen %d)", self.epoch, higher)
-        self._fenced.set()
+    def _on_fenced(self, epoch: int, higher: int) -> None:
+        log.warning("control lease: the term of epoch %d is over (a gateway or the store has %d)", epoch, higher)
+        if self.epoch == epoch:
+            self._fenced.set()
 
     async def _announce(self) -> None:
         if self.epoch is None:

@@ -29,6 +29,16 @@ CONTROL = "control"
 CONTROL_LOCK_KEY = int.from_bytes(b"voltctl\0", "big", signed=True)
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:key)")
 _SELECT_1 = text("SELECT 1")
+# A write of an earlier term holds `hold_epoch`'s share lock until it ends. Its process may be
+# stalled in the middle of a statement (SIGSTOP during an executemany), where no idle timeout of
+# PostgreSQL's applies; the new holder ends those sessions rather than wait for them (their
+# transactions roll back: a term's writes land before the next term begins, or never).
+_END_EARLIER_TERMS = text(
+    "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+    "JOIN pg_database d ON d.oid = l.database AND d.datname = current_database() "
+    "WHERE l.locktype = 'relation' AND l.relation = 'control_leases'::regclass "
+    "AND l.mode = 'RowShareLock' AND l.pid <> pg_backend_pid()"
+)
 
 
 @functools.cache
@@ -55,6 +65,19 @@ async def get_epoch(conn: AsyncConnection, name: str = CONTROL) -> int:
     return int(epoch or 0)
 
 
+async def hold_epoch(conn: AsyncConnection, idle_seconds: float, name: str = CONTROL) -> int:
+    """PostgreSQL, in a write transaction: the lease's epoch now, share-locked until the commit.
+
+    A new holder's `raise_epoch` waits for the lock (after ending the sessions that hold it), so
+    a transaction that found its own epoch here commits before the next term begins, or never;
+    `idle_in_transaction_session_timeout` (for this transaction only) ends it sooner when its
+    process stalls between statements.
+    """
+    await conn.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {max(1, int(idle_seconds * 1000))}"))
+    query = select(control_leases.c.epoch).where(control_leases.c.name == name).with_for_update(read=True)
+    return int(await conn.scalar(query) or 0)
+
+
 class LeaseSession:
     """A PostgreSQL session of its own that may hold the control lease's advisory lock."""
 
@@ -76,8 +99,9 @@ class LeaseSession:
         return bool(await self._conn.scalar(_TRY_LOCK, {"key": CONTROL_LOCK_KEY}))
 
     async def raise_epoch(self, holder: str, now: datetime) -> int:
-        """Raise the epoch on this session (it holds the lock, so no other holder races it)."""
+        """End the earlier terms' unfinished writes, then raise the epoch (this session holds the lock)."""
         assert self._conn is not None, "take the lock first"
+        await self._conn.execute(_END_EARLIER_TERMS)
         return await raise_epoch(self._conn, holder, now)
 
     async def keep_alive(self) -> None:

@@ -50,6 +50,7 @@ from voltline.errors import (
     VoltlineError,
 )
 from voltline.services.commands import Commands
+from voltline.services.lease import term_write
 from voltline.services.pricing import site_gate_now
 from voltline.services.runtime import Runtime
 from voltline.services.smart_control.enforcer import Enforcer
@@ -200,7 +201,7 @@ class SmartCharging:
                     return  # cleared when it connects again
                 except (ChargerTimeoutError, CommandFailedError) as error:
                     log.info("%s: could not clear profile %s: %s", identity, profile_id, error)
-            async with self.runtime.db.write() as conn:
+            async with term_write(self.runtime, self.commands) as conn:
                 await store.delete_charger_profiles(conn, charger_id)
         except Exception:  # task boundary
             log.exception("smart charging: could not release charger %s", charger_id)
@@ -254,14 +255,14 @@ class SmartCharging:
         """One control run of a site; the seconds until it should run again (None: on events only)."""
         self._collect_young(site_id)
         if reconnected:
-            async with self.runtime.db.write() as conn:
+            async with term_write(self.runtime, self.commands) as conn:
                 for charger_id in reconnected:
                     await store.mark_profiles_stale(conn, charger_id)
         loaded = await self._load(site_id)
         if loaded is None:
             self._sizes.pop(site_id, None)
             self._watches.pop(site_id, None)
-            async with self.runtime.db.write() as conn:
+            async with term_write(self.runtime, self.commands) as conn:
                 await delete_power_picture(conn, site_id)
             return None
         site, view = loaded
@@ -273,7 +274,7 @@ class SmartCharging:
         view, settled = await self._enforce(site_id, view, gate, caps)
         decision, states, changed = await self._pure(_settle, view, gate, caps)
         picture = await self._pure(_picture, view, decision, gate, states, now)
-        async with self.runtime.db.write() as conn:
+        async with term_write(self.runtime, self.commands) as conn:
             if changed:
                 await store.set_connector_states(conn, changed, now)
             await save_power_picture(conn, site_id, picture, now)
@@ -319,7 +320,7 @@ class SmartCharging:
         """TxProfiles of transactions that ended while their charger is offline are simply forgotten."""
         rows = [r for r in scheduler.finished_rows(view) if not view.chargers[r.charger_id].reachable]
         if rows:
-            async with self.runtime.db.write() as conn:
+            async with term_write(self.runtime, self.commands) as conn:
                 for row in rows:
                     await store.delete_profile(conn, row.charger_id, row.connector, row.purpose)
 
@@ -382,7 +383,7 @@ class SmartCharging:
             log.warning("%s: could not read its smart-charging configuration: %s", identity, self._why(error))
             return False
         keys = result.get("configuration_key") or []
-        async with self.runtime.db.write() as conn:
+        async with term_write(self.runtime, self.commands) as conn:
             await store.save_capabilities(conn, charger_id, store.configuration_values(list(keys), self.clock.now()))
         return True
 

@@ -32,6 +32,7 @@ from typing import Any
 from voltline.domain.site_view import DEFAULT, TX, ConnectorRow, ProfileKey, ProfileRow, SiteView
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError
 from voltline.services.commands import Commands
+from voltline.services.lease import term_write
 from voltline.services.runtime import Runtime
 from voltline.smart.allocation import MIN_TENTHS
 from voltline.smart.profiles import (
@@ -290,7 +291,7 @@ class Enforcer:
         if answer == TIMEOUT and send.purpose == DEFAULT:
             return False
         await asyncio.gather(*self._recorded)  # a row of this key still queued must not land after the delete
-        async with self.runtime.db.write() as conn:
+        async with term_write(self.runtime, self.commands) as conn:
             await store.delete_profile(conn, send.charger_id, send.connector, send.purpose)
         self._changes[(send.charger_id, send.connector, send.purpose)] = None
         return True
@@ -386,7 +387,7 @@ class Enforcer:
         while self._saves:
             saves, self._saves = self._saves, []
             try:
-                async with self.runtime.db.write() as conn:
+                async with term_write(self.runtime, self.commands) as conn:
                     await store.save_profiles(conn, [(row, values) for row, values, _ in saves], self._now())
             except Exception as error:  # task boundary: every waiting send sees the failure
                 for _, _, done in saves:
@@ -402,7 +403,7 @@ class Enforcer:
 
     async def _write_capability(self, charger_id: int, **values: Any) -> None:
         self.capabilities_changed = True
-        async with self.runtime.db.write() as conn:
+        async with term_write(self.runtime, self.commands) as conn:
             await store.save_capabilities(conn, charger_id, values)
 
     def _identity(self, send: Send) -> str:

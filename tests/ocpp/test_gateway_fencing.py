@@ -31,15 +31,18 @@ pytestmark = pytest.mark.skipif(not NATS_URL, reason="needs VOLTLINE_TEST_NATS_U
 
 
 class ResetCounter(ChargePoint):  # type: ignore[misc]
-    """Accepts every Reset and notes its type."""
+    """Accepts every Reset and notes its type; answers once `release` is set (set from the start)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.resets: list[str] = []
+        self.release = asyncio.Event()
+        self.release.set()
 
     @on(Action.reset)
-    def on_reset(self, **payload: Any) -> Any:
+    async def on_reset(self, **payload: Any) -> Any:
         self.resets.append(str(payload["type"]))
+        await self.release.wait()
         return call_result.Reset(status="Accepted")
 
 
@@ -90,6 +93,48 @@ def test_a_lower_epoch_is_refused_and_equal_higher_or_none_reach_the_charger(gat
                     await leader.send(identity, "reset", {"type": "Hard"})
                 assert charger.resets == ["Hard", "Hard", "Soft"], "no refused command reached the charger"
                 assert own.refused == 2
+            finally:
+                task.cancel()
+        await bus.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_command_waiting_for_its_turn_is_refused_when_a_newer_term_began_meanwhile(gateway: LiveServer) -> None:
+    """DESIGN "Cluster": the epoch is checked again when a queued command's turn on the connection comes."""
+    account = gateway.account()
+    with gateway.client(account) as api:
+        identity = str(team_charger(api, account)["identity"])
+    own = gateway.app.app.state.gateway.fence
+
+    async def scenario() -> None:
+        bus = NatsBus(NATS_URL, gateway.settings.bus_prefix)
+        await bus.start()
+        async with connect(ws_url(gateway, identity), subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            charger = ResetCounter(identity, ws, response_timeout=10)
+            task = asyncio.create_task(charger.start())
+            booted = await charger.call(call.BootNotification(charge_point_model="Fence", charge_point_vendor="test"))
+            assert booted.status == "Accepted"
+            try:
+                epoch = own.highest + 1
+                user = Commands(bus, 10)
+                charger.release.clear()
+                first = asyncio.create_task(user.send(identity, "reset", {"type": "Hard"}))  # holds the connection
+                while charger.resets != ["Hard"]:
+                    await asyncio.sleep(0.01)
+                queued = asyncio.create_task(
+                    user.fenced(epoch, lambda _higher: None).send(identity, "reset", {"type": "Soft"})
+                )
+                while own.highest != epoch:  # admitted on arrival: the highest epoch seen is its own
+                    await asyncio.sleep(0.01)
+                await bus.publish(EPOCH_SUBJECT, encode_epoch(epoch + 1))
+                while own.highest != epoch + 1:
+                    await asyncio.sleep(0.01)
+                charger.release.set()
+                assert (await first)["status"] == "Accepted"
+                with pytest.raises(CommandFencedError):
+                    await queued
+                assert charger.resets == ["Hard"], "the queued command of the older term never reached the charger"
             finally:
                 task.cancel()
         await bus.close()

@@ -260,7 +260,6 @@ class Gateway:
     def _refuse(self, connection: Connection, action: str, epoch: int | None) -> bytes:
         """DESIGN "Cluster" (fencing): a control command of an older lease term; the charger never sees it."""
         self.fence.refused += 1
-        self.counts.message("out", action, "fenced")
         log.warning(
             "%s: %s of control-lease epoch %s refused (epoch %d seen)",
             connection.identity,

@@ -13,12 +13,14 @@ so epochs strictly rise across takeovers; the commands of a holder carry it (ser
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -101,7 +103,9 @@ class LeaseSession:
     async def raise_epoch(self, holder: str, now: datetime) -> int:
         """End the earlier terms' unfinished writes, then raise the epoch (this session holds the lock)."""
         assert self._conn is not None, "take the lock first"
-        await self._conn.execute(_END_EARLIER_TERMS)
+        # Without the right to end another role's sessions (pg_signal_backend), wait for them instead.
+        with contextlib.suppress(DBAPIError):
+            await self._conn.execute(_END_EARLIER_TERMS)
         return await raise_epoch(self._conn, holder, now)
 
     async def keep_alive(self) -> None:

@@ -61,6 +61,7 @@ RETRY_SECONDS = 1.0
 KEEP_ALIVE_SECONDS = 1.0
 KEEP_ALIVE_TIMEOUT_SECONDS = 1.5  # last keep-alive + 1 + 1.5 < IDLE_TIMEOUT: gone before the lock is free
 IDLE_TIMEOUT_SECONDS = 4.0
+TAKE_TIMEOUT_SECONDS = 10.0  # for the lock and the epoch (the epoch waits for earlier terms' writes to end)
 TERM_WRITE_IDLE_SECONDS = 5.0  # a holder's write transaction stalled this long is ended by PostgreSQL
 
 
@@ -157,14 +158,21 @@ class ControlLease:
     async def _try_once(self, session: leases.LeaseSession) -> bool:
         """One try for the lock; on success the epoch is raised and the duties run. False on any failure."""
         try:
-            if not await session.try_lock():
-                return False
-            epoch = await session.raise_epoch(self.holder, self.runtime.clock.now())
-        except Exception as error:  # a database away or a session ended: try again later
+            async with asyncio.timeout(TAKE_TIMEOUT_SECONDS):
+                if not await session.try_lock():
+                    return False
+                epoch = await session.raise_epoch(self.holder, self.runtime.clock.now())
+        except Exception as error:  # a database away, a session ended, a wait too long: try again later
             log.debug("control lease: cannot try the lock: %s", error)
             await session.close()
             return False
-        await self._take(epoch)
+        try:
+            await self._take(epoch)
+        except Exception:  # task boundary: a duty that cannot start gives the lease back for another to try
+            log.exception("control lease: the duties of epoch %d did not start", epoch)
+            await self._step_down("its duties did not start")
+            await session.close()
+            return False
         return True
 
     async def _run(self, session: leases.LeaseSession, holding: bool) -> None:
@@ -180,7 +188,7 @@ class ControlLease:
         """Keep the session alive and re-announce the epoch until the lease is lost; why it was."""
         while True:
             if await wait_event_or(self._fenced, asyncio.sleep(KEEP_ALIVE_SECONDS)):
-                return "a gateway has seen a higher epoch"
+                return "a gateway or the store has a higher epoch"
             try:
                 async with asyncio.timeout(KEEP_ALIVE_TIMEOUT_SECONDS):
                     await session.keep_alive()

@@ -127,8 +127,10 @@ def chargers_of(cluster: Cluster, ledger: Ledger) -> list[SmartCharger]:
 async def until_recorded(cluster: Cluster) -> None:
     """Until the holder has stored every answer it had asked for (no profile row left pending).
 
-    The takeovers below happen at such a quiet point: a takeover while a profile is in flight
-    leaves the new holder a pending row of the old term to plan around (see docs/cluster.md).
+    The takeovers below happen at such a quiet point. A takeover while a profile is in flight
+    leaves the new holder a pending row of the old term, and its first run may then install a
+    new session's TxProfile before the decreases are answered (README "The control lease",
+    known gap): with the holder stopped mid-send the chargers saw Σ 37.2-42.6 A on 32 A.
     """
     db = Database(cluster.gateway.database_url)
     try:

@@ -127,10 +127,11 @@ def chargers_of(cluster: Cluster, ledger: Ledger) -> list[SmartCharger]:
 async def until_recorded(cluster: Cluster) -> None:
     """Until the holder has stored every answer it had asked for (no profile row left pending).
 
-    The takeovers below happen at such a quiet point. A takeover while a profile is in flight
-    leaves the new holder a pending row of the old term, and its first run may then install a
-    new session's TxProfile before the decreases are answered (README "The control lease",
-    known gap): with the holder stopped mid-send the chargers saw Σ 37.2-42.6 A on 32 A.
+    The takeovers below happen at such a quiet point. After a takeover with profiles in flight
+    the new holder takes their limits as unknown and sends a new session's own profile in the
+    first phase, beside the decreases; the Ledger, which counts a session from its own profile
+    on, then sees Σ above C (37.2-42.6 A on 32 A in trials) although no charger's current rose
+    (README "The control lease").
     """
     db = Database(cluster.gateway.database_url)
     try:

@@ -6,6 +6,7 @@ control loops; every role serves health, readiness and metrics.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +33,9 @@ from voltline.bus import make_bus
 from voltline.clock import Clock
 from voltline.ocpp.endpoint import ocpp_endpoint
 from voltline.ocpp.gateway import Gateway
+from voltline.services.commands import Commands
 from voltline.services.gateways import GatewayWatch
+from voltline.services.lease import ControlLease, Duty
 from voltline.services.maintenance import Housekeeping
 from voltline.services.pricefeed import PriceFeed
 from voltline.services.runtime import Runtime, ensure_secret_key
@@ -123,6 +126,15 @@ ROLE_PARTS = {
 }
 
 
+def _control_duties(runtime: Runtime, commands: Commands) -> list[Duty]:
+    """What the control lease's holder runs (DESIGN "Cluster"), made afresh for each term."""
+    # PriceFeed polls ENTSO-E only when VOLTLINE_PRICE_FETCH and a token are set.
+    duties: list[Duty] = [Housekeeping(runtime), PriceFeed(runtime)]
+    if runtime.settings.smart_control:
+        duties.append(SmartCharging(runtime, commands))
+    return duties
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     """Wire the routes, the runtime and the lifespan for the given settings and role."""
     parts = ROLE_PARTS[settings.role]
@@ -142,12 +154,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     services: list[Service] = [runtime.writer] if parts.ocpp else []
     if gateway is not None:
         services.append(gateway)
-    smart = SmartCharging(runtime) if parts.control and settings.smart_control else None
-    if parts.control:
-        # PriceFeed polls ENTSO-E only when VOLTLINE_PRICE_FETCH and a token are set.
-        services += [Housekeeping(runtime), PriceFeed(runtime), GatewayWatch(runtime)]
-    if smart is not None:
-        services.append(smart)
+    # The control duties run only in the process holding the control lease (services/lease.py); the
+    # gateway watch runs in every control process (its writes are idempotent, services/gateways.py).
+    control = ControlLease(runtime, functools.partial(_control_duties, runtime)) if parts.control else None
+    if control is not None:
+        services += [GatewayWatch(runtime), control]
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -189,7 +200,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     )
     app.state.runtime = runtime
     app.state.gateway = gateway
-    app.state.smart = smart
+    app.state.control = control
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
     app.state.guest_rate_limiter = RateLimiter(settings.rate_limit_unauthenticated)
     app.state.auth_cache = AuthCache(settings.auth_cache_seconds)

@@ -70,5 +70,23 @@ class CommandFailedError(VoltlineError):
         self.description = description
 
 
+class CommandFencedError(VoltlineError):
+    """A gateway refused a control command: it has seen a higher control-lease epoch (DESIGN "Cluster")."""
+
+    def __init__(self, identity: str, epoch: int, higher: int) -> None:
+        super().__init__(f"{identity}: a command of control-lease epoch {epoch} was refused (epoch {higher} seen)")
+        self.epoch = epoch
+        self.higher = higher
+
+
+class LeaseLostError(VoltlineError):
+    """A write of a control-lease term that has ended: a newer term began (DESIGN "Cluster")."""
+
+    def __init__(self, epoch: int, current: int) -> None:
+        super().__init__(f"the control-lease term of epoch {epoch} has ended (epoch {current} now)")
+        self.epoch = epoch
+        self.current = current
+
+
 class StoreUnavailableError(VoltlineError):
     """The database cannot take writes now (DESIGN: Durability): nothing may be answered as stored."""

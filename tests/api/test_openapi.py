@@ -267,7 +267,7 @@ def _identity() -> str:
 
 
 async def _gateway(data: bytes) -> bytes:
-    command, _args = decode_request(data)
+    command, _args, _ = decode_request(data)
     if command == "get_configuration":
         keys = [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
         return encode_reply("ok", {"configuration_key": keys, "unknown_key": []})

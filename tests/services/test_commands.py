@@ -10,6 +10,7 @@ from voltline.bus import MemoryBus
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError
 from voltline.services.commands import (
     CommandFailedError,
+    CommandRequest,
     Commands,
     command_subject,
     decode_request,
@@ -20,7 +21,7 @@ from voltline.services.commands import (
 def test_a_command_reaches_the_responder_and_returns_the_chargers_answer() -> None:
     async def scenario() -> None:
         bus = MemoryBus()
-        seen: list[tuple[str, dict[str, object]]] = []
+        seen: list[CommandRequest] = []
 
         async def gateway(data: bytes) -> bytes:
             seen.append(decode_request(data))
@@ -29,7 +30,7 @@ def test_a_command_reaches_the_responder_and_returns_the_chargers_answer() -> No
         await bus.respond(command_subject("CP1"), gateway)
         result = await Commands(bus, call_timeout=1).send("CP1", "remote_start", {"connector_id": 1, "id_tag": "T"})
         assert result == {"status": "Accepted"}
-        assert seen == [("remote_start", {"connector_id": 1, "id_tag": "T"})]
+        assert seen == [("remote_start", {"connector_id": 1, "id_tag": "T"}, None)], "a user's command has no epoch"
 
     asyncio.run(scenario())
 

@@ -32,7 +32,7 @@ NOW = datetime(2025, 1, 15, 18, 30, 15, 123456)
 
 def through_gateway(connector: int, profile: dict[str, Any]) -> v16.SetChargingProfileRequest:
     """The request the gateway builds from the neutral command after a trip over the bus's JSON."""
-    command, args = decode_request(
+    command, args, _ = decode_request(
         encode_request("set_charging_profile", {"connector_id": connector, "profile": profile})
     )
     action, request = build_call(command, args)

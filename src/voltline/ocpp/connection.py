@@ -44,7 +44,7 @@ from typing import Any
 import msgspec
 
 from voltline.domain.ids import ChargerId
-from voltline.errors import ChargerNotBootedError, ChargerOfflineError
+from voltline.errors import ChargerNotBootedError, ChargerOfflineError, CommandFencedError
 from voltline.ocpp.log_limits import LogBudget
 from voltline.ocpp.rpc import CallError, CallResult, PendingCalls, Version, encode_call
 from voltline.ocpp.schema_check import encode_payload
@@ -227,13 +227,21 @@ class Connection:
             raise ChargerOfflineError(self.identity)
         await self._send_text(frame.decode())
 
-    async def call(self, action: str, payload: Any, timeout: float) -> Answer:
-        """Send a CALL and wait for its answer: TimeoutError after `timeout`, ChargerOfflineError on close."""
+    async def call(
+        self, action: str, payload: Any, timeout: float, *, admit: Callable[[], bool] | None = None
+    ) -> Answer:
+        """Send a CALL and wait for its answer: TimeoutError after `timeout`, ChargerOfflineError on close.
+
+        `admit`, asked when the call's turn comes, may still refuse it (CommandFencedError: a control
+        command whose lease term ended while it waited, DESIGN "Cluster").
+        """
         async with self._turn:
             if self.state is not State.OPEN:
                 raise ChargerOfflineError(self.identity)
             if not self.boot_accepted:
                 raise ChargerNotBootedError(self.identity)
+            if admit is not None and not admit():
+                raise CommandFencedError(self.identity, 0, 0)
             outstanding = self._pending.start(action)
             waiter: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
             self._waiter = waiter

@@ -4,7 +4,10 @@ While a charger is connected here, the gateway answers `charger.<identity>.comma
 (DESIGN: commands reach chargers only through the bus): it turns the neutral command into a
 call of the charger's OCPP version, sends it on the connection (one call in flight; the others
 wait), and replies `ok` with the charger's answer, `timeout`, `error` (a CALLERROR, or an answer
-that breaks the schema) or `offline` (the socket closed meanwhile).
+that breaks the schema) or `offline` (the socket closed meanwhile). A control command whose
+control-lease epoch is lower than the highest this process has seen gets `fenced` and never
+reaches the charger (DESIGN "Cluster", services/lease.py `EpochFence`); the epoch is checked when
+the command arrives and again when its turn on the connection comes.
 
 Connection status (DESIGN: OCPP): online on connect; offline when the socket closes or after
 two heartbeat intervals without a frame or pong; back online with the next frame (the
@@ -42,7 +45,7 @@ from voltline.bus.events import SMART_EVENTS, decode_event
 from voltline.bus.memory import Listener
 from voltline.domain.auth_throttle import AuthThrottle
 from voltline.domain.ids import ChargerId, SiteId, TeamId
-from voltline.errors import ChargerNotBootedError, ChargerOfflineError
+from voltline.errors import ChargerNotBootedError, ChargerOfflineError, CommandFencedError
 from voltline.ocpp.connection import CloseSocket, Connection, SendText, StatusTurns
 from voltline.ocpp.log_limits import LogBudget
 from voltline.ocpp.registry import Registry
@@ -52,6 +55,7 @@ from voltline.ocpp.v16 import commands as v16_commands
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
 from voltline.services import gateways, presence
 from voltline.services.commands import command_subject, decode_request, encode_reply, presence_subject
+from voltline.services.lease import EpochFence
 from voltline.services.runtime import Runtime
 from voltline.store.writer import MeterWriter
 from voltline.tasks import cancel_and_wait
@@ -105,6 +109,7 @@ class Gateway:
         settings = runtime.settings
         self.log_budget = LogBudget(settings.ocpp_log_budget_rows, settings.ocpp_log_budget_bytes, runtime.clock)
         self._placements: Subscription | None = None
+        self.fence = EpochFence(runtime)
 
     async def start(self) -> None:
         """Mark the chargers of this gateway's earlier run offline, announce it, start the liveness loop.
@@ -123,18 +128,20 @@ class Gateway:
         self._lost = await runtime.bus.listen(gateways.LOST_SUBJECT, self._on_lost)
         await self.announce()
         self._announcing = asyncio.create_task(self._run_announce(), name="voltline-gateway-announce")
+        await self.fence.start()
         self._liveness = asyncio.create_task(self._run_liveness(), name="voltline-ocpp-liveness")
         self._placements = await runtime.bus.listen(SMART_EVENTS, self._on_event)
         settle_gc()
 
     async def stop(self) -> None:
-        """Stop the liveness and announce loops and the listeners."""
+        """Stop the liveness and announce loops, the listeners and the epoch fence."""
         for subscription in (self._placements, self._lost):
             if subscription is not None:
                 await subscription.unsubscribe()
         self._placements = self._lost = None
         await cancel_and_wait([self._liveness, self._announcing])
         self._liveness = self._announcing = None
+        await self.fence.stop()
 
     async def announce(self) -> None:
         """DESIGN "Cluster": tell the gateway watches this gateway is alive."""
@@ -254,12 +261,19 @@ class Gateway:
     async def answer_command(self, connection: Connection, data: bytes) -> bytes:
         """Run one command from the bus on the connection and encode the outcome."""
         try:
-            command, args = decode_request(data)
+            command, args, epoch = decode_request(data)
             action, request = _BUILDERS[connection.version](command, args)
         except (v16_commands.InvalidCommandError, KeyError, TypeError, ValueError) as error:
             return encode_reply("error", code="InvalidArguments", description=str(error))
+        if not self.fence.admits(epoch):
+            return self._refuse(connection, action, epoch)
+        if epoch is not None:
+            self.fence.see(epoch)
         try:
-            answer = await connection.call(action, request, self.runtime.settings.ocpp_call_timeout)
+            timeout = self.runtime.settings.ocpp_call_timeout
+            answer = await connection.call(action, request, timeout, admit=lambda: self.fence.admits(epoch))
+        except CommandFencedError:
+            return self._refuse(connection, action, epoch)
         except ChargerNotBootedError:
             return encode_reply("not_booted")
         except ChargerOfflineError:
@@ -277,6 +291,18 @@ class Gateway:
         except OcppError as error:
             return encode_reply("error", code=error.code, description=f"The charger's answer: {error.description}")
         return encode_reply("ok", _RESULTS[connection.version](decoded.message))
+
+    def _refuse(self, connection: Connection, action: str, epoch: int | None) -> bytes:
+        """DESIGN "Cluster" (fencing): a control command of an older lease term; the charger never sees it."""
+        self.fence.refused += 1
+        log.warning(
+            "%s: %s of control-lease epoch %s refused (epoch %d seen)",
+            connection.identity,
+            action,
+            epoch,
+            self.fence.highest,
+        )
+        return encode_reply("fenced", epoch=self.fence.highest)
 
     async def _run_liveness(self) -> None:
         interval = self.runtime.settings.ocpp_heartbeat_interval

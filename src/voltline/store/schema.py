@@ -453,3 +453,13 @@ audit_log = Table(
     Column("detail", Text, nullable=True),
     Index("ix_audit_log_team_id_id", "team_id", "id"),
 )
+
+# DESIGN "Cluster": the control lease's epoch, one row per lease name; it rises at every takeover.
+control_leases = Table(
+    "control_leases",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+    Column("holder", Text, nullable=False),
+    Column("acquired_at", DateTime(), nullable=False),
+)

@@ -49,6 +49,8 @@ from voltline.errors import (
     CommandFailedError,
     VoltlineError,
 )
+from voltline.services.commands import Commands
+from voltline.services.lease import term_write
 from voltline.services.pricing import site_gate_now
 from voltline.services.runtime import Runtime
 from voltline.services.smart_control.enforcer import Enforcer
@@ -58,7 +60,7 @@ from voltline.smart.prices import smart_fraction
 from voltline.smart.scheduler import Decision
 from voltline.store import smart as store
 from voltline.store.power_pictures import delete_power_picture, encode_power_picture, save_power_picture
-from voltline.tasks import cancel_and_wait
+from voltline.tasks import cancel_and_wait, wait_event_or
 
 log = logging.getLogger("voltline.smart")
 
@@ -121,8 +123,10 @@ def _picture(view: SiteView, decision: Decision, gate: Gate, states: dict[int, s
 class SmartCharging:
     """The per-site control loops of this process."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, commands: Commands | None = None) -> None:
         self.runtime = runtime
+        # The control lease's term (services/lease.py): its commands carry the epoch, DESIGN "Cluster".
+        self.commands = runtime.commands if commands is None else commands
         self.settings = runtime.settings
         self.clock = runtime.clock
         self._sites: dict[int, SiteLoop] = {}
@@ -192,12 +196,12 @@ class SmartCharging:
             identity, profile_ids = left
             for profile_id in profile_ids:
                 try:
-                    await self.runtime.commands.send(identity, "clear_charging_profile", {"id": profile_id})
+                    await self.commands.send(identity, "clear_charging_profile", {"id": profile_id})
                 except ChargerOfflineError:
                     return  # cleared when it connects again
                 except (ChargerTimeoutError, CommandFailedError) as error:
                     log.info("%s: could not clear profile %s: %s", identity, profile_id, error)
-            async with self.runtime.db.write() as conn:
+            async with term_write(self.runtime, self.commands) as conn:
                 await store.delete_charger_profiles(conn, charger_id)
         except Exception:  # task boundary
             log.exception("smart charging: could not release charger %s", charger_id)
@@ -243,13 +247,7 @@ class SmartCharging:
         left = site.due - self.clock.monotonic()
         if left <= 0:
             return
-        waiters = [asyncio.ensure_future(site.wake.wait()), asyncio.ensure_future(self.clock.sleep(left))]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await wait_event_or(site.wake, self.clock.sleep(left))
 
     # ------------------------------------------------------------------ one run
 
@@ -257,14 +255,14 @@ class SmartCharging:
         """One control run of a site; the seconds until it should run again (None: on events only)."""
         self._collect_young(site_id)
         if reconnected:
-            async with self.runtime.db.write() as conn:
+            async with term_write(self.runtime, self.commands) as conn:
                 for charger_id in reconnected:
                     await store.mark_profiles_stale(conn, charger_id)
         loaded = await self._load(site_id)
         if loaded is None:
             self._sizes.pop(site_id, None)
             self._watches.pop(site_id, None)
-            async with self.runtime.db.write() as conn:
+            async with term_write(self.runtime, self.commands) as conn:
                 await delete_power_picture(conn, site_id)
             return None
         site, view = loaded
@@ -276,7 +274,7 @@ class SmartCharging:
         view, settled = await self._enforce(site_id, view, gate, caps)
         decision, states, changed = await self._pure(_settle, view, gate, caps)
         picture = await self._pure(_picture, view, decision, gate, states, now)
-        async with self.runtime.db.write() as conn:
+        async with term_write(self.runtime, self.commands) as conn:
             if changed:
                 await store.set_connector_states(conn, changed, now)
             await save_power_picture(conn, site_id, picture, now)
@@ -304,7 +302,7 @@ class SmartCharging:
             sends = await self._pure(_plan, view, gate, frozenset(failed), caps)
             first = [send for send in sends if send.first]
             if first:
-                enforcer = Enforcer(self.runtime, view)
+                enforcer = Enforcer(self.runtime, view, self.commands)
                 newly = await enforcer.execute(first) - failed
                 view = await self._after(site_id, enforcer)
                 if newly or enforcer.capabilities_changed:  # allocate again before any increase
@@ -312,7 +310,7 @@ class SmartCharging:
                     continue
             rest = [send for send in sends if not send.first]
             if rest:
-                enforcer = Enforcer(self.runtime, view)
+                enforcer = Enforcer(self.runtime, view, self.commands)
                 await enforcer.execute(rest)
                 view = await self._after(site_id, enforcer)
             return view, True
@@ -322,7 +320,7 @@ class SmartCharging:
         """TxProfiles of transactions that ended while their charger is offline are simply forgotten."""
         rows = [r for r in scheduler.finished_rows(view) if not view.chargers[r.charger_id].reachable]
         if rows:
-            async with self.runtime.db.write() as conn:
+            async with term_write(self.runtime, self.commands) as conn:
                 for row in rows:
                     await store.delete_profile(conn, row.charger_id, row.connector, row.purpose)
 
@@ -380,12 +378,12 @@ class SmartCharging:
 
     async def _read_configuration(self, charger_id: int, identity: str) -> bool:
         try:
-            result = await self.runtime.commands.send(identity, "get_configuration", {"keys": CONFIGURATION_KEYS})
+            result = await self.commands.send(identity, "get_configuration", {"keys": CONFIGURATION_KEYS})
         except (ChargerOfflineError, ChargerTimeoutError, CommandFailedError) as error:
             log.warning("%s: could not read its smart-charging configuration: %s", identity, self._why(error))
             return False
         keys = result.get("configuration_key") or []
-        async with self.runtime.db.write() as conn:
+        async with term_write(self.runtime, self.commands) as conn:
             await store.save_capabilities(conn, charger_id, store.configuration_values(list(keys), self.clock.now()))
         return True
 

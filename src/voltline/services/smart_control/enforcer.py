@@ -31,6 +31,8 @@ from typing import Any
 
 from voltline.domain.site_view import DEFAULT, TX, ConnectorRow, ProfileKey, ProfileRow, SiteView
 from voltline.errors import ChargerOfflineError, ChargerTimeoutError, CommandFailedError
+from voltline.services.commands import Commands
+from voltline.services.lease import term_write
 from voltline.services.runtime import Runtime
 from voltline.smart.allocation import MIN_TENTHS
 from voltline.smart.profiles import (
@@ -90,8 +92,9 @@ def _covered(stored: ProfileRow | None, pending: ProfileRow) -> bool:
 class Enforcer:
     """Sends one phase of profile changes for a site and returns the connectors it could not steer."""
 
-    def __init__(self, runtime: Runtime, view: SiteView) -> None:
+    def __init__(self, runtime: Runtime, view: SiteView, commands: Commands | None = None) -> None:
         self.runtime = runtime
+        self.commands = runtime.commands if commands is None else commands
         self.view = view
         self.connectors = {(c.charger_id, c.number): c for c in view.connectors}
         self._saves: list[tuple[ProfileRow, dict[str, Any], asyncio.Future[None]]] = []
@@ -288,7 +291,7 @@ class Enforcer:
         if answer == TIMEOUT and send.purpose == DEFAULT:
             return False
         await asyncio.gather(*self._recorded)  # a row of this key still queued must not land after the delete
-        async with self.runtime.db.write() as conn:
+        async with term_write(self.runtime, self.commands) as conn:
             await store.delete_profile(conn, send.charger_id, send.connector, send.purpose)
         self._changes[(send.charger_id, send.connector, send.purpose)] = None
         return True
@@ -353,7 +356,7 @@ class Enforcer:
     async def _command(self, send: Send, command: str, args: dict[str, Any]) -> str:
         """The charger's status word; `timeout` when it is offline or silent; Rejected for a CALLERROR."""
         try:
-            result = await self.runtime.commands.send(self._identity(send), command, args)
+            result = await self.commands.send(self._identity(send), command, args)
         except (ChargerOfflineError, ChargerTimeoutError):
             return TIMEOUT
         except CommandFailedError as error:
@@ -384,7 +387,7 @@ class Enforcer:
         while self._saves:
             saves, self._saves = self._saves, []
             try:
-                async with self.runtime.db.write() as conn:
+                async with term_write(self.runtime, self.commands) as conn:
                     await store.save_profiles(conn, [(row, values) for row, values, _ in saves], self._now())
             except Exception as error:  # task boundary: every waiting send sees the failure
                 for _, _, done in saves:
@@ -400,7 +403,7 @@ class Enforcer:
 
     async def _write_capability(self, charger_id: int, **values: Any) -> None:
         self.capabilities_changed = True
-        async with self.runtime.db.write() as conn:
+        async with term_write(self.runtime, self.commands) as conn:
             await store.save_capabilities(conn, charger_id, values)
 
     def _identity(self, send: Send) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -56,10 +56,11 @@ async def get_charger(rt: Runtime, team_id: TeamId, charger_ref: Ref) -> RowMapp
 
 async def get_charger_with_connectors(
     rt: Runtime, team_id: TeamId, charger_ref: Ref
-) -> tuple[Mapping[str, Any], list[Mapping[str, Any]]]:
-    """One charger of the team and its connectors, read together in one statement."""
+) -> tuple[RowMapping, list[RowMapping]]:
+    """One charger of the team and its connectors, read together."""
     async with rt.db.read() as conn:
-        return await chargers.get_charger_with_connectors(conn, team_id, charger_ref)
+        row = await chargers.get_charger(conn, team_id, charger_ref)
+        return row, await chargers.list_charger_connectors(conn, ChargerId(row["id"]))
 
 
 async def _create(conn: AsyncConnection, identity: str, placement: dict[str, Any]) -> RowMapping:

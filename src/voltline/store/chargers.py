@@ -117,49 +117,6 @@ async def list_all_chargers(conn: AsyncConnection) -> list[RowMapping]:
     return list((await conn.execute(select(chargers).order_by(chargers.c.id))).mappings().all())
 
 
-# One round trip for the single-charger GET: the charger joined with its connectors (none: one row
-# of NULL connector columns), each connector column labelled with a prefix the split below strips.
-_CONNECTOR_PREFIX = "connector__"
-_TEAM_CHARGER_WITH_CONNECTORS = (
-    select(chargers, *(column.label(_CONNECTOR_PREFIX + column.name) for column in connectors.c))
-    .outerjoin(connectors, connectors.c.charger_id == chargers.c.id)
-    .order_by(connectors.c.connector_id)
-)
-_NESTED_NAMES = tuple((column.element.name, column.name) for column in _NESTED_CHARGER)
-_WITH_CONNECTORS_BY_ID = _TEAM_CHARGER_WITH_CONNECTORS.where(
-    chargers.c.team_id == bindparam("team_id"), chargers.c.id == bindparam("ref")
-)
-_WITH_CONNECTORS_BY_UUID = _TEAM_CHARGER_WITH_CONNECTORS.where(
-    chargers.c.team_id == bindparam("team_id"), chargers.c.uuid == bindparam("ref")
-)
-
-
-async def get_charger_with_connectors(
-    conn: AsyncConnection, team_id: TeamId, ref: Ref
-) -> tuple[Mapping[str, Any], list[Mapping[str, Any]]]:
-    """One charger of the team and its connectors (as `list_charger_connectors` shapes them), in one statement."""
-    if isinstance(ref, int) and not 0 < ref <= MAX_ROW_ID:
-        raise NotFoundError("chargers")
-    query = _WITH_CONNECTORS_BY_ID if isinstance(ref, int) else _WITH_CONNECTORS_BY_UUID
-    rows = (await conn.execute(query, {"team_id": team_id, "ref": ref})).mappings().all()
-    if not rows:
-        raise NotFoundError("charger")
-    charger: dict[str, Any] = {}
-    for key, value in rows[0].items():
-        if not key.startswith(_CONNECTOR_PREFIX):
-            charger[key] = value
-    nested = {label: charger[name] for name, label in _NESTED_NAMES}
-    found: list[Mapping[str, Any]] = []
-    cut = len(_CONNECTOR_PREFIX)
-    for row in rows:
-        if row[_CONNECTOR_PREFIX + "id"] is None:
-            continue  # the outer join's row for a charger without connectors
-        connector = {key[cut:]: value for key, value in row.items() if key.startswith(_CONNECTOR_PREFIX)}
-        connector.update(nested)
-        found.append(connector)
-    return charger, found
-
-
 async def list_site_chargers(conn: AsyncConnection, site_id: SiteId, *, offset: int, limit: int) -> list[RowMapping]:
     """A page of the chargers placed on the site, oldest first."""
     query = select(chargers).where(chargers.c.site_id == site_id).order_by(chargers.c.id).offset(offset).limit(limit)

@@ -168,15 +168,12 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for queries, autocommit (SQLite: on the event loop; PostgreSQL: from the pool)."""
+        """A connection for queries (SQLite: on the event loop, autocommit; PostgreSQL: in a transaction)."""
         if self.inline_reader is not None:
             with self.inline_reader.connect() as sync_conn:
                 yield cast(AsyncConnection, _InlineConnection(sync_conn))
             return
-        # PostgreSQL reads in autocommit: under READ COMMITTED each statement takes its own snapshot
-        # inside a transaction too, so BEGIN and COMMIT were two round trips that bought nothing.
-        async with self.reader.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with self.reader.connect() as conn, conn.begin():
             yield conn
 
     @asynccontextmanager

@@ -3,10 +3,11 @@
 Method (DESIGN.md "Benchmarks", "Cluster"). Two parts, each optional:
 
 `--idle N[,N...]` (default 2000): side by side in one run, with the same load generator
-(bench/_ocpp_client.py, `--clients` processes), a fresh `voltline serve` on a fresh SQLite file
-and the `ocpp`-library central system (bench/ocpplib_server.py). For each: start the server,
-connect and boot one warm-up charger, RSS with 0; connect and boot N chargers that then stay
-idle, RSS with N. Memory per charger = (RSS with N - RSS with 0) / N.
+(bench/_ocpp_client.py, `--clients` processes), a fresh `voltline serve` on a fresh SQLite
+file and the `ocpp`-library central system (bench/ocpplib_server.py); with `--echo` also the bare
+uvicorn + Starlette route that `voltline serve` is built on (bench/echo_server.py): the floor.
+For each: start the server, connect and boot one warm-up charger, RSS with 0; connect and boot
+N chargers that then stay idle, RSS with N. Memory per charger = (RSS with N - RSS with 0) / N.
 
 `--cluster N`: N chargers over `--gateways` server processes, each on its own loopback address
 (127.0.0.2, 127.0.0.3, ...; the per-process open-files limit of the machine caps one process
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import os
@@ -244,7 +246,8 @@ async def idle_one(args: argparse.Namespace, target: str, chargers: int, workdir
         await seed(url, chargers=chargers + 1, sites=max(1, chargers // 10))
         server = Server(serve_command("127.0.0.1", port, None), voltline_env(url, workdir), "127.0.0.1", port, log)
     else:
-        command = [sys.executable, str(HERE / "ocpplib_server.py"), "--port", str(port)]
+        script = {"ocpplib": "ocpplib_server.py", "echo": "echo_server.py"}[target]
+        command = [sys.executable, str(HERE / script), "--port", str(port)]
         server = Server(command, dict(os.environ), "127.0.0.1", port, log)
     result = Idle(target, chargers)
     await server.start()
@@ -276,7 +279,7 @@ async def idle_part(args: argparse.Namespace) -> list[Idle]:
     results = []
     with tempfile.TemporaryDirectory(prefix="voltline-cluster-") as tmp:
         for chargers in args.idle:
-            for target in ("voltline", "ocpplib"):
+            for target in ("voltline", "ocpplib", *(["echo"] if args.echo else [])):
                 result = await idle_one(args, target, chargers, Path(tmp))
                 results.append(result)
                 print(
@@ -314,6 +317,28 @@ class ClusterRun:
     recovery_s: float | None = None
     restarted_chargers: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+async def send_commands(run: ClusterRun, api: str, seeded: Seeded, *, rate: float, seconds: float) -> None:
+    """`commands` in a process of its own (DESIGN "Benchmarks": the load generator is its own process)."""
+    plan = {"api": api, "seeded": dataclasses.asdict(seeded), "rate": rate, "seconds": seconds}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--send-commands", json.dumps(plan), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    run.commands, run.command_status = result["commands"], result["command_status"]
+    run.command_ms, run.command_late = result["command_ms"], result["command_late"]
+
+
+async def command_process(plan: dict[str, Any]) -> None:
+    """The command generator's process: send for `seconds`, print the outcome as one JSON line."""
+    seeded = plan["seeded"]
+    seeded = Seeded(seeded["team_id"], seeded["token"], tuple(seeded["charger_ids"]), seeded["database"])  # type: ignore[arg-type]
+    run = ClusterRun(0, 0, "", 0.0)
+    await commands(run, plan["api"], seeded, rate=plan["rate"], until=time.monotonic() + plan["seconds"])
+    keys = ("commands", "command_status", "command_ms", "command_late")
+    print(json.dumps({key: getattr(run, key) for key in keys}), flush=True)
 
 
 async def commands(run: ClusterRun, api: str, seeded: Seeded, *, rate: float, until: float) -> None:
@@ -443,7 +468,7 @@ async def hold(
     for gen in everyone:
         await gen.send(f"go {go}")
     until = go + args.hold
-    sender = asyncio.create_task(commands(run, api_url, seeded, rate=args.command_rate, until=until))
+    sender = asyncio.create_task(send_commands(run, api_url, seeded, rate=args.command_rate, seconds=args.hold))
     await watch_rss(run, servers, until)
     await sender
     outcomes = [await gen.wait_for("result", 120) for gen in everyone]
@@ -561,6 +586,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle", default="2000", help="comma-separated N for the side-by-side idle run (0: skip)")
     parser.add_argument("--clients", type=int, default=2, help="idle run: load-generator processes")
+    parser.add_argument(
+        "--echo", action="store_true", help="idle run: also the bare uvicorn + Starlette route (bench/echo_server.py)"
+    )
     parser.add_argument("--cluster", type=int, default=0, metavar="N", help="chargers of the cluster run (0: skip)")
     parser.add_argument("--gateways", type=int, default=4)
     parser.add_argument("--per-generator", type=int, default=12_500, help="sockets per generator process at most")
@@ -585,6 +613,11 @@ async def main_async(args: argparse.Namespace) -> tuple[list[Idle], ClusterRun |
 
 def main(argv: list[str]) -> None:
     """Raise the open-files limit (inherited by every process started), run, print, record."""
+    if argv[:1] == ["--send-commands"]:
+        import uvloop
+
+        uvloop.run(command_process(json.loads(argv[1])))
+        return
     args = parse_args(argv)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -211,8 +211,12 @@ class Charger(asyncio.Protocol):
 
     def _message(self, msg: list[Any]) -> None:
         kind = msg[0]
-        if kind == 2:  # a CALL from the server: not part of this benchmark
-            self._write(client_frame(msgspec.json.encode([4, msg[1], "NotImplemented", "bench client", {}])))
+        if kind == 2:  # a CALL from the server: GetConfiguration answered (bench/cluster.py), others refused
+            if msg[2] == "GetConfiguration":
+                answer: list[Any] = [3, msg[1], {"configurationKey": [], "unknownKey": msg[3].get("key") or []}]
+            else:
+                answer = [4, msg[1], "NotImplemented", "bench client", {}]
+            self._write(client_frame(msgspec.json.encode(answer)))
             return
         if msg[1] != self.waiting:
             self.gen.stats.errors["unexpected answer"] += 1

@@ -57,6 +57,8 @@ async def ocpp_endpoint(websocket: WebSocket) -> None:
         await _deny(websocket, 401, "Unauthenticated.", {"WWW-Authenticate": 'Basic realm="Voltline OCPP"'})
         return
     connection = gateway.new_connection(charger, SUBPROTOCOLS[subprotocol], _sender(websocket), _closer(websocket))
+    # The row drags its result's metadata along (~9 KiB of SQLAlchemy key maps): not kept for the socket's life.
+    del charger
     await websocket.accept(subprotocol=subprotocol)
     connection.opened()
     try:

@@ -1,0 +1,220 @@
+"""docs/deploy.md's recipe, run: HAProxy from docs/deploy/haproxy.cfg in front of two `voltline serve` processes.
+
+Both processes share one fresh PostgreSQL database and one NATS subject prefix (DESIGN "Cluster"),
+trust the proxy (`VOLTLINE_TRUSTED_PROXIES`), and sit behind HAProxy, which terminates TLS with a
+self-signed certificate made for this run and health-checks `/readyz`. Through the proxy: the
+REST API answers over https and sees the client as https (its pagination links say so); a charger
+on security profile 2 (HTTP Basic over TLS only) connects over wss://, and the same charger over
+plain ws:// is refused even when it claims `X-Forwarded-Proto: https` itself; a command asked of
+the process that does not hold the charger's socket reaches it over NATS. When the process holding
+the socket is killed, HAProxy marks it down, the charger reconnects through the proxy to the live
+process, and commands through the proxy reach it there.
+
+Needs `VOLTLINE_TEST_POSTGRES_URL`, `VOLTLINE_TEST_NATS_URL` and Debian's `haproxy` (`.ci/run`
+installs it when missing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.support.haproxy import HAPROXY, Haproxy, client_tls
+from tests.support.killable_server import Fleet, KillableServer, seed_fleet
+
+NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
+POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
+METRICS_TOKEN = "deploy-recipe-metrics-token"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (NATS_URL and POSTGRES_URL), reason="needs VOLTLINE_TEST_NATS_URL and VOLTLINE_TEST_POSTGRES_URL"
+    ),
+    pytest.mark.skipif(not HAPROXY, reason="haproxy is not installed (`.ci/run` installs Debian's haproxy)"),
+]
+
+
+class GarageCharger(ChargePoint):  # type: ignore[misc]
+    """A charger that boots and accepts every Reset, keeping the reset types it was asked for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reset_types: list[str] = []
+
+    @on(Action.reset)
+    def on_reset(self, **payload: Any) -> Any:
+        self.reset_types.append(str(payload["type"]))
+        return call_result.Reset(status="Accepted")
+
+
+@dataclass
+class Recipe:
+    """The running recipe: the seeded fleet, processes A and B, HAProxy, and a client trusting its certificate."""
+
+    fleet: Fleet
+    a: KillableServer
+    b: KillableServer
+    proxy: Haproxy
+    tls: ssl.SSLContext
+
+    @property
+    def https_url(self) -> str:
+        """The proxy's TLS address."""
+        return f"https://127.0.0.1:{self.proxy.https_port}"
+
+    @property
+    def identity(self) -> str:
+        """The one charger's identity."""
+        return next(iter(self.fleet.chargers))
+
+    @property
+    def charger_id(self) -> int:
+        """The one charger's API id."""
+        return next(iter(self.fleet.chargers.values()))
+
+    def api(self, base_url: str) -> httpx.AsyncClient:
+        """An API client of the fleet's team, on the proxy or on one process."""
+        headers = {"Authorization": f"Bearer {self.fleet.account.token}", "Accept": "application/json"}
+        return httpx.AsyncClient(base_url=base_url, headers=headers, timeout=40, verify=self.tls)
+
+    async def reset(self, base_url: str, kind: str) -> httpx.Response:
+        """`POST .../commands/restart` asked at `base_url`."""
+        async with self.api(base_url) as api:
+            path = f"/api/v2/teams/{self.fleet.account.team_id}/chargers/{self.charger_id}/commands/restart"
+            return await api.post(path, json={"type": kind})
+
+
+@pytest.fixture
+def recipe(fresh_database: Callable[[str], str], tmp_path: Path) -> Iterator[Recipe]:
+    """Processes A and B (role `all`) on one database and bus, behind HAProxy on the documented configuration."""
+    url = fresh_database("postgres")
+    fleet = asyncio.run(seed_fleet(url, 1, 32))
+    settings = {
+        "VOLTLINE_BUS_URL": NATS_URL,
+        "VOLTLINE_BUS_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
+        "VOLTLINE_SMART_CONTROL": "false",
+        "VOLTLINE_TRUSTED_PROXIES": "127.0.0.1",
+        "VOLTLINE_HTTP_KEEP_ALIVE": "75",
+        "VOLTLINE_METRICS_TOKEN": METRICS_TOKEN,
+    }
+    for name in ("a", "b", "haproxy"):
+        (tmp_path / name).mkdir()
+    servers = [KillableServer(url, tmp_path / name, settings) for name in ("a", "b")]
+    a, b = servers
+    proxy = Haproxy(tmp_path / "haproxy", {"api1": a.port, "gateway1": a.port, "api2": b.port, "gateway2": b.port})
+    try:
+        for server in servers:
+            server.start()
+        proxy.start()
+        yield Recipe(fleet, a, b, proxy, client_tls(proxy.ca_file))
+    finally:
+        proxy.stop()
+        for server in servers:
+            server.stop()
+
+
+@asynccontextmanager
+async def booted(
+    url: str, recipe: Recipe, tls: ssl.SSLContext | None, headers: dict[str, str] | None = None
+) -> AsyncIterator[tuple[GarageCharger, Any]]:
+    """The charger connected at `url` with its HTTP Basic login, booted; with its client socket."""
+    login = base64.b64encode(f"{recipe.identity}:{recipe.fleet.password}".encode()).decode()
+    sent = {"Authorization": f"Basic {login}", **(headers or {})}
+    async with connect(url, subprotocols=["ocpp1.6"], additional_headers=sent, ssl=tls) as ws:  # type: ignore[list-item]
+        charger = GarageCharger(recipe.identity, ws, response_timeout=10)
+        task = asyncio.create_task(charger.start())
+        answer = await charger.call(call.BootNotification(charge_point_model="Recipe", charge_point_vendor="test"))
+        assert answer.status == "Accepted"
+        try:
+            yield charger, ws
+        finally:
+            task.cancel()
+
+
+async def connected_chargers(recipe: Recipe, server: KillableServer) -> float:
+    """`voltline_ocpp_connected_chargers` of one process, over every OCPP version."""
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        page = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert page.status_code == 200, page.text
+    lines = [line for line in page.text.splitlines() if line.startswith("voltline_ocpp_connected_chargers{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+async def holder(recipe: Recipe) -> tuple[KillableServer, KillableServer]:
+    """(the process holding the charger's socket, the other one), by their own metrics."""
+    held = [await connected_chargers(recipe, server) for server in (recipe.a, recipe.b)]
+    assert sorted(held) == [0, 1], f"the charger should be on exactly one process: {held}"
+    return (recipe.a, recipe.b) if held[0] == 1 else (recipe.b, recipe.a)
+
+
+def test_https_through_the_proxy_reaches_the_api_which_sees_the_client_as_https(recipe: Recipe) -> None:
+    """X-Forwarded-Proto from a trusted proxy (DESIGN "Charger security"): the absolute links say https."""
+
+    async def scenario() -> None:
+        sites = f"/api/v2/teams/{recipe.fleet.account.team_id}/sites"
+        async with recipe.api(recipe.https_url) as api:
+            through_proxy = await api.get(sites)
+        assert through_proxy.status_code == 200, through_proxy.text
+        assert [site["id"] for site in through_proxy.json()["data"]] == [recipe.fleet.site_id]
+        assert through_proxy.json()["links"]["first"] == f"{recipe.https_url}{sites}?page=1"
+        async with recipe.api(recipe.a.base_url) as api:
+            direct = await api.get(sites)
+        assert direct.json()["links"]["first"] == f"{recipe.a.base_url}{sites}?page=1"
+
+    asyncio.run(scenario())
+
+
+def test_a_charger_over_wss_through_the_proxy_survives_the_loss_of_its_process(recipe: Recipe) -> None:
+    """docs/deploy.md: TLS at the proxy, commands across processes, /readyz checks, reconnect to the live process."""
+
+    async def scenario() -> None:
+        async with recipe.api(recipe.https_url) as api:
+            path = f"/api/v2/teams/{recipe.fleet.account.team_id}/chargers/{recipe.charger_id}/ocpp"
+            profile = await api.put(path, json={"security_profile": 2})
+        assert profile.status_code == 200 and profile.json()["data"]["security_profile"] == 2, profile.text
+
+        plain = f"ws://127.0.0.1:{recipe.proxy.http_port}/ocpp/{recipe.identity}"
+        with pytest.raises(InvalidStatus) as refused:
+            async with booted(plain, recipe, None, {"X-Forwarded-Proto": "https"}):
+                pass
+        assert refused.value.response.status_code == 401, "profile 2 over ws://: the proxy sets the scheme itself"
+
+        secure = f"wss://127.0.0.1:{recipe.proxy.https_port}/ocpp/{recipe.identity}"
+        async with booted(secure, recipe, recipe.tls) as (charger, ws):
+            holding, other = await holder(recipe)
+            answer = await recipe.reset(other.base_url, "Hard")
+            assert answer.status_code == 200 and answer.json()["message"] == "Accepted", answer.text
+            assert charger.reset_types == ["Hard"], "asked of the other process, delivered over NATS"
+
+            holding.kill()
+            await asyncio.wait_for(ws.wait_closed(), 10)
+        dead = "1" if holding is recipe.a else "2"
+        await asyncio.to_thread(
+            recipe.proxy.wait_for,
+            lambda states: states[f"gateways/gateway{dead}"] == "DOWN" and states[f"api/api{dead}"] == "DOWN",
+            f"process {dead} marked DOWN by its health check",
+        )
+
+        async with booted(secure, recipe, recipe.tls) as (charger, _):
+            assert await connected_chargers(recipe, other) == 1, "the reconnect lands on the live process"
+            answer = await recipe.reset(recipe.https_url, "Soft")
+            assert answer.status_code == 200 and answer.json()["message"] == "Accepted", answer.text
+            assert charger.reset_types == ["Soft"]
+
+    asyncio.run(scenario())

@@ -12,7 +12,6 @@ token with the same sites and charger, and lets the charger in with its password
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import shutil
 import subprocess
@@ -23,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
-from websockets.asyncio.client import connect
 
+from tests.support.fleet_login import charger_let_in
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 from tests.support.sites import SITE_BODY
 
@@ -61,15 +60,6 @@ def what_the_api_shows(server: KillableServer, fleet: Fleet) -> dict[str, Any]:
     return {"sites": sites.json()["data"], "charger": charger.json()["data"], "ocpp": ocpp.json()["data"]}
 
 
-async def charger_login_accepted(server: KillableServer, fleet: Fleet) -> None:
-    """The charger's WebSocket upgrade with its HTTP Basic login succeeds (its password hash verifies)."""
-    identity = next(iter(fleet.chargers))
-    login = base64.b64encode(f"{identity}:{fleet.password}".encode()).decode()
-    url = f"ws://127.0.0.1:{server.port}/ocpp/{identity}"
-    async with connect(url, subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {login}"}) as ws:  # type: ignore[list-item]
-        assert ws.subprotocol == "ocpp1.6"
-
-
 def test_a_pg_dump_taken_while_serving_restores_into_another_database_that_serves_the_same_data(
     fresh_database: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -101,6 +91,6 @@ def test_a_pg_dump_taken_while_serving_restores_into_another_database_that_serve
     restored.start()
     try:
         assert what_the_api_shows(restored, fleet) == before
-        asyncio.run(charger_login_accepted(restored, fleet))
+        assert asyncio.run(charger_let_in(restored, fleet))
     finally:
         restored.stop()

@@ -17,7 +17,6 @@ installs it when missing).
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import ssl
 import uuid
@@ -35,6 +34,7 @@ from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.support.fleet_login import basic_login
 from tests.support.haproxy import HAPROXY, Haproxy, client_tls
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 
@@ -134,8 +134,7 @@ async def booted(
     url: str, recipe: Recipe, tls: ssl.SSLContext | None, headers: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[GarageCharger, Any]]:
     """The charger connected at `url` with its HTTP Basic login, booted; with its client socket."""
-    login = base64.b64encode(f"{recipe.identity}:{recipe.fleet.password}".encode()).decode()
-    sent = {"Authorization": f"Basic {login}", **(headers or {})}
+    sent = {**basic_login(recipe.identity, recipe.fleet.password), **(headers or {})}
     async with connect(url, subprotocols=["ocpp1.6"], additional_headers=sent, ssl=tls) as ws:  # type: ignore[list-item]
         charger = GarageCharger(recipe.identity, ws, response_timeout=10)
         task = asyncio.create_task(charger.start())

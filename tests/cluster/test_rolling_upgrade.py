@@ -15,7 +15,6 @@ Needs `VOLTLINE_TEST_POSTGRES_URL` and a git checkout with history (`.ci/run` ru
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import os
 import shutil
@@ -27,8 +26,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 
+from tests.support.fleet_login import charger_let_in
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 from tests.support.sites import SITE_BODY
 
@@ -89,15 +88,6 @@ def make_site(server: KillableServer, fleet: Fleet, name: str) -> None:
     with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as api:
         made = api.post(f"/api/v2/teams/{fleet.account.team_id}/sites", json={**SITE_BODY, "name": name})
     assert made.status_code == 201, made.text
-
-
-async def charger_let_in(server: KillableServer, fleet: Fleet) -> bool:
-    """The charger's WebSocket upgrade with its HTTP Basic login is accepted."""
-    identity = next(iter(fleet.chargers))
-    login = base64.b64encode(f"{identity}:{fleet.password}".encode()).decode()
-    url = f"ws://127.0.0.1:{server.port}/ocpp/{identity}"
-    async with connect(url, subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {login}"}) as ws:  # type: ignore[list-item]
-        return ws.subprotocol == "ocpp1.6"
 
 
 def test_the_code_before_the_newest_migration_serves_beside_the_new_code_on_the_migrated_database(

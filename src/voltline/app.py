@@ -1,17 +1,23 @@
-"""`create_app(settings)`: the one ASGI app that serves the REST API, docs, health, readiness and the OCPP endpoint."""
+"""`create_app(settings)`: the one ASGI app, serving and running what the process's role starts.
+
+DESIGN "Cluster": by role, the REST API and docs, the OCPP endpoint with the meter writer, the
+control loops; every role serves health, readiness and metrics.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +41,15 @@ from voltline.store import migrate
 from voltline.store.engine import Database
 
 log = logging.getLogger("voltline")
+
+
+class Service(Protocol):
+    """A part of the process with a start and a stop (the writer, the gateway, the control loops)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
 
 _STATUS_TEXT = {404: "Not found.", 405: "Method not allowed.", 413: "The request body is too large."}
 
@@ -90,8 +105,26 @@ async def _server_error(_request: Request, exc: Exception) -> Response:
     return message("Server Error.", 500)
 
 
+@dataclass(frozen=True)
+class Parts:
+    """What one role serves and starts (DESIGN "Cluster"); health, readiness and metrics are served by every role."""
+
+    rest: bool  # the REST API and its docs
+    ocpp: bool  # the /ocpp endpoint, the meter writer, liveness and gateway presence
+    control: bool  # smart-charging control, housekeeping, the price feed, the watch over silent gateways
+
+
+ROLE_PARTS = {
+    "all": Parts(rest=True, ocpp=True, control=True),
+    "api": Parts(rest=True, ocpp=False, control=False),
+    "gateway": Parts(rest=False, ocpp=True, control=False),
+    "worker": Parts(rest=False, ocpp=False, control=True),
+}
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
-    """Wire the routes, the runtime and the lifespan for the given settings."""
+    """Wire the routes, the runtime and the lifespan for the given settings and role."""
+    parts = ROLE_PARTS[settings.role]
     runtime = Runtime(
         settings=settings,
         db=Database(
@@ -103,43 +136,48 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         clock=clock or Clock(),
         bus=make_bus(settings.bus_url, settings.bus_prefix),
     )
-    gateway = Gateway(runtime, runtime.writer)
-    housekeeping = Housekeeping(runtime)
-    price_feed = PriceFeed(runtime)  # polls ENTSO-E only when VOLTLINE_PRICE_FETCH and a token are set
-    smart = SmartCharging(runtime) if settings.smart_control else None
+    gateway = Gateway(runtime, runtime.writer) if parts.ocpp else None
+    # Started in this order, stopped in the reverse one.
+    services: list[Service] = [runtime.writer] if parts.ocpp else []
+    if gateway is not None:
+        services.append(gateway)
+    smart = SmartCharging(runtime) if parts.control and settings.smart_control else None
+    if parts.control:
+        # PriceFeed polls ENTSO-E only when VOLTLINE_PRICE_FETCH and a token are set.
+        services += [Housekeeping(runtime), PriceFeed(runtime)]
+    if smart is not None:
+        services.append(smart)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if settings.is_sqlite:
             await migrate.upgrade(settings.effective_database_url)
         await runtime.bus.start()
-        await runtime.writer.start()
-        await gateway.start()
-        await housekeeping.start()
-        await price_feed.start()
-        if smart is not None:
-            await smart.start()
+        started: list[Service] = []
         try:
+            for service in services:
+                await service.start()
+                started.append(service)
             yield
         finally:
-            if smart is not None:
-                await smart.stop()
-            await price_feed.stop()
-            await housekeeping.stop()
-            await gateway.stop()
-            await runtime.writer.stop()
+            for service in reversed(started):
+                await service.stop()
             await runtime.bus.close()
             await runtime.db.close()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-        Route("/docs", docs_page, methods=["GET"]),
-        Mount("/docs/static", app=StaticFiles(directory=docs_assets()), name="docs-static"),
-        *build_routes(ENDPOINTS),
-        WebSocketRoute("/ocpp/{identity}", ocpp_endpoint),
     ]
+    if parts.rest:
+        routes += [
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/docs", docs_page, methods=["GET"]),
+            Mount("/docs/static", app=StaticFiles(directory=docs_assets()), name="docs-static"),
+            *build_routes(ENDPOINTS),
+        ]
+    if parts.ocpp:  # elsewhere an upgrade on /ocpp matches no route and is refused (403)
+        routes.append(WebSocketRoute("/ocpp/{identity}", ocpp_endpoint))
     if settings.metrics_token:  # unset: /metrics is a 404 like any unknown path
         routes.append(Route("/metrics", metrics_page, methods=["GET"]))
     app = Starlette(

@@ -40,6 +40,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str = "text"
     bus_url: str = ""
     bus_prefix: str = "voltline"
+    role: str = "all"
+    node_name: str = ""
+    gateway_announce_interval: float = 5.0
     auth_cache_seconds: float = 5.0
     ocpp_auto_register: bool = False
     ocpp_min_security_profile: int = 0
@@ -152,6 +155,7 @@ def _check_charger_security(settings: Settings) -> None:
 # The writer reads back a day of raw frames for a connector whose readings arrive out of order.
 MIN_METER_RETENTION_DAYS = 2
 BUS_SCHEMES = ("nats://", "tls://")
+ROLES = ("all", "api", "gateway", "worker")  # DESIGN "Cluster"
 BUS_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 
@@ -163,6 +167,12 @@ def _check_bus(settings: Settings) -> None:
     if not BUS_PREFIX.fullmatch(settings.bus_prefix):
         raise SettingsError(
             f"{PREFIX}BUS_PREFIX must be dot-separated letters, digits, - and _, got {settings.bus_prefix!r}"
+        )
+    if settings.role not in ROLES:
+        raise SettingsError(f"{PREFIX}ROLE must be one of {', '.join(ROLES)}, got {settings.role!r}")
+    if not settings.gateway_announce_interval > 0:
+        raise SettingsError(
+            f"{PREFIX}GATEWAY_ANNOUNCE_INTERVAL must be more than 0 seconds, got {settings.gateway_announce_interval}"
         )
 
 

@@ -11,7 +11,7 @@ import msgspec
 
 from voltline.cli.base import fail, out, run_with_db, settings_from
 from voltline.services import accounts
-from voltline.settings import Settings
+from voltline.settings import ROLES, Settings
 from voltline.store import migrate as migrations
 from voltline.store.files import hold_sqlite_serve_lock, sqlite_path
 
@@ -21,11 +21,22 @@ from voltline.store.files import hold_sqlite_serve_lock, sqlite_path
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (default 8000).")
 @click.option("--ssl-certfile", type=click.Path(exists=True, dir_okay=False), help="TLS certificate: serve https/wss.")
 @click.option("--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key.")
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    help="What this process runs (default from VOLTLINE_ROLE, all): api, gateway, worker or all of them.",
+)
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str | None, port: int | None, ssl_certfile: str | None, ssl_keyfile: str | None
+    ctx: click.Context,
+    *,
+    host: str | None,
+    port: int | None,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    role: str | None,
 ) -> None:
-    """Serve the REST API, the docs and the OCPP endpoint."""
+    """Serve the REST API, the docs and the OCPP endpoint (or, by --role, a part of them)."""
     # The server stack loads here, not at start: every other command would pay its import time.
     import uvicorn
 
@@ -33,6 +44,9 @@ def serve(
     from voltline.server import log_config, uvicorn_options
 
     settings = settings_from(ctx)
+    if role is not None:
+        settings = msgspec.structs.replace(settings, role=role)
+    check_role(settings)
     lock = hold_serve_lock(settings)  # noqa: F841 (held until the process ends)
     if ssl_certfile:
         settings = msgspec.structs.replace(settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile or "")
@@ -41,6 +55,23 @@ def serve(
     app = create_app(settings)
     port = settings.port if port is None else port
     uvicorn.run(app, host=host or settings.host, port=port, log_config=logging_config, **uvicorn_options(settings))
+
+
+def check_role(settings: Settings) -> None:
+    """DESIGN "Cluster": a process that serves only a part needs the others: PostgreSQL, a bus, one shared secret."""
+    if settings.role == "all":
+        return
+    missing = [
+        need
+        for need, absent in (
+            ("PostgreSQL (VOLTLINE_DATABASE_URL)", settings.is_sqlite),
+            ("VOLTLINE_BUS_URL", not settings.bus_url),
+            ("an explicit VOLTLINE_SECRET_KEY", not settings.secret_key),
+        )
+        if absent
+    ]
+    if missing:
+        fail(f"voltline serve --role {settings.role} runs beside other processes and needs {', '.join(missing)}")
 
 
 def hold_serve_lock(settings: Settings) -> IO[bytes] | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,15 @@ def ensure_secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def node_id(settings: Settings) -> str:
+    """DESIGN "Cluster": this process's name on the bus and on the chargers whose sockets it holds.
+
+    `VOLTLINE_NODE_NAME` when set (unique per process, kept across restarts), else
+    `<hostname>:<pid>:<random>`, new at every start.
+    """
+    return settings.node_name or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 @dataclass
 class Runtime:
     """Shared by every handler through `request.app.state.runtime`."""
@@ -39,14 +50,21 @@ class Runtime:
     clock: Clock = field(default_factory=Clock)
     bus: Bus = field(default_factory=MemoryBus)
     metrics: Metrics = field(default_factory=Metrics)  # this app's own registry (voltline/metrics.py)
+    node_id: str = ""  # empty: `node_id(settings)`
     commands: Commands = field(init=False)
     writer: MeterWriter = field(init=False)
 
     def __post_init__(self) -> None:
+        self.node_id = self.node_id or node_id(self.settings)
         self.commands = Commands(self.bus, self.settings.ocpp_call_timeout, self.metrics)
         self.writer = MeterWriter(self.db, self.clock, hold_seconds=self.settings.ocpp_hold_seconds)
         self.writer.observe_batch = self.metrics.observe_batch
         self.metrics.gauge("voltline_writer_queue_frames", "Meter frames waiting to be written.", (), self._backlog)
+
+    @property
+    def role(self) -> str:
+        """DESIGN "Cluster": all, api, gateway or worker."""
+        return self.settings.role
 
     def _backlog(self) -> dict[tuple[str, ...], float]:
         return {(): self.writer.backlog}

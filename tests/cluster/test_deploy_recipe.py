@@ -1,14 +1,16 @@
-"""docs/deploy.md's recipe, run: HAProxy from docs/deploy/haproxy.cfg in front of two `voltline serve` processes.
+"""docs/deploy.md's recipe, run: HAProxy from docs/deploy/haproxy.cfg in front of `voltline serve` processes by role.
 
-Both processes share one fresh PostgreSQL database and one NATS subject prefix (DESIGN "Cluster"),
-trust the proxy (`VOLTLINE_TRUSTED_PROXIES`), and sit behind HAProxy, which terminates TLS with a
-self-signed certificate made for this run and health-checks `/readyz`. Through the proxy: the
-REST API answers over https and sees the client as https (its pagination links say so); a charger
-on security profile 2 (HTTP Basic over TLS only) connects over wss://, and the same charger over
+Two api and two gateway processes (DESIGN "Cluster") share one fresh PostgreSQL database and one
+NATS subject prefix, trust the proxy (`VOLTLINE_TRUSTED_PROXIES`), and sit behind HAProxy, which
+terminates TLS with a self-signed certificate made for this run, sends /ocpp to the gateways and
+the rest to the api processes, and health-checks `/readyz`. Through the proxy: the REST API
+answers over https and sees the client as https (its pagination links say so); a charger on
+security profile 2 (HTTP Basic over TLS only) connects over wss://, and the same charger over
 plain ws:// is refused even when it claims `X-Forwarded-Proto: https` itself; a command asked of
-the process that does not hold the charger's socket reaches it over NATS. When the process holding
-the socket is killed, HAProxy marks it down, the charger reconnects through the proxy to the live
-process, and commands through the proxy reach it there.
+an api process reaches the gateway holding the socket over NATS. When that gateway and an api
+process are killed, HAProxy marks them down, the charger reconnects through the proxy to the live
+gateway, and a command through the proxy reaches it there. The recipe's worker process serves
+nothing behind the proxy and is left out (smart charging is off).
 
 Needs `VOLTLINE_TEST_POSTGRES_URL`, `VOLTLINE_TEST_NATS_URL` and Debian's `haproxy` (`.ci/run`
 installs it when missing).
@@ -65,11 +67,10 @@ class GarageCharger(ChargePoint):  # type: ignore[misc]
 
 @dataclass
 class Recipe:
-    """The running recipe: the seeded fleet, processes A and B, HAProxy, and a client trusting its certificate."""
+    """The running recipe: the seeded fleet, the processes by documented server name, HAProxy, a client's TLS."""
 
     fleet: Fleet
-    a: KillableServer
-    b: KillableServer
+    servers: dict[str, KillableServer]
     proxy: Haproxy
     tls: ssl.SSLContext
 
@@ -102,7 +103,7 @@ class Recipe:
 
 @pytest.fixture
 def recipe(fresh_database: Callable[[str], str], tmp_path: Path) -> Iterator[Recipe]:
-    """Processes A and B (role `all`) on one database and bus, behind HAProxy on the documented configuration."""
+    """api1, api2, gateway1 and gateway2 on one database and bus, behind HAProxy on the documented configuration."""
     url = fresh_database("postgres")
     fleet = asyncio.run(seed_fleet(url, 1, 32))
     settings = {
@@ -113,19 +114,21 @@ def recipe(fresh_database: Callable[[str], str], tmp_path: Path) -> Iterator[Rec
         "VOLTLINE_HTTP_KEEP_ALIVE": "75",
         "VOLTLINE_METRICS_TOKEN": METRICS_TOKEN,
     }
-    for name in ("a", "b", "haproxy"):
+    servers: dict[str, KillableServer] = {}
+    for name in ("api1", "api2", "gateway1", "gateway2"):
         (tmp_path / name).mkdir()
-    servers = [KillableServer(url, tmp_path / name, settings) for name in ("a", "b")]
-    a, b = servers
-    proxy = Haproxy(tmp_path / "haproxy", {"api1": a.port, "gateway1": a.port, "api2": b.port, "gateway2": b.port})
+        role = name.rstrip("12")
+        servers[name] = KillableServer(url, tmp_path / name, {**settings, "VOLTLINE_ROLE": role})
+    (tmp_path / "haproxy").mkdir()
+    proxy = Haproxy(tmp_path / "haproxy", {name: server.port for name, server in servers.items()})
     try:
-        for server in servers:
+        for server in servers.values():
             server.start()
         proxy.start()
-        yield Recipe(fleet, a, b, proxy, client_tls(proxy.ca_file))
+        yield Recipe(fleet, servers, proxy, client_tls(proxy.ca_file))
     finally:
         proxy.stop()
-        for server in servers:
+        for server in servers.values():
             server.stop()
 
 
@@ -155,11 +158,12 @@ async def connected_chargers(recipe: Recipe, server: KillableServer) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
 
 
-async def holder(recipe: Recipe) -> tuple[KillableServer, KillableServer]:
-    """(the process holding the charger's socket, the other one), by their own metrics."""
-    held = [await connected_chargers(recipe, server) for server in (recipe.a, recipe.b)]
-    assert sorted(held) == [0, 1], f"the charger should be on exactly one process: {held}"
-    return (recipe.a, recipe.b) if held[0] == 1 else (recipe.b, recipe.a)
+async def holder(recipe: Recipe) -> tuple[str, str]:
+    """(the gateway holding the charger's socket, the other one), by their own metrics."""
+    held = {name: await connected_chargers(recipe, recipe.servers[name]) for name in ("gateway1", "gateway2")}
+    assert sorted(held.values()) == [0, 1], f"the charger should be on exactly one gateway: {held}"
+    holding = max(held, key=lambda name: held[name])
+    return holding, min(held, key=lambda name: held[name])
 
 
 def test_https_through_the_proxy_reaches_the_api_which_sees_the_client_as_https(recipe: Recipe) -> None:
@@ -172,9 +176,10 @@ def test_https_through_the_proxy_reaches_the_api_which_sees_the_client_as_https(
         assert through_proxy.status_code == 200, through_proxy.text
         assert [site["id"] for site in through_proxy.json()["data"]] == [recipe.fleet.site_id]
         assert through_proxy.json()["links"]["first"] == f"{recipe.https_url}{sites}?page=1"
-        async with recipe.api(recipe.a.base_url) as api:
+        direct_url = recipe.servers["api1"].base_url
+        async with recipe.api(direct_url) as api:
             direct = await api.get(sites)
-        assert direct.json()["links"]["first"] == f"{recipe.a.base_url}{sites}?page=1"
+        assert direct.json()["links"]["first"] == f"{direct_url}{sites}?page=1"
 
     asyncio.run(scenario())
 
@@ -197,23 +202,23 @@ def test_a_charger_over_wss_through_the_proxy_survives_the_loss_of_its_process(r
         secure = f"wss://127.0.0.1:{recipe.proxy.https_port}/ocpp/{recipe.identity}"
         async with booted(secure, recipe, recipe.tls) as (charger, ws):
             holding, other = await holder(recipe)
-            answer = await recipe.reset(other.base_url, "Hard")
+            answer = await recipe.reset(recipe.servers["api1"].base_url, "Hard")
             assert answer.status_code == 200 and answer.json()["message"] == "Accepted", answer.text
-            assert charger.reset_types == ["Hard"], "asked of the other process, delivered over NATS"
+            assert charger.reset_types == ["Hard"], "asked of an api process, delivered by the gateway over NATS"
 
-            holding.kill()
+            recipe.servers[holding].kill()
+            recipe.servers["api1"].kill()
             await asyncio.wait_for(ws.wait_closed(), 10)
-        dead = "1" if holding is recipe.a else "2"
         await asyncio.to_thread(
             recipe.proxy.wait_for,
-            lambda states: states[f"gateways/gateway{dead}"] == "DOWN" and states[f"api/api{dead}"] == "DOWN",
-            f"process {dead} marked DOWN by its health check",
+            lambda states: states[f"gateways/{holding}"] == "DOWN" and states["api/api1"] == "DOWN",
+            f"{holding} and api1 marked DOWN by their health checks",
         )
 
         async with booted(secure, recipe, recipe.tls) as (charger, _):
-            assert await connected_chargers(recipe, other) == 1, "the reconnect lands on the live process"
+            assert await connected_chargers(recipe, recipe.servers[other]) == 1, "the reconnect lands on the live one"
             answer = await recipe.reset(recipe.https_url, "Soft")
             assert answer.status_code == 200 and answer.json()["message"] == "Accepted", answer.text
-            assert charger.reset_types == ["Soft"]
+            assert charger.reset_types == ["Soft"], "through the proxy to api2, over NATS to the live gateway"
 
     asyncio.run(scenario())

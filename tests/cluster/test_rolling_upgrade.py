@@ -1,13 +1,15 @@
 """Rolling upgrades (DESIGN "Cluster": migrations are expand/contract): old and new code side by side on the new schema.
 
 The old code is this repository's source as it was just before the newest migration was added
-(the parent of the commit that added it, taken with `git archive`); the database is migrated to
-the newest revision by `voltline migrate`, run once, as docs/deploy.md's upgrade does before it
-restarts any process. A process of the old code and one of the new then serve the same database
-at once: each reads what the other wrote, and a charger's password set before the upgrade still
-lets it in on both. A migration that the old code cannot live with (a column it writes made
-NOT NULL without a default, a table it reads dropped or renamed) fails here; such a change is
-split into an expand migration now and a contract migration a release later.
+(the parent of the commit that added it, taken with `git archive`). The upgrade runs as
+docs/deploy.md says: the installation is made and filled by the old code (its `voltline
+migrate`, an account by its CLI, a site and a charger with an OCPP password through its API);
+then, while the old process serves, the new code's `voltline migrate` runs once on that data;
+the old process keeps serving, and a process of the new code serves the same database beside
+it: each reads what the other wrote, and the charger's password lets it in on both. A migration
+that fails on existing rows, or that the old code cannot live with (a column it writes made NOT
+NULL without a default, a table it reads dropped or renamed), fails here; such a change is split
+into an expand migration now and a contract migration a release later.
 
 Needs `VOLTLINE_TEST_POSTGRES_URL` and a git checkout with history (`.ci/run` runs in one).
 """
@@ -22,18 +24,22 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.support.fleet_login import charger_let_in
-from tests.support.killable_server import Fleet, KillableServer, seed_fleet
+from tests.support.fleet_login import upgrade_accepted
+from tests.support.killable_server import KillableServer
 from tests.support.sites import SITE_BODY
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = "src/voltline/store/migrations/versions"
 POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
+IDENTITY, PASSWORD = "UPGRADE-0001", "rolling-upgrade-password"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not POSTGRES_URL, reason="needs VOLTLINE_TEST_POSTGRES_URL"),
@@ -63,56 +69,98 @@ def source_before_newest_migration(into: Path) -> tuple[Path, str]:
     return into / "src", newest
 
 
-def voltline_migrate(url: str) -> str:
-    """`voltline migrate` of the new code, once: its last line (the revision reached)."""
+def voltline(url: str, *args: str, source: Path | None = None) -> str:
+    """The CLI of the new code (or of the code at `source`) on the database; its stdout."""
     env = {**os.environ, "VOLTLINE_DATABASE_URL": url}
-    done = subprocess.run(
-        [sys.executable, "-m", "voltline", "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    command = [sys.executable, "-m", "voltline", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    return done.stdout
 
 
-def site_names(server: KillableServer, fleet: Fleet) -> list[str]:
-    """The names of the team's sites, as the server's API lists them."""
-    headers = {"Authorization": f"Bearer {fleet.account.token}", "Accept": "application/json"}
-    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as api:
-        listed = api.get(f"/api/v2/teams/{fleet.account.team_id}/sites", params={"per_page": 100})
-    assert listed.status_code == 200, listed.text
-    return sorted(site["name"] for site in listed.json()["data"])
+async def empty_database(url: str) -> None:
+    """Drop what the fixture migrated: the old code makes its own schema, as it did before the upgrade."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
 
 
-def make_site(server: KillableServer, fleet: Fleet, name: str) -> None:
-    """Create a site through the server's API."""
-    headers = {"Authorization": f"Bearer {fleet.account.token}", "Accept": "application/json"}
-    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as api:
-        made = api.post(f"/api/v2/teams/{fleet.account.team_id}/sites", json={**SITE_BODY, "name": name})
-    assert made.status_code == 201, made.text
+@dataclass(frozen=True)
+class Owner:
+    """The account the old code made: its token and team."""
+
+    token: str
+    team_id: int
+
+    def api(self, server: KillableServer) -> httpx.Client:
+        """An API client of the owner on one process."""
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        return httpx.Client(base_url=server.base_url, headers=headers, timeout=30)
+
+    def make_site(self, server: KillableServer, name: str) -> int:
+        """Create a site through the server's API; its id."""
+        with self.api(server) as api:
+            made = api.post(f"/api/v2/teams/{self.team_id}/sites", json={**SITE_BODY, "name": name})
+        assert made.status_code == 201, made.text
+        return int(made.json()["data"]["id"])
+
+    def site_names(self, server: KillableServer) -> list[str]:
+        """The names of the team's sites, as the server's API lists them."""
+        with self.api(server) as api:
+            listed = api.get(f"/api/v2/teams/{self.team_id}/sites", params={"per_page": 100})
+        assert listed.status_code == 200, listed.text
+        return sorted(site["name"] for site in listed.json()["data"])
 
 
-def test_the_code_before_the_newest_migration_serves_beside_the_new_code_on_the_migrated_database(
+def made_by_old_code(url: str, old_source: Path, old: KillableServer) -> Owner:
+    """The old code's schema, an account by its CLI, then (with `old` started) a site and a charger by its API."""
+    voltline(url, "migrate", source=old_source)
+    voltline(url, "users", "create", "--email", "owner@example.com", "--name", "Owner", source=old_source)
+    token = voltline(url, "tokens", "create", "--email", "owner@example.com", source=old_source).splitlines()[-1]
+    old.start()
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    with httpx.Client(base_url=old.base_url, headers=headers, timeout=30) as api:
+        owner = Owner(token, int(api.get("/api/v2/teams").json()["data"][0]["id"]))
+    site_id = owner.make_site(old, "Before the upgrade")
+    with owner.api(old) as api:
+        team = f"/api/v2/teams/{owner.team_id}"
+        charger = api.post(f"{team}/sites/{site_id}/chargers", json={"identity": IDENTITY})
+        assert charger.status_code == 201, charger.text
+        secured = api.put(f"{team}/chargers/{charger.json()['data']['id']}/ocpp", json={"password": PASSWORD})
+        assert secured.status_code == 200, secured.text
+    return owner
+
+
+def test_the_code_before_the_newest_migration_serves_beside_the_new_code_across_the_migration(
     fresh_database: Callable[[str], str], tmp_path: Path
 ) -> None:
     """DESIGN "Cluster": old and new processes run side by side across one migration (expand/contract)."""
     old_source, newest = source_before_newest_migration(tmp_path / "old")
-    url = fresh_database("postgres")  # at the newest revision already; migrate again is a no-op that says so
-    assert voltline_migrate(url) == f"database at revision {newest.split('_', 1)[0]}"
-    fleet = asyncio.run(seed_fleet(url, 1, 32))
+    url = fresh_database("postgres")
+    asyncio.run(empty_database(url))
     for name in ("old-run", "new-run"):
         (tmp_path / name).mkdir()
     quiet = {"VOLTLINE_SMART_CONTROL": "false"}
     old = KillableServer(url, tmp_path / "old-run", {**quiet, "PYTHONPATH": str(old_source)})
     new = KillableServer(url, tmp_path / "new-run", quiet)
     try:
-        old.start()
+        owner = made_by_old_code(url, old_source, old)
+        reached = voltline(url, "migrate").strip().splitlines()[-1]  # once, while the old process serves
+        assert reached == f"database at revision {newest.split('_', 1)[0]}"
+        owner.make_site(old, "Old code, after the migration")
         new.start()
-        make_site(old, fleet, "Written by the old code")
-        make_site(new, fleet, "Written by the new code")
-        both = ["Crash depot", "Written by the new code", "Written by the old code"]
-        assert site_names(old, fleet) == both
-        assert site_names(new, fleet) == both
-        assert asyncio.run(charger_let_in(old, fleet))
-        assert asyncio.run(charger_let_in(new, fleet))
+        owner.make_site(new, "New code")
+        every = ["Before the upgrade", "New code", "Old code, after the migration"]
+        assert owner.site_names(old) == every
+        assert owner.site_names(new) == every
+        assert asyncio.run(upgrade_accepted(old, IDENTITY, PASSWORD))
+        assert asyncio.run(upgrade_accepted(new, IDENTITY, PASSWORD))
     finally:
         old.stop()
         new.stop()

@@ -1,4 +1,4 @@
-"""A seeded fleet's charger logging in over OCPP-J: its HTTP Basic header and a bare WebSocket upgrade."""
+"""A charger logging in over OCPP-J: its HTTP Basic header and a bare WebSocket upgrade."""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ def basic_login(identity: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {login}"}
 
 
-async def charger_let_in(server: KillableServer, fleet: Fleet) -> bool:
-    """The fleet's first charger's WebSocket upgrade on `server`, with its password, is accepted."""
-    identity = next(iter(fleet.chargers))
+async def upgrade_accepted(server: KillableServer, identity: str, password: str) -> bool:
+    """The charger's WebSocket upgrade on `server` with its HTTP Basic login opens (else InvalidStatus)."""
     url = f"ws://127.0.0.1:{server.port}/ocpp/{identity}"
-    async with connect(url, subprotocols=["ocpp1.6"], additional_headers=basic_login(identity, fleet.password)) as ws:  # type: ignore[list-item]
+    async with connect(url, subprotocols=["ocpp1.6"], additional_headers=basic_login(identity, password)) as ws:  # type: ignore[list-item]
         return ws.subprotocol == "ocpp1.6"
+
+
+async def charger_let_in(server: KillableServer, fleet: Fleet) -> bool:
+    """The fleet's first charger, with its password, is let in on `server`."""
+    return await upgrade_accepted(server, next(iter(fleet.chargers)), fleet.password)

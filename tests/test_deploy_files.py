@@ -9,6 +9,8 @@ instance of the same name, so the recipe's pieces fit as shipped.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,16 @@ def test_the_unit_reads_the_shared_file_then_the_instance_file_and_serves() -> N
     files = re.findall(r"^EnvironmentFile=(\S+)$", unit, re.M)
     assert files == ["/etc/voltline/voltline.env", "/etc/voltline/%i.env"]
     assert re.search(r"^ExecStart=\S+/voltline serve$", unit, re.M)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_systemd_finds_nothing_to_complain_about_in_the_units(tmp_path: Path) -> None:
+    """`systemd-analyze verify` of an instance and the target: no unknown key, no bad value (the binary stubbed)."""
+    unit = (DEPLOY / "voltline@.service").read_text()
+    (tmp_path / "voltline@.service").write_text(re.sub(r"(?m)^ExecStart=\S+", "ExecStart=/bin/true", unit))
+    (tmp_path / "voltline@api1.service").symlink_to(tmp_path / "voltline@.service")
+    shutil.copy(DEPLOY / "voltline.target", tmp_path / "voltline.target")
+    units = [str(tmp_path / "voltline@api1.service"), str(tmp_path / "voltline.target")]
+    command = ["systemd-analyze", "verify", "--man=no", *units]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")

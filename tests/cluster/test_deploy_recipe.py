@@ -9,8 +9,10 @@ security profile 2 (HTTP Basic over TLS only) connects over wss://, and the same
 plain ws:// is refused even when it claims `X-Forwarded-Proto: https` itself; a command asked of
 an api process reaches the gateway holding the socket over NATS. When that gateway and an api
 process are killed, HAProxy marks them down, the charger reconnects through the proxy to the live
-gateway, and a command through the proxy reaches it there. The recipe's worker process serves
-nothing behind the proxy and is left out (smart charging is off).
+gateway, and a command through the proxy reaches it there. A gateway cut off from NATS (through
+a TCP proxy the test cuts) stays alive but unready: HAProxy takes it out by its `/readyz` until
+the bus is back. The recipe's worker process serves nothing behind the proxy and is left out
+(smart charging is off).
 
 Needs `VOLTLINE_TEST_POSTGRES_URL`, `VOLTLINE_TEST_NATS_URL` and Debian's `haproxy` (`.ci/run`
 installs it when missing).
@@ -19,6 +21,7 @@ installs it when missing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import uuid
@@ -27,6 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -39,6 +43,7 @@ from websockets.exceptions import InvalidStatus
 from tests.support.fleet_login import basic_login
 from tests.support.haproxy import HAPROXY, Haproxy, client_tls
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
+from tests.support.tcp_proxy import TcpProxy
 
 NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
 POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
@@ -73,6 +78,7 @@ class Recipe:
     servers: dict[str, KillableServer]
     proxy: Haproxy
     tls: ssl.SSLContext
+    gateway2_nats: TcpProxy  # gateway2 reaches NATS through it, so a test can cut that one process off
 
     @property
     def https_url(self) -> str:
@@ -81,13 +87,17 @@ class Recipe:
 
     @property
     def identity(self) -> str:
-        """The one charger's identity."""
+        """The first charger's identity."""
         return next(iter(self.fleet.chargers))
 
     @property
     def charger_id(self) -> int:
-        """The one charger's API id."""
+        """The first charger's API id."""
         return next(iter(self.fleet.chargers.values()))
+
+    def wss_url(self, identity: str) -> str:
+        """A charger's OCPP address at the proxy, over TLS."""
+        return f"wss://127.0.0.1:{self.proxy.https_port}/ocpp/{identity}"
 
     def api(self, base_url: str) -> httpx.AsyncClient:
         """An API client of the fleet's team, on the proxy or on one process."""
@@ -105,7 +115,10 @@ class Recipe:
 def recipe(fresh_database: Callable[[str], str], tmp_path: Path) -> Iterator[Recipe]:
     """api1, api2, gateway1 and gateway2 on one database and bus, behind HAProxy on the documented configuration."""
     url = fresh_database("postgres")
-    fleet = asyncio.run(seed_fleet(url, 1, 32))
+    fleet = asyncio.run(seed_fleet(url, 4, 64))
+    nats = urlsplit(NATS_URL)
+    gateway2_nats = TcpProxy(nats.hostname or "127.0.0.1", nats.port or 4222)
+    gateway2_nats.restore()
     settings = {
         "VOLTLINE_BUS_URL": NATS_URL,
         "VOLTLINE_BUS_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
@@ -117,29 +130,37 @@ def recipe(fresh_database: Callable[[str], str], tmp_path: Path) -> Iterator[Rec
     servers: dict[str, KillableServer] = {}
     for name in ("api1", "api2", "gateway1", "gateway2"):
         (tmp_path / name).mkdir()
-        role = name.rstrip("12")
-        servers[name] = KillableServer(url, tmp_path / name, {**settings, "VOLTLINE_ROLE": role})
+        own = {"VOLTLINE_ROLE": name.rstrip("12")}
+        if name == "gateway2":
+            own["VOLTLINE_BUS_URL"] = f"nats://127.0.0.1:{gateway2_nats.port}"
+        servers[name] = KillableServer(url, tmp_path / name, {**settings, **own})
     (tmp_path / "haproxy").mkdir()
     proxy = Haproxy(tmp_path / "haproxy", {name: server.port for name, server in servers.items()})
     try:
         for server in servers.values():
             server.start()
         proxy.start()
-        yield Recipe(fleet, servers, proxy, client_tls(proxy.ca_file))
+        yield Recipe(fleet, servers, proxy, client_tls(proxy.ca_file), gateway2_nats)
     finally:
         proxy.stop()
         for server in servers.values():
             server.stop()
+        gateway2_nats.close()
 
 
 @asynccontextmanager
 async def booted(
-    url: str, recipe: Recipe, tls: ssl.SSLContext | None, headers: dict[str, str] | None = None
+    url: str,
+    recipe: Recipe,
+    tls: ssl.SSLContext | None,
+    headers: dict[str, str] | None = None,
+    identity: str | None = None,
 ) -> AsyncIterator[tuple[GarageCharger, Any]]:
-    """The charger connected at `url` with its HTTP Basic login, booted; with its client socket."""
-    sent = {**basic_login(recipe.identity, recipe.fleet.password), **(headers or {})}
+    """A charger (the first by default) connected at `url` with its HTTP Basic login, booted; with its client socket."""
+    identity = identity or recipe.identity
+    sent = {**basic_login(identity, recipe.fleet.password), **(headers or {})}
     async with connect(url, subprotocols=["ocpp1.6"], additional_headers=sent, ssl=tls) as ws:  # type: ignore[list-item]
-        charger = GarageCharger(recipe.identity, ws, response_timeout=10)
+        charger = GarageCharger(identity, ws, response_timeout=10)
         task = asyncio.create_task(charger.start())
         answer = await charger.call(call.BootNotification(charge_point_model="Recipe", charge_point_vendor="test"))
         assert answer.status == "Accepted"
@@ -199,7 +220,7 @@ def test_a_charger_over_wss_through_the_proxy_survives_the_loss_of_its_process(r
                 pass
         assert refused.value.response.status_code == 401, "profile 2 over ws://: the proxy sets the scheme itself"
 
-        secure = f"wss://127.0.0.1:{recipe.proxy.https_port}/ocpp/{recipe.identity}"
+        secure = recipe.wss_url(recipe.identity)
         async with booted(secure, recipe, recipe.tls) as (charger, ws):
             holding, other = await holder(recipe)
             answer = await recipe.reset(recipe.servers["api1"].base_url, "Hard")
@@ -222,3 +243,30 @@ def test_a_charger_over_wss_through_the_proxy_survives_the_loss_of_its_process(r
             assert charger.reset_types == ["Soft"], "through the proxy to api2, over NATS to the live gateway"
 
     asyncio.run(scenario())
+
+
+def test_a_gateway_cut_off_from_nats_is_taken_out_by_readyz_and_put_back_when_it_returns(recipe: Recipe) -> None:
+    """README "Health and readiness": a live process whose bus is down is unready; HAProxy sends chargers elsewhere.
+
+    gateway2 keeps running (`/healthz` 200) while its NATS connection is cut; its `/readyz` turns
+    503, HAProxy marks it DOWN, and every charger connecting meanwhile lands on gateway1 (by
+    `leastconn` alone two of the four would have gone to gateway2). Once NATS is reachable again
+    the gateway reconnects, its `/readyz` is 200 again and HAProxy marks it UP.
+    """
+    gateway2 = recipe.servers["gateway2"]
+    recipe.gateway2_nats.cut()
+    recipe.proxy.wait_for(lambda states: states["gateways/gateway2"] == "DOWN", "gateway2 DOWN")
+    with httpx.Client(base_url=gateway2.base_url, timeout=10) as client:
+        assert client.get("/healthz").status_code == 200
+        unready = client.get("/readyz")
+    assert unready.status_code == 503 and unready.json()["bus"] == "disconnected", unready.text
+
+    async def four_chargers() -> list[float]:
+        async with contextlib.AsyncExitStack() as stack:
+            for identity in recipe.fleet.chargers:
+                await stack.enter_async_context(booted(recipe.wss_url(identity), recipe, recipe.tls, identity=identity))
+            return [await connected_chargers(recipe, recipe.servers[name]) for name in ("gateway1", "gateway2")]
+
+    assert asyncio.run(four_chargers()) == [4, 0]
+    recipe.gateway2_nats.restore()
+    recipe.proxy.wait_for(lambda states: states["gateways/gateway2"] == "UP", "gateway2 UP again")

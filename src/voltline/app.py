@@ -32,6 +32,7 @@ from voltline.bus import make_bus
 from voltline.clock import Clock
 from voltline.ocpp.endpoint import ocpp_endpoint
 from voltline.ocpp.gateway import Gateway
+from voltline.services.gateways import GatewayWatch
 from voltline.services.maintenance import Housekeeping
 from voltline.services.pricefeed import PriceFeed
 from voltline.services.runtime import Runtime, ensure_secret_key
@@ -110,7 +111,7 @@ class Parts:
     """What one role serves and starts (DESIGN "Cluster"); health, readiness and metrics are served by every role."""
 
     rest: bool  # the REST API and its docs
-    ocpp: bool  # the /ocpp endpoint, the meter writer, liveness and gateway presence
+    ocpp: bool  # the /ocpp endpoint, the meter writer, liveness, announcing itself (services/gateways.py)
     control: bool  # smart-charging control, housekeeping, the price feed, the watch over silent gateways
 
 
@@ -144,7 +145,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
     smart = SmartCharging(runtime) if parts.control and settings.smart_control else None
     if parts.control:
         # PriceFeed polls ENTSO-E only when VOLTLINE_PRICE_FETCH and a token are set.
-        services += [Housekeeping(runtime), PriceFeed(runtime)]
+        services += [Housekeeping(runtime), PriceFeed(runtime), GatewayWatch(runtime)]
     if smart is not None:
         services.append(smart)
 

@@ -35,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -122,11 +124,21 @@ class Connection:
         # Its last BootNotification was Accepted (chargers.boot_accepted, from the row at upgrade).
         self.boot_accepted = boot_accepted
         self.last_seen = ctx.clock.monotonic()
+        # DESIGN "Cluster": orders this charger's sockets across processes (later sockets sort higher);
+        # its status writes name this token, so an older socket closing late writes nothing.
+        self.opened_key = (time.time_ns(), uuid.uuid4().hex)
+        self.token = f"{self.opened_key[0]:020d}-{self.opened_key[1]}"
 
     @property
     def identity(self) -> str:
         """The charger's OCPP identity."""
         return self.ctx.identity
+
+    @property
+    def socket(self) -> presence.Socket:
+        """This socket as the charger's status writes name it (its site as placed now)."""
+        ctx = self.ctx
+        return presence.Socket(ctx.charger_id, ctx.site_id, ctx.identity, self.version, self.token)
 
     def _become(self, state: State) -> bool:
         """Move to `state` when `TRANSITIONS` allows it; leaving OPEN fails the waiting call."""
@@ -172,19 +184,13 @@ class Connection:
 
     async def come_online(self, *, replacing: bool) -> None:
         """Record the charger online (logged unless this socket replaced an open one) and announce it."""
-        ctx = self.ctx
-        async with self._status_turns.of(ctx.charger_id):
-            await presence.mark_connected(
-                self.runtime, ctx.charger_id, ctx.site_id, self.identity, self.version, replacing=replacing
-            )
+        async with self._status_turns.of(self.ctx.charger_id):
+            await presence.mark_connected(self.runtime, self.socket, replacing=replacing)
 
     async def go_offline(self, reason: str) -> None:
         """Record the charger offline; logged and announced unless the silence check did both already."""
-        ctx = self.ctx
-        async with self._status_turns.of(ctx.charger_id):
-            await presence.mark_disconnected(
-                self.runtime, ctx.charger_id, ctx.site_id, self.identity, reason, announce=self.alive
-            )
+        async with self._status_turns.of(self.ctx.charger_id):
+            await presence.mark_disconnected(self.runtime, self.socket, reason, announce=self.alive, release=True)
 
     async def heard(self) -> None:
         """A frame arrived: the charger is alive; one marked offline for silence is back online."""
@@ -192,10 +198,9 @@ class Connection:
         if self.alive:
             return
         self.alive = True
-        ctx = self.ctx
         try:
-            async with self._status_turns.of(ctx.charger_id):
-                await presence.mark_returned(self.runtime, ctx.charger_id, ctx.site_id, self.identity, self.version)
+            async with self._status_turns.of(self.ctx.charger_id):
+                await presence.mark_returned(self.runtime, self.socket)
         except Exception:  # task boundary: the frame is still answered; the next frame retries
             self.alive = False
             log.exception("%s: could not record coming back online", self.identity)
@@ -204,10 +209,9 @@ class Connection:
         """Mark the charger offline when this open socket brought no frame for `limit` seconds."""
         if self.alive and self.state is State.OPEN and now - self.last_seen > limit:
             self.alive = False
-            ctx = self.ctx
-            async with self._status_turns.of(ctx.charger_id):
+            async with self._status_turns.of(self.ctx.charger_id):
                 await presence.mark_disconnected(
-                    self.runtime, ctx.charger_id, ctx.site_id, self.identity, f"no frame for {limit} s", announce=True
+                    self.runtime, self.socket, f"no frame for {limit} s", announce=True, release=False
                 )
 
     async def refresh_placement(self) -> None:

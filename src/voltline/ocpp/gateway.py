@@ -32,8 +32,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import time
-import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -52,7 +50,7 @@ from voltline.ocpp.rpc import ERROR_CODES, CallError, OcppError, Version, decode
 from voltline.ocpp.session import SessionContext
 from voltline.ocpp.v16 import commands as v16_commands
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
-from voltline.services import presence
+from voltline.services import gateways, presence
 from voltline.services.commands import command_subject, decode_request, encode_reply, presence_subject
 from voltline.services.runtime import Runtime
 from voltline.store.writer import MeterWriter
@@ -96,6 +94,8 @@ class Gateway:
         self.auth_turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
         self.trusted_proxies = runtime.settings.trusted_proxy_networks
         self._liveness: asyncio.Task[None] | None = None
+        self._announcing: asyncio.Task[None] | None = None
+        self._lost: Subscription | None = None
         self._status_turns = StatusTurns()
         self.counts = runtime.metrics.ocpp
         self.counts.known_actions = frozenset(V16_REQUESTS)
@@ -107,22 +107,57 @@ class Gateway:
         self._placements: Subscription | None = None
 
     async def start(self) -> None:
-        """Start the liveness loop; as the only gateway (in-process bus), first mark every charger offline."""
-        if isinstance(self.runtime.bus, MemoryBus):
-            stale = await presence.mark_all_offline(self.runtime)
-            if stale:
-                log.info("%d chargers were left online by the previous run; marked offline", stale)
+        """Mark the chargers of this gateway's earlier run offline, announce it, start the liveness loop.
+
+        With the in-memory bus this process is the only gateway: every charger goes offline. On NATS
+        (DESIGN "Cluster") only those the store names against this node id (a restart with the same
+        `VOLTLINE_NODE_NAME`); other gateways' chargers are the gateway watch's (services/gateways.py).
+        """
+        runtime = self.runtime
+        if isinstance(runtime.bus, MemoryBus):
+            stale = await presence.mark_all_offline(runtime)
+        else:
+            stale = await presence.mark_gateway_offline(runtime, runtime.node_id)
+        if stale:
+            log.info("%d chargers were left online by the previous run; marked offline", stale)
+        self._lost = await runtime.bus.listen(gateways.LOST_SUBJECT, self._on_lost)
+        await self.announce()
+        self._announcing = asyncio.create_task(self._run_announce(), name="voltline-gateway-announce")
         self._liveness = asyncio.create_task(self._run_liveness(), name="voltline-ocpp-liveness")
-        self._placements = await self.runtime.bus.listen(SMART_EVENTS, self._on_event)
+        self._placements = await runtime.bus.listen(SMART_EVENTS, self._on_event)
         settle_gc()
 
     async def stop(self) -> None:
-        """Stop the liveness loop and the placement listener."""
-        if self._placements is not None:
-            await self._placements.unsubscribe()
-            self._placements = None
-        await cancel_and_wait([self._liveness])
-        self._liveness = None
+        """Stop the liveness and announce loops and the listeners."""
+        for subscription in (self._placements, self._lost):
+            if subscription is not None:
+                await subscription.unsubscribe()
+        self._placements = self._lost = None
+        await cancel_and_wait([self._liveness, self._announcing])
+        self._liveness = self._announcing = None
+
+    async def announce(self) -> None:
+        """DESIGN "Cluster": tell the gateway watches this gateway is alive."""
+        await self.runtime.bus.publish(gateways.ALIVE_SUBJECT, gateways.encode_gateway(self.runtime.node_id))
+
+    async def _run_announce(self) -> None:
+        while True:
+            await self.runtime.clock.sleep(self.runtime.settings.gateway_announce_interval)
+            try:
+                await self.announce()
+            except Exception:  # task boundary: keep announcing (the bus reconnects by itself)
+                log.exception("gateway announcement failed")
+
+    async def _on_lost(self, _subject: str, data: bytes) -> None:
+        """A watch took this gateway for silent (its loop stalled): record its open sockets online again."""
+        if gateways.decode_gateway(data) != self.runtime.node_id:
+            return
+        log.warning("this gateway was taken for silent; its %d chargers are recorded online again", len(self.registry))
+        for connection in list(self.registry):
+            try:
+                await connection.come_online(replacing=True)
+            except Exception:  # task boundary: the next reconnect records it
+                log.exception("%s: could not record online again", connection.identity)
 
     def _connected(self) -> dict[tuple[str, ...], float]:
         counts: dict[tuple[str, ...], float] = {(version,): 0 for version in _BUILDERS}
@@ -169,7 +204,7 @@ class Gateway:
         previous = self.registry.replace(connection)
         # Subscribed before the first await: a command may follow the handshake at once.
         subscription = await self._subscribe(connection)
-        opened = (time.time_ns(), uuid.uuid4().hex)  # orders sockets of one charger across processes
+        opened = connection.opened_key  # orders sockets of one charger across processes
         subject = presence_subject(connection.identity)
         elsewhere = await self.runtime.bus.listen(subject, self._on_presence(connection, opened))
         try:

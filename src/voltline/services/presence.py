@@ -10,6 +10,7 @@ and one when it returns.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy.engine import RowMapping
 
@@ -50,39 +51,82 @@ async def mark_all_offline(runtime: Runtime) -> int:
         return await ocpp_state.mark_all_offline(conn)
 
 
-async def mark_connected(
-    runtime: Runtime, charger_id: ChargerId, site_id: SiteId | None, identity: str, version: str, *, replacing: bool
-) -> None:
-    """A socket of the charger opened: online, logged unless it replaces an open one, `connected` published."""
+async def mark_gateway_offline(runtime: Runtime, gateway_id: str) -> int:
+    """DESIGN "Cluster": the gateway stopped or went silent: its chargers offline, `disconnected` published."""
     async with runtime.db.write() as conn:
-        before = await ocpp_state.mark_online(conn, charger_id, version, runtime.clock.now())
+        rows = await ocpp_state.mark_gateway_offline(conn, gateway_id)
+    for row in rows:
+        await _announce(runtime, "disconnected", ChargerId(row["id"]), row["site_id"])
+    return len(rows)
+
+
+async def holding_gateways(runtime: Runtime) -> set[str]:
+    """The gateways the store names as holding a charger's socket."""
+    async with runtime.db.read() as conn:
+        return await ocpp_state.holding_gateways(conn)
+
+
+@dataclass(frozen=True)
+class Socket:
+    """One socket of a charger as its status writes name it (`token`: DESIGN "Cluster", later sockets sort higher)."""
+
+    charger_id: ChargerId
+    site_id: SiteId | None
+    identity: str
+    version: str
+    token: str
+
+
+async def mark_connected(runtime: Runtime, socket: Socket, *, replacing: bool) -> bool:
+    """A socket of the charger opened: online, logged unless it replaces an open one, `connected` published.
+
+    False, and nothing recorded, when a later socket of the charger holds it (DESIGN "Cluster").
+    """
+    before = await _mark_online(runtime, socket)
+    if before is None:
+        log.info("%s: a later socket holds the charger; this one is not recorded", socket.identity)
+        return False
     if not replacing:
-        log.info("%s: online (was %s)", identity, before)
-    await _announce(runtime, "connected", charger_id, site_id)
+        log.info("%s: online (was %s)", socket.identity, before)
+    await _announce(runtime, "connected", socket.charger_id, socket.site_id)
+    return True
 
 
-async def mark_returned(
-    runtime: Runtime, charger_id: ChargerId, site_id: SiteId | None, identity: str, version: str
-) -> None:
+async def mark_returned(runtime: Runtime, socket: Socket) -> None:
     """A charger marked offline for silence sent a frame: online again, logged, `connected` published."""
+    if await _mark_online(runtime, socket) is None:
+        return  # a later socket holds the charger
+    log.info("%s: back online", socket.identity)
+    await _announce(runtime, "connected", socket.charger_id, socket.site_id)
+
+
+async def _mark_online(runtime: Runtime, socket: Socket) -> str | None:
     async with runtime.db.write() as conn:
-        await ocpp_state.mark_online(conn, charger_id, version, runtime.clock.now())
-    log.info("%s: back online", identity)
-    await _announce(runtime, "connected", charger_id, site_id)
+        return await ocpp_state.mark_online(
+            conn,
+            socket.charger_id,
+            runtime.clock.now(),
+            ocpp_version=socket.version,
+            gateway_id=runtime.node_id,
+            token=socket.token,
+        )
 
 
-async def mark_disconnected(
-    runtime: Runtime, charger_id: ChargerId, site_id: SiteId | None, identity: str, reason: str, *, announce: bool
-) -> None:
-    """The charger dropped: offline; logged and `disconnected` published unless it was offline already."""
+async def mark_disconnected(runtime: Runtime, socket: Socket, reason: str, *, announce: bool, release: bool) -> None:
+    """The socket dropped (`release`: it closed): offline, logged and `disconnected` published.
+
+    Nothing is logged or published when it was offline already (`announce` false) or when a later
+    socket of the charger holds it: the row names that one (DESIGN "Cluster").
+    """
+    ours = True
     try:
         async with runtime.db.write() as conn:
-            await ocpp_state.mark_offline(conn, charger_id)
+            ours = await ocpp_state.mark_offline(conn, socket.charger_id, socket.token, release=release)
     except Exception:  # task boundary: the socket is gone either way
-        log.exception("%s: could not record going offline", identity)
-    if announce:
-        log.info("%s: offline (%s)", identity, reason)
-        await _announce(runtime, "disconnected", charger_id, site_id)
+        log.exception("%s: could not record going offline", socket.identity)
+    if announce and ours:
+        log.info("%s: offline (%s)", socket.identity, reason)
+        await _announce(runtime, "disconnected", socket.charger_id, socket.site_id)
 
 
 async def get_placement(runtime: Runtime, charger_id: ChargerId) -> RowMapping | None:

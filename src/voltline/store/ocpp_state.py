@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,24 +37,66 @@ async def _set(conn: AsyncConnection, charger_id: ChargerId, values: dict[str, A
     await conn.execute(update(chargers).where(chargers.c.id == charger_id).values(stamped(values)))
 
 
-async def mark_online(conn: AsyncConnection, charger_id: ChargerId, ocpp_version: str, now: datetime) -> str:
-    """Record a connection or a return; returns the connection status it had before."""
+async def mark_online(
+    conn: AsyncConnection, charger_id: ChargerId, now: datetime, *, ocpp_version: str, gateway_id: str, token: str
+) -> str | None:
+    """Record a connection or a return of the socket `token` held by `gateway_id`; the status it had before.
+
+    DESIGN "Cluster", the newest connection wins: None, and nothing written, when the row names a
+    later socket (tokens sort by when their socket opened).
+    """
     before = await conn.scalar(select(chargers.c.connection_status).where(chargers.c.id == charger_id))
-    await _set(conn, charger_id, {"connection_status": "online", "ocpp_version": ocpp_version, "last_seen_at": now})
-    return str(before or "never_seen")
+    values = {
+        "connection_status": "online",
+        "ocpp_version": ocpp_version,
+        "last_seen_at": now,
+        "gateway_id": gateway_id,
+        "connection_token": token,
+    }
+    newest = or_(chargers.c.connection_token.is_(None), chargers.c.connection_token <= token)
+    result = await conn.execute(update(chargers).where(chargers.c.id == charger_id, newest).values(stamped(values)))
+    return str(before or "never_seen") if result.rowcount else None
 
 
-async def mark_offline(conn: AsyncConnection, charger_id: ChargerId) -> None:
-    """Record that the charger dropped (socket closed or silent too long)."""
-    await _set(conn, charger_id, {"connection_status": "offline"})
+async def mark_offline(conn: AsyncConnection, charger_id: ChargerId, token: str, *, release: bool) -> bool:
+    """Record that the socket `token` dropped (`release`: closed) or went silent; False if the row names another.
+
+    DESIGN "Cluster": an old socket closing after a newer one (on any gateway) marked the charger
+    online writes nothing. A closed socket also clears the gateway and token; a silent one keeps them.
+    """
+    values: dict[str, Any] = {"connection_status": "offline"}
+    if release:
+        values |= {"gateway_id": None, "connection_token": None}
+    ours = and_(chargers.c.id == charger_id, chargers.c.connection_token == token)
+    result = await conn.execute(update(chargers).where(ours).values(stamped(values)))
+    return bool(result.rowcount)
 
 
 async def mark_all_offline(conn: AsyncConnection) -> int:
     """After a restart of the only gateway: no socket is open, so no charger is online."""
     result = await conn.execute(
-        update(chargers).where(chargers.c.connection_status == "online").values(connection_status="offline")
+        update(chargers)
+        .where(or_(chargers.c.connection_status == "online", chargers.c.gateway_id.is_not(None)))
+        .values(connection_status="offline", gateway_id=None, connection_token=None)
     )
     return int(result.rowcount or 0)
+
+
+async def mark_gateway_offline(conn: AsyncConnection, gateway_id: str) -> list[RowMapping]:
+    """DESIGN "Cluster": the gateway is gone; its chargers go offline. Their ids and sites."""
+    statement = (
+        update(chargers)
+        .where(chargers.c.gateway_id == gateway_id)
+        .values(stamped({"connection_status": "offline", "gateway_id": None, "connection_token": None}))
+        .returning(chargers.c.id, chargers.c.site_id)
+    )
+    return list((await conn.execute(statement)).mappings().all())
+
+
+async def holding_gateways(conn: AsyncConnection) -> set[str]:
+    """The gateways the store names as holding a charger's socket."""
+    rows = await conn.execute(select(chargers.c.gateway_id).where(chargers.c.gateway_id.is_not(None)).distinct())
+    return {str(gateway_id) for (gateway_id,) in rows}
 
 
 async def get_placement(conn: AsyncConnection, charger_id: ChargerId) -> RowMapping | None:

@@ -187,6 +187,11 @@ chargers = Table(
     # power-up, not after every new socket); until a first one is, nothing is sent to it (DESIGN
     # "Load management", OCPP 1.6 §4.2).
     Column("boot_accepted", Boolean, nullable=False, default=False, server_default=false()),
+    # DESIGN "Cluster": the gateway process holding the charger's socket (its node id) and that
+    # socket's connection token (`<opened ns, 20 digits>-<random>`: later sockets sort higher).
+    # Set when a socket opens, cleared when it closes; null while no socket is open.
+    Column("gateway_id", String(200), nullable=True, index=True),
+    Column("connection_token", String(64), nullable=True),
     *_timestamps(),
 )
 

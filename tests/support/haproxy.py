@@ -15,7 +15,8 @@ import ssl
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.killable_server import free_port
@@ -23,6 +24,7 @@ from tests.support.killable_server import free_port
 CONFIG = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "haproxy.cfg"
 HAPROXY = shutil.which("haproxy") or ""
 START_TIMEOUT = 20.0
+BIND_ATTEMPTS = 5
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -58,8 +60,8 @@ class Haproxy:
 
     directory: Path
     servers: Mapping[str, int]
-    https_port: int = field(default_factory=free_port)
-    http_port: int = field(default_factory=free_port)
+    https_port: int = 0  # both chosen by `start`, just before HAProxy binds them
+    http_port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -74,7 +76,9 @@ class Haproxy:
 
     def config(self) -> str:
         """docs/deploy/haproxy.cfg with this run's ports, certificate and socket."""
-        pem, _ = make_certificate(self.directory)
+        pem = self.directory / "haproxy.pem"
+        if not pem.exists():
+            make_certificate(self.directory)
         replacements = {
             "bind :443 ssl crt /etc/haproxy/certs/voltline.pem": f"bind 127.0.0.1:{self.https_port} ssl crt {pem}",
             "    bind :80\n": f"    bind 127.0.0.1:{self.http_port}\n",
@@ -89,6 +93,20 @@ class Haproxy:
 
     def start(self) -> None:
         """Check the configuration, start HAProxy and wait until every server passed its health check."""
+        for _ in range(BIND_ATTEMPTS):
+            if self._listening():
+                break
+        else:
+            raise AssertionError(f"HAProxy could not bind free ports {BIND_ATTEMPTS} times:\n{self.log_tail()}")
+        self.wait_for(lambda states: all(state == "UP" for state in states.values()), "every server UP")
+
+    def _listening(self) -> bool:
+        """One start on two freshly chosen ports: True once its stats socket answers, False if a port was taken.
+
+        A port free when chosen may be taken by then (another process's outgoing connection), so a
+        failed bind means another try, not a failed test.
+        """
+        self.https_port, self.http_port = free_port(), free_port()
         path = self.directory / "haproxy.cfg"
         path.write_text(self.config())
         command = [HAPROXY, "-c", "-f", str(path)]
@@ -96,7 +114,17 @@ class Haproxy:
         assert checked.returncode == 0, checked.stdout + checked.stderr
         with (self.directory / "haproxy.log").open("ab") as log:
             self.process = subprocess.Popen([HAPROXY, "-db", "-f", str(path)], stdout=log, stderr=log)
-        self.wait_for(lambda states: all(state == "UP" for state in states.values()), "every server UP")
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                assert "cannot bind socket" in self.log_tail(), self.log_tail()
+                self.process = None
+                return False
+            with suppress(OSError):
+                self.states()
+                return True
+            time.sleep(0.05)
+        raise AssertionError(f"HAProxy's stats socket did not answer within {START_TIMEOUT} s:\n{self.log_tail()}")
 
     def states(self) -> dict[str, str]:
         """Each server's state (`UP`, `DOWN`, ...) by `backend/server`, from `show stat` on the admin socket."""

@@ -85,9 +85,14 @@ def test_trusted_proxies_and_the_minimum_security_profile_are_checked_at_start()
         ("VOLTLINE_BUS_URL", "127.0.0.1:4222"),
         ("VOLTLINE_BUS_PREFIX", "a b"),
         ("VOLTLINE_BUS_PREFIX", "x.*"),
+        ("VOLTLINE_ROLE", "scheduler"),
+        ("VOLTLINE_NODE_NAME", "n" * 201),
+        ("VOLTLINE_NODE_NAME", " gw-1"),
+        ("VOLTLINE_GATEWAY_ANNOUNCE_INTERVAL", "0"),
     ],
 )
 def test_a_bus_setting_nats_cannot_take_is_refused_at_start(name: str, value: str) -> None:
-    """DESIGN "Cluster": a NATS URL or none; a prefix NATS takes as subject tokens."""
+    """DESIGN "Cluster": a NATS URL or none; a prefix NATS takes as subject tokens; a known role; a node name the
+    charger rows can hold; gateways that announce themselves."""
     with pytest.raises(SettingsError, match=name):
         load_settings({name: value})

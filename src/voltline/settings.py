@@ -156,6 +156,7 @@ def _check_charger_security(settings: Settings) -> None:
 MIN_METER_RETENTION_DAYS = 2
 BUS_SCHEMES = ("nats://", "tls://")
 ROLES = ("all", "api", "gateway", "worker")  # DESIGN "Cluster"
+NODE_NAME_MAX = 200  # chargers.gateway_id
 BUS_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
 
@@ -170,6 +171,11 @@ def _check_bus(settings: Settings) -> None:
         )
     if settings.role not in ROLES:
         raise SettingsError(f"{PREFIX}ROLE must be one of {', '.join(ROLES)}, got {settings.role!r}")
+    if len(settings.node_name) > NODE_NAME_MAX or settings.node_name != settings.node_name.strip():
+        raise SettingsError(
+            f"{PREFIX}NODE_NAME must be at most {NODE_NAME_MAX} characters without surrounding spaces, "
+            f"got {settings.node_name!r}"
+        )
     if not settings.gateway_announce_interval > 0:
         raise SettingsError(
             f"{PREFIX}GATEWAY_ANNOUNCE_INTERVAL must be more than 0 seconds, got {settings.gateway_announce_interval}"

@@ -11,21 +11,15 @@ only calls a charger gets are the ones the test asks for. Needs `VOLTLINE_TEST_P
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
-from ocpp.v16.enums import Action
-from websockets.asyncio.client import connect
 
+from tests.support.cluster import connection_status, online, restart
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 
 NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
@@ -33,20 +27,6 @@ POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
 pytestmark = pytest.mark.skipif(
     not (NATS_URL and POSTGRES_URL), reason="needs VOLTLINE_TEST_NATS_URL and VOLTLINE_TEST_POSTGRES_URL"
 )
-
-
-class ResettableCharger(ChargePoint):  # type: ignore[misc]
-    """Boots and accepts every Reset, noting which process asked (by the socket it came in on)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.resets: list[str] = []
-        self.socket: Any = None  # the client side of its WebSocket
-
-    @on(Action.reset)
-    def on_reset(self, **payload: Any) -> Any:
-        self.resets.append(str(payload["type"]))
-        return call_result.Reset(status="Accepted")
 
 
 Cluster = tuple[Fleet, KillableServer, KillableServer]
@@ -73,31 +53,6 @@ def cluster(fresh_database: Callable[[str], str], tmp_path: Path) -> Iterator[Cl
     finally:
         for server in servers:
             server.stop()
-
-
-@asynccontextmanager
-async def online(server: KillableServer, fleet: Fleet, identity: str) -> AsyncIterator[ResettableCharger]:
-    """The charger connected to `server` (HTTP Basic, security profile 1) and booted."""
-    secret = base64.b64encode(f"{identity}:{fleet.password}".encode()).decode()
-    url = f"ws://127.0.0.1:{server.port}/ocpp/{identity}"
-    async with connect(url, subprotocols=["ocpp1.6"], additional_headers={"Authorization": f"Basic {secret}"}) as ws:  # type: ignore[list-item]
-        charger = ResettableCharger(identity, ws, response_timeout=10)
-        charger.socket = ws
-        task = asyncio.create_task(charger.start())
-        booted = await charger.call(call.BootNotification(charge_point_model="Cluster", charge_point_vendor="test"))
-        assert booted.status == "Accepted"
-        try:
-            yield charger
-        finally:
-            task.cancel()
-
-
-async def restart(server: KillableServer, fleet: Fleet, charger_id: int, kind: str) -> httpx.Response:
-    """`POST .../commands/restart` on the server's API."""
-    headers = {"Authorization": f"Bearer {fleet.account.token}", "Accept": "application/json"}
-    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as api:
-        path = f"/api/v2/teams/{fleet.account.team_id}/chargers/{charger_id}/commands/restart"
-        return await api.post(path, json={"type": kind})
 
 
 async def until_offline(server: KillableServer, fleet: Fleet, charger_id: int) -> None:
@@ -153,11 +108,3 @@ def test_the_newest_socket_wins_across_processes(cluster: Cluster) -> None:
             assert await connection_status(a, fleet, charger_id) == "online"
 
     asyncio.run(scenario())
-
-
-async def connection_status(server: KillableServer, fleet: Fleet, charger_id: int) -> str:
-    """The charger's `connection_status` as the server's API shows it."""
-    headers = {"Authorization": f"Bearer {fleet.account.token}", "Accept": "application/json"}
-    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30) as api:
-        path = f"/api/v2/teams/{fleet.account.team_id}/chargers/{charger_id}"
-        return str((await api.get(path)).json()["data"]["connection_status"])

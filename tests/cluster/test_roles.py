@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.support.cluster import role_processes
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 
 NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
@@ -36,24 +36,9 @@ def roles(fresh_database: Callable[[str], str], tmp_path: Path) -> Iterator[Role
     """One api, one gateway and one worker process on a fresh database and NATS subject prefix."""
     url = fresh_database("postgres")
     fleet = asyncio.run(seed_fleet(url, 1, 32))
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
-    servers: dict[str, KillableServer] = {}
-    for role in ("api", "gateway", "worker"):
-        (tmp_path / role).mkdir()
-        settings = {
-            "VOLTLINE_BUS_URL": NATS_URL,
-            "VOLTLINE_BUS_PREFIX": prefix,
-            "VOLTLINE_ROLE": role,
-            "VOLTLINE_METRICS_TOKEN": METRICS_TOKEN,
-        }
-        servers[role] = KillableServer(url, tmp_path / role, settings)
-    try:
-        for server in servers.values():
-            server.start()
+    roles = {role: role for role in ("api", "gateway", "worker")}
+    with role_processes(url, tmp_path, NATS_URL, roles, {"VOLTLINE_METRICS_TOKEN": METRICS_TOKEN}) as servers:
         yield fleet, servers
-    finally:
-        for server in servers.values():
-            server.stop()
 
 
 async def upgrade(server: KillableServer, fleet: Fleet, identity: str) -> int:

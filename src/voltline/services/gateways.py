@@ -5,11 +5,11 @@ Every gateway process publishes `gateway.alive` with its node id (`Runtime.node_
 socket (`chargers.gateway_id`). `GatewayWatch` runs where the control loops run (`worker` and
 `all` processes): a gateway not heard for 1.5 intervals is silent, and the watch, checking every
 quarter interval, marks its chargers offline, so they show offline within two intervals of its
-last announcement. A gateway the store names but the watch has not heard since it started
-(for 1.5 intervals) is silent too. The writes are conditional on the row naming that gateway,
-so several watches doing the same work change nothing twice. The watch then publishes
-`gateway.lost`; a gateway that was only slow (a stalled event loop) hears it and records its
-open sockets online again (`Gateway.reclaim`).
+last announcement. A gateway the store names but the watch has not heard since it started (for
+1.5 intervals) is silent too; the store is asked for those once an interval. The writes are
+conditional on the row naming that gateway, so several watches doing the same work change
+nothing twice. The watch then publishes `gateway.lost`; a gateway that was only slow (a stalled
+event loop) hears it and records its open sockets online again (`Gateway._on_lost`).
 
 With the in-memory bus the process is the only gateway: nothing to watch (its start marks every
 charger offline, `presence.mark_all_offline`).
@@ -57,6 +57,7 @@ class GatewayWatch:
         self.interval = runtime.settings.gateway_announce_interval
         self.heard: dict[str, float] = {}  # node id -> monotonic time of its last announcement
         self._began = 0.0
+        self._swept = 0.0  # when the store was last asked which gateways hold chargers
         self._listening: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -64,7 +65,7 @@ class GatewayWatch:
         """Listen and check; nothing with the in-memory bus (this process is the only gateway)."""
         if isinstance(self.runtime.bus, MemoryBus):
             return
-        self._began = self.runtime.clock.monotonic()
+        self._began = self._swept = self.runtime.clock.monotonic()
         self._listening = await self.runtime.bus.listen(ALIVE_SUBJECT, self._on_alive)
         self._task = asyncio.create_task(self._run(), name="voltline-gateway-watch")
 
@@ -94,7 +95,10 @@ class GatewayWatch:
         now = self.runtime.clock.monotonic()
         limit = SILENT_INTERVALS * self.interval
         silent = {node_id for node_id, at in self.heard.items() if now - at > limit}
-        if now - self._began > limit:  # long enough to have heard every live gateway
+        # Once it listened long enough to have heard every live gateway, once an interval: the store's
+        # gateways it did not hear (gone before this watch started).
+        if now - self._began > limit and now - self._swept >= self.interval:
+            self._swept = now
             live = set(self.heard) - silent
             silent |= await presence.holding_gateways(self.runtime) - live
         for node_id in silent:

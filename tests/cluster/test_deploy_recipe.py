@@ -34,12 +34,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
-from ocpp.v16.enums import Action
+from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.support.cluster import ResettableCharger
 from tests.support.fleet_login import basic_login
 from tests.support.haproxy import HAPROXY, Haproxy, client_tls
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
@@ -55,19 +54,6 @@ pytestmark = [
     ),
     pytest.mark.skipif(not HAPROXY, reason="haproxy is not installed (`.ci/run` installs Debian's haproxy)"),
 ]
-
-
-class GarageCharger(ChargePoint):  # type: ignore[misc]
-    """A charger that boots and accepts every Reset, keeping the reset types it was asked for."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.reset_types: list[str] = []
-
-    @on(Action.reset)
-    def on_reset(self, **payload: Any) -> Any:
-        self.reset_types.append(str(payload["type"]))
-        return call_result.Reset(status="Accepted")
 
 
 @dataclass
@@ -155,12 +141,12 @@ async def booted(
     tls: ssl.SSLContext | None,
     headers: dict[str, str] | None = None,
     identity: str | None = None,
-) -> AsyncIterator[tuple[GarageCharger, Any]]:
+) -> AsyncIterator[tuple[ResettableCharger, Any]]:
     """A charger (the first by default) connected at `url` with its HTTP Basic login, booted; with its client socket."""
     identity = identity or recipe.identity
     sent = {**basic_login(identity, recipe.fleet.password), **(headers or {})}
     async with connect(url, subprotocols=["ocpp1.6"], additional_headers=sent, ssl=tls) as ws:  # type: ignore[list-item]
-        charger = GarageCharger(identity, ws, response_timeout=10)
+        charger = ResettableCharger(identity, ws, response_timeout=10)
         task = asyncio.create_task(charger.start())
         answer = await charger.call(call.BootNotification(charge_point_model="Recipe", charge_point_vendor="test"))
         assert answer.status == "Accepted"
@@ -225,7 +211,7 @@ def test_a_charger_over_wss_through_the_proxy_survives_the_loss_of_its_process(r
             holding, other = await holder(recipe)
             answer = await recipe.reset(recipe.servers["api1"].base_url, "Hard")
             assert answer.status_code == 200 and answer.json()["message"] == "Accepted", answer.text
-            assert charger.reset_types == ["Hard"], "asked of an api process, delivered by the gateway over NATS"
+            assert charger.resets == ["Hard"], "asked of an api process, delivered by the gateway over NATS"
 
             recipe.servers[holding].kill()
             recipe.servers["api1"].kill()
@@ -240,7 +226,7 @@ def test_a_charger_over_wss_through_the_proxy_survives_the_loss_of_its_process(r
             assert await connected_chargers(recipe, recipe.servers[other]) == 1, "the reconnect lands on the live one"
             answer = await recipe.reset(recipe.https_url, "Soft")
             assert answer.status_code == 200 and answer.json()["message"] == "Accepted", answer.text
-            assert charger.reset_types == ["Soft"], "through the proxy to api2, over NATS to the live gateway"
+            assert charger.resets == ["Soft"], "through the proxy to api2, over NATS to the live gateway"
 
     asyncio.run(scenario())
 

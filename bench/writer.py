@@ -29,7 +29,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from _seed import create_postgres, drop_postgres
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from voltline.clock import Clock
 from voltline.domain.frames import MeterFrame
@@ -38,7 +38,7 @@ from voltline.services import accounts
 from voltline.settings import load_settings
 from voltline.store import migrate
 from voltline.store.engine import Database
-from voltline.store.schema import chargers, meter_frames, meter_latest, transactions
+from voltline.store.schema import chargers, energy_rollups, meter_frames, meter_latest, transactions
 from voltline.store.writer import MeterWriter, _Batch
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -122,6 +122,29 @@ async def count_rows(db: Database) -> tuple[int, int]:
     return int(frames or 0), int(latest or 0)
 
 
+# Bytes on disk of each table the writer fills, indexes and TOAST included (docs/scaling.md reads these).
+TABLE_BYTES = text(
+    "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND n.nspname = current_schema() "
+    "AND c.relname IN ('meter_frames', 'meter_latest', 'energy_rollups', 'energy_registers', 'ocpp_messages')"
+)
+
+
+async def storage_summary(db: Database, frames: int) -> str:
+    """PostgreSQL: the size of each table the writer fills, and the raw frames' bytes per frame."""
+    async with db.read() as conn:
+        sizes = {str(name): int(size) for name, size in (await conn.execute(TABLE_BYTES)).all()}
+        rollups = int(await conn.scalar(select(func.count()).select_from(energy_rollups)) or 0)
+    parts = [f"{name} {size / 2**20:.1f} MiB" for name, size in sorted(sizes.items())]
+    per_frame = sizes.get("meter_frames", 0) / max(frames, 1)
+    per_rollup = sizes.get("energy_rollups", 0) / max(rollups, 1)
+    return (
+        f"storage: {', '.join(parts)}; meter_frames {per_frame:.0f} bytes per 8-sample frame, "
+        f"energy_rollups {per_rollup:.0f} bytes per row ({rollups} rows)"
+    )
+
+
 async def saturate(writer: MeterWriter, frames: list[MeterFrame]) -> float:
     """Put every frame as fast as the writer accepts them; seconds until all are committed."""
     started = time.perf_counter()
@@ -195,7 +218,7 @@ async def run(url: str, label: str, args: argparse.Namespace) -> None:
         frames = build_frames(charger_ids, tx_ids, count)
         build_s = time.perf_counter() - built
         gc.freeze()  # the pre-built frames are the bench's, not the writer's: keep them out of GC pauses
-        writer = TimedWriter(db, Clock(), load_settings({}))
+        writer = TimedWriter(db, Clock(), hold_seconds=load_settings({}).ocpp_hold_seconds)
         writer.durations, writer.sizes = [], []
         cpu = resource.getrusage(resource.RUSAGE_SELF)
         lags: list[float] = []
@@ -218,6 +241,8 @@ async def run(url: str, label: str, args: argparse.Namespace) -> None:
             f"{extra}; latest rows={latest}; building samples {build_s / count * 1e6:.1f} µs/frame (not timed)\n"
             f"{'':10s} {writer.summary()}; {lag_summary(lags)}"
         )
+        if not url.startswith("sqlite"):
+            print(f"{'':10s} {await storage_summary(db, stored)}")
         assert stored == count, f"persisted {stored} of {count}"
     finally:
         await db.close()

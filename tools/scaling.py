@@ -15,8 +15,8 @@ KIB, MIB, GIB, GB, TB = 1024, 1024**2, 1024**3, 10**9, 10**12
 FLEETS = (100_000, 1_000_000)
 
 MEASURED = {
-    # docs/benchmarks.md, table row "10,000 connected chargers": 43.8 KiB per idle charger (2026-12-07).
-    "rss_per_charger": 43.8 * KIB,
+    # docs/benchmarks.md, table row "10,000 connected chargers": 33.5 KiB per idle charger (2026-12-07).
+    "rss_per_charger": 33.5 * KIB,
     # "Idle chargers, 2026-12-07": RSS of a process with no charger, 102 MiB.
     "rss_base": 102 * MIB,
     # "Durable ingest, 2026-12-07 afternoon", row "open loop, 60 s | ingest, PostgreSQL": 317 µs/msg.

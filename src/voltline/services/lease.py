@@ -200,7 +200,7 @@ class ControlLease:
         """The lease is ours at `epoch`: announce it, then start this term's duties."""
         self.epoch = epoch
         self._fenced = asyncio.Event()
-        log.warning("control lease acquired (epoch %d) by %s", epoch, self.holder)
+        log.info("control lease acquired (epoch %d) by %s", epoch, self.holder)
         await self._announce()
         commands = self.runtime.commands.fenced(epoch, lambda higher: self._on_fenced(epoch, higher))
         self._duties = list(self._make_duties(commands))

@@ -3,9 +3,11 @@
 The control loops run in exactly one worker, the holder of the control lease. When it dies
 (SIGKILL) or stalls (SIGSTOP) the other worker takes over within 10 s and goes on balancing the
 site; a stalled holder that wakes up (SIGCONT) after the takeover has lost the lease, its late
-commands are refused by the gateway (the lease epoch), and it steps down. Throughout, the
-simulated chargers check at every profile they receive that the limits they run on fit the
-group's capacity (spec/smart-charging.md R-85, Σ ≤ C). Which worker holds the lease is read from
+commands are refused by the gateway (the lease epoch), and it steps down. The holder goes as soon
+as the chargers run on its profiles, with their answers possibly not yet stored. Throughout, the
+simulated chargers check at every profile they receive that no current rises while the limits
+they run on exceed the group's capacity (spec/smart-charging.md R-85, Σ ≤ C; a new session's
+failsafe counts, OCPP 1.6 §3.13). Which worker holds the lease is read from
 each worker's `/metrics` (`voltline_control_lease_held`, `voltline_control_lease_epoch`).
 Needs `VOLTLINE_TEST_POSTGRES_URL` and `VOLTLINE_TEST_NATS_URL` (`.ci/run` sets both).
 """
@@ -24,12 +26,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 from tests.support.smart_e2e import Ledger, SmartCharger, big_car, offered_are, running
-from voltline.store.engine import Database
-from voltline.store.schema import charging_profiles
 
 NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
 POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
@@ -42,7 +41,6 @@ pytestmark = [
 METRICS_TOKEN = "lease-test-metrics-token"
 CAPACITY = 32
 TAKEOVER_SECONDS = 10.0  # the bound DESIGN "Cluster" (and the issue) ask of a takeover
-SETTLE = 30.0  # seconds a change may take to reach the chargers through gateway, bus and worker
 
 
 @dataclass
@@ -124,38 +122,17 @@ def chargers_of(cluster: Cluster, ledger: Ledger) -> list[SmartCharger]:
     ]
 
 
-async def until_recorded(cluster: Cluster) -> None:
-    """Until the holder has stored every answer it had asked for (no profile row left pending).
-
-    The takeovers below happen at such a quiet point. After a takeover with profiles in flight
-    the new holder takes their limits as unknown and sends a new session's own profile in the
-    first phase, beside the decreases; the Ledger, which counts a session from its own profile
-    on, then sees Σ above C (37.2-42.6 A on 32 A in trials) although no charger's current rose
-    (README "The control lease").
-    """
-    db = Database(cluster.gateway.database_url)
-    try:
-        for _ in range(int(SETTLE / 0.05)):
-            async with db.read() as conn:
-                statuses = list((await conn.execute(select(charging_profiles.c.status))).scalars())
-            if statuses and "pending" not in statuses:
-                return
-            await asyncio.sleep(0.05)
-    finally:
-        await db.close()
-    raise AssertionError(f"profiles still pending after {SETTLE} s: {statuses}")
-
-
 def assert_fits(ledger: Ledger) -> None:
-    """R-85 at every profile the chargers received."""
+    """R-85 at every profile the chargers received: no current rose while the group was above C."""
     assert ledger.frames > 0, "the chargers received profiles"
-    assert ledger.violations == [], f"Σ of installed limits above {CAPACITY} A at (frame, Σ): {ledger.violations}"
+    assert ledger.violations == [], f"a current rose with Σ above {CAPACITY} A at (frame, Σ): {ledger.violations}"
+    print(f"profiles: {ledger.frames}, most the cars could draw at one: {ledger.peak:.1f} A")
 
 
 def test_sigkill_of_the_lease_holder_hands_control_to_the_other_worker(cluster: Cluster) -> None:
     """DESIGN "Cluster": the holder dies; the other worker takes over within 10 s and balances the site."""
     first, second = cluster.workers
-    ledger = Ledger(CAPACITY)
+    ledger = Ledger(CAPACITY, physical=True)
     chargers = chargers_of(cluster, ledger)
 
     async def scenario() -> None:
@@ -164,7 +141,6 @@ def test_sigkill_of_the_lease_holder_hands_control_to_the_other_worker(cluster: 
             for charger in chargers[:2]:
                 charger.begin()
             await offered_are(chargers[:2], [16.0, 16.0], "two share the group under worker 0")
-            await until_recorded(cluster)
             killed = time.monotonic()
             first.kill()
             took, epoch = await until_holds(second, killed, "after SIGKILL")
@@ -183,7 +159,7 @@ def test_a_stalled_holder_loses_the_lease_and_steps_down_when_it_resumes(cluster
     The group's limits fit at every profile the chargers receive, also after the old holder resumed.
     """
     first, second = cluster.workers
-    ledger = Ledger(CAPACITY)
+    ledger = Ledger(CAPACITY, physical=True)
     chargers = chargers_of(cluster, ledger)
 
     async def scenario() -> None:
@@ -191,7 +167,6 @@ def test_a_stalled_holder_loses_the_lease_and_steps_down_when_it_resumes(cluster
             for charger in chargers[:2]:
                 charger.begin()
             await offered_are(chargers[:2], [16.0, 16.0], "two share the group under worker 0")
-            await until_recorded(cluster)
             assert first.process is not None
             stopped = time.monotonic()
             first.process.send_signal(signal.SIGSTOP)

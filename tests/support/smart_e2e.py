@@ -36,32 +36,42 @@ def big_car(_rng: Any) -> Car:
 
 
 class Ledger:
-    """The chargers of one group, and the worst sum of offered limits seen at any profile answer."""
+    """The chargers of one group, and the profile answers at which their limits broke R-85.
 
-    def __init__(self, capacity: float) -> None:
+    By default Σ counts a session from the first profile of its own on (a TxProfile of its
+    session, or its connector's TxDefault), and every answer with Σ above C is a violation.
+    `physical=True` counts what the cars may draw: a session that has just begun runs on its
+    charger's failsafe (R-88) until its TxProfile overrides that for the transaction (R-12,
+    OCPP 1.6 §3.13). A failsafe of floor(C / n) beside sessions on larger shares puts Σ above C
+    from the session's start until the loop's decreases are answered, which no order of sends
+    prevents; what R-85 orders is that no current rises before they have made room, so only an
+    answer that raises a connector's current with Σ then above C is a violation.
+    """
+
+    def __init__(self, capacity: float, *, physical: bool = False) -> None:
         self.capacity = capacity
+        self.physical = physical
         self.chargers: list[SmartCharger] = []
         self.frames = 0
+        self.peak = 0.0
         self.violations: list[tuple[int, float]] = []
 
     def offered_sum(self) -> float:
-        """Σ over the controlled charging connectors of the limit their installed profiles give now (R-12).
-
-        A session that has just begun runs on the charger-wide failsafe (R-88) until the control
-        loop gives it a profile of its own; R-85 is about the limits the loop installs.
-        """
+        """Σ over the charging connectors counted (see the class) of the limit their installed profiles give now."""
         total = 0.0
         for cp in self.chargers:
-            for conn in cp.connectors.values():
-                if conn.transaction is not None and cp.controlled(conn.number):
-                    total += cp.offered(conn.number)
+            for number in cp.charging():
+                if self.physical or cp.controlled(number):
+                    total += cp.offered(number)
         return round(total, 1)
 
-    def check(self) -> None:
-        """R-85: at every profile step the installed limits fit the capacity."""
+    def check(self, charger: SmartCharger, before: dict[int, float]) -> None:
+        """R-85 at one profile answer; `before` is what the charger's connectors offered before it."""
         self.frames += 1
         total = self.offered_sum()
-        if total > self.capacity + 1e-6:
+        self.peak = max(self.peak, total)
+        raised = any(charger.offered(n) > before[n] + 1e-6 for n in charger.charging() if n in before)
+        if total > self.capacity + 1e-6 and (raised or not self.physical):
             self.violations.append((self.frames, total))
 
 
@@ -92,12 +102,18 @@ class SmartCharger(SimulatedCharger):
             for p in self.profiles.installed
         )
 
+    def charging(self) -> list[int]:
+        """The connectors with a transaction."""
+        return [n for n, conn in self.connectors.items() if conn.transaction is not None]
+
     def _answer(self, action: str, payload: Any) -> Any:
+        if action not in ("SetChargingProfile", "ClearChargingProfile"):
+            return super()._answer(action, payload)
+        before = {n: self.offered(n) for n in self.charging()}
         answer = super()._answer(action, payload)
-        if action in ("SetChargingProfile", "ClearChargingProfile"):
-            self.profile_frames += 1
-            if self.ledger is not None:
-                self.ledger.check()
+        self.profile_frames += 1
+        if self.ledger is not None:
+            self.ledger.check(self, before)
         return answer
 
     def _connect(self) -> Any:

@@ -4,9 +4,7 @@ Request/reply reaches the one responder of a subject (the gateway holding a char
 socket subscribes `charger.<identity>.command`); publish reaches every listener of a
 subject (events such as a transaction start, for the smart-charging loop), except that the
 listeners of one queue group share the subject's messages, one member each (DESIGN "Cluster":
-where exactly one process must handle an event). A listener's subject may hold `*` tokens, each
-matching any one token as in NATS (`charger.*.connected`: one listener for every charger's
-presence, instead of one per connection). bus/nats.py keeps the same contract between
+where exactly one process must handle an event). bus/nats.py keeps the same contract between
 processes.
 """
 
@@ -75,7 +73,6 @@ class MemoryBus:
         self._listeners: dict[str, list[tuple[Listener, str | None]]] = {}
         self._turns: dict[tuple[str, str], int] = {}  # (subject, queue group): messages delivered so far
         self._tasks: set[asyncio.Task[None]] = set()
-        self._patterns: set[str] = set()  # listened subjects with `*` tokens
 
     @property
     def connected(self) -> bool:
@@ -106,11 +103,6 @@ class MemoryBus:
     async def publish(self, subject: str, data: bytes) -> None:
         """Schedule every listener of the subject, and one member of each queue group in turn."""
         listeners = self._listeners.get(subject, [])
-        if self._patterns:
-            tokens = subject.split(".")
-            for pattern in self._patterns:
-                if matches(pattern, tokens):
-                    listeners = [*listeners, *self._listeners[pattern]]
         groups: dict[str, list[Listener]] = {}
         for listener, queue in listeners:
             if queue is None:
@@ -131,17 +123,9 @@ class MemoryBus:
         """Add a listener for the subject (in a queue group when `queue` is given)."""
         entry = (listener, queue)
         self._listeners.setdefault(subject, []).append(entry)
-        if "*" in subject.split("."):
-            self._patterns.add(subject)
         return _MemorySubscription(lambda: self._listeners.get(subject, []).remove(entry))
 
     async def close(self) -> None:
         """Wait for listeners still running."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def matches(pattern: str, tokens: list[str]) -> bool:
-    """Whether a subject's tokens match a pattern whose `*` tokens match any one token (as in NATS)."""
-    wanted = pattern.split(".")
-    return len(wanted) == len(tokens) and all(w in ("*", t) for w, t in zip(wanted, tokens, strict=True))

@@ -131,7 +131,7 @@ class NatsBus:
         await self._nats().publish(self._subject(subject), data)
 
     async def listen(self, subject: str, listener: Listener, *, queue: str | None = None) -> Subscription:
-        """Receive what is published on a subject (`*` tokens match any one token); with `queue`, share it."""
+        """Receive what is published on a subject; with `queue`, share it with that group's other members."""
         prefix = len(self.prefix) + 1
 
         async def on_message(msg: Msg) -> None:

@@ -15,9 +15,7 @@ connection records each, connection.py). A newer socket of the same charger repl
 one, which then closes without marking the charger offline: the registry no longer names it.
 Across processes (DESIGN "Cluster": the newest connection wins) each connection announces itself
 on `charger.<identity>.connected` with when it opened; a process that holds an older socket of
-that charger closes it the same way. The gateway listens once for every charger's announcement
-(`charger.*.connected`) and looks the subject up among its own: a listener per connection would
-cost each socket a subscription (on NATS a queue and a task of its own).
+that charger closes it the same way.
 
 A charger attached to or detached from a site over the API while connected (the `settings` and
 `detached` bus events name it) has its connection re-read its team and site at once, so that its
@@ -44,6 +42,7 @@ from typing import Any
 from voltline import codec
 from voltline.bus import MemoryBus, Subscription
 from voltline.bus.events import SMART_EVENTS, decode_event
+from voltline.bus.memory import Listener
 from voltline.domain.auth_throttle import AuthThrottle
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerNotBootedError, ChargerOfflineError, CommandFencedError
@@ -55,13 +54,7 @@ from voltline.ocpp.session import SessionContext
 from voltline.ocpp.v16 import commands as v16_commands
 from voltline.ocpp.v16.messages import REQUESTS as V16_REQUESTS
 from voltline.services import gateways, presence
-from voltline.services.commands import (
-    PRESENCE_SUBJECTS,
-    command_subject,
-    decode_request,
-    encode_reply,
-    presence_subject,
-)
+from voltline.services.commands import command_subject, decode_request, encode_reply, presence_subject
 from voltline.services.lease import EpochFence
 from voltline.services.runtime import Runtime
 from voltline.store.writer import MeterWriter
@@ -117,9 +110,6 @@ class Gateway:
         self.log_budget = LogBudget(settings.ocpp_log_budget_rows, settings.ocpp_log_budget_bytes, runtime.clock)
         self._placements: Subscription | None = None
         self.fence = EpochFence(runtime)
-        self._presence: Subscription | None = None
-        # Presence subject -> the connection here that announced itself on it, and its (opened ns, id).
-        self._announced: dict[str, tuple[Connection, tuple[int, str]]] = {}
 
     async def start(self) -> None:
         """Mark the chargers of this gateway's earlier run offline, announce it, start the liveness loop.
@@ -141,15 +131,14 @@ class Gateway:
         await self.fence.start()
         self._liveness = asyncio.create_task(self._run_liveness(), name="voltline-ocpp-liveness")
         self._placements = await runtime.bus.listen(SMART_EVENTS, self._on_event)
-        self._presence = await runtime.bus.listen(PRESENCE_SUBJECTS, self._on_presence)
         settle_gc()
 
     async def stop(self) -> None:
-        """Stop the liveness and announce loops, the placement, presence and lost listeners, and the epoch fence."""
-        for subscription in (self._placements, self._presence, self._lost):
+        """Stop the liveness and announce loops, the listeners and the epoch fence."""
+        for subscription in (self._placements, self._lost):
             if subscription is not None:
                 await subscription.unsubscribe()
-        self._placements = self._presence = self._lost = None
+        self._placements = self._lost = None
         await cancel_and_wait([self._liveness, self._announcing])
         self._liveness = self._announcing = None
         await self.fence.stop()
@@ -224,7 +213,7 @@ class Gateway:
         subscription = await self._subscribe(connection)
         opened = connection.opened_key  # orders sockets of one charger across processes
         subject = presence_subject(connection.identity)
-        self._announced[subject] = (connection, opened)
+        elsewhere = await self.runtime.bus.listen(subject, self._on_presence(connection, opened))
         try:
             if previous is not None:
                 await previous.replace()
@@ -234,25 +223,24 @@ class Gateway:
         finally:
             connection.stop_serving()
             await subscription.unsubscribe()
-            if self._announced.get(subject, (None,))[0] is connection:
-                del self._announced[subject]
+            await elsewhere.unsubscribe()
             if self.registry.remove(connection):
                 await connection.go_offline("the socket closed")
 
-    async def _on_presence(self, subject: str, data: bytes) -> None:
-        """Close this process's socket of the announced charger when a newer one opened (here or elsewhere)."""
-        held = self._announced.get(subject)
-        if held is None:
-            return
-        connection, opened = held
-        try:
-            body = codec.decode_json(data)
-            other = (int(body["opened"]), str(body["id"]))
-        except (ValueError, KeyError, TypeError):
-            return  # not an announcement of ours
-        if other > opened and self.registry.remove(connection):
-            log.info("%s: a newer socket opened on another process; this one closes", connection.identity)
-            await connection.replace()
+    def _on_presence(self, connection: Connection, opened: tuple[int, str]) -> Listener:
+        """A listener that closes `connection` when a newer socket of its charger opened (here or elsewhere)."""
+
+        async def on_presence(_subject: str, data: bytes) -> None:
+            try:
+                body = codec.decode_json(data)
+                other = (int(body["opened"]), str(body["id"]))
+            except (ValueError, KeyError, TypeError):
+                return  # not an announcement of ours
+            if other > opened and self.registry.remove(connection):
+                log.info("%s: a newer socket opened on another process; this one closes", connection.identity)
+                await connection.replace()
+
+        return on_presence
 
     async def _on_event(self, _subject: str, data: bytes) -> None:
         """A charger attached to or detached from a site: its connection here takes the new team and site."""

@@ -55,10 +55,6 @@ def presence_subject(identity: str) -> str:
     return f"charger.{subject_token(identity)}.connected"
 
 
-# Every charger's presence subject (a `*` token matches any identity's): one listener per gateway.
-PRESENCE_SUBJECTS = "charger.*.connected"
-
-
 def subject_token(text: str) -> str:
     """`text` as one NATS subject token: every character outside letters, digits and `-_=+|@` as %XX.
 

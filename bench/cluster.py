@@ -56,6 +56,7 @@ from typing import Any
 
 import httpx
 import psutil
+from _generator import GeneratorProcess
 from _report import code_version, free_port, machine
 from _seed import Seeded, create_postgres, drop_postgres, seed
 
@@ -94,13 +95,8 @@ def listening(host: str, port: int) -> bool:
     return False
 
 
-class Generator:
+class Generator(GeneratorProcess):
     """One load-generator process (bench/_ocpp_client.py) and the JSON lines it printed."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.events: list[dict[str, Any]] = []
-        self.reader = asyncio.create_task(self._read())
 
     @classmethod
     async def start(cls, host: str, port: int, first: int, count: int, *, hold: float, concurrency: int) -> Generator:
@@ -113,31 +109,6 @@ class Generator:
             *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**20
         )
         return cls(proc)
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for line in self.proc.stdout:
-            with suppress(ValueError):
-                self.events.append(json.loads(line))
-
-    async def wait_for(self, name: str, timeout: float) -> dict[str, Any]:
-        """The first event called `name`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events:
-                if event["event"] == name:
-                    return event
-            if self.reader.done():
-                raise SystemExit(f"load generator exited (code {self.proc.returncode}) before {name!r}")
-            await asyncio.sleep(0.1)
-        raise SystemExit(f"load generator: no {name!r} within {timeout} s")
-
-    async def send(self, line: str) -> None:
-        """A line on the generator's stdin."""
-        assert self.proc.stdin is not None
-        with suppress(BrokenPipeError, ConnectionResetError):
-            self.proc.stdin.write(line.encode() + b"\n")
-            await self.proc.stdin.drain()
 
     async def stop(self) -> None:
         """End the process (its sockets close)."""

@@ -66,6 +66,7 @@ from typing import Any
 
 import asyncpg
 import psutil
+from _generator import GeneratorProcess
 from _report import CpuMeter, code_version, free_port, machine
 from _seed import create_postgres, drop_postgres, seed
 from sqlalchemy.engine import make_url
@@ -330,40 +331,12 @@ def warm_up(port: int, identity: str, action: str) -> None:
                 raise SystemExit(f"warm-up: {text[:80]}... was answered {answer}")
 
 
-class Client:
+class Client(GeneratorProcess):
     """One load-generator process and the JSON lines it printed."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.events: list[dict[str, Any]] = []
-        self.reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for line in self.proc.stdout:
-            self.events.append(json.loads(line))
-
-    async def wait_for(self, name: str, timeout: float) -> dict[str, Any]:
-        """The first event called `name`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events:
-                if event["event"] == name:
-                    return event
-            if self.reader.done():
-                raise SystemExit(f"load generator exited (code {self.proc.returncode}) before {name!r}")
-            await asyncio.sleep(0.05)
-        raise SystemExit(f"load generator: no {name!r} within {timeout} s")
 
     def acked_at(self, k: int) -> int | None:
         """Acknowledged calls at progress tick k."""
         return next((e["acked"] for e in self.events if e["event"] == "progress" and e["k"] == k), None)
-
-    async def send(self, line: str) -> None:
-        """A line on the generator's stdin."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        await self.proc.stdin.drain()
 
 
 async def start_clients(

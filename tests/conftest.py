@@ -34,6 +34,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 POSTGRES_ADMIN_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", *(["postgres"] if POSTGRES_ADMIN_URL else [])]
+NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
+# The bus tests need a NATS server; the cluster tests (several real processes) PostgreSQL beside it.
+needs_nats = pytest.mark.skipif(not NATS_URL, reason="needs VOLTLINE_TEST_NATS_URL")
+needs_cluster = pytest.mark.skipif(
+    not (NATS_URL and POSTGRES_ADMIN_URL), reason="needs VOLTLINE_TEST_NATS_URL and VOLTLINE_TEST_POSTGRES_URL"
+)
 
 
 def asyncpg_url(url: str, database: str | None = None) -> str:

@@ -12,7 +12,6 @@ token with the same sites and charger, and lets the charger in with its password
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -23,14 +22,14 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.conftest import POSTGRES_ADMIN_URL
 from tests.support.fleet_login import charger_let_in
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 from tests.support.sites import SITE_BODY
 
-POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not POSTGRES_URL, reason="needs VOLTLINE_TEST_POSTGRES_URL"),
+    pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason="needs VOLTLINE_TEST_POSTGRES_URL"),
     pytest.mark.skipif(not (shutil.which("pg_dump") and shutil.which("pg_restore")), reason="needs pg_dump"),
 ]
 

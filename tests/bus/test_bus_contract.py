@@ -8,17 +8,16 @@ objects on one prefix stand for two processes of one installation.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 
 import pytest
 
+from tests.conftest import NATS_URL, needs_nats
 from voltline.bus import Bus, MemoryBus, NatsBus, NoRespondersError, make_bus
 from voltline.services.commands import command_subject, subject_token
 
-NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
-KINDS = ["memory", pytest.param("nats", marks=pytest.mark.skipif(not NATS_URL, reason="VOLTLINE_TEST_NATS_URL unset"))]
+KINDS = ["memory", pytest.param("nats", marks=needs_nats)]
 Scenario = Callable[[Callable[[], Awaitable[Bus]]], Awaitable[None]]
 
 

@@ -11,7 +11,6 @@ only calls a charger gets are the ones the test asks for. Needs `VOLTLINE_TEST_P
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,14 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import NATS_URL, needs_cluster
 from tests.support.cluster import connection_status, online, restart
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 
-NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
-POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
-pytestmark = pytest.mark.skipif(
-    not (NATS_URL and POSTGRES_URL), reason="needs VOLTLINE_TEST_NATS_URL and VOLTLINE_TEST_POSTGRES_URL"
-)
+pytestmark = needs_cluster
 
 
 Cluster = tuple[Fleet, KillableServer, KillableServer]

@@ -15,7 +15,6 @@ Needs `VOLTLINE_TEST_POSTGRES_URL` and `VOLTLINE_TEST_NATS_URL` (`.ci/run` sets 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import time
@@ -27,15 +26,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import NATS_URL, needs_cluster
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 from tests.support.smart_e2e import Ledger, SmartCharger, big_car, offered_are, running
 
-NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
-POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
 pytestmark = [
-    pytest.mark.skipif(
-        not (NATS_URL and POSTGRES_URL), reason="needs VOLTLINE_TEST_NATS_URL and VOLTLINE_TEST_POSTGRES_URL"
-    ),
+    needs_cluster,
     pytest.mark.slow,
 ]
 METRICS_TOKEN = "lease-test-metrics-token"

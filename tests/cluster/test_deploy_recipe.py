@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -38,20 +37,17 @@ from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.conftest import NATS_URL, needs_cluster
 from tests.support.cluster import ResettableCharger
 from tests.support.fleet_login import basic_login
 from tests.support.haproxy import HAPROXY, Haproxy, client_tls
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 from tests.support.tcp_proxy import TcpProxy
 
-NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
-POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
 METRICS_TOKEN = "deploy-recipe-metrics-token"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not (NATS_URL and POSTGRES_URL), reason="needs VOLTLINE_TEST_NATS_URL and VOLTLINE_TEST_POSTGRES_URL"
-    ),
+    needs_cluster,
     pytest.mark.skipif(not HAPROXY, reason="haproxy is not installed (`.ci/run` installs Debian's haproxy)"),
 ]
 

@@ -12,7 +12,6 @@ written by A, which died without a word). Needs `VOLTLINE_TEST_POSTGRES_URL` and
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -23,17 +22,14 @@ import pytest
 from ocpp.v16 import call
 from sqlalchemy import func, select
 
+from tests.conftest import NATS_URL, needs_cluster
 from tests.support.cluster import ResettableCharger, connection_status, online, restart, role_processes
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 from voltline.store.engine import Database
 from voltline.store.schema import chargers, meter_frames
 
-NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
-POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
 pytestmark = [
-    pytest.mark.skipif(
-        not (NATS_URL and POSTGRES_URL), reason="needs VOLTLINE_TEST_NATS_URL and VOLTLINE_TEST_POSTGRES_URL"
-    ),
+    needs_cluster,
     pytest.mark.slow,
 ]
 ANNOUNCE_INTERVAL = 1.0  # seconds (VOLTLINE_GATEWAY_ANNOUNCE_INTERVAL)

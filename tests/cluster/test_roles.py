@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,14 +17,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from tests.conftest import NATS_URL, needs_cluster
 from tests.support.cluster import role_processes
 from tests.support.killable_server import Fleet, KillableServer, seed_fleet
 
-NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
-POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
-pytestmark = pytest.mark.skipif(
-    not (NATS_URL and POSTGRES_URL), reason="needs VOLTLINE_TEST_NATS_URL and VOLTLINE_TEST_POSTGRES_URL"
-)
+pytestmark = needs_cluster
 METRICS_TOKEN = "roles-test-metrics-token"
 
 Roles = tuple[Fleet, dict[str, KillableServer]]

@@ -32,17 +32,17 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.conftest import POSTGRES_ADMIN_URL
 from tests.support.fleet_login import upgrade_accepted
 from tests.support.killable_server import KillableServer
 from tests.support.sites import SITE_BODY
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = "src/voltline/store/migrations/versions"
-POSTGRES_URL = os.environ.get("VOLTLINE_TEST_POSTGRES_URL", "")
 IDENTITY, PASSWORD = "UPGRADE-0001", "rolling-upgrade-password"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not POSTGRES_URL, reason="needs VOLTLINE_TEST_POSTGRES_URL"),
+    pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason="needs VOLTLINE_TEST_POSTGRES_URL"),
 ]
 
 

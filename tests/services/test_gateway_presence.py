@@ -10,7 +10,6 @@ stand for two processes.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.clocked import SteppedClock
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, NATS_URL, needs_nats
 from voltline.bus import Bus, MemoryBus, NatsBus
 from voltline.clock import Clock
 from voltline.domain.credentials import new_pincode
@@ -33,8 +32,6 @@ from voltline.store import chargers as store_chargers
 from voltline.store.engine import Database
 from voltline.store.schema import chargers
 
-NATS_URL = os.environ.get("VOLTLINE_TEST_NATS_URL", "")
-needs_nats = pytest.mark.skipif(not NATS_URL, reason="VOLTLINE_TEST_NATS_URL unset")
 INTERVAL = 2.0  # the announce interval; the stepped clock makes waiting for it instant
 
 

@@ -132,9 +132,14 @@ def _normalise_value(value: Any) -> Any:
     return value.strip() or None
 
 
+def query_data(request: Request) -> dict[str, Any]:
+    """The query string, normalised as every input is (trimmed; empty strings are null)."""
+    return normalise_input(dict(request.query_params))
+
+
 async def input_data(request: Request) -> dict[str, Any]:
     """Laravel's `$request->input()`: the query string merged with a JSON body (body wins)."""
-    data = normalise_input(dict(request.query_params))
+    data = query_data(request)
     data.update(await json_body(request))
     return data
 
@@ -194,7 +199,7 @@ def page_of(clean: Mapping[str, Any]) -> Page:
 
 def page_window(request: Request) -> Page:
     """The page of the query string, checked against PAGE_RULES (422 on bad values)."""
-    return page_of(PAGE_QUERY.validate(normalise_input(dict(request.query_params))))
+    return page_of(PAGE_QUERY.validate(query_data(request)))
 
 
 def page_response(

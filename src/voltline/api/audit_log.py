@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from voltline import codec
 from voltline.api._contract import Contract
-from voltline.api._kit import INT_MAX, PAGE_RULES, normalise_input, page_of, page_response
+from voltline.api._kit import INT_MAX, PAGE_RULES, page_of, page_response, query_data
 from voltline.api._routing import Endpoint
 from voltline.api.auth import runtime, scope, team_member
 from voltline.domain.audit import ACTOR_KINDS, OBJECT_TYPES
@@ -71,7 +71,7 @@ def audit_entry_resource(row: Mapping[Any, Any]) -> AuditEntryResource:
 
 async def list_audit_log(request: Request) -> Response:
     """Return a page of the team's audit log, newest first, filtered by object and actor."""
-    clean = QUERY.validate(normalise_input(dict(request.query_params)))
+    clean = QUERY.validate(query_data(request))
     page = page_of(clean)
     filters = {name: clean[name] for name in FILTER_NAMES if clean.get(name) is not None}
     if "actor_user_id" in filters:

@@ -17,10 +17,10 @@ from voltline import codec
 from voltline.api._contract import Contract
 from voltline.api._kit import (
     PAGE_RULES,
-    normalise_input,
     page_of,
     page_response,
     path_ref,
+    query_data,
 )
 from voltline.api._routing import Endpoint
 from voltline.api.auth import runtime, scope, team_member
@@ -66,7 +66,7 @@ def log_entry_resource(row: Mapping[Any, Any]) -> LogEntryResource:
 
 async def list_charger_logs(request: Request) -> Response:
     """Return a page of the charger's OCPP message log the team may read, newest first; `action` filters."""
-    clean = QUERY.validate(normalise_input(dict(request.query_params)))
+    clean = QUERY.validate(query_data(request))
     page = page_of(clean)
     team_id, charger = scope(request).team_id, path_ref(request, "charger")
     rows = await logs.list_charger_log(

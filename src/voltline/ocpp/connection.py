@@ -126,8 +126,8 @@ class Connection:
         self.last_seen = ctx.clock.monotonic()
         # DESIGN "Cluster": orders this charger's sockets across processes (later sockets sort higher);
         # its status writes name this token, so an older socket closing late writes nothing.
-        self.opened_key = (time.time_ns(), uuid.uuid4().hex)
-        self.token = f"{self.opened_key[0]:020d}-{self.opened_key[1]}"
+        # The token is when it opened (ns, zero-padded, so text order is time order) and a random tie-breaker.
+        self.token = f"{time.time_ns():020d}-{uuid.uuid4().hex}"
 
     @property
     def identity(self) -> str:

@@ -14,8 +14,8 @@ two heartbeat intervals without a frame or pong; back online with the next frame
 connection records each, connection.py). A newer socket of the same charger replaces the older
 one, which then closes without marking the charger offline: the registry no longer names it.
 Across processes (DESIGN "Cluster": the newest connection wins) each connection announces itself
-on `charger.<identity>.connected` with when it opened; a process that holds an older socket of
-that charger closes it the same way.
+on `charger.<identity>.connected` with its socket token (when it opened); a process that holds an
+older socket of that charger closes it the same way.
 
 A charger attached to or detached from a site over the API while connected (the `settings` and
 `detached` bus events name it) has its connection re-read its team and site at once, so that its
@@ -211,14 +211,13 @@ class Gateway:
         previous = self.registry.replace(connection)
         # Subscribed before the first await: a command may follow the handshake at once.
         subscription = await self._subscribe(connection)
-        opened = connection.opened_key  # orders sockets of one charger across processes
         subject = presence_subject(connection.identity)
-        elsewhere = await self.runtime.bus.listen(subject, self._on_presence(connection, opened))
+        elsewhere = await self.runtime.bus.listen(subject, self._on_presence(connection))
         try:
             if previous is not None:
                 await previous.replace()
             await connection.come_online(replacing=previous is not None)
-            await self.runtime.bus.publish(subject, codec.encode_json({"opened": opened[0], "id": opened[1]}))
+            await self.runtime.bus.publish(subject, codec.encode_json({"token": connection.token}))
             yield
         finally:
             connection.stop_serving()
@@ -227,16 +226,15 @@ class Gateway:
             if self.registry.remove(connection):
                 await connection.go_offline("the socket closed")
 
-    def _on_presence(self, connection: Connection, opened: tuple[int, str]) -> Listener:
+    def _on_presence(self, connection: Connection) -> Listener:
         """A listener that closes `connection` when a newer socket of its charger opened (here or elsewhere)."""
 
         async def on_presence(_subject: str, data: bytes) -> None:
             try:
-                body = codec.decode_json(data)
-                other = (int(body["opened"]), str(body["id"]))
+                other = codec.decode_json(data)["token"]
             except (ValueError, KeyError, TypeError):
                 return  # not an announcement of ours
-            if other > opened and self.registry.remove(connection):
+            if isinstance(other, str) and other > connection.token and self.registry.remove(connection):
                 log.info("%s: a newer socket opened on another process; this one closes", connection.identity)
                 await connection.replace()
 

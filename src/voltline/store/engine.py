@@ -24,9 +24,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from voltline.store.files import ensure_private_database
+from voltline.tasks import answer_within
 
 T = TypeVar("T")
-PING_TIMEOUT = 1.0  # seconds: /readyz reports the database unreachable rather than wait longer
+# /readyz reports the database unreachable rather than wait longer than this many seconds of the
+# process's own time (tasks.answer_within: a loop that ran late does not count against the database).
+PING_TIMEOUT = 1.0
 _SELECT_1 = text("SELECT 1")
 # PostgreSQL: assigning a transaction id needs a writable server (it fails on a read-only standby).
 _PG_WRITE_PROBE = text("SELECT pg_current_xact_id()")
@@ -232,30 +235,35 @@ class Database:
         committed); PostgreSQL assigns a transaction id, which a server that cannot write refuses.
         """
         try:
-            async with asyncio.timeout(timeout), self.write() as conn:
-                if self.is_sqlite:
-                    version = int(await conn.scalar(text("PRAGMA user_version")) or 0)
-                    await conn.exec_driver_sql(f"PRAGMA user_version={version}")
-                else:
-                    await conn.execute(_PG_WRITE_PROBE)
+            await answer_within(self._probe_write(), timeout)
         except Exception:  # a timeout, a refused connection, a driver error: writes do not work either way
             return False
         return True
 
+    async def _probe_write(self) -> None:
+        async with self.write() as conn:
+            if self.is_sqlite:
+                version = int(await conn.scalar(text("PRAGMA user_version")) or 0)
+                await conn.exec_driver_sql(f"PRAGMA user_version={version}")
+            else:
+                await conn.execute(_PG_WRITE_PROBE)
+
     async def ping(self, timeout: float = PING_TIMEOUT) -> bool:
         """True when the database answers a trivial query within `timeout` seconds (a retry after a dropped link)."""
         try:
-            async with asyncio.timeout(timeout):
-                for attempt in (1, 2):
-                    try:
-                        async with self._pinger.connect() as conn:
-                            await conn.execute(_SELECT_1)
-                        return True
-                    except DBAPIError as error:
-                        if attempt == 2 or not error.connection_invalidated:
-                            return False
+            return await answer_within(self._ping(), timeout)
         except Exception:  # a timeout, a refused connection, a driver error: unreachable either way
             return False
+
+    async def _ping(self) -> bool:
+        for attempt in (1, 2):
+            try:
+                async with self._pinger.connect() as conn:
+                    await conn.execute(_SELECT_1)
+                return True
+            except DBAPIError as error:
+                if attempt == 2 or not error.connection_invalidated:
+                    return False
         return False
 
     async def close(self) -> None:

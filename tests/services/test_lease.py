@@ -14,11 +14,21 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from tests.conftest import BACKENDS, server_settings
+from tests.support.tcp_proxy import TcpProxy
 from voltline.bus import MemoryBus
 from voltline.services.commands import Commands, command_subject, encode_reply
-from voltline.services.lease import EPOCH_SUBJECT, ControlLease, Duty, decode_epoch
+from voltline.services.lease import (
+    EPOCH_SUBJECT,
+    IDLE_TIMEOUT_SECONDS,
+    KEEP_ALIVE_SECONDS,
+    KEEP_ALIVE_TIMEOUT_SECONDS,
+    ControlLease,
+    Duty,
+    decode_epoch,
+)
 from voltline.services.runtime import Runtime
 from voltline.store.engine import Database
 from voltline.store.leases import CONTROL_LOCK_KEY
@@ -125,6 +135,49 @@ def test_only_one_process_holds_the_lease_and_another_takes_over_when_its_sessio
                 await lease.runtime.db.close()
 
     asyncio.run(scenario())
+
+
+@needs_postgres
+def test_a_holder_cut_off_from_postgresql_steps_down_before_postgresql_can_free_the_lock(
+    fresh_database: Callable[[str], str], tmp_path: Path
+) -> None:
+    """DESIGN "Cluster": the network to PostgreSQL stops carrying packets (no reset, nothing closes).
+
+    The keep-alive gets no answer; the holder steps down within KEEP_ALIVE + KEEP_ALIVE_TIMEOUT
+    seconds, before PostgreSQL's idle_session_timeout can end its session and free the lock for
+    another process. (A cancelled asyncpg query on such a link takes another 2 s to give up:
+    waiting for it would step down after the lock may have passed on.) Once the network carries
+    again, the same process takes the lease back at a higher epoch.
+    """
+    url = make_url(fresh_database("postgres"))
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy.restore()
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+
+    async def scenario() -> None:
+        log: list[tuple[str, int | None]] = []
+        lease = ControlLease(make_runtime(proxied, tmp_path, MemoryBus()), recorder(log))
+        await lease.start()
+        try:
+            assert lease.holding and lease.epoch == 1
+            await asyncio.sleep(KEEP_ALIVE_SECONDS * 1.5)  # a keep-alive or two went through
+            proxy.freeze()
+            took = await until(lambda: not lease.holding)
+            assert took < KEEP_ALIVE_SECONDS + KEEP_ALIVE_TIMEOUT_SECONDS + 0.5 < IDLE_TIMEOUT_SECONDS, took
+            assert log == [("start", 1), ("stop", 1)], "the duties stopped with the term"
+            proxy.thaw()
+            await until(lambda: lease.holding)
+            assert lease.epoch == 2 and log[-1] == ("start", 2)
+            print(f"stepped down {took:.1f} s after the network to PostgreSQL froze")
+        finally:
+            proxy.thaw()
+            await lease.stop()
+            await lease.runtime.db.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proxy.close()
 
 
 async def terminate_lock_holder(runtime: Runtime) -> None:

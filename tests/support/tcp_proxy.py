@@ -14,7 +14,9 @@ class TcpProxy:
     """127.0.0.1:<port> forwarded to a TCP server (PostgreSQL, NATS), on a loop of its own.
 
     `cut()` drops every connection and refuses new ones (the server unreachable), `restore()`
-    listens again; it starts cut.
+    listens again; it starts cut. `freeze()` keeps the connections but carries nothing more in
+    either direction, as a network that drops packets without a reset; `thaw()` delivers what
+    was held and carries on.
     """
 
     def __init__(self, host: str, port: int) -> None:
@@ -27,6 +29,8 @@ class TcpProxy:
         self._thread.start()
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     def _on_loop(self, make: Callable[[], Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(make(), self.loop).result(10)
@@ -52,6 +56,14 @@ class TcpProxy:
 
         self._on_loop(cut)
 
+    def freeze(self) -> None:
+        """Carry no more bytes on the open connections (nothing is reset)."""
+        self.loop.call_soon_threadsafe(self._flowing.clear)
+
+    def thaw(self) -> None:
+        """Deliver what was held and carry on."""
+        self.loop.call_soon_threadsafe(self._flowing.set)
+
     def close(self) -> None:
         """Cut, then stop the proxy's loop."""
         self.cut()
@@ -71,6 +83,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         self._links.discard(writer)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
@@ -52,7 +53,7 @@ from voltline.errors import LeaseLostError
 from voltline.services.commands import Commands
 from voltline.services.runtime import Runtime
 from voltline.store import leases
-from voltline.tasks import cancel_and_wait, wait_event_or
+from voltline.tasks import abandon, cancel_and_wait, wait_event_or
 
 log = logging.getLogger("voltline.lease")
 
@@ -63,6 +64,7 @@ KEEP_ALIVE_TIMEOUT_SECONDS = 1.5  # last keep-alive + 1 + 1.5 < IDLE_TIMEOUT: go
 IDLE_TIMEOUT_SECONDS = 4.0
 TAKE_TIMEOUT_SECONDS = 10.0  # for the lock and the epoch (the epoch waits for earlier terms' writes to end)
 TERM_WRITE_IDLE_SECONDS = 5.0  # a holder's write transaction stalled this long is ended by PostgreSQL
+FENCED_REASON = "a gateway or the store has a higher epoch"
 
 
 class Duty(Protocol):
@@ -180,19 +182,37 @@ class ControlLease:
             if holding:
                 reason = await self._hold(session)
                 await self._step_down(reason)
-                await session.close()  # the lock goes with the session (if PostgreSQL has not ended it already)
+                # The lock goes with the session (if PostgreSQL has not ended it already).
+                closing = asyncio.ensure_future(session.close())
+                if not (await asyncio.wait({closing}, timeout=KEEP_ALIVE_TIMEOUT_SECONDS))[0]:
+                    abandon(closing)
+                    session.forget()
             await asyncio.sleep(RETRY_SECONDS)  # real time, as PostgreSQL's idle_session_timeout
             holding = await self._try_once(session)
 
     async def _hold(self, session: leases.LeaseSession) -> str:
-        """Keep the session alive and re-announce the epoch until the lease is lost; why it was."""
+        """Keep the session alive and re-announce the epoch until the lease is lost; why it was.
+
+        The keep-alive is waited for KEEP_ALIVE_TIMEOUT_SECONDS of real time at most, and not
+        after a fencing. A keep-alive on a session PostgreSQL ended while this process was
+        stopped has been seen to outlast an `asyncio.timeout` around it by many seconds (SIGSTOP,
+        then SIGCONT, in the cluster tests), so it is not waited for once cancelled: the holder
+        steps down all the same, and `session.close()` is bounded the same way.
+        """
         while True:
             if await wait_event_or(self._fenced, asyncio.sleep(KEEP_ALIVE_SECONDS)):
-                return "a gateway or the store has a higher epoch"
-            try:
-                async with asyncio.timeout(KEEP_ALIVE_TIMEOUT_SECONDS):
-                    await session.keep_alive()
-            except Exception as error:  # the session ended (stall, restart) or hangs: someone else may hold it soon
+                return FENCED_REASON
+            keep_alive = asyncio.ensure_future(session.keep_alive())
+            fenced = asyncio.ensure_future(self._fenced.wait())
+            await asyncio.wait({keep_alive, fenced}, timeout=KEEP_ALIVE_TIMEOUT_SECONDS, return_when=FIRST_COMPLETED)
+            fenced.cancel()
+            if not keep_alive.done():
+                abandon(keep_alive)
+                if self._fenced.is_set():
+                    return FENCED_REASON
+                return f"the lease session did not answer within {KEEP_ALIVE_TIMEOUT_SECONDS:g} s"
+            error = keep_alive.exception()
+            if error is not None:  # the session ended (stall, restart): someone else may hold it soon
                 return f"the lease session failed: {type(error).__name__}: {error}".splitlines()[0]
             await self._announce()
 

@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export VOLTLINE_DATA_DIR ?= ./data
 LINTED := $(wildcard src tests bench tools)
+# The suite runs on two pytest-xdist workers (CI has 2 cores); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: install run test lint bench-rest clean
 
@@ -28,7 +30,7 @@ run: install
 test: install
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check $(LINTED)

@@ -55,6 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ocpp_max_frame_bytes: int = 256 * 1024
     ocpp_log_retention_days: int = 30
     meter_retention_days: int = 0
+    audit_retention_days: int = 0
     ocpp_log_max_payload: int = 8 * 1024
     ocpp_log_budget_rows: int = 300
     ocpp_log_budget_bytes: int = 256 * 1024
@@ -212,6 +213,10 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
         raise SettingsError(
             f"{PREFIX}METER_RETENTION_DAYS must be 0 (keep for ever) or at least {MIN_METER_RETENTION_DAYS}, "
             f"got {settings.meter_retention_days}"
+        )
+    if settings.audit_retention_days < 0:
+        raise SettingsError(
+            f"{PREFIX}AUDIT_RETENTION_DAYS must be 0 (keep for ever) or more, got {settings.audit_retention_days}"
         )
     for name in ("rate_limit", "rate_limit_unauthenticated", *_HTTP_LIMITS):
         if getattr(settings, name) < 0:

@@ -1,26 +1,34 @@
-"""Background housekeeping: the OCPP message log and the raw meter frames are kept for a configurable number of days.
+"""Background housekeeping: the OCPP message log, raw meter frames and the audit log are kept a set number of days.
 
 Raw frames (`VOLTLINE_METER_RETENTION_DAYS`, 0 = for ever) go in arrival order, a chunk per
 transaction so that the meter writer never waits long; the 15-minute rollups and the energy
 registers derived from them stay (usage and energy history keep working), and so do the latest
 values. A frame stamped long before it arrived (an offline queue) goes once every frame that
 arrived before it has gone.
+
+The audit log (`VOLTLINE_AUDIT_RETENTION_DAYS`, 0 = for ever, the default) goes the same way,
+oldest first, in chunks of rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voltline.services.runtime import Runtime
-from voltline.store import meter_values
+from voltline.store import audit, meter_values
 from voltline.store.ocpp_log import purge_ocpp_log
 from voltline.tasks import cancel_and_wait
 
 log = logging.getLogger("voltline.services.maintenance")
 PURGE_EVERY_SECONDS = 3600.0
 FRAMES_PER_DELETE = 10_000  # one transaction; SQLite's one writer is free again between chunks
+AUDIT_ROWS_PER_DELETE = 10_000  # likewise
 
 
 async def purge_expired_log(runtime: Runtime) -> int:
@@ -33,25 +41,55 @@ async def purge_expired_log(runtime: Runtime) -> int:
     return removed
 
 
+@dataclass(frozen=True)
+class Oldest:
+    """A table whose rows come in time order, as the store reads and deletes its oldest ones."""
+
+    what: str  # for the log: "<what> before <cutoff>"
+    id_range: Callable[[AsyncConnection], Awaitable[tuple[int, int] | None]]
+    first_id_since: Callable[[AsyncConnection, datetime], Awaitable[int | None]]
+    delete_before: Callable[[AsyncConnection, datetime, int, int], Awaitable[int]]
+
+
+METER_FRAMES = Oldest(
+    "meter frames stamped",
+    meter_values.frame_id_range,
+    meter_values.first_frame_id_since,
+    meter_values.delete_frames_before,
+)
+AUDIT_ROWS = Oldest(
+    "audit log rows recorded", audit.audit_id_range, audit.first_audit_id_since, audit.delete_audit_rows_before
+)
+
+
 async def purge_old_meter_frames(runtime: Runtime) -> int:
     """Delete raw meter frames stamped more than `meter_retention_days` ago (0: keep all); how many went."""
-    days = runtime.settings.meter_retention_days
+    return await _purge(runtime, runtime.settings.meter_retention_days, METER_FRAMES, FRAMES_PER_DELETE)
+
+
+async def purge_old_audit_rows(runtime: Runtime) -> int:
+    """Delete audit rows recorded more than `audit_retention_days` ago (0: keep all); how many went."""
+    return await _purge(runtime, runtime.settings.audit_retention_days, AUDIT_ROWS, AUDIT_ROWS_PER_DELETE)
+
+
+async def _purge(runtime: Runtime, days: int, table: Oldest, per_delete: int) -> int:
+    """Delete the rows older than `days` (0: none) in id order, `per_delete` ids per write transaction."""
     if days <= 0:
         return 0
     cutoff = runtime.clock.now() - timedelta(days=days)
     async with runtime.db.scan() as conn:
-        ids = await meter_values.frame_id_range(conn)
-        boundary = await meter_values.first_frame_id_since(conn, cutoff)
+        ids = await table.id_range(conn)
+        boundary = await table.first_id_since(conn, cutoff)
     if ids is None:
         return 0
     end = ids[1] + 1 if boundary is None else boundary
     removed = 0
-    for start in range(ids[0], end, FRAMES_PER_DELETE):
+    for start in range(ids[0], end, per_delete):
         async with runtime.db.write() as conn:
-            removed += await meter_values.delete_frames_before(conn, cutoff, start, min(start + FRAMES_PER_DELETE, end))
+            removed += await table.delete_before(conn, cutoff, start, min(start + per_delete, end))
         await asyncio.sleep(0)  # the writer and the handlers get their turn between chunks
     if removed:
-        log.info("removed %d meter frames stamped before %s", removed, cutoff.isoformat(timespec="seconds"))
+        log.info("removed %d %s before %s", removed, table.what, cutoff.isoformat(timespec="seconds"))
     return removed
 
 
@@ -81,4 +119,8 @@ class Housekeeping:
                 await purge_old_meter_frames(self.runtime)
             except Exception:  # task boundary: try again next time
                 log.exception("purging old meter frames failed")
+            try:
+                await purge_old_audit_rows(self.runtime)
+            except Exception:  # task boundary: try again next time
+                log.exception("purging old audit log rows failed")
             await self.runtime.clock.sleep(PURGE_EVERY_SECONDS)

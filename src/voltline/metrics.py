@@ -219,6 +219,11 @@ class Metrics:
             ("command", "outcome"),
             registry=registry,
         )
+        self.commands_fenced = Counter(
+            "voltline_commands_fenced",
+            "Control commands this gateway refused for carrying a lower control-lease epoch.",
+            registry=registry,
+        )
         self.command_seconds = Histogram(
             "voltline_command_seconds",
             "Seconds from sending a command to its outcome.",

@@ -292,7 +292,7 @@ class Gateway:
 
     def _refuse(self, connection: Connection, action: str, epoch: int | None) -> bytes:
         """DESIGN "Cluster" (fencing): a control command of an older lease term; the charger never sees it."""
-        self.fence.refused += 1
+        self.fence.refuse()
         log.warning(
             "%s: %s of control-lease epoch %s refused (epoch %d seen)",
             connection.identity,

@@ -262,15 +262,9 @@ class EpochFence:
         runtime.metrics.gauge(
             "voltline_control_epoch_seen", "The highest control-lease epoch this gateway has seen.", (), self._seen
         )
-        runtime.metrics.gauge(
-            "voltline_commands_fenced", "Control commands this gateway refused for a lower epoch.", (), self._refused
-        )
 
     def _seen(self) -> dict[tuple[str, ...], float]:
         return {(): float(self.highest)}
-
-    def _refused(self) -> dict[tuple[str, ...], float]:
-        return {(): float(self.refused)}
 
     async def start(self) -> None:
         """Listen for announcements, then read the epoch in the store (the holder's, when there is one)."""
@@ -292,6 +286,11 @@ class EpochFence:
     def see(self, epoch: int) -> None:
         """An epoch was announced or carried by a command."""
         self.highest = max(self.highest, epoch)
+
+    def refuse(self) -> None:
+        """A command of a lower epoch was refused (counted here and in `voltline_commands_fenced_total`)."""
+        self.refused += 1
+        self.runtime.metrics.commands_fenced.inc()
 
     def admits(self, epoch: int | None) -> bool:
         """True for a user's command (no epoch) and for an epoch no lower than any seen."""

@@ -204,10 +204,15 @@ class ControlLease:
                 return FENCED_REASON
             keep_alive = asyncio.ensure_future(session.keep_alive())
             fenced = asyncio.ensure_future(self._fenced.wait())
-            await asyncio.wait({keep_alive, fenced}, timeout=KEEP_ALIVE_TIMEOUT_SECONDS, return_when=FIRST_COMPLETED)
-            fenced.cancel()
-            if not keep_alive.done():
-                abandon(keep_alive)
+            try:
+                waiters = {keep_alive, fenced}
+                await asyncio.wait(waiters, timeout=KEEP_ALIVE_TIMEOUT_SECONDS, return_when=FIRST_COMPLETED)
+            finally:  # also when the lease stops: nothing of this round is left waiting
+                fenced.cancel()
+                answered = keep_alive.done()
+                if not answered:
+                    abandon(keep_alive)
+            if not answered:
                 if self._fenced.is_set():
                     return FENCED_REASON
                 return f"the lease session did not answer within {KEEP_ALIVE_TIMEOUT_SECONDS:g} s"

@@ -42,7 +42,7 @@ def test_no_answer_within_the_budget_is_a_timeout_and_the_work_is_cancelled() ->
         return time.monotonic() - started
 
     took = asyncio.run(scenario())
-    assert 0.3 <= took < 1.0
+    assert 0.3 <= took < 0.3 * LAG_FACTOR + 0.5  # the budget, or its wall-time bound on a busy machine
     assert cancelled == [True]
 
 

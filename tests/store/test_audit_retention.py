@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -63,6 +64,30 @@ def test_rows_older_than_the_retention_go_oldest_first_in_chunks_and_the_rest_st
             await conn.execute(audit_log.delete())
             assert await conn.scalar(select(func.count()).select_from(audit_log)) == 0
         assert await maintenance.purge_old_audit_rows(runtime) == 0, "an empty log"
+
+    run(db_url, scenario)
+
+
+def test_housekeeping_purges_the_audit_log_when_it_starts(db_url: str) -> None:
+    """The housekeeping loop (role worker or all) runs the audit purge beside the other purges."""
+
+    async def scenario(db: Database) -> None:
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        async with db.write() as conn:
+            await conn.execute(audit_log.delete())
+            await insert_audit_row(conn, row(now - timedelta(days=8), 100))
+            await insert_audit_row(conn, row(now, 101))
+        settings = load_settings({"VOLTLINE_AUDIT_RETENTION_DAYS": "7"})
+        housekeeping = maintenance.Housekeeping(Runtime(settings=settings, db=db, secret_key="audit-retention"))
+        await housekeeping.start()
+        try:
+            for _ in range(200):
+                if await object_ids(db) == ["101"]:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await housekeeping.stop()
+        assert await object_ids(db) == ["101"]
 
     run(db_url, scenario)
 

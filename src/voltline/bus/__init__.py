@@ -1,9 +1,9 @@
 """Message bus between processes: in-memory for one process, NATS for several."""
 
-from voltline.bus.memory import Bus, MemoryBus, NoRespondersError, Subscription
+from voltline.bus.memory import Bus, Listener, MemoryBus, NoRespondersError, Subscription
 from voltline.bus.nats import NatsBus
 
-__all__ = ["Bus", "MemoryBus", "NatsBus", "NoRespondersError", "Subscription", "make_bus"]
+__all__ = ["Bus", "Listener", "MemoryBus", "NatsBus", "NoRespondersError", "Subscription", "make_bus"]
 
 
 def make_bus(url: str, prefix: str = "voltline") -> Bus:

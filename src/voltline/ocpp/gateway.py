@@ -40,9 +40,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from voltline import codec
-from voltline.bus import MemoryBus, Subscription
+from voltline.bus import Listener, MemoryBus, Subscription
 from voltline.bus.events import SMART_EVENTS, decode_event
-from voltline.bus.memory import Listener
 from voltline.domain.auth_throttle import AuthThrottle
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.errors import ChargerNotBootedError, ChargerOfflineError, CommandFencedError

@@ -182,11 +182,11 @@ class ControlLease:
             if holding:
                 reason = await self._hold(session)
                 await self._step_down(reason)
-                # The lock goes with the session (if PostgreSQL has not ended it already).
+                # The lock goes with the session (if PostgreSQL has not ended it already). close()
+                # lets go of the session at once, so one that would not close is simply left behind.
                 closing = asyncio.ensure_future(session.close())
                 if not (await asyncio.wait({closing}, timeout=KEEP_ALIVE_TIMEOUT_SECONDS))[0]:
                     abandon(closing)
-                    session.forget()
             await asyncio.sleep(RETRY_SECONDS)  # real time, as PostgreSQL's idle_session_timeout
             holding = await self._try_once(session)
 
@@ -262,7 +262,6 @@ class EpochFence:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.highest = 0
-        self.refused = 0
         self._subscription: Subscription | None = None
         runtime.metrics.gauge(
             "voltline_control_epoch_seen", "The highest control-lease epoch this gateway has seen.", (), self._seen
@@ -293,8 +292,7 @@ class EpochFence:
         self.highest = max(self.highest, epoch)
 
     def refuse(self) -> None:
-        """A command of a lower epoch was refused (counted here and in `voltline_commands_fenced_total`)."""
-        self.refused += 1
+        """A command of a lower epoch was refused (`voltline_commands_fenced_total`)."""
         self.runtime.metrics.commands_fenced.inc()
 
     def admits(self, epoch: int | None) -> bool:

@@ -122,10 +122,6 @@ class LeaseSession:
             except Exception:  # a session PostgreSQL ended already: nothing to give back
                 await conn.invalidate()
 
-    def forget(self) -> None:
-        """Drop a session that would not close (its socket is left to disposal and PostgreSQL's timeout)."""
-        self._conn = None
-
     async def dispose(self) -> None:
         """End the session and let go of the engine."""
         await self.close()

@@ -70,6 +70,18 @@ class InteropCharger(ChargePoint):  # type: ignore[misc]
         self.received.append(("ChangeConfiguration", payload))
         return call_result.ChangeConfiguration(status="Accepted")
 
+    @on(Action.clear_cache)
+    def on_clear_cache(self, **payload: Any) -> Any:
+        self.received.append(("ClearCache", payload))
+        return call_result.ClearCache(status="Rejected")
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, **payload: Any) -> Any:
+        self.received.append(("DataTransfer", payload))
+        if payload["vendor_id"] != "com.example":
+            return call_result.DataTransfer(status="UnknownVendorId")
+        return call_result.DataTransfer(status="Accepted", data=payload.get("data", "")[::-1])
+
 
 def make_charger(server: LiveServer, account: Account) -> tuple[str, str]:
     identity = unique_identity("CMD")
@@ -127,6 +139,33 @@ def test_every_command_reaches_the_charger_with_a_schema_valid_payload(server: L
     scenario(server, account, body)
 
 
+def test_clear_cache_and_data_transfer_return_the_chargers_status_and_data(
+    server: LiveServer, account: Account
+) -> None:
+    """OCPP 1.6 §5.4 ClearCache and §5.6 DataTransfer: the charger's status word, and its data, come back."""
+    identity, base = make_charger(server, account)
+
+    async def body(api: httpx.AsyncClient) -> None:
+        async with connected(server, identity, InteropCharger) as charger:
+            answers = [
+                await api.post(f"{base}/clear-cache", json={}),
+                await api.post(f"{base}/data-transfer", json={"vendor_id": "com.example", "data": "hello"}),
+                await api.post(f"{base}/data-transfer", json={"vendor_id": "org.other", "message_id": "Ping"}),
+            ]
+        assert [(a.status_code, a.json()) for a in answers] == [
+            (200, {"message": "Rejected", "data": None}),
+            (200, {"message": "Accepted", "data": "olleh"}),
+            (200, {"message": "UnknownVendorId", "data": None}),
+        ]
+        assert charger.received == [
+            ("ClearCache", {}),
+            ("DataTransfer", {"vendor_id": "com.example", "data": "hello"}),
+            ("DataTransfer", {"vendor_id": "org.other", "message_id": "Ping"}),
+        ]
+
+    scenario(server, account, body)
+
+
 def test_stop_without_an_active_transaction_is_a_422(server: LiveServer, account: Account) -> None:
     """DESIGN: stop with no active transaction -> 422."""
     identity, base = make_charger(server, account)
@@ -160,6 +199,12 @@ def test_stop_without_an_active_transaction_is_a_422(server: LiveServer, account
         ("unlock", {}, {"connector_id": ["The connector id field is required."]}),
         ("availability", {"type": "Off"}, {"type": ["The selected type is invalid."]}),
         ("trigger", {"message": "StartTransaction"}, {"message": ["The selected message is invalid."]}),
+        ("data-transfer", {"data": "x"}, {"vendor_id": ["The vendor id field is required."]}),
+        (
+            "data-transfer",
+            {"vendor_id": "v", "message_id": "m" * 51},
+            {"message_id": ["The message id field must not be greater than 50 characters."]},
+        ),
     ],
 )
 def test_bad_command_bodies_are_422_before_anything_is_sent(

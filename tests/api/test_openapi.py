@@ -418,6 +418,12 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
         Call(422, {"message": "Nope"}),
         Call(200, {"message": "Heartbeat"}),
     ],
+    ("POST", CMD + "/clear-cache"): [_missing("charger", {}), Call(200, {})],
+    ("POST", CMD + "/data-transfer"): [
+        _missing("charger", {"vendor_id": "x"}),
+        Call(422, {"vendor_id": 5}),
+        Call(200, {"vendor_id": "org.voltline.simulator", "message_id": "Echo", "data": "hi"}),
+    ],
     ("GET", CMD + "/configuration"): [_missing("charger"), Call(422, query={"keys": "k" * 2001}), Call(200)],
     ("PUT", CMD + "/configuration"): [
         _missing("charger", {"key": "HeartbeatInterval", "value": "300"}),

@@ -328,6 +328,12 @@ def test_get_composite_schedule_returns_the_effective_limits() -> None:
     [
         ("ClearCache", {}, {"status": "Accepted"}),
         ("DataTransfer", {"vendorId": "x"}, {"status": "UnknownVendorId"}),
+        ("DataTransfer", {"vendorId": "org.voltline.simulator", "messageId": "Nope"}, {"status": "UnknownMessageId"}),
+        (
+            "DataTransfer",
+            {"vendorId": "org.voltline.simulator", "messageId": "Echo", "data": "ping"},
+            {"status": "Accepted", "data": "ping"},
+        ),
         ("GetLocalListVersion", {}, {"listVersion": 0}),
         ("SendLocalList", {"listVersion": 1, "updateType": "Full"}, {"status": "NotSupported"}),
         (

@@ -43,6 +43,12 @@ TRIGGER_RULES = {
 GET_CONFIGURATION_RULES = {"keys": "nullable|string|max:2000"}
 GET_CONFIGURATION = Contract("ConfigurationQuery", "The keys to read, comma-separated.", GET_CONFIGURATION_RULES)
 CHANGE_CONFIGURATION_RULES = {"key": "required|string|max:50", "value": "required|string|max:500"}
+# OCPP 1.6 §6.17 DataTransfer.req: vendorId CiString255, messageId CiString50, data free text.
+DATA_TRANSFER_RULES = {
+    "vendor_id": "required|string|max:255",
+    "message_id": "nullable|string|max:50",
+    "data": "nullable|string|max:65536",
+}
 
 
 class CommandResult(msgspec.Struct):
@@ -64,6 +70,20 @@ TRIGGER = Contract("TriggerBody", "Body of commands/trigger: the message the cha
 CHANGE_CONFIGURATION = Contract(
     "ChangeConfigurationBody", "Body of a configuration change.", CHANGE_CONFIGURATION_RULES
 )
+
+
+DATA_TRANSFER = Contract(
+    "DataTransferBody",
+    "Body of commands/data-transfer: a vendor-specific message for the charger.",
+    DATA_TRANSFER_RULES,
+)
+
+
+class CommandReply(msgspec.Struct):
+    """The charger's answer: its status word, and the data it sent back (DataTransfer; null otherwise)."""
+
+    message: str
+    data: str | None
 
 
 class ConfigurationKey(msgspec.Struct):
@@ -162,11 +182,41 @@ async def change_configuration(request: Request) -> Response:
     return await _command(request, "change_configuration", CHANGE_CONFIGURATION)
 
 
+async def clear_cache(request: Request) -> Response:
+    """Ask the charger to clear its authorization cache (OCPP ClearCache)."""
+    return await _reply(request, await _charger(request), "clear_cache", {})
+
+
+async def data_transfer(request: Request) -> Response:
+    """Send a vendor-specific message to the charger (OCPP DataTransfer); its status and data come back."""
+    charger = await _charger(request)
+    args = DATA_TRANSFER.validate(await json_body(request))
+    return await _reply(request, charger, "data_transfer", args)
+
+
+async def _reply(request: Request, charger: Mapping[Any, Any], command: str, args: dict[str, Any]) -> Response:
+    team_id = scope(request).team_id
+    result = await charger_commands.send_command(runtime(request), team_id, charger, command, args)
+    data = result.get("data")
+    return json_response(
+        CommandReply(message=str(result.get("status", "Accepted")), data=None if data is None else str(data))
+    )
+
+
 _COMMANDS = "/api/v2/teams/{team}/chargers/{charger}/commands"
 _ERRORS = (404, 409, 422, 502, 504)
+_NO_BODY_ERRORS = (404, 409, 502, 504)
 
 
-def _post(path: str, handler: Any, summary: str, body: Any) -> Endpoint:
+def _post(
+    path: str,
+    handler: Any,
+    summary: str,
+    body: Any,
+    *,
+    response: Any = CommandResult,
+    errors: tuple[int, ...] = _ERRORS,
+) -> Endpoint:
     return Endpoint(
         "POST",
         f"{_COMMANDS}/{path}",
@@ -174,9 +224,9 @@ def _post(path: str, handler: Any, summary: str, body: Any) -> Endpoint:
         summary,
         "Commands",
         body=body,
-        response=CommandResult,
+        response=response,
         shape="raw",
-        errors=_ERRORS,
+        errors=errors,
         guard=team_member,
     )
 
@@ -188,6 +238,10 @@ ENDPOINTS = [
     _post("unlock", unlock_connector, "Unlock a connector", UNLOCK),
     _post("availability", change_availability, "Change availability", AVAILABILITY),
     _post("trigger", trigger_message, "Trigger a message", TRIGGER),
+    _post(
+        "clear-cache", clear_cache, "Clear the authorization cache", None, response=CommandReply, errors=_NO_BODY_ERRORS
+    ),
+    _post("data-transfer", data_transfer, "Send a vendor-specific message", DATA_TRANSFER, response=CommandReply),
     Endpoint(
         "GET",
         f"{_COMMANDS}/configuration",

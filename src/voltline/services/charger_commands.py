@@ -19,9 +19,18 @@ from voltline.store import transactions
 NO_ACTIVE_TRANSACTION = "There is no active transaction on this charger."
 TRANSACTION_INVALID = "The selected transaction id is invalid."
 # Commands that only read: nothing to audit.
-READ_ONLY = frozenset({"get_configuration", "get_composite_schedule"})
+READ_ONLY = frozenset({"get_configuration", "get_composite_schedule", "get_local_list_version"})
 # Arguments worth keeping in a command's detail; configuration values may be secrets and stay out.
-DETAIL_ARGS = ("connector_id", "type", "key", "message", "transaction_id")
+DETAIL_ARGS = (
+    "connector_id",
+    "type",
+    "key",
+    "message",
+    "transaction_id",
+    "vendor_id",
+    "message_id",
+    "reservation_id",
+)
 
 
 async def send_command(

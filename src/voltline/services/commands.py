@@ -42,6 +42,14 @@ COMMANDS = (
     "set_charging_profile",
     "clear_charging_profile",
     "get_composite_schedule",
+    "clear_cache",
+    "data_transfer",
+    "update_firmware",
+    "get_diagnostics",
+    "reserve_now",
+    "cancel_reservation",
+    "send_local_list",
+    "get_local_list_version",
 )
 
 

@@ -338,6 +338,21 @@ def on_get_composite_schedule(charger: SimulatedCharger, payload: Payload) -> An
     return {**answer, "chargingSchedule": {"startSchedule": start, **schedule}}, None
 
 
+SIMULATOR_VENDOR = "org.voltline.simulator"
+
+
+def on_data_transfer(charger: SimulatedCharger, payload: Payload) -> Answer:
+    """OCPP 1.6 §5.6: vendor `org.voltline.simulator`, message `Echo` answers Accepted with the data it got."""
+    vendor = _get(payload, "vendorId", str)
+    message = _get(payload, "messageId", str, required=False)
+    data = _get(payload, "data", str, required=False)
+    if vendor != SIMULATOR_VENDOR:
+        return {"status": "UnknownVendorId"}, None
+    if message != "Echo":
+        return {"status": "UnknownMessageId"}, None
+    return {"status": "Accepted", **({} if data is None else {"data": data})}, None
+
+
 def _fixed(response: Payload) -> Callable[[SimulatedCharger, Payload], Answer]:
     def handler(charger: SimulatedCharger, payload: Payload) -> Answer:
         return response, None
@@ -358,7 +373,7 @@ HANDLERS: dict[str, Callable[[SimulatedCharger, Payload], Answer]] = {
     "ClearChargingProfile": on_clear_charging_profile,
     "GetCompositeSchedule": on_get_composite_schedule,
     "ClearCache": _fixed({"status": "Accepted"}),
-    "DataTransfer": _fixed({"status": "UnknownVendorId"}),
+    "DataTransfer": on_data_transfer,
     "GetLocalListVersion": _fixed({"listVersion": 0}),
     "SendLocalList": _fixed({"status": "NotSupported"}),
     "ReserveNow": _fixed({"status": "Rejected"}),

@@ -87,6 +87,67 @@ def _get_composite_schedule(args: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _nothing(args: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def _data_transfer(args: dict[str, Any]) -> dict[str, Any]:
+    return {"vendorId": args.get("vendor_id"), "messageId": args.get("message_id"), "data": args.get("data")}
+
+
+def _update_firmware(args: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "location": args.get("location"),
+        "retrieveDate": args.get("retrieve_at"),
+        "retries": args.get("retries"),
+        "retryInterval": args.get("retry_interval"),
+    }
+
+
+def _get_diagnostics(args: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "location": args.get("location"),
+        "retries": args.get("retries"),
+        "retryInterval": args.get("retry_interval"),
+        "startTime": args.get("start_time"),
+        "stopTime": args.get("stop_time"),
+    }
+
+
+def _reserve_now(args: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "connectorId": args.get("connector_id"),
+        "expiryDate": args.get("expires_at"),
+        "idTag": args.get("id_tag"),
+        "parentIdTag": args.get("parent_id_tag"),
+        "reservationId": args.get("reservation_id"),
+    }
+
+
+def _cancel_reservation(args: dict[str, Any]) -> dict[str, Any]:
+    return {"reservationId": args.get("reservation_id")}
+
+
+def _send_local_list(args: dict[str, Any]) -> dict[str, Any]:
+    entries = [
+        _drop_none({"idTag": entry.get("id_tag"), "idTagInfo": _id_tag_info(entry.get("id_tag_info"))})
+        for entry in args.get("entries") or []
+    ]
+    return {
+        "listVersion": args.get("list_version"),
+        "updateType": args.get("update_type"),
+        "localAuthorizationList": entries or None,
+    }
+
+
+def _id_tag_info(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    if info is None:
+        return None
+    return _drop_none(
+        {"status": info.get("status"), "expiryDate": info.get("expiry_date"), "parentIdTag": info.get("parent_id_tag")}
+    )
+
+
 # Command -> (1.6 action, arguments -> request payload in OCPP's camelCase).
 CALLS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "remote_start": ("RemoteStartTransaction", _remote_start),
@@ -100,6 +161,14 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "set_charging_profile": ("SetChargingProfile", _set_charging_profile),
     "clear_charging_profile": ("ClearChargingProfile", _clear_charging_profile),
     "get_composite_schedule": ("GetCompositeSchedule", _get_composite_schedule),
+    "clear_cache": ("ClearCache", _nothing),
+    "data_transfer": ("DataTransfer", _data_transfer),
+    "update_firmware": ("UpdateFirmware", _update_firmware),
+    "get_diagnostics": ("GetDiagnostics", _get_diagnostics),
+    "reserve_now": ("ReserveNow", _reserve_now),
+    "cancel_reservation": ("CancelReservation", _cancel_reservation),
+    "send_local_list": ("SendLocalList", _send_local_list),
+    "get_local_list_version": ("GetLocalListVersion", _nothing),
 }
 
 

@@ -182,15 +182,20 @@ def test_an_installation_failure_ends_the_update_as_installation_failed(server: 
     scenario(server, account, body)
 
 
+def boot(version: str) -> Any:
+    return call.BootNotification(charge_point_model="Interop", charge_point_vendor="ocpp-py", firmware_version=version)
+
+
 def test_reports_move_the_latest_update_and_a_boot_on_a_new_version_completes_it(
     server: LiveServer, account: Account
 ) -> None:
-    """§4.5 states in order with their times; Idle changes nothing; a boot on the same version completes nothing,
-    one on another version marks the update Installed with its version (no Installed report needed)."""
+    """§4.5 states in order with their times; Idle changes nothing; a boot on the version the charger had
+    completes nothing, one on another version marks the update Installed with it (no Installed report needed)."""
     identity, base = make_charger(server, account)
 
     async def body(api: httpx.AsyncClient) -> None:
         async with connected(server, identity, UpdatingCharger) as charger:
+            await charger.call(boot("6.0"))
             await charger.call(call.FirmwareStatusNotification(status="Idle"))
             request = {"location": "ftp://files.example.com/fw.bin", "retrieve_at": "2030-01-02 03:04:05"}
             answer = await api.post(f"{base}/commands/update-firmware", json=request)
@@ -198,20 +203,15 @@ def test_reports_move_the_latest_update_and_a_boot_on_a_new_version_completes_it
             assert charger.asked == [{"location": request["location"], "retrieve_date": "2030-01-02T03:04:05.000000Z"}]
             for status in ("Downloading", "Idle", "Downloaded", "Installing"):
                 await charger.call(call.FirmwareStatusNotification(status=status))
-            await charger.call(call.BootNotification(charge_point_model="Interop", charge_point_vendor="ocpp-py"))
+            await charger.call(boot("6.0"))
             (update,) = await updates(api, base)
             assert states(update) == ["Requested", "Downloading", "Downloaded", "Installing"]
             assert (update["finished_at"], update["retrieve_at"]) == (None, "2030-01-02T03:04:05.000000Z")
-            await charger.call(
-                call.BootNotification(charge_point_model="Interop", charge_point_vendor="ocpp-py", firmware_version="7")
-            )
+            await charger.call(boot("7.0"))
             (update,) = await updates(api, base)
             assert states(update) == ["Requested", "Downloading", "Downloaded", "Installing", "Installed"]
-            assert (update["status"], update["firmware_version_before"], update["firmware_version_after"]) == (
-                "Installed",
-                None,
-                "7",
-            )
+            versions = (update["firmware_version_before"], update["firmware_version_after"])
+            assert (update["status"], versions) == ("Installed", ("6.0", "7.0"))
             times = [entry["at"] for entry in update["history"]]
             assert times == sorted(times) and update["finished_at"] == times[-1]
             await charger.call(call.FirmwareStatusNotification(status="Installed"))

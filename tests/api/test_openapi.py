@@ -480,6 +480,14 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
         Call(422, query={"limit": "5"}),
         Call(200, query={"location": "NL", "date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}),
     ],
+    ("POST", CMD + "/update-firmware"): [
+        _missing("charger", {"location": "https://example.com/fw.bin"}),
+        Call(422, {"location": "file:///fw.bin"}),
+        Call(422, {"location": "https://example.com/fw.bin", "signature": "c2ln"}),
+        Call(409, {"location": "https://example.com/fw.bin"}, refs={"charger": "loose"}),
+        Call(200, {"location": "https://example.com/fw.bin", "retries": 2, "retrieve_at": "2025-03-12 13:49:24"}),
+    ],
+    ("GET", C + "/firmware-updates"): [_missing("charger"), Call(422, query={"per_page": "0"}), Call(200)],
 }
 
 

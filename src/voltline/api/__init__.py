@@ -6,6 +6,7 @@ from voltline.api import (
     chargers,
     commands,
     connectors,
+    firmware,
     groups,
     id_tags,
     logs,
@@ -44,4 +45,5 @@ ENDPOINTS: list[Endpoint] = [
     *meters.ENDPOINTS,
     *tariffs.ENDPOINTS,
     *audit_log.ENDPOINTS,
+    *firmware.ENDPOINTS,
 ]

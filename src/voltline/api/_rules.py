@@ -22,6 +22,7 @@ from typing import Any
 
 from voltline.domain.credentials import OCPP_PASSWORD_PATTERN
 from voltline.domain.emails import is_valid_email
+from voltline.domain.firmware import LOCATION_PATTERN as FIRMWARE_LOCATION_PATTERN
 from voltline.domain.identities import IDENTITY_PATTERN
 from voltline.errors import ValidationError
 
@@ -31,7 +32,11 @@ NUMERIC_RULES = frozenset({"integer", "numeric"})
 
 _INT_STRING = re.compile(r"^[+-]?\d+$")
 # Laravel's `regex:` rule takes the pattern inline; ours names one of these (patterns may hold `|`).
-PATTERNS = {"ocpp_identity": IDENTITY_PATTERN, "ocpp_password": OCPP_PASSWORD_PATTERN}
+PATTERNS = {
+    "ocpp_identity": IDENTITY_PATTERN,
+    "ocpp_password": OCPP_PASSWORD_PATTERN,
+    "firmware_location": FIRMWARE_LOCATION_PATTERN,
+}
 # PHP date() tokens we accept in date_format, mapped to strptime.
 _PHP_TO_STRPTIME = {"Y": "%Y", "m": "%m", "d": "%d", "H": "%H", "i": "%M", "s": "%S"}
 

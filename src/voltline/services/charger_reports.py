@@ -15,9 +15,10 @@ from sqlalchemy.engine import RowMapping
 
 from voltline.bus.events import SMART_EVENTS, encode_event
 from voltline.domain.boot import BootReport, BootStatus
+from voltline.domain.firmware import IDLE
 from voltline.domain.ids import ChargerId
 from voltline.services.runtime import Runtime
-from voltline.store import ocpp_state
+from voltline.store import firmware, ocpp_state
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -54,6 +55,9 @@ async def record_boot(runtime: Runtime, charger_id: ChargerId, report: BootRepor
     }
     async with runtime.db.write() as conn:
         placement = await ocpp_state.record_boot(conn, charger_id, _without_none(facts))
+        if report.firmware_version is not None:
+            # A boot on new firmware completes the firmware update under way (domain/firmware.py).
+            await firmware.record_booted_version(conn, charger_id, report.firmware_version, runtime.clock.now())
     return BootAnswer(status, interval, placement)
 
 
@@ -91,9 +95,15 @@ async def record_status(
 
 
 async def record_firmware_status(runtime: Runtime, charger_id: ChargerId, status: str) -> None:
-    """Store the state of a firmware update (OCPP 1.6 §4.5 FirmwareStatusNotification)."""
+    """Store the state of a firmware update (OCPP 1.6 §4.5 FirmwareStatusNotification).
+
+    The charger's own status is kept as reported; the charger's latest unfinished update moves to
+    the state too, except for Idle (sent only when no update is under way: it ends nothing).
+    """
     async with runtime.db.write() as conn:
         await ocpp_state.record_firmware_status(conn, charger_id, status)
+        if status != IDLE:
+            await firmware.record_update_status(conn, charger_id, status, runtime.clock.now())
 
 
 async def record_diagnostics_status(runtime: Runtime, charger_id: ChargerId, status: str) -> None:

@@ -36,6 +36,7 @@ from voltline.simulator.sessions import Connector, Transaction, timestamp
 
 logger = logging.getLogger(__name__)
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+INITIAL_FIRMWARE_VERSION = "1.0.0-sim"
 
 
 class SimulatedCharger:
@@ -74,6 +75,8 @@ class SimulatedCharger:
         self.cars, self.clock = cars, clock or Clock()
         self.rng = random.Random(f"{seed}:{identity}")
         self.serial = f"SIM{self.rng.randrange(16**8):08X}"
+        # Sent in BootNotification; an installed firmware update changes it (simulator/firmware.py).
+        self.firmware_version = INITIAL_FIRMWARE_VERSION
         self.connectors = {
             n: Connector(n, Meter(self.rng, phases, self.max_current, self.rng.randrange(1_000_000)))
             for n in range(1, connectors + 1)
@@ -221,7 +224,7 @@ class SimulatedCharger:
             "chargePointVendor": self.vendor,
             "chargePointModel": self.model,
             "chargePointSerialNumber": self.serial,
-            "firmwareVersion": "1.0.0-sim",
+            "firmwareVersion": self.firmware_version,
         }
 
     def apply_boot_result(self, result: Payload | None) -> None:
@@ -288,7 +291,11 @@ class SimulatedCharger:
 
     async def reset(self, kind: str) -> None:
         """Stop every transaction (SoftReset/HardReset), send what is queued, and reconnect."""
-        sessions.end_all(self, "HardReset" if kind == "Hard" else "SoftReset")
+        await self.reboot("HardReset" if kind == "Hard" else "SoftReset")
+
+    async def reboot(self, reason: str) -> None:
+        """Stop every transaction with `reason`, send what is queued, then reconnect and boot again."""
+        sessions.end_all(self, reason)
         await self.outbox.drained(self.call_timeout)
         self._reboot.set()
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from voltline.simulator import sessions
+from voltline.simulator import firmware, sessions
 from voltline.simulator.connection import Answer, CallError, FollowUp, Payload
 from voltline.simulator.profiles import ProfileError
 
@@ -379,7 +379,7 @@ HANDLERS: dict[str, Callable[[SimulatedCharger, Payload], Answer]] = {
     "ReserveNow": _fixed({"status": "Rejected"}),
     "CancelReservation": _fixed({"status": "Rejected"}),
     "GetDiagnostics": _fixed({}),
-    "UpdateFirmware": _fixed({}),
+    "UpdateFirmware": firmware.on_update_firmware,
 }
 
 

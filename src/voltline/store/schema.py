@@ -463,3 +463,30 @@ control_leases = Table(
     Column("holder", Text, nullable=False),
     Column("acquired_at", DateTime(), nullable=False),
 )
+
+# ---------------------------------------------------------------- firmware updates (migration 0016)
+
+# OCPP 1.6 §5.19 / §4.5: one row per UpdateFirmware a team asked for. `team_id` is the asking
+# team (a team reads only its rows); `status` starts at Requested, then follows the charger's
+# FirmwareStatusNotifications; `history` is JSON, a list of {"status", "at"} in order;
+# `finished_at` is set once the update is Installed or failed (domain/firmware.py).
+firmware_updates = Table(
+    "firmware_updates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("retrieve_at", DateTime(), nullable=False),
+    Column("retries", Integer, nullable=True),
+    Column("retry_interval", Integer, nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("firmware_version_before", String(64), nullable=True),
+    Column("firmware_version_after", String(64), nullable=True),
+    Column("history", Text, nullable=False),
+    *_timestamps(),
+    Column("finished_at", DateTime(), nullable=True),
+    Index("ix_firmware_updates_charger_id_id", "charger_id", "id"),
+    Index("ix_firmware_updates_team_id_charger_id_id", "team_id", "charger_id", "id"),
+)

@@ -3,7 +3,7 @@
 OCPP 1.6 §5.19 UpdateFirmware, §4.5 FirmwareStatusNotification. A new table only, so old and
 new processes run side by side across it (expand).
 
-Revision ID: 0016_firmware
+Revision ID: 0016
 Revises: 0015
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_firmware"
+revision = "0016"
 down_revision = "0015"
 branch_labels = None
 depends_on = None

@@ -13,6 +13,7 @@ from voltline.api import (
     meters,
     power_management,
     power_usage,
+    reservations,
     sites,
     smart_charging,
     tariffs,
@@ -44,4 +45,5 @@ ENDPOINTS: list[Endpoint] = [
     *meters.ENDPOINTS,
     *tariffs.ENDPOINTS,
     *audit_log.ENDPOINTS,
+    *reservations.ENDPOINTS,
 ]

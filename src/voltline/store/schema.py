@@ -463,3 +463,26 @@ control_leases = Table(
     Column("holder", Text, nullable=False),
     Column("acquired_at", DateTime(), nullable=False),
 )
+
+# ---------------------------------------------------------------- reservations (migration 0016_reservations)
+
+# OCPP 1.6 §5.13 ReserveNow: `id` is the reservationId sent to the charger, so the row exists
+# (status `pending`, never listed) before the call goes out; `active` once the charger accepted,
+# then `used` (a StartTransaction carried the id: `transaction_id`), `cancelled` or `expired`.
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("connector_number", Integer, nullable=False),
+    Column("id_tag", String(36), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("transaction_id", BigInteger, nullable=True),
+    *_timestamps(),
+    Column("ended_at", DateTime(), nullable=True),
+    Index("ix_reservations_charger_id_id", "charger_id", "id"),
+    Index("ix_reservations_status_expires_at", "status", "expires_at"),
+)

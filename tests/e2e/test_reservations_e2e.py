@@ -28,6 +28,7 @@ from tests.support.interop import SilentCharger, connected, now
 from tests.support.smart_e2e import advance, clocked_server, until, ws_base
 from voltline.services.accounts import Account
 from voltline.simulator import SimulatedCharger
+from voltline.store import reservations as reservation_store
 from voltline.store.schema import reservations
 
 TEN_MINUTES = 600
@@ -86,10 +87,31 @@ class Team:
 
         async def read() -> list[dict[str, Any]]:
             async with self.live.runtime.db.read() as conn:
-                query = select(reservations).where(reservations.c.charger_id == self.charger["id"])
+                query = (
+                    select(reservations)
+                    .where(reservations.c.charger_id == self.charger["id"])
+                    .order_by(reservations.c.id)
+                )
                 return [dict(row) for row in (await conn.execute(query)).mappings()]
 
         return self.live.run(read)
+
+    def statuses(self) -> list[str]:
+        """The stored status of each of the charger's reservation rows, oldest first."""
+        return [row["status"] for row in self.rows()]
+
+    def pending(self) -> None:
+        """Store a pending reservation of connector 2, made a second ago, as a ReserveNow under way leaves it."""
+
+        async def write() -> None:
+            made = self.live.clock.now() - timedelta(seconds=1)
+            values = {"connector_number": 2, "id_tag": "GHOST", "expires_at": made + timedelta(hours=1)}
+            async with self.live.runtime.db.write() as conn:
+                await reservation_store.insert_pending_reservation(
+                    conn, self.account.team_id, self.charger["id"], values, made
+                )
+
+        self.live.run(write)
 
 
 @contextlib.asynccontextmanager
@@ -157,12 +179,14 @@ def test_a_reservation_is_accepted_shown_reserved_and_expires_on_time(live: Cloc
             assert cp.reservations[made["id"]].id_tag == "TAGR"  # the row's id is the charger's reservationId
             await until_status(api, team, 1, "Reserved")
             assert [item["uuid"] for item in await listed(api, team)] == [made["uuid"]]
+            team.pending()  # a ReserveNow that never settled: never listed, removed by the housekeeping
+            assert [item["uuid"] for item in await listed(api, team)] == [made["uuid"]]
             await advance(live, TEN_MINUTES - 60)
             assert (await listed(api, team))[0]["status"] == "active"
             assert await connector_status(api, team, 1) == "Reserved"
             await advance(live, 61)
             assert (await listed(api, team))[0]["status"] == "expired"  # shown so before the housekeeping pass
-            await until(lambda: team.rows()[0]["status"] == "expired", "the housekeeping marked it expired")
+            await until(lambda: team.statuses() == ["expired"], "the housekeeping marked it expired, the pending gone")
             assert team.rows()[0]["ended_at"] is not None
             await until_status(api, team, 1, "Available")  # the charger ended it at its expiryDate
             assert cp.reservations == {}
@@ -239,6 +263,25 @@ def test_a_start_transaction_carrying_the_reservation_id_ends_it_as_used(live: C
     asyncio.run(scenario())
 
 
+def test_the_parent_id_tag_of_the_teams_id_tag_may_use_the_reservation(live: ClockedServer) -> None:
+    """§5.13 parentIdTag: the server sends the stored parent of the id tag; a start with the parent uses it."""
+    team = Team(live)
+
+    async def scenario() -> None:
+        async with session(team) as api, online(team.simulated()) as cp:
+            tag = {"id_tag": "CARD8", "parent_id_tag": "FLEET"}
+            assert (await api.post(f"{team.team}/id-tags", json=tag)).status_code == 201
+            await until_status(api, team, 2, "Available")
+            made = (await api.post(f"{team.path}/reservations", json=team.body(1, "CARD8"))).json()["data"]
+            assert cp.reservations[made["id"]].parent_id_tag == "FLEET"
+            start = await api.post(f"{team.path}/commands/start", json={"connector_id": 1, "id_tag": "FLEET"})
+            assert start.json() == {"message": "Accepted"}
+            transaction_id = await until_transaction(cp)
+            await until(lambda: team.rows()[0]["transaction_id"] == transaction_id, "the parent used the reservation")
+
+    asyncio.run(scenario())
+
+
 async def until_transaction(cp: SimulatedCharger) -> int:
     """The OCPP transaction id of connector 1, once the server answered the start."""
     await until(lambda: cp.transactions.get(1), "the transaction started")
@@ -252,6 +295,28 @@ class ReservingCharger(ChargePoint):  # type: ignore[misc]
     def on_reserve_now(self, **payload: Any) -> Any:
         return call_result.ReserveNow(status="Accepted")
 
+    @on(Action.cancel_reservation)
+    def on_cancel_reservation(self, **payload: Any) -> Any:
+        return call_result.CancelReservation(status="Rejected")
+
+
+def test_a_cancel_the_charger_refuses_is_a_409_and_the_reservation_stays_active(live: ClockedServer) -> None:
+    """§5.2: CancelReservation Rejected; the reservation is still active (and still the charger's)."""
+    team = Team(live)
+
+    async def scenario() -> None:
+        async with session(team) as api, connected(live, team.charger["identity"], ReservingCharger):
+            made = (await api.post(f"{team.path}/reservations", json=team.body(0))).json()["data"]
+            response = await api.delete(f"{team.path}/reservations/{made['uuid']}")
+            assert (response.status_code, response.json()) == (409, {"message": "The charger answered Rejected."})
+            assert [item["status"] for item in await listed(api, team)] == ["active"]
+            assert await audited(api, team) == [
+                ("reservation.reserved", "Accepted"),
+                ("reservation.cancelled", "Rejected"),
+            ]
+
+    asyncio.run(scenario())
+
 
 def test_a_charger_without_reservations_answers_not_implemented_a_409_with_nothing_stored(live: ClockedServer) -> None:
     """OCPP-J 1.6 §4.2.3: a CALLERROR NotImplemented is the charger's refusal."""
@@ -262,6 +327,7 @@ def test_a_charger_without_reservations_answers_not_implemented_a_409_with_nothi
             response = await api.post(f"{team.path}/reservations", json=team.body(0))
             assert (response.status_code, response.json()) == (409, {"message": "The charger answered NotImplemented."})
             assert await listed(api, team) == [] and team.rows() == []
+            assert await audited(api, team) == [("reservation.reserved", "error:NotImplemented")]
 
     asyncio.run(scenario())
 

@@ -131,6 +131,7 @@ async def create_reservation(request: Request) -> Response:
         connector_number=int(clean["connector_id"]),
         id_tag=str(clean["id_tag"]),
         expires_at=parse_date(clean["expires_at"]),
+        evse_id=clean.get("evse_id"),
     )
     return envelope(reservation_resource(row, rt), 201)
 

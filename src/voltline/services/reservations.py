@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -33,6 +33,7 @@ EXPIRES_IN_PAST = "The expires at field must be a date after now."
 EVSE_NEEDS_201 = "The evse id field is only accepted for an OCPP 2.0.1 charger."
 RESERVATION_ENDED = "The reservation is no longer active."
 ACTIVE, USED, CANCELLED, EXPIRED = store.ACTIVE, store.USED, store.CANCELLED, store.EXPIRED
+STALE_PENDING = timedelta(minutes=10)  # far beyond any call timeout
 
 
 def shown_status(row: Mapping[Any, Any], now: datetime) -> str:
@@ -74,8 +75,13 @@ async def reserve(
     connector_number: int,
     id_tag: str,
     expires_at: datetime,
+    evse_id: int | None = None,
 ) -> RowMapping:
-    """Reserve the connector on the charger; the active reservation, or ConflictError with the charger's refusal."""
+    """Reserve the connector on the charger; the active reservation, or ConflictError with the charger's refusal.
+
+    The reservation's parent id tag is the team's stored one for the id tag (OCPP 1.6 §5.13 parentIdTag);
+    `evse_id` (OCPP 2.0.1 only, refused for 1.6 by `check_request`) goes to the command as given.
+    """
     charger_id = ChargerId(charger["id"])
     values = {"connector_number": connector_number, "id_tag": id_tag, "expires_at": expires_at}
     async with rt.db.write() as conn:
@@ -87,16 +93,17 @@ async def reserve(
         "id_tag": id_tag,
         "parent_id_tag": None if tag is None else tag["parent_id_tag"],
         "reservation_id": int(row["id"]),
+        **({} if evse_id is None else {"evse_id": evse_id}),
     }
     target = ("reservation", row["uuid"])
     detail = {"charger_id": charger_id, "connector_id": connector_number, "reservation_id": int(row["id"])}
-    status = await _answer(rt, team_id, str(charger["identity"]), ("reserve_now", args), (target, detail, row))
+    status, outcome = await _answer(rt, team_id, str(charger["identity"]), ("reserve_now", args), (target, detail, row))
     async with rt.db.write() as conn:
         if status != "Accepted":
             await store.delete_pending_reservation(conn, int(row["id"]))
         else:
             row = await store.activate_reservation(conn, int(row["id"]), rt.clock.now())
-        await audit.record(rt.clock, conn, team_id, "reservation.reserved", target, outcome=status, detail=detail)
+        await audit.record(rt.clock, conn, team_id, "reservation.reserved", target, outcome=outcome, detail=detail)
     if status != "Accepted":
         raise ConflictError(f"The charger answered {status}.")
     return row
@@ -108,14 +115,17 @@ async def _answer(
     identity: str,
     call: tuple[str, dict[str, Any]],
     about: tuple[audit.Target, dict[str, Any], RowMapping],
-) -> str:
-    """The charger's status word; a CALLERROR is its refusal (the code); offline and timeout are recorded and raised."""
+) -> tuple[str, str]:
+    """The charger's status word and the audit outcome; a CALLERROR is a refusal (its code, `error:<code>`).
+
+    Offline and timeout are recorded (the pending row of a ReserveNow removed) and raised.
+    """
     command, args = call
     target, detail, row = about
     try:
         result = await rt.commands.send(identity, command, args)
     except CommandFailedError as error:
-        return error.code
+        return error.code, audit.command_outcome(None, error)
     except VoltlineError as error:
         async with rt.db.write() as conn:
             if command == "reserve_now":
@@ -124,7 +134,7 @@ async def _answer(
             action = "reservation.reserved" if command == "reserve_now" else "reservation.cancelled"
             await audit.record(rt.clock, conn, team_id, action, target, outcome=outcome, detail=detail)
         raise
-    return str(result.get("status", "Accepted"))
+    return str(result.get("status", "Accepted")), audit.command_outcome(result, None)
 
 
 async def list_reservations(rt: Runtime, charger: Mapping[Any, Any], *, offset: int, limit: int) -> list[RowMapping]:
@@ -142,19 +152,24 @@ async def cancel(rt: Runtime, team_id: TeamId, charger: Mapping[Any, Any], ref: 
     target = ("reservation", row["uuid"])
     detail = {"charger_id": int(charger["id"]), "reservation_id": int(row["id"])}
     args = {"reservation_id": int(row["id"])}
-    status = await _answer(rt, team_id, str(charger["identity"]), ("cancel_reservation", args), (target, detail, row))
+    status, outcome = await _answer(
+        rt, team_id, str(charger["identity"]), ("cancel_reservation", args), (target, detail, row)
+    )
     async with rt.db.write() as conn:
         if status == "Accepted":
             await store.end_reservation(conn, int(row["id"]), CANCELLED, rt.clock.now())
-        await audit.record(rt.clock, conn, team_id, "reservation.cancelled", target, outcome=status, detail=detail)
+        await audit.record(rt.clock, conn, team_id, "reservation.cancelled", target, outcome=outcome, detail=detail)
     if status != "Accepted":
         raise ConflictError(f"The charger answered {status}.")
 
 
 async def expire_reservations(rt: Runtime) -> int:
     """Mark every active reservation past its `expires_at` expired (housekeeping); how many were."""
+    now = rt.clock.now()
     async with rt.db.write() as conn:
-        due = await store.expire_reservations(conn, rt.clock.now())
+        # A pending row whose ReserveNow never came to an end (the process stopped while waiting).
+        await store.delete_stale_pending_reservations(conn, now - STALE_PENDING)
+        due = await store.expire_reservations(conn, now)
         for row in due:
             target = ("reservation", row["uuid"])
             await audit.record(rt.clock, conn, row["team_id"], "reservation.expired", target)

@@ -56,6 +56,12 @@ async def delete_pending_reservation(conn: AsyncConnection, reservation_id: int)
     await conn.execute(delete(reservations).where(*where))
 
 
+async def delete_stale_pending_reservations(conn: AsyncConnection, created_before: datetime) -> None:
+    """Remove pending reservations made before `created_before` (their ReserveNow was never settled)."""
+    where = (reservations.c.status == PENDING, reservations.c.created_at < created_before)
+    await conn.execute(delete(reservations).where(*where))
+
+
 async def get_reservation(conn: AsyncConnection, charger_id: ChargerId, ref: Ref) -> RowMapping:
     """One listed (not pending) reservation of the charger by id or uuid; NotFoundError otherwise."""
     if isinstance(ref, int) and not 0 < ref <= MAX_ROW_ID:

@@ -115,7 +115,8 @@ async def list_reservations(request: Request) -> Response:
     charger = await _charger(request)
     page = page_window(request)
     rt = runtime(request)
-    rows = await reservations.list_reservations(rt, charger, offset=page.offset, limit=page.fetch)
+    team_id = scope(request).team_id
+    rows = await reservations.list_reservations(rt, team_id, charger, offset=page.offset, limit=page.fetch)
     return page_response(request, page, rows, lambda row: reservation_resource(row, rt))
 
 

@@ -137,16 +137,18 @@ async def _answer(
     return str(result.get("status", "Accepted")), audit.command_outcome(result, None)
 
 
-async def list_reservations(rt: Runtime, charger: Mapping[Any, Any], *, offset: int, limit: int) -> list[RowMapping]:
-    """A page of the charger's reservations, newest first."""
+async def list_reservations(
+    rt: Runtime, team_id: TeamId, charger: Mapping[Any, Any], *, offset: int, limit: int
+) -> list[RowMapping]:
+    """A page of the team's reservations of the charger, newest first."""
     async with rt.db.read() as conn:
-        return await store.list_reservations(conn, ChargerId(charger["id"]), offset=offset, limit=limit)
+        return await store.list_reservations(conn, team_id, ChargerId(charger["id"]), offset=offset, limit=limit)
 
 
 async def cancel(rt: Runtime, team_id: TeamId, charger: Mapping[Any, Any], ref: Ref) -> None:
     """Cancel an active reservation on the charger (CancelReservation); ConflictError when it ended or is refused."""
     async with rt.db.read() as conn:
-        row = await store.get_reservation(conn, ChargerId(charger["id"]), ref)
+        row = await store.get_reservation(conn, team_id, ChargerId(charger["id"]), ref)
     if shown_status(row, rt.clock.now()) != ACTIVE:
         raise ConflictError(RESERVATION_ENDED)
     target = ("reservation", row["uuid"])

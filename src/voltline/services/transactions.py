@@ -77,9 +77,8 @@ async def record_start(
             values = {**started, "connector_ref": None if placed is None else placed["id"]}
             found = await store_transactions.start_transaction(conn, row, {**values, "reservation_id": reservation_id})
             if reservation_id is not None:  # OCPP 1.6 §5.13: the start ends the reservation, in the same commit
-                await reservations.use_reservation(
-                    conn, charger.charger_id, reservation_id, int(found["id"]), runtime.clock.now()
-                )
+                owner = (team_id, charger.charger_id)
+                await reservations.use_reservation(conn, owner, reservation_id, int(found["id"]), runtime.clock.now())
             detail = {"charger_id": charger.charger_id, "connector": connector}
             await audit.record(
                 runtime.clock, conn, team_id, "transaction.started", ("transaction", found["id"]), detail=detail

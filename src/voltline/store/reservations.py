@@ -62,11 +62,16 @@ async def delete_stale_pending_reservations(conn: AsyncConnection, created_befor
     await conn.execute(delete(reservations).where(*where))
 
 
-async def get_reservation(conn: AsyncConnection, charger_id: ChargerId, ref: Ref) -> RowMapping:
-    """One listed (not pending) reservation of the charger by id or uuid; NotFoundError otherwise."""
+async def get_reservation(conn: AsyncConnection, team_id: TeamId, charger_id: ChargerId, ref: Ref) -> RowMapping:
+    """One listed (not pending) reservation the team made on the charger, by id or uuid; NotFoundError otherwise."""
     if isinstance(ref, int) and not 0 < ref <= MAX_ROW_ID:
         raise NotFoundError("reservation")
-    where = (reservations.c.charger_id == charger_id, reservations.c.status != PENDING, ref_clause(reservations, ref))
+    where = (
+        reservations.c.team_id == team_id,
+        reservations.c.charger_id == charger_id,
+        reservations.c.status != PENDING,
+        ref_clause(reservations, ref),
+    )
     row = (await conn.execute(select(reservations).where(*where))).mappings().first()
     if row is None:
         raise NotFoundError("reservation")
@@ -74,16 +79,19 @@ async def get_reservation(conn: AsyncConnection, charger_id: ChargerId, ref: Ref
 
 
 async def list_reservations(
-    conn: AsyncConnection, charger_id: ChargerId, *, offset: int, limit: int
+    conn: AsyncConnection, team_id: TeamId, charger_id: ChargerId, *, offset: int, limit: int
 ) -> list[RowMapping]:
-    """A page of the charger's reservations (pending ones left out), newest first."""
-    query = (
-        select(reservations)
-        .where(reservations.c.charger_id == charger_id, reservations.c.status != PENDING)
-        .order_by(reservations.c.id.desc())
-        .offset(offset)
-        .limit(limit)
+    """A page of the reservations the team made on the charger (pending ones left out), newest first.
+
+    Scoped by the team stamped on each row (DESIGN data model): a charger moved to another team
+    does not carry its reservations along.
+    """
+    where = (
+        reservations.c.team_id == team_id,
+        reservations.c.charger_id == charger_id,
+        reservations.c.status != PENDING,
     )
+    query = select(reservations).where(*where).order_by(reservations.c.id.desc()).offset(offset).limit(limit)
     return list((await conn.execute(query)).mappings().all())
 
 
@@ -95,16 +103,23 @@ async def end_reservation(conn: AsyncConnection, reservation_id: int, status: st
 
 
 async def use_reservation(
-    conn: AsyncConnection, charger_id: ChargerId, reservation_id: int, transaction_id: int, now: datetime
+    conn: AsyncConnection,
+    owner: tuple[TeamId | None, ChargerId],
+    reservation_id: int,
+    transaction_id: int,
+    now: datetime,
 ) -> bool:
-    """Mark the charger's reservation `used` by the transaction (OCPP 1.6 §5.13: a start on it ends it).
+    """Mark the reservation `used` by the transaction (OCPP 1.6 §5.13: a start on it ends it).
 
-    An id that is not one of this charger's reservations, or one already ended, changes nothing.
+    `owner` is the charger's team and id: an id that is not one of the reservations its team made
+    on this charger, or one already ended, changes nothing.
     """
-    if not 0 < reservation_id <= MAX_ROW_ID:
+    team_id, charger_id = owner
+    if team_id is None or not 0 < reservation_id <= MAX_ROW_ID:
         return False
     where = (
         reservations.c.id == reservation_id,
+        reservations.c.team_id == team_id,
         reservations.c.charger_id == charger_id,
         reservations.c.status.in_((ACTIVE, PENDING)),
     )

@@ -263,6 +263,12 @@ def test_a_start_transaction_carrying_the_reservation_id_ends_it_as_used(live: C
     asyncio.run(scenario())
 
 
+def charger_offline(team: Team) -> bool:
+    """True once the server saw the charger's socket close."""
+    with team.live.client(team.account) as api:
+        return bool(api.get(team.path).json()["data"]["connection_status"] == "offline")
+
+
 def test_the_parent_id_tag_of_the_teams_id_tag_may_use_the_reservation(live: ClockedServer) -> None:
     """§5.13 parentIdTag: the server sends the stored parent of the id tag; a start with the parent uses it."""
     team = Team(live)
@@ -305,14 +311,19 @@ def test_a_cancel_the_charger_refuses_is_a_409_and_the_reservation_stays_active(
     team = Team(live)
 
     async def scenario() -> None:
-        async with session(team) as api, connected(live, team.charger["identity"], ReservingCharger):
-            made = (await api.post(f"{team.path}/reservations", json=team.body(0))).json()["data"]
-            response = await api.delete(f"{team.path}/reservations/{made['uuid']}")
-            assert (response.status_code, response.json()) == (409, {"message": "The charger answered Rejected."})
+        async with session(team) as api:
+            async with connected(live, team.charger["identity"], ReservingCharger):
+                made = (await api.post(f"{team.path}/reservations", json=team.body(0))).json()["data"]
+                response = await api.delete(f"{team.path}/reservations/{made['uuid']}")
+                assert (response.status_code, response.json()) == (409, {"message": "The charger answered Rejected."})
+            await until(lambda: charger_offline(team), "the charger is offline")
+            offline = await api.delete(f"{team.path}/reservations/{made['uuid']}")
+            assert (offline.status_code, offline.json()) == (409, {"message": "The charger is offline."})
             assert [item["status"] for item in await listed(api, team)] == ["active"]
             assert await audited(api, team) == [
                 ("reservation.reserved", "Accepted"),
                 ("reservation.cancelled", "Rejected"),
+                ("reservation.cancelled", "offline"),
             ]
 
     asyncio.run(scenario())

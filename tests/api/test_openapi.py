@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from voltline.errors import ValidationError
 from voltline.services.accounts import Account
 from voltline.services.commands import command_subject, decode_request, encode_reply
 from voltline.store import chargers as charger_store
+from voltline.store import reservations as reservation_store
 
 DOC: dict[str, Any] = codec.to_builtins(build_openapi(ENDPOINTS))
 OPERATIONS = [(ep.method, ep.path) for ep in ENDPOINTS]
@@ -301,6 +303,7 @@ def build_world(server: LiveServer) -> World:
         "charger_id": charger["id"],
         "meter": meter["uuid"],
         "number": 1,
+        "reservation": server.run(lambda: _add_reservation(server, made.account.team_id, charger["id"])),
     }
     made.loose_identity = loose["identity"]
     made.pincode = server.run(lambda: _pincode(server, loose["identity"]))
@@ -319,6 +322,22 @@ def world(server: LiveServer) -> Iterator[World]:
 async def _add_connector(server: LiveServer, charger_id: int) -> None:
     async with server.runtime.db.write() as conn:
         await charger_store.upsert_connector(conn, charger_id, 1, {"status": "Available"})
+
+
+async def _add_reservation(server: LiveServer, team_id: int, charger_id: int) -> str:
+    """An active reservation of connector 1 for an hour (its uuid)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    values = {"connector_number": 1, "id_tag": "TAG1", "expires_at": now + timedelta(hours=1)}
+    async with server.runtime.db.write() as conn:
+        row = await reservation_store.insert_pending_reservation(conn, team_id, charger_id, values, now)
+        await reservation_store.activate_reservation(conn, row["id"], now)
+    return str(row["uuid"])
+
+
+def _reservation_body(_: World) -> dict[str, Any]:
+    """A valid reservation request: connector 1 for an hour."""
+    expires_at = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    return {"connector_id": 1, "id_tag": "TAG1", "expires_at": expires_at}
 
 
 async def _pincode(server: LiveServer, identity: str) -> str:
@@ -476,6 +495,14 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
         Call(200),
         Call(200, query={"object_type": "site", "actor_kind": "token"}),
     ],
+    ("GET", C + "/reservations"): [_missing("charger"), Call(422, query={"per_page": "0"}), Call(200)],
+    ("POST", C + "/reservations"): [
+        _missing("charger", _reservation_body),
+        Call(422, lambda w: {**_reservation_body(w), "id_tag": "x" * 21}),
+        Call(409, lambda w: {**_reservation_body(w), "connector_id": 0}, refs={"charger": "loose"}),
+        Call(201, _reservation_body),
+    ],
+    ("DELETE", C + "/reservations/{reservation}"): [_missing("reservation"), Call(204)],
     ("GET", "/api/v2/tariffs"): [
         Call(422, query={"limit": "5"}),
         Call(200, query={"location": "NL", "date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}),

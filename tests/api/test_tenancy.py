@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from tests.conftest import LiveServer
 from voltline.api import ENDPOINTS
 from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store
+from voltline.store import reservations as reservation_store
 
 PARAM = re.compile(r"{(\w+)}")
 # Bodies that would succeed on the caller's own objects, so only the lookup can fail.
@@ -87,6 +89,16 @@ def make_tenant(server: LiveServer) -> Tenant:
                 await charger_store.upsert_connector(conn, charger["id"], 1, {"status": "Available"})
 
         server.run(add_connector)
+
+        async def add_reservation() -> dict[str, Any]:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            values = {"connector_number": 1, "id_tag": "TAG1", "expires_at": now + timedelta(hours=1)}
+            async with server.runtime.db.write() as conn:
+                team_id, charger_id = account.team_id, charger["id"]
+                row = await reservation_store.insert_pending_reservation(conn, team_id, charger_id, values, now)
+                return dict(await reservation_store.activate_reservation(conn, row["id"], now))
+
+        reservation = server.run(add_reservation)
         connector = api.get(f"{base}/sites/{site['id']}/connectors").json()["data"][0]
         id_tag = api.post(f"{base}/id-tags", json={"id_tag": f"T{uuid.uuid4().hex[:10]}"}).json()["data"]
         meter = api.post(f"{base}/meters", json={"charger_id": charger["id"]}).json()["data"]
@@ -99,6 +111,7 @@ def make_tenant(server: LiveServer) -> Tenant:
 
     objects = {"team": team, "site": site, "group": group, "charger": charger, "connector": connector, "id_tag": id_tag}
     objects |= {"meter": meter, "number": {"id": 1, "uuid": 1}}  # number: an OCPP connector number
+    objects |= {"reservation": reservation}
     return Tenant(account, objects, identity, server.run(read_pincode))
 
 
@@ -117,6 +130,7 @@ def snapshot(server: LiveServer, tenant: Tenant) -> dict[str, Any]:
         f"{base}/sites/{site}/connectors",
         f"{base}/chargers",
         f"{base}/chargers/{tenant.objects['charger']['id']}",
+        f"{base}/chargers/{tenant.objects['charger']['id']}/reservations",
         f"{base}/id-tags",
         f"{base}/meters",
     ]

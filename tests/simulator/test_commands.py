@@ -338,7 +338,7 @@ def test_get_composite_schedule_returns_the_effective_limits() -> None:
         ("SendLocalList", {"listVersion": 1, "updateType": "Full"}, {"status": "NotSupported"}),
         (
             "ReserveNow",
-            {"connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "T", "reservationId": 1},
+            {"connectorId": 7, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "T", "reservationId": 1},
             {"status": "Rejected"},
         ),
         ("CancelReservation", {"reservationId": 1}, {"status": "Rejected"}),

@@ -14,6 +14,7 @@ from voltline.api import (
     meters,
     power_management,
     power_usage,
+    reservations,
     sites,
     smart_charging,
     tariffs,
@@ -46,4 +47,5 @@ ENDPOINTS: list[Endpoint] = [
     *tariffs.ENDPOINTS,
     *audit_log.ENDPOINTS,
     *firmware.ENDPOINTS,
+    *reservations.ENDPOINTS,
 ]

@@ -37,4 +37,16 @@ def user_actor(user_id: int, email: str) -> Actor:
 
 
 # The kinds of object an audit-log row names (its `object_type`).
-OBJECT_TYPES = ("charger", "connector", "group", "id_tag", "meter", "site", "team", "token", "transaction", "user")
+OBJECT_TYPES = (
+    "charger",
+    "connector",
+    "group",
+    "id_tag",
+    "meter",
+    "site",
+    "team",
+    "token",
+    "transaction",
+    "user",
+    "reservation",
+)

@@ -8,6 +8,9 @@ arrived before it has gone.
 
 The audit log (`VOLTLINE_AUDIT_RETENTION_DAYS`, 0 = for ever, the default) goes the same way,
 oldest first, in chunks of rows.
+
+Reservations past their `expires_at` are marked expired every `RESERVATION_SWEEP_SECONDS`, in
+a loop of their own so that an hour's purge never delays them (services/reservations.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voltline.services import reservations
 from voltline.services.runtime import Runtime
 from voltline.store import audit, meter_values
 from voltline.store.ocpp_log import purge_ocpp_log
@@ -29,6 +33,7 @@ log = logging.getLogger("voltline.services.maintenance")
 PURGE_EVERY_SECONDS = 3600.0
 FRAMES_PER_DELETE = 10_000  # one transaction; SQLite's one writer is free again between chunks
 AUDIT_ROWS_PER_DELETE = 10_000  # likewise
+RESERVATION_SWEEP_SECONDS = 5.0
 
 
 async def purge_expired_log(runtime: Runtime) -> int:
@@ -99,15 +104,25 @@ class Housekeeping:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._task: asyncio.Task[None] | None = None
+        self._expiry: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Start the loop (the first purge runs at once)."""
+        """Start the loops (the first purge and the first reservation sweep run at once)."""
         self._task = asyncio.create_task(self._run(), name="voltline-housekeeping")
+        self._expiry = asyncio.create_task(self._expire(), name="voltline-reservation-expiry")
 
     async def stop(self) -> None:
-        """Stop the loop."""
-        await cancel_and_wait([self._task])
-        self._task = None
+        """Stop the loops."""
+        await cancel_and_wait([self._task, self._expiry])
+        self._task = self._expiry = None
+
+    async def _expire(self) -> None:
+        while True:
+            try:
+                await reservations.expire_reservations(self.runtime)
+            except Exception:  # task boundary: try again next time
+                log.exception("expiring reservations failed")
+            await self.runtime.clock.sleep(RESERVATION_SWEEP_SECONDS)
 
     async def _run(self) -> None:
         while True:

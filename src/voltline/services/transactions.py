@@ -32,7 +32,7 @@ from voltline.services import audit
 from voltline.services.authorization import check_id_tag
 from voltline.services.meter import ConnectedCharger, Reading, announce, take
 from voltline.services.runtime import Runtime
-from voltline.store import chargers, datapoints, ocpp_state, sites
+from voltline.store import chargers, datapoints, ocpp_state, reservations, sites
 from voltline.store import transactions as store_transactions
 from voltline.store.datapoints import TransactionFilter
 
@@ -76,6 +76,9 @@ async def record_start(
             placed = await chargers.upsert_connector(conn, charger.charger_id, connector, {}) if connector > 0 else None
             values = {**started, "connector_ref": None if placed is None else placed["id"]}
             found = await store_transactions.start_transaction(conn, row, {**values, "reservation_id": reservation_id})
+            if reservation_id is not None:  # OCPP 1.6 §5.13: the start ends the reservation, in the same commit
+                owner = (team_id, charger.charger_id)
+                await reservations.use_reservation(conn, owner, reservation_id, int(found["id"]), runtime.clock.now())
             detail = {"charger_id": charger.charger_id, "connector": connector}
             await audit.record(
                 runtime.clock, conn, team_id, "transaction.started", ("transaction", found["id"]), detail=detail

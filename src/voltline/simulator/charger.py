@@ -32,6 +32,7 @@ from voltline.simulator import handlers, sessions
 from voltline.simulator.connection import Counters, FollowUp, Link, LinkClosedError, Outbox, Outgoing, Payload
 from voltline.simulator.meter import Car, Meter, random_car
 from voltline.simulator.profiles import ChargingProfiles, Limits
+from voltline.simulator.reservations import Reservation
 from voltline.simulator.sessions import Connector, Transaction, timestamp
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class SimulatedCharger:
         }
         self.config = handlers.Configuration(connectors, meter_interval)
         self.profiles = ChargingProfiles(Limits(connectors), self.max_current)
+        self.reservations: dict[int, Reservation] = {}  # by reservationId (OCPP 1.6 §5.13)
         self.counters = Counters()
         self.outbox = Outbox()
         self.connection_state = "disconnected"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from voltline.simulator import firmware, sessions
+from voltline.simulator import firmware, reservations, sessions
 from voltline.simulator.connection import Answer, CallError, FollowUp, Payload
 from voltline.simulator.profiles import ProfileError
 
@@ -46,7 +46,7 @@ KEYS: dict[str, tuple[str, bool, str]] = {
     "StopTransactionOnEVSideDisconnect": ("true", False, "bool"),
     "StopTransactionOnInvalidId": ("true", False, "bool"),
     "StopTxnSampledData": ("Energy.Active.Import.Register", False, "measurands"),
-    "SupportedFeatureProfiles": ("Core,SmartCharging,RemoteTrigger", True, "text"),
+    "SupportedFeatureProfiles": ("Core,SmartCharging,RemoteTrigger,Reservation", True, "text"),
     "TransactionMessageAttempts": ("3", False, "int"),
     "TransactionMessageRetryInterval": ("30", False, "int"),
     "UnlockConnectorOnEVSideDisconnect": ("true", False, "bool"),
@@ -55,6 +55,7 @@ KEYS: dict[str, tuple[str, bool, str]] = {
     "ChargingScheduleAllowedChargingRateUnit": ("Current,Power", True, "text"),
     "ChargingScheduleMaxPeriods": ("24", True, "int"),
     "MaxChargingProfilesInstalled": ("32", True, "int"),
+    "ReserveConnectorZeroSupported": ("false", True, "bool"),
 }
 
 
@@ -171,7 +172,7 @@ def on_remote_start(charger: SimulatedCharger, payload: Payload) -> Answer:
     candidates = [charger.connectors[number]] if number in charger.connectors else []
     if number is None:
         candidates = list(charger.connectors.values())
-    free = [conn for conn in candidates if sessions.can_start(charger, conn)]
+    free = [c for c in candidates if sessions.can_start(charger, c) and reservations.admits(charger, c, id_tag)]
     if not free:
         return _status("Rejected")
     conn = free[0]
@@ -229,7 +230,7 @@ def on_change_availability(charger: SimulatedCharger, payload: Payload) -> Answe
                 continue
             conn.operative, conn.scheduled = operative, None
             if not conn.busy:
-                charger.set_status(conn.number, "Available" if operative else "Unavailable")
+                charger.set_status(conn.number, reservations.idle_status(charger, conn))
         if number == 0 and busy:
             charger.scheduled0 = operative
         elif number == 0:
@@ -376,8 +377,8 @@ HANDLERS: dict[str, Callable[[SimulatedCharger, Payload], Answer]] = {
     "DataTransfer": on_data_transfer,
     "GetLocalListVersion": _fixed({"listVersion": 0}),
     "SendLocalList": _fixed({"status": "NotSupported"}),
-    "ReserveNow": _fixed({"status": "Rejected"}),
-    "CancelReservation": _fixed({"status": "Rejected"}),
+    "ReserveNow": reservations.on_reserve_now,
+    "CancelReservation": reservations.on_cancel_reservation,
     "GetDiagnostics": _fixed({}),
     "UpdateFirmware": firmware.on_update_firmware,
 }

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from voltline.simulator import reservations
 from voltline.simulator.connection import Payload
 from voltline.simulator.meter import Meter, Sample
 from voltline.simulator.profiles import ProfileError, Session, parse_profile
@@ -182,8 +183,8 @@ async def auto_sessions(cp: SimulatedCharger, conn: Connector) -> None:
 async def run_session(
     cp: SimulatedCharger, conn: Connector, id_tag: str, remote: bool, profile: Payload | None = None
 ) -> None:
-    """Plug in, authorize, charge until the session ends, unplug."""
-    if conn.busy or conn.transaction is not None:
+    """Plug in, authorize, charge until the session ends, unplug (a reserved connector only for its id tag)."""
+    if conn.busy or conn.transaction is not None or not reservations.admits(cp, conn, id_tag):
         return
     conn.busy = True
     try:
@@ -201,7 +202,7 @@ async def run_session(
         conn.meter.unplug()
         conn.busy = False
         _apply_scheduled(cp, conn)
-        cp.set_status(conn.number, "Available" if conn.operative else "Unavailable")
+        cp.set_status(conn.number, reservations.idle_status(cp, conn))
         conn.changed.set()
 
 
@@ -227,7 +228,10 @@ def _begin_transaction(cp: SimulatedCharger, conn: Connector, id_tag: str, profi
     tx = Transaction(conn.number, id_tag, conn.meter.register_wh, cp.now())
     conn.transaction, conn.meter.charging = tx, True
     cp.counters.transactions_started += 1
-    request = {"connectorId": conn.number, "idTag": id_tag, "meterStart": tx.meter_start}
+    request: Payload = {"connectorId": conn.number, "idTag": id_tag, "meterStart": tx.meter_start}
+    reservation_id = reservations.take(cp, conn, id_tag)
+    if reservation_id is not None:  # OCPP 1.6 §5.13: the start ends the reservation it uses
+        request["reservationId"] = reservation_id
     request["timestamp"] = timestamp(tx.started_at)
     cp.queue("StartTransaction", lambda: request, True, lambda result: _on_started(cp, conn, tx, result))
     if profile is not None:

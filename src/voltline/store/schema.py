@@ -490,3 +490,27 @@ firmware_updates = Table(
     Index("ix_firmware_updates_charger_id_id", "charger_id", "id"),
     Index("ix_firmware_updates_team_id_charger_id_id", "team_id", "charger_id", "id"),
 )
+
+
+# ---------------------------------------------------------------- reservations (migration 0017)
+
+# OCPP 1.6 §5.13 ReserveNow: `id` is the reservationId sent to the charger, so the row exists
+# (status `pending`, never listed) before the call goes out; `active` once the charger accepted,
+# then `used` (a StartTransaction carried the id: `transaction_id`), `cancelled` or `expired`.
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("connector_number", Integer, nullable=False),
+    Column("id_tag", String(36), nullable=False),
+    Column("expires_at", DateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("transaction_id", BigInteger, nullable=True),
+    *_timestamps(),
+    Column("ended_at", DateTime(), nullable=True),
+    Index("ix_reservations_charger_id_id", "charger_id", "id"),
+    Index("ix_reservations_status_expires_at", "status", "expires_at"),
+)

@@ -24,7 +24,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_level": settings.log_level,
         # Slow clients (README "Running behind a proxy"): header/body deadlines, header cap, keep-alive.
         "http": deadline_protocol(
-            settings.http_header_timeout, settings.http_body_timeout, settings.http_max_header_bytes
+            settings.http_header_timeout,
+            settings.http_body_timeout,
+            settings.http_max_header_bytes,
+            settings.upload_body_timeout,
         ),
         "timeout_keep_alive": settings.http_keep_alive,
         "ws": "websockets-sansio",

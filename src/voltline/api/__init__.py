@@ -6,6 +6,7 @@ from voltline.api import (
     chargers,
     commands,
     connectors,
+    diagnostics,
     groups,
     id_tags,
     logs,
@@ -44,4 +45,5 @@ ENDPOINTS: list[Endpoint] = [
     *meters.ENDPOINTS,
     *tariffs.ENDPOINTS,
     *audit_log.ENDPOINTS,
+    *diagnostics.ENDPOINTS,
 ]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from voltline.simulator import sessions
+from voltline.simulator import diagnostics, sessions
 from voltline.simulator.connection import Answer, CallError, FollowUp, Payload
 from voltline.simulator.profiles import ProfileError
 
@@ -378,7 +378,7 @@ HANDLERS: dict[str, Callable[[SimulatedCharger, Payload], Answer]] = {
     "SendLocalList": _fixed({"status": "NotSupported"}),
     "ReserveNow": _fixed({"status": "Rejected"}),
     "CancelReservation": _fixed({"status": "Rejected"}),
-    "GetDiagnostics": _fixed({}),
+    "GetDiagnostics": diagnostics.on_get_diagnostics,
     "UpdateFirmware": _fixed({}),
 }
 

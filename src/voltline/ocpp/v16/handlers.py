@@ -30,7 +30,7 @@ from voltline.ocpp.rpc import OcppError, code_for
 from voltline.ocpp.schema_check import encode_payload, parse_ocpp_datetime
 from voltline.ocpp.session import KNOWN_TRANSACTIONS_MAX, SessionContext
 from voltline.ocpp.v16 import messages as v16
-from voltline.services import authorization, charger_reports, meter, transactions
+from voltline.services import authorization, charger_reports, diagnostics, meter, transactions
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -213,6 +213,7 @@ async def on_diagnostics_status_notification(
 ) -> v16.DiagnosticsStatusNotificationResponse:
     """Store the state of a diagnostics upload."""
     await charger_reports.record_diagnostics_status(ctx.runtime, ctx.charger_id, req.status)
+    await diagnostics.record_status(ctx.runtime, ctx.charger_id, req.status)
     return v16.DiagnosticsStatusNotificationResponse()
 
 

@@ -49,6 +49,21 @@ class UploadCharger(ChargePoint):  # type: ignore[misc]
         return call_result.GetDiagnostics(file_name="diag.tar.gz")
 
 
+class LogCharger(ChargePoint):  # type: ignore[misc]
+    """A charger with the Security Whitepaper's GetLog: accepts security logs, rejects diagnostics logs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked: list[dict[str, Any]] = []
+
+    @on(Action.get_log)
+    def on_get_log(self, **payload: Any) -> Any:
+        self.asked.append(payload)
+        if payload["log_type"] != "SecurityLog":
+            return call_result.GetLog(status="Rejected")
+        return call_result.GetLog(status="Accepted", filename="security.zip")
+
+
 class RefusingCharger(ChargePoint):  # type: ignore[misc]
     """A charger without the FirmwareManagement profile: GetDiagnostics is a CALLERROR NotSupported."""
 
@@ -161,6 +176,71 @@ async def _until_status(api: httpx.AsyncClient, base: str, status: str) -> dict[
             return ocpp
         await asyncio.sleep(0.05)
     raise AssertionError(f"diagnostics status never became {status}")
+
+
+def test_the_simulator_uploads_its_security_log(server: LiveServer, account: Account) -> None:
+    """Security Whitepaper GetLog (SecurityLog): the simulator answers its filename and uploads the log."""
+    charger, base = make_charger(server, account)
+    identity = str(charger["identity"])
+
+    async def body(api: httpx.AsyncClient) -> None:
+        cp = SimulatedCharger(server.base_url.replace("http://", "ws://") + "/ocpp", identity, auto_sessions=False)
+        stop = asyncio.Event()
+        task = asyncio.create_task(cp.run(stop))
+        try:
+            await _until(lambda: cp.connection_state == "accepted")
+            response = await api.post(f"{base}/commands/diagnostics", json={"log_type": "security"})
+            assert response.status_code == 200, response.text
+            assert response.json() == {"message": "Accepted", "data": {"file_name": f"{identity}-security.txt"}}
+            await _until(lambda: len(cp.uploaded) == 1)
+            listed = await _listed(api, base, 1)
+            download = await api.get(f"{base}/diagnostics-files/{listed[0]['id']}")
+        finally:
+            stop.set()
+            await task
+        assert download.content == cp.uploaded[0][1]
+        assert listed[0]["log_type"] == "security" and listed[0]["file_name"].endswith("-security.txt")
+
+    scenario(server, account, body)
+
+
+def test_get_log_names_the_request_and_its_notifications_update_it(server: LiveServer, account: Account) -> None:
+    """GetLog carries logType SecurityLog and our request's id; LogStatusNotification's requestId finds it."""
+    charger, base = make_charger(server, account)
+
+    async def body(api: httpx.AsyncClient) -> None:
+        async with connected(server, str(charger["identity"]), LogCharger) as cp:
+            response = await api.post(f"{base}/commands/diagnostics", json={"log_type": "security", **WINDOW})
+            assert (response.status_code, response.json()) == (
+                200,
+                {"message": "Accepted", "data": {"file_name": "security.zip"}},
+            )
+            first = request_rows(server, charger["id"])[-1]
+            assert (first["log_type"], first["status"]) == ("security", "Requested")
+            await api.post(f"{base}/commands/diagnostics", json={"log_type": "security"})
+            await cp.call(call.LogStatusNotification(status="Uploading", request_id=first["id"]))
+            statuses = [r["status"] for r in request_rows(server, charger["id"])]
+            assert statuses == ["Uploading", "Requested"]
+            # An id that names none of its requests: the latest one.
+            await cp.call(call.LogStatusNotification(status="NotSupportedOperation", request_id=2_000_000_000))
+            statuses = [r["status"] for r in request_rows(server, charger["id"])]
+            assert statuses == ["Uploading", "NotSupportedOperation"]
+            rejected = await api.post(f"{base}/commands/diagnostics", json={})
+        assert cp.asked[0] == {
+            "log_type": "SecurityLog",
+            "request_id": first["id"],
+            "log": {
+                "remote_location": cp.asked[0]["log"]["remote_location"],
+                "oldest_timestamp": "2026-12-01T00:00:00Z",
+                "latest_timestamp": "2026-12-02T12:30:00Z",
+            },
+        }
+        assert cp.asked[0]["log"]["remote_location"].startswith(server.base_url + UPLOAD_PATH)
+        # A charger without GetDiagnostics refuses the diagnostics log: 409, no request left.
+        assert rejected.status_code == 409
+        assert len(request_rows(server, charger["id"])) == 2
+
+    scenario(server, account, body)
 
 
 # -- the upload target ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
 from voltline.services import chargers, diagnostics
 
-LOG_TYPES = ("diagnostics",)
+LOG_TYPES = ("diagnostics", "security")
 REQUEST_RULES = {
     "log_type": "nullable|string|in:" + ",".join(LOG_TYPES),
     "start_time": f"nullable|date_format:{DATE_FORMAT}",

@@ -7,6 +7,9 @@ serves that location itself (docs/api.md "Diagnostics"): an HTTP(S) URL under
 is stored. The token is spent by the upload that completes first (a second one with it finds
 nothing), and it expires after TOKEN_LIFETIME. The file is stored in the database, named by the
 server: `<identity>-<UTC time>-<log type>.<extension>`.
+
+The security log (`log_type` security) is the 1.6 Security Whitepaper's GetLog with logType
+SecurityLog, its requestId the request's id, its progress reported by LogStatusNotification.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ REQUESTED = "Requested"
 # The refusals of a charger that cannot upload (OCPP-J 1.6 §4.2.3 CALLERROR codes): a 409, not a 502.
 REFUSALS = frozenset({"NotSupported", "NotImplemented"})
 # log_type -> the version-neutral command (1.6: GetDiagnostics; the Security Whitepaper's GetLog).
-COMMANDS = {"diagnostics": "get_diagnostics"}
+COMMANDS = {"diagnostics": "get_diagnostics", "security": "get_log"}
+# GetLog's logType for each log_type it serves.
+LOG_TYPES = {"security": "SecurityLog"}
 DEFAULT_EXTENSION = ".log"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSION = re.compile(r"(\.[A-Za-z0-9]{1,8}){1,2}$")
@@ -104,10 +109,14 @@ async def request_upload(
     }
     async with rt.db.write() as conn:
         row = await diagnostics.insert_request(conn, values)
-    args = {"location": base_url.rstrip("/") + UPLOAD_PATH + token}
+    args: dict[str, Any] = {"location": base_url.rstrip("/") + UPLOAD_PATH + token}
     args |= {k: v for k, v in (("start_time", _iso(window[0])), ("stop_time", _iso(window[1]))) if v}
+    if log_type in LOG_TYPES:  # GetLog names the log and carries our request's id (LogStatusNotification's requestId)
+        args |= {"log_type": LOG_TYPES[log_type], "request_id": int(row["id"])}
     try:
         result = await charger_commands.send_command(rt, team_id, charger, COMMANDS[log_type], args)
+        if result.get("status") == "Rejected":
+            raise ConflictError("The charger rejected the log upload request.")
     except ChargerTimeoutError:
         raise
     except VoltlineError as error:
@@ -116,7 +125,7 @@ async def request_upload(
         if isinstance(error, CommandFailedError) and error.code in REFUSALS:
             raise ConflictError(f"The charger does not support this upload ({error.code}).") from None
         raise
-    name = result.get("file_name")
+    name = result.get("file_name", result.get("filename"))
     return Requested(str(result.get("status", "Accepted")), None if name is None else str(name))
 
 
@@ -156,6 +165,17 @@ async def record_status(rt: Runtime, charger_id: ChargerId, status: str) -> None
         latest = await diagnostics.latest_request(conn, charger_id)
         if latest is not None:
             await diagnostics.set_request_status(conn, int(latest["id"]), status)
+
+
+async def record_log_status(rt: Runtime, charger_id: ChargerId, status: str, request_id: int | None) -> None:
+    """Security Whitepaper LogStatusNotification: the upload state of the request it names, else the latest one."""
+    if status == "Idle":
+        return
+    async with rt.db.write() as conn:
+        named = None if request_id is None else await diagnostics.get_request(conn, charger_id, request_id)
+        target = named or await diagnostics.latest_request(conn, charger_id)
+        if target is not None:
+            await diagnostics.set_request_status(conn, int(target["id"]), status)
 
 
 async def list_files(rt: Runtime, team_id: TeamId, charger_ref: Ref, *, offset: int, limit: int) -> list[RowMapping]:

@@ -1,9 +1,11 @@
-"""The simulated charge point's diagnostics upload (OCPP 1.6 §5.9 GetDiagnostics, §4.4 DiagnosticsStatusNotification).
+"""The simulated charge point's log uploads: OCPP 1.6 §5.9 GetDiagnostics and the Security Whitepaper's GetLog.
 
 GetDiagnostics is answered with the file name at once; then the charger reports Uploading,
 uploads its diagnostics file by HTTP PUT to `<location>/<file name>` (the location is a
 directory, §5.9) and reports Uploaded, or UploadFailed when the upload did not succeed (a
 refusal, a network error, or a location that is not http(s): FTP is not implemented).
+GetLog goes the same way, answered Accepted with its `filename`, its progress reported by
+LogStatusNotification (Uploading, then Uploaded or UploadFailure) with the request's requestId.
 The file is plain text made from the charger's real state: identity, connection, connectors,
 configuration, message counters and its latest finished transactions.
 """
@@ -11,6 +13,7 @@ configuration, message counters and its latest finished transactions.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -37,9 +40,9 @@ def _text(payload: Payload, key: str, *, required: bool) -> str | None:
     return value
 
 
-def file_name(charger: SimulatedCharger) -> str:
-    """The charger's name for its diagnostics file."""
-    return f"{_UNSAFE.sub('_', charger.identity)}-diagnostics.txt"
+def file_name(charger: SimulatedCharger, kind: str = "diagnostics") -> str:
+    """The charger's name for its diagnostics (or security log) file."""
+    return f"{_UNSAFE.sub('_', charger.identity)}-{kind}.txt"
 
 
 def report(charger: SimulatedCharger, start: str | None, stop: str | None) -> bytes:
@@ -77,13 +80,45 @@ def on_get_diagnostics(charger: SimulatedCharger, payload: Payload) -> Answer:
     return {"fileName": name}, follow_up
 
 
+def on_get_log(charger: SimulatedCharger, payload: Payload) -> Answer:
+    """Security Whitepaper GetLog: Accepted with the file name; the upload follows (LogStatusNotification)."""
+    log_type = _text(payload, "logType", required=True)
+    request_id = payload.get("requestId")
+    log = payload.get("log")
+    if log_type not in ("DiagnosticsLog", "SecurityLog"):
+        raise CallError("PropertyConstraintViolation", "logType must be DiagnosticsLog or SecurityLog")
+    if not isinstance(request_id, int) or isinstance(request_id, bool) or not isinstance(log, dict):
+        raise CallError("TypeConstraintViolation", "requestId must be an integer and log an object")
+    location = _text(log, "remoteLocation", required=True) or ""
+    name = file_name(charger, "security" if log_type == "SecurityLog" else "diagnostics")
+    window = (_text(log, "oldestTimestamp", required=False), _text(log, "latestTimestamp", required=False))
+    content = report(charger, *window)
+
+    def notify(status: str) -> None:
+        failed = status == "UploadFailed"
+        body = {"status": "UploadFailure" if failed else status, "requestId": request_id}
+        charger.queue("LogStatusNotification", lambda: body)
+
+    async def follow_up() -> None:
+        await upload(charger, location, name, content, notify)
+
+    return {"status": "Accepted", "filename": name}, follow_up
+
+
 def _notify(charger: SimulatedCharger, status: str) -> None:
     charger.queue("DiagnosticsStatusNotification", lambda: {"status": status})
 
 
-async def upload(charger: SimulatedCharger, location: str, name: str, content: bytes) -> None:
+async def upload(
+    charger: SimulatedCharger,
+    location: str,
+    name: str,
+    content: bytes,
+    notify: Callable[[str], None] | None = None,
+) -> None:
     """Report Uploading, PUT the file to `<location>/<name>`, then report Uploaded or UploadFailed."""
-    _notify(charger, "Uploading")
+    notify = notify or (lambda status: _notify(charger, status))
+    notify("Uploading")
     done = False
     if location.lower().startswith(("http://", "https://")):
         headers: Any = {"content-type": "text/plain; charset=utf-8"}
@@ -95,4 +130,4 @@ async def upload(charger: SimulatedCharger, location: str, name: str, content: b
             charger.last_error = f"diagnostics upload: {type(error).__name__}: {error}"
     if done:
         charger.uploaded.append((name, content))
-    _notify(charger, "Uploaded" if done else "UploadFailed")
+    notify("Uploaded" if done else "UploadFailed")

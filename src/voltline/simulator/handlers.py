@@ -379,6 +379,7 @@ HANDLERS: dict[str, Callable[[SimulatedCharger, Payload], Answer]] = {
     "ReserveNow": _fixed({"status": "Rejected"}),
     "CancelReservation": _fixed({"status": "Rejected"}),
     "GetDiagnostics": diagnostics.on_get_diagnostics,
+    "GetLog": diagnostics.on_get_log,
     "UpdateFirmware": _fixed({}),
 }
 

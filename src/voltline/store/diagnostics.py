@@ -78,6 +78,16 @@ async def latest_request(conn: AsyncConnection, charger_id: ChargerId) -> RowMap
     return (await conn.execute(query)).mappings().first()
 
 
+async def get_request(conn: AsyncConnection, charger_id: ChargerId, request_id: int) -> RowMapping | None:
+    """The charger's request with this id, or None (an id of another charger's request names nothing)."""
+    if not 0 < request_id <= MAX_ROW_ID:
+        return None
+    query = select(diagnostics_requests).where(
+        diagnostics_requests.c.charger_id == charger_id, diagnostics_requests.c.id == request_id
+    )
+    return (await conn.execute(query)).mappings().first()
+
+
 async def set_request_status(conn: AsyncConnection, request_id: int, status: str) -> None:
     """Record the charger's upload state on a request that has not received its file yet."""
     await conn.execute(

@@ -481,7 +481,7 @@ diagnostics_requests = Table(
     Column("start_time", DateTime(), nullable=True),
     Column("stop_time", DateTime(), nullable=True),
     Column("token_hash", String(64), nullable=True, unique=True),
-    Column("status", String(16), nullable=False),
+    Column("status", String(32), nullable=False),
     Column("file_name", String(255), nullable=False),
     *_timestamps(),
     Column("expires_at", DateTime(), nullable=False),

@@ -217,6 +217,14 @@ async def on_diagnostics_status_notification(
     return v16.DiagnosticsStatusNotificationResponse()
 
 
+async def on_log_status_notification(
+    ctx: SessionContext, req: v16.LogStatusNotificationRequest
+) -> v16.LogStatusNotificationResponse:
+    """Security Whitepaper (1.6) LogStatusNotification: the state of a security log upload."""
+    await diagnostics.record_log_status(ctx.runtime, ctx.charger_id, req.status, req.request_id)
+    return v16.LogStatusNotificationResponse()
+
+
 async def on_firmware_status_notification(
     ctx: SessionContext, req: v16.FirmwareStatusNotificationRequest
 ) -> v16.FirmwareStatusNotificationResponse:
@@ -234,6 +242,7 @@ HANDLERS: dict[str, Handler] = {
     "DiagnosticsStatusNotification": on_diagnostics_status_notification,
     "FirmwareStatusNotification": on_firmware_status_notification,
     "Heartbeat": on_heartbeat,
+    "LogStatusNotification": on_log_status_notification,
     "MeterValues": on_meter_values,
     "StartTransaction": on_start_transaction,
     "StatusNotification": on_status_notification,

@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("start_time", sa.DateTime(), nullable=True),
         sa.Column("stop_time", sa.DateTime(), nullable=True),
         sa.Column("token_hash", sa.String(length=64), nullable=True),
-        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("file_name", sa.String(length=255), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),

@@ -1,11 +1,14 @@
-"""Settings of diagnostics uploads (docs/api.md "Diagnostics"): the public base URL, the size cap, the body deadline."""
+"""Diagnostics uploads at the edge (docs/api.md "Diagnostics"): the public base URL, the size cap, the body
+deadline, and the access log that never shows an upload's one-time token."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 
 from voltline.errors import SettingsError
-from voltline.server import uvicorn_options
+from voltline.server import UploadTokenFilter, log_config, uvicorn_options
 from voltline.settings import load_settings
 
 
@@ -44,3 +47,21 @@ def test_the_upload_settings_are_read_from_the_environment() -> None:
 def test_bad_upload_settings_are_refused(environ: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         load_settings(environ)
+
+
+def test_the_access_log_shows_an_upload_path_without_its_token() -> None:
+    token = "Zm9vYmFyLXRva2VuLXRoYXQtaXMtb25lLXRpbWUtb25seQ"
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("10.0.0.5:4711", "PUT", f"/uploads/diagnostics/{token}/diag.zip", "1.1", 201),
+        None,
+    )
+    assert UploadTokenFilter().filter(record)
+    assert record.getMessage() == '10.0.0.5:4711 - "PUT /uploads/diagnostics/<token>/diag.zip HTTP/1.1" 201'
+    config = log_config(load_settings({}))
+    assert config["handlers"]["access"]["filters"] == ["upload_tokens"]
+    assert config["filters"]["upload_tokens"] == {"()": UploadTokenFilter}

@@ -4,9 +4,12 @@ deadline, and the access log that never shows an upload's one-time token."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from voltline.app import create_app
 from voltline.errors import SettingsError
 from voltline.server import UploadTokenFilter, log_config, uvicorn_options
 from voltline.settings import load_settings
@@ -65,3 +68,12 @@ def test_the_access_log_shows_an_upload_path_without_its_token() -> None:
     config = log_config(load_settings({}))
     assert config["handlers"]["access"]["filters"] == ["upload_tokens"]
     assert config["filters"]["upload_tokens"] == {"()": UploadTokenFilter}
+
+
+@pytest.mark.parametrize(("role", "served"), [("all", True), ("api", True), ("gateway", True), ("worker", False)])
+def test_the_upload_target_is_served_wherever_the_api_or_ocpp_is(tmp_path: Path, role: str, served: bool) -> None:
+    """A charger uploads to the host it connects to: every process serving /ocpp (or the API) takes uploads."""
+    app: Any = create_app(load_settings({}, role=role, data_dir=str(tmp_path), secret_key="k"))
+    paths = {getattr(route, "path", None) for route in app.app.routes}
+    expected = {"/uploads/diagnostics/{token}", "/uploads/diagnostics/{token}/{name}"}
+    assert (expected & paths) == (expected if served else set())

@@ -29,6 +29,7 @@ from voltline.api.health import healthz, readyz
 from voltline.api.metrics import HttpMetrics, metrics_page
 from voltline.api.openapi import build_openapi, docs_assets, docs_page, openapi_json
 from voltline.api.ratelimit import RateLimiter
+from voltline.api.uploads import UPLOADS_PREFIX, upload_routes
 from voltline.bus import make_bus
 from voltline.clock import Clock
 from voltline.ocpp.endpoint import ocpp_endpoint
@@ -59,14 +60,17 @@ _STATUS_TEXT = {404: "Not found.", 405: "Method not allowed.", 413: "The request
 
 
 class BodyLimit:
-    """Refuse request bodies over `max_bytes` with a JSON 413, whether announced or streamed."""
+    """Refuse request bodies over `max_bytes` with a JSON 413, whether announced or streamed.
+
+    Not under UPLOADS_PREFIX: a charger's diagnostics file has a cap of its own (api/uploads.py).
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(UPLOADS_PREFIX):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
@@ -190,6 +194,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> ASGIApp:
         ]
     if parts.ocpp:  # elsewhere an upgrade on /ocpp matches no route and is refused (403)
         routes.append(WebSocketRoute("/ocpp/{identity}", ocpp_endpoint))
+    if parts.ocpp or parts.rest:  # chargers upload where they connect (docs/api.md "Diagnostics")
+        routes += upload_routes()
     if settings.metrics_token:  # unset: /metrics is a 404 like any unknown path
         routes.append(Route("/metrics", metrics_page, methods=["GET"]))
     app = Starlette(

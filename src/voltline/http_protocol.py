@@ -9,7 +9,9 @@ also sets no limit on the size of the headers. This protocol adds, per request:
 - a header deadline: the request line and headers must be complete within `header_timeout`
   seconds, counted from the connection's start for its first request and from the first byte
   of every later one;
-- a body deadline: the body must be complete within `body_timeout` seconds of the headers;
+- a body deadline: the body must be complete within `body_timeout` seconds of the headers, or
+  `upload_body_timeout` for a path under `/uploads/` (a charger's diagnostics file, docs/api.md
+  "Diagnostics": megabytes over a charger's uplink may take minutes);
 - a header cap: a request line and headers over `max_header_bytes` get a 431 and a close.
 
 A missed deadline answers 408 with `Connection: close` when part of a request came and no
@@ -33,6 +35,7 @@ log = logging.getLogger("voltline.http")
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 HEADERS, BODY = "headers", "body"
+UPLOAD_PREFIX = b"/uploads/"
 
 
 class HeadersTooLargeError(Exception):
@@ -49,6 +52,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
 
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    upload_body_timeout: float = 600.0
     max_header_bytes: int = 64 * 1024
 
     _timer: asyncio.TimerHandle | None = None
@@ -57,6 +61,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
     _in_request: bool = False  # a byte of the current request has come
     _header_bytes: int = 0
     _headers_too_large: bool = False
+    _upload: bool = False  # the current request's path is under UPLOAD_PREFIX
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -89,6 +94,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         if self.max_header_bytes and counted > self.max_header_bytes and self._header_size() > self.max_header_bytes:
             self._headers_too_large = True
             raise HeadersTooLargeError
+        self._upload = self.url.startswith(UPLOAD_PREFIX)
         self._wait_for(BODY)  # a request without a body completes at once
         super().on_headers_complete()
 
@@ -112,7 +118,9 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def _timeout(self, part: str) -> float:
-        return self.header_timeout if part == HEADERS else self.body_timeout
+        if part == HEADERS:
+            return self.header_timeout
+        return self.upload_body_timeout if self._upload else self.body_timeout
 
     def _wait_for(self, part: str) -> None:
         self._waiting_for, self._since = part, self.loop.time()
@@ -161,7 +169,9 @@ def _peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "a client"
 
 
-def deadline_protocol(header_timeout: float, body_timeout: float, max_header_bytes: int) -> type[DeadlineHttpProtocol]:
+def deadline_protocol(
+    header_timeout: float, body_timeout: float, max_header_bytes: int, upload_body_timeout: float = 600.0
+) -> type[DeadlineHttpProtocol]:
     """The protocol class for uvicorn's `http` option, with these limits."""
 
     class ConfiguredHttpProtocol(DeadlineHttpProtocol):
@@ -169,5 +179,6 @@ def deadline_protocol(header_timeout: float, body_timeout: float, max_header_byt
 
     ConfiguredHttpProtocol.header_timeout = header_timeout
     ConfiguredHttpProtocol.body_timeout = body_timeout
+    ConfiguredHttpProtocol.upload_body_timeout = upload_body_timeout
     ConfiguredHttpProtocol.max_header_bytes = max_header_bytes
     return ConfiguredHttpProtocol

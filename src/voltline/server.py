@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_level": settings.log_level,
         # Slow clients (README "Running behind a proxy"): header/body deadlines, header cap, keep-alive.
         "http": deadline_protocol(
-            settings.http_header_timeout, settings.http_body_timeout, settings.http_max_header_bytes
+            settings.http_header_timeout,
+            settings.http_body_timeout,
+            settings.http_max_header_bytes,
+            settings.upload_body_timeout,
         ),
         "timeout_keep_alive": settings.http_keep_alive,
         "ws": "websockets-sansio",
@@ -43,6 +47,21 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         options["ssl_certfile"] = settings.ssl_certfile
         options["ssl_keyfile"] = settings.ssl_keyfile or None
     return options
+
+
+# The one-time token of a diagnostics upload URL (docs/api.md "Diagnostics") stays out of the access log.
+UPLOAD_TOKEN = re.compile(r"(/uploads/diagnostics/)[^/?#\s]+")
+
+
+class UploadTokenFilter(logging.Filter):
+    """Access lines show a diagnostics upload's path with `<token>` in place of its one-time token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the path argument of a uvicorn.access record; every record passes."""
+        args = record.args
+        if isinstance(args, tuple) and len(args) == len(ACCESS_FIELDS) and isinstance(args[2], str):
+            record.args = (*args[:2], UPLOAD_TOKEN.sub(r"\1<token>", args[2]), *args[3:])
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -82,6 +101,8 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "stream": "ext://sys.stderr",
     }
     config["root"] = {"handlers": ["voltline"], "level": settings.log_level.upper()}
+    config.setdefault("filters", {})["upload_tokens"] = {"()": UploadTokenFilter}
+    config["handlers"]["access"]["filters"] = ["upload_tokens"]
     if settings.log_format == "json":
         config["formatters"] = {name: {"()": JsonFormatter} for name in config["formatters"]}
     return config

@@ -73,6 +73,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smart_retry_interval: float = 30.0
     smart_reclaim: bool = True
     metrics_token: str = ""
+    public_url: str = ""
+    upload_max_bytes: int = 50 * 1024 * 1024
+    upload_body_timeout: float = 600.0
 
     @property
     def effective_database_url(self) -> str:
@@ -183,6 +186,17 @@ def _check_bus(settings: Settings) -> None:
         )
 
 
+def _check_uploads(settings: Settings) -> None:
+    """Diagnostics uploads (docs/api.md "Diagnostics"): the base URL chargers reach, the size cap, the body deadline."""
+    url = settings.public_url
+    if url and (not url.startswith(("http://", "https://")) or any(c.isspace() for c in url) or "?" in url):
+        raise SettingsError(f"{PREFIX}PUBLIC_URL must be an http:// or https:// base URL, got {url!r}")
+    if settings.upload_max_bytes < 1:
+        raise SettingsError(f"{PREFIX}UPLOAD_MAX_BYTES must be 1 or more, got {settings.upload_max_bytes}")
+    if settings.upload_body_timeout < 0:
+        raise SettingsError(f"{PREFIX}UPLOAD_BODY_TIMEOUT must be 0 (off) or more, got {settings.upload_body_timeout}")
+
+
 def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
     """Build settings from an environment mapping (`VOLTLINE_*`) plus explicit overrides."""
     defaults = Settings()
@@ -235,6 +249,7 @@ def load_settings(environ: Mapping[str, str], **overrides: object) -> Settings:
             f"got {settings.ocpp_hold_seconds}"
         )
     settings = msgspec.structs.replace(settings, sqlite_synchronous=synchronous)
+    _check_uploads(settings)
     if settings.rate_limit < 0:
         raise SettingsError(f"{PREFIX}RATE_LIMIT must be 0 (off) or more, got {settings.rate_limit}")
     return settings

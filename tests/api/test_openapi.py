@@ -304,6 +304,7 @@ def build_world(server: LiveServer) -> World:
         "meter": meter["uuid"],
         "number": 1,
         "reservation": server.run(lambda: _add_reservation(server, made.account.team_id, charger["id"])),
+        "file": str(uuid.uuid4()),
     }
     made.loose_identity = loose["identity"]
     made.pincode = server.run(lambda: _pincode(server, loose["identity"]))
@@ -353,7 +354,10 @@ def _missing(name: str, body: Any = None) -> Call:
 
 
 BodyOf = Callable[[World], Any]
-SUCCESS_NEEDS_STATE = {("POST", CMD + "/stop"): "an active transaction (tests/api/test_commands_api.py)"}
+SUCCESS_NEEDS_STATE = {
+    ("POST", CMD + "/stop"): "an active transaction (tests/api/test_commands_api.py)",
+    ("GET", C + "/diagnostics-files/{file}"): "an uploaded file (tests/api/test_diagnostics.py)",
+}
 SCENARIOS: dict[tuple[str, str], list[Call]] = {
     ("GET", "/api/v2/user"): [Call(200)],
     ("GET", "/api/v2/teams"): [Call(200)],
@@ -503,6 +507,14 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
         Call(201, _reservation_body),
     ],
     ("DELETE", C + "/reservations/{reservation}"): [_missing("reservation"), Call(204)],
+    ("POST", CMD + "/diagnostics"): [
+        _missing("charger", {}),
+        Call(422, {"start_time": "2026-12-02 00:00:00", "stop_time": "2026-12-01 00:00:00"}),
+        Call(409, {}, refs={"charger": "loose"}),
+        Call(200, {"log_type": "diagnostics", "start_time": "2026-12-01 00:00:00"}),
+    ],
+    ("GET", C + "/diagnostics-files"): [_missing("charger"), Call(422, query={"per_page": "0"}), Call(200)],
+    ("GET", C + "/diagnostics-files/{file}"): [_missing("file"), _missing("charger")],
     ("GET", "/api/v2/tariffs"): [
         Call(422, query={"limit": "5"}),
         Call(200, query={"location": "NL", "date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}),

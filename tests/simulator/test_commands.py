@@ -343,6 +343,11 @@ def test_get_composite_schedule_returns_the_effective_limits() -> None:
         ),
         ("CancelReservation", {"reservationId": 1}, {"status": "Rejected"}),
         ("GetDiagnostics", {"location": "ftp://example.com/"}, {}),
+        (
+            "GetLog",
+            {"logType": "SecurityLog", "requestId": 7, "log": {"remoteLocation": "ftp://example.com/"}},
+            {"status": "Accepted", "filename": "CP-GetLog-security.txt"},
+        ),
         ("UpdateFirmware", {"location": "ftp://example.com/fw", "retrieveDate": "2030-01-01T00:00:00Z"}, {}),
     ],
 )

@@ -7,6 +7,7 @@ from voltline.api import (
     commands,
     connectors,
     firmware,
+    diagnostics,
     groups,
     id_tags,
     logs,
@@ -48,4 +49,5 @@ ENDPOINTS: list[Endpoint] = [
     *audit_log.ENDPOINTS,
     *firmware.ENDPOINTS,
     *reservations.ENDPOINTS,
+    *diagnostics.ENDPOINTS,
 ]

@@ -39,7 +39,7 @@ from voltline.services.audit import acting_as
 log = logging.getLogger("voltline.api")
 
 Handler = Callable[[Request], Awaitable[Response]]
-Shape = Literal["data", "page", "list", "raw", "empty"]
+Shape = Literal["data", "page", "list", "raw", "empty", "file"]  # file: bytes of any media type
 
 
 @dataclass(frozen=True)

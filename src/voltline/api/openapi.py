@@ -236,7 +236,10 @@ def _headers(endpoint: Endpoint, status: int) -> dict[str, Any]:
 def _responses(endpoint: Endpoint, schemas: Mapping[Any, dict[str, Any]]) -> dict[str, Any]:
     status = endpoint.status
     responses: dict[str, Any] = {str(status): {"description": _SUCCESS_TEXT.get(status, "OK")}}
-    if endpoint.shape != "empty":
+    if endpoint.shape == "file":
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        responses[str(status)]["content"] = {"application/octet-stream": binary}
+    elif endpoint.shape != "empty":
         body = schemas[endpoint.response] if endpoint.response is not None else {"type": "object"}
         responses[str(status)]["content"] = {"application/json": {"schema": _wrap(endpoint.shape, body)}}
         if endpoint.query is not None and "csv" in endpoint.query.rules.get(

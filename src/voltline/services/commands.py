@@ -46,6 +46,7 @@ COMMANDS = (
     "data_transfer",
     "update_firmware",
     "get_diagnostics",
+    "get_log",
     "reserve_now",
     "cancel_reservation",
     "send_local_list",

@@ -91,6 +91,7 @@ class SimulatedCharger:
         self.status0, self.operative0, self.scheduled0 = "Available", True, None
         self.finished: deque[Transaction] = deque(maxlen=1000)
         self.last_error: str | None = None
+        self.uploaded: list[tuple[str, bytes]] = []  # diagnostics files uploaded: name and content
         self._stop = asyncio.Event()
         self._reboot = asyncio.Event()
         self._heartbeat_changed = asyncio.Event()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from voltline.simulator import firmware, reservations, sessions
+from voltline.simulator import diagnostics, firmware, reservations, sessions
 from voltline.simulator.connection import Answer, CallError, FollowUp, Payload
 from voltline.simulator.profiles import ProfileError
 
@@ -379,7 +379,8 @@ HANDLERS: dict[str, Callable[[SimulatedCharger, Payload], Answer]] = {
     "SendLocalList": _fixed({"status": "NotSupported"}),
     "ReserveNow": reservations.on_reserve_now,
     "CancelReservation": reservations.on_cancel_reservation,
-    "GetDiagnostics": _fixed({}),
+    "GetDiagnostics": diagnostics.on_get_diagnostics,
+    "GetLog": diagnostics.on_get_log,
     "UpdateFirmware": firmware.on_update_firmware,
 }
 

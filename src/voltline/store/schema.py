@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -513,4 +514,44 @@ reservations = Table(
     Column("ended_at", DateTime(), nullable=True),
     Index("ix_reservations_charger_id_id", "charger_id", "id"),
     Index("ix_reservations_status_expires_at", "status", "expires_at"),
+)
+
+
+# Diagnostics uploads (docs/api.md "Diagnostics"; OCPP 1.6 §5.9 GetDiagnostics, §4.4
+# DiagnosticsStatusNotification): one request per GetDiagnostics (the SHA-256 of its one-time
+# upload token, never the token), and the file the charger uploaded, kept in the database so
+# any process of a cluster serves it.
+diagnostics_requests = Table(
+    "diagnostics_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("log_type", String(16), nullable=False),
+    Column("start_time", DateTime(), nullable=True),
+    Column("stop_time", DateTime(), nullable=True),
+    Column("token_hash", String(64), nullable=True, unique=True),
+    Column("status", String(32), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    *_timestamps(),
+    Column("expires_at", DateTime(), nullable=False),
+    Index("ix_diagnostics_requests_charger_id_id", "charger_id", "id"),
+)
+
+diagnostics_files = Table(
+    "diagnostics_files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("request_id", Integer, ForeignKey("diagnostics_requests.id", ondelete="CASCADE"), nullable=False),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("team_id", Integer, ForeignKey("teams.id", ondelete="CASCADE"), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("content_type", String(127), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", DateTime(), nullable=False),
+    Index("ix_diagnostics_files_charger_id_id", "charger_id", "id"),
 )

@@ -114,6 +114,22 @@ def _get_diagnostics(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _get_log(args: dict[str, Any]) -> dict[str, Any]:
+    """Security Whitepaper (1.6 edition 2) GetLog: the log type, the request id and where to upload."""
+    log = {
+        "remoteLocation": args.get("location"),
+        "oldestTimestamp": args.get("start_time"),
+        "latestTimestamp": args.get("stop_time"),
+    }
+    return {
+        "logType": args.get("log_type"),
+        "requestId": args.get("request_id"),
+        "retries": args.get("retries"),
+        "retryInterval": args.get("retry_interval"),
+        "log": _drop_none(log),
+    }
+
+
 def _reserve_now(args: dict[str, Any]) -> dict[str, Any]:
     return {
         "connectorId": args.get("connector_id"),
@@ -165,6 +181,7 @@ CALLS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "data_transfer": ("DataTransfer", _data_transfer),
     "update_firmware": ("UpdateFirmware", _update_firmware),
     "get_diagnostics": ("GetDiagnostics", _get_diagnostics),
+    "get_log": ("GetLog", _get_log),
     "reserve_now": ("ReserveNow", _reserve_now),
     "cancel_reservation": ("CancelReservation", _cancel_reservation),
     "send_local_list": ("SendLocalList", _send_local_list),

@@ -30,7 +30,7 @@ from voltline.ocpp.rpc import OcppError, code_for
 from voltline.ocpp.schema_check import encode_payload, parse_ocpp_datetime
 from voltline.ocpp.session import KNOWN_TRANSACTIONS_MAX, SessionContext
 from voltline.ocpp.v16 import messages as v16
-from voltline.services import authorization, charger_reports, meter, transactions
+from voltline.services import authorization, charger_reports, diagnostics, meter, transactions
 
 log = logging.getLogger("voltline.ocpp")
 
@@ -213,7 +213,16 @@ async def on_diagnostics_status_notification(
 ) -> v16.DiagnosticsStatusNotificationResponse:
     """Store the state of a diagnostics upload."""
     await charger_reports.record_diagnostics_status(ctx.runtime, ctx.charger_id, req.status)
+    await diagnostics.record_status(ctx.runtime, ctx.charger_id, req.status)
     return v16.DiagnosticsStatusNotificationResponse()
+
+
+async def on_log_status_notification(
+    ctx: SessionContext, req: v16.LogStatusNotificationRequest
+) -> v16.LogStatusNotificationResponse:
+    """Security Whitepaper (1.6) LogStatusNotification: the state of a security log upload."""
+    await diagnostics.record_log_status(ctx.runtime, ctx.charger_id, req.status, req.request_id)
+    return v16.LogStatusNotificationResponse()
 
 
 async def on_firmware_status_notification(
@@ -233,6 +242,7 @@ HANDLERS: dict[str, Handler] = {
     "DiagnosticsStatusNotification": on_diagnostics_status_notification,
     "FirmwareStatusNotification": on_firmware_status_notification,
     "Heartbeat": on_heartbeat,
+    "LogStatusNotification": on_log_status_notification,
     "MeterValues": on_meter_values,
     "StartTransaction": on_start_transaction,
     "StatusNotification": on_status_notification,

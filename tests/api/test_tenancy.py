@@ -6,6 +6,7 @@ including routes added later: a path parameter this file does not know fails the
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from tests.conftest import LiveServer
 from voltline.api import ENDPOINTS
 from voltline.services.accounts import Account
 from voltline.store import chargers as charger_store
+from voltline.store import diagnostics as diagnostics_store
 from voltline.store import reservations as reservation_store
 
 PARAM = re.compile(r"{(\w+)}")
@@ -99,6 +101,20 @@ def make_tenant(server: LiveServer) -> Tenant:
                 return dict(await reservation_store.activate_reservation(conn, row["id"], now))
 
         reservation = server.run(add_reservation)
+
+        async def add_file() -> dict[str, Any]:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            request = {"charger_id": charger["id"], "team_id": account.team_id, "log_type": "diagnostics"}
+            request |= {"status": "Received", "file_name": "d.txt", "expires_at": now + timedelta(hours=1)}
+            content = b"diagnostics"
+            async with server.runtime.db.write() as conn:
+                row = await diagnostics_store.insert_request(conn, request)
+                file = {"request_id": row["id"], "charger_id": charger["id"], "team_id": account.team_id}
+                file |= {"file_name": "d.txt", "content_type": "text/plain", "size": len(content)}
+                file |= {"sha256": hashlib.sha256(content).hexdigest(), "content": content}
+                return dict(await diagnostics_store.insert_file(conn, file, now))
+
+        file = server.run(add_file)
         connector = api.get(f"{base}/sites/{site['id']}/connectors").json()["data"][0]
         id_tag = api.post(f"{base}/id-tags", json={"id_tag": f"T{uuid.uuid4().hex[:10]}"}).json()["data"]
         meter = api.post(f"{base}/meters", json={"charger_id": charger["id"]}).json()["data"]
@@ -111,7 +127,7 @@ def make_tenant(server: LiveServer) -> Tenant:
 
     objects = {"team": team, "site": site, "group": group, "charger": charger, "connector": connector, "id_tag": id_tag}
     objects |= {"meter": meter, "number": {"id": 1, "uuid": 1}}  # number: an OCPP connector number
-    objects |= {"reservation": reservation}
+    objects |= {"reservation": reservation, "file": file}
     return Tenant(account, objects, identity, server.run(read_pincode))
 
 
@@ -131,6 +147,7 @@ def snapshot(server: LiveServer, tenant: Tenant) -> dict[str, Any]:
         f"{base}/chargers",
         f"{base}/chargers/{tenant.objects['charger']['id']}",
         f"{base}/chargers/{tenant.objects['charger']['id']}/reservations",
+        f"{base}/chargers/{tenant.objects['charger']['id']}/diagnostics-files",
         f"{base}/id-tags",
         f"{base}/meters",
     ]

@@ -8,6 +8,7 @@ from voltline.api import (
     connectors,
     groups,
     id_tags,
+    local_lists,
     logs,
     meter_values,
     meters,
@@ -44,4 +45,5 @@ ENDPOINTS: list[Endpoint] = [
     *meters.ENDPOINTS,
     *tariffs.ENDPOINTS,
     *audit_log.ENDPOINTS,
+    *local_lists.ENDPOINTS,
 ]

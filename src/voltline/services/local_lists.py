@@ -2,10 +2,11 @@
 of a team holds the team's listed id tags (domain/local_lists.py), so it can authorize while it cannot reach us.
 
 Run by the control lease's holder (`LocalLists`, a duty of the worker/all roles, DESIGN "Cluster"). It listens
-on `smart.events`: an Accepted `boot` (or a reconnect) has the charger's features read once
-(GetConfiguration: SupportedFeatureProfiles, LocalAuthListEnabled, LocalAuthListMaxLength,
-SendLocalListMaxLength), then its list version asked (GetLocalListVersion); a Full update follows when we
-never set its list or its version is not ours, a Differential one when the team's tags changed since.
+on `smart.events`: an Accepted `boot` has the charger's features read once (GetConfiguration:
+SupportedFeatureProfiles, LocalAuthListEnabled, LocalAuthListMaxLength, SendLocalListMaxLength), then
+its list version asked (GetLocalListVersion), as a reconnect (`connected`) of a known charger has; a
+Full update follows when we never set its list or its version is not ours, a Differential one when
+the team's tags changed since.
 `id_tags` (a team's tags changed) syncs the team's online chargers. One sync at a time per charger; the
 event listener never waits for a sync. Each chunk's version and snapshot are stored once the charger
 accepted it, so an interrupted update resumes correctly (a version that is not ours means a Full one).
@@ -50,7 +51,6 @@ from voltline.tasks import cancel_and_wait
 log = logging.getLogger("voltline.local_lists")
 
 SYNC_SUBJECT = "local_lists.sync"
-RECONNECTING = ("boot", "connected")
 REFUSALS = ("Failed", "NotSupported", "VersionMismatch")
 
 
@@ -210,8 +210,15 @@ class LocalLists:
             event = decode_event(data)
             kind = event["kind"]
             charger_id, team_id = event.get("charger_id"), event.get("team_id")
-            if kind in RECONNECTING and isinstance(charger_id, int):
+            if kind == "boot" and isinstance(charger_id, int):
                 self.poke(charger_id, reread=True)
+            elif kind == "connected" and isinstance(charger_id, int):
+                # A reconnect without a new boot: check the version. A charger never seen waits for its
+                # Accepted boot, so that one boot reads its features once.
+                async with self.runtime.db.read() as conn:
+                    known = await store.get_local_list(conn, charger_id) is not None
+                if known:
+                    self.poke(charger_id)
             elif kind == "id_tags" and isinstance(team_id, int):
                 async with self.runtime.db.read() as conn:
                     charger_ids = await store.list_online_team_charger_ids(conn, team_id)

@@ -77,4 +77,4 @@ async def get_charger_target(conn: AsyncConnection, charger_id: int) -> RowMappi
 async def list_online_team_charger_ids(conn: AsyncConnection, team_id: int) -> list[int]:
     """The team's chargers that are online now."""
     query = select(chargers.c.id).where(chargers.c.team_id == team_id, chargers.c.connection_status == "online")
-    return [int(charger_id) for charger_id in (await conn.scalars(query.order_by(chargers.c.id))).all()]
+    return [int(row[0]) for row in (await conn.execute(query.order_by(chargers.c.id))).all()]

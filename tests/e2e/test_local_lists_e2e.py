@@ -18,8 +18,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import LiveServer
+from tests.ocpp.gateway_support import dedicated_server
 from voltline.services.accounts import Account
 from voltline.simulator import SimulatedCharger
 from voltline.simulator.connection import FollowUp, Payload
@@ -341,3 +343,24 @@ def test_cut_off_from_the_server_the_charger_authorizes_from_the_list_it_was_sen
             assert [t["id_tag"] for t in listed.json()["data"]] == ["OFF-OK"]
 
     play(server, account, body)
+
+
+def test_a_forced_sync_the_charger_never_answers_is_a_504_and_audited(
+    server: LiveServer, fresh_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """POST .../local-list/sync: no answer within VOLTLINE_OCPP_CALL_TIMEOUT → 504, outcome `timeout`."""
+    with dedicated_server(fresh_database, tmp_path_factory, server.backend, ocpp_call_timeout=0.5) as live:
+        account = live.account()
+
+        async def body(team: Team) -> None:
+            await team.tag("TO-A")
+            charger = await team.charger()
+            async with online(live, charger, ignore_calls=True):
+                response = await team.sync(charger)
+                assert response.status_code == 504, response.text
+                assert response.json() == {"message": "The charger did not respond in time."}
+                assert (await team.local_list(charger))["last_outcome"] == "timeout"
+            log = await team.client.get(f"{team.base}/audit-log", params={"action": "charger.local_list_sync"})
+            assert [row["outcome"] for row in log.json()["data"]] == ["timeout"]
+
+        play(live, account, body)

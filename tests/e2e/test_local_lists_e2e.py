@@ -364,3 +364,26 @@ def test_a_forced_sync_the_charger_never_answers_is_a_504_and_audited(
             assert [row["outcome"] for row in log.json()["data"]] == ["timeout"]
 
         play(live, account, body)
+
+
+def test_a_charger_of_a_team_without_tags_is_left_alone_until_the_first_tag_comes(
+    server: LiveServer, account: Account
+) -> None:
+    """Nothing to hold: no call at boot; the team's first id tag brings the features read and a Full list."""
+
+    async def body(team: Team) -> None:
+        charger = await team.charger()
+        async with online(server, charger) as cp:
+            await asyncio.sleep(0.5)
+            assert cp.list_calls == []
+            assert (await team.local_list(charger))["supported"] is None
+            await team.tag("FIRST")
+            await until(cp.sends, "the Full list")
+            assert [action for action, _ in cp.list_calls] == [
+                "GetConfiguration",
+                "GetLocalListVersion",
+                "SendLocalList",
+            ]
+            assert tags_of(cp.sends()[0]) == [("FIRST", "Accepted")]
+
+    play(server, account, body)

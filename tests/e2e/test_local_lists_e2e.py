@@ -31,20 +31,20 @@ LIST_ACTIONS = ("GetConfiguration", "GetLocalListVersion", "SendLocalList")
 
 
 class ListCharger(SimulatedCharger):
-    """A simulated charger that records the local-list calls it answers; `canned` answers some first."""
+    """A simulated charger that records the local-list calls it answers; `canned` answers some first
+    (a None among them lets the charger answer that one itself)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.list_calls: list[tuple[str, Payload]] = []
-        self.canned: dict[str, list[Payload]] = {}
+        self.canned: dict[str, list[Payload | None]] = {}
 
     def _answer(self, action: str, payload: Any) -> tuple[Payload, FollowUp | None]:
         if action in LIST_ACTIONS:
             self.list_calls.append((action, payload))
         waiting = self.canned.get(action)
-        if waiting:
-            return waiting.pop(0), None
-        return super()._answer(action, payload)
+        canned = waiting.pop(0) if waiting else None
+        return (canned, None) if canned is not None else super()._answer(action, payload)
 
     def sends(self) -> list[Payload]:
         """The SendLocalList requests it got, in order."""
@@ -111,7 +111,10 @@ class Team:
 
 @contextlib.asynccontextmanager
 async def online(
-    server: LiveServer, charger: dict[str, Any], canned: dict[str, list[Payload]] | None = None, **options: Any
+    server: LiveServer,
+    charger: dict[str, Any],
+    canned: dict[str, list[Payload | None]] | None = None,
+    **options: Any,
 ) -> AsyncIterator[ListCharger]:
     """A simulated charger for the API charger (with canned answers from the start), running while the block runs."""
     url = server.base_url.replace("http://", "ws://") + "/ocpp"
@@ -385,5 +388,33 @@ def test_a_charger_of_a_team_without_tags_is_left_alone_until_the_first_tag_come
                 "SendLocalList",
             ]
             assert tags_of(cp.sends()[0]) == [("FIRST", "Accepted")]
+
+    play(server, account, body)
+
+
+def test_an_update_cut_short_after_a_chunk_is_resumed_from_the_chunk_the_charger_took(
+    server: LiveServer, account: Account
+) -> None:
+    """Each accepted chunk's version and entries are stored: after the second chunk of the Full update
+    fails, the next sync finds the charger at the first chunk's version and sends only what is missing."""
+
+    async def body(team: Team) -> None:
+        for n in range(5):
+            await team.tag(f"RS-{n}")
+        charger = await team.charger()
+        async with online(
+            server, charger, {"SendLocalList": [None, {"status": "Failed"}]}, send_local_list_max_length=2
+        ) as cp:
+            state = await until(lambda: _outcome(team, charger), "the cut-short update")
+            assert (state["last_outcome"], state["version"], state["entries"]) == ("Failed", 1, 2)
+            assert sorted(cp.held()) == ["rs-0", "rs-1"]
+            await team.tag("RS-5")
+            await until(lambda: len(cp.sends()) == 4, "the resumed update")
+            resumed = cp.sends()[2:]
+            assert [(s["updateType"], s["listVersion"]) for s in resumed] == [("Differential", 2), ("Differential", 3)]
+            assert [t for s in resumed for t, _ in tags_of(s)] == ["RS-2", "RS-3", "RS-4", "RS-5"]
+            assert sorted(cp.held()) == [f"rs-{n}" for n in range(6)]
+            state = await until(lambda: _synced(team, charger, 3), "the stored resumption")
+            assert (state["last_outcome"], state["entries"]) == ("Accepted", 6)
 
     play(server, account, body)

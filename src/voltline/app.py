@@ -37,6 +37,7 @@ from voltline.ocpp.gateway import Gateway
 from voltline.services.commands import Commands
 from voltline.services.gateways import GatewayWatch
 from voltline.services.lease import ControlLease, Duty
+from voltline.services.local_lists import LocalLists
 from voltline.services.maintenance import Housekeeping
 from voltline.services.pricefeed import PriceFeed
 from voltline.services.runtime import Runtime, ensure_secret_key
@@ -133,7 +134,7 @@ ROLE_PARTS = {
 def _control_duties(runtime: Runtime, commands: Commands) -> list[Duty]:
     """What the control lease's holder runs (DESIGN "Cluster"), made afresh for each term."""
     # PriceFeed polls ENTSO-E only when VOLTLINE_PRICE_FETCH and a token are set.
-    duties: list[Duty] = [Housekeeping(runtime), PriceFeed(runtime)]
+    duties: list[Duty] = [Housekeeping(runtime), PriceFeed(runtime), LocalLists(runtime, commands)]
     if runtime.settings.smart_control:
         duties.append(SmartCharging(runtime, commands))
     return duties

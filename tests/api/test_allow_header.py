@@ -25,7 +25,7 @@ def allowed(response: httpx.Response) -> set[str]:
         ("/api/v2/teams/1/sites/1", "POST", {"GET", "HEAD", "PUT", "DELETE"}),
         ("/api/v2/teams/1/sites/1/groups/1", "PATCH", {"GET", "HEAD", "PUT", "DELETE"}),
         ("/api/v2/teams/1/sites/1/attach-charger", "GET", {"POST"}),
-        ("/api/v2/teams/1/id-tags/7", "PUT", {"DELETE"}),
+        ("/api/v2/teams/1/id-tags/7", "PATCH", {"PUT", "DELETE"}),
         ("/api/v2/teams/1/chargers/1/commands/configuration", "POST", {"GET", "HEAD", "PUT"}),
         ("/api/v2/teams/1/chargers/1/ocpp", "OPTIONS", {"GET", "HEAD", "PUT"}),
         ("/healthz", "POST", {"GET", "HEAD"}),

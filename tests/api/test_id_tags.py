@@ -204,3 +204,31 @@ def test_malformed_id_tag_bodies_are_400(api: httpx.Client, account: Account) ->
     assert api.post(path, content=b"[", headers={"Content-Type": "application/json"}).status_code == 400
     assert api.post(path, json=[{"id_tag": "A"}]).status_code == 400
     assert api.get(path, params={"page": "zero"}).status_code == 422
+
+
+def test_update_id_tag_changes_only_the_fields_sent_and_is_audited(api: httpx.Client, account: Account) -> None:
+    """PUT .../id-tags/{id_tag}: status Accepted/Blocked/Expired (the local lists follow, docs/api.md)."""
+    tag = create_tag(api, account.team_id, id_tag="PUT-1", name="Van", expiry_date="2030-01-02 03:04:05")
+    response = api.put(f"{tags_path(account.team_id)}/{tag['uuid']}", json={"status": "Blocked"})
+    assert response.status_code == 200, response.text
+    changed = response.json()["data"]
+    assert list(changed) == ID_TAG_KEYS
+    assert (changed["status"], changed["name"], changed["expiry_date"]) == ("Blocked", "Van", tag["expiry_date"])
+    response = api.put(f"{tags_path(account.team_id)}/{tag['id']}", json={"status": "Expired", "name": None})
+    assert (response.json()["data"]["status"], response.json()["data"]["name"]) == ("Expired", None)
+    listed = api.get(tags_path(account.team_id)).json()["data"]
+    assert [(t["id_tag"], t["status"]) for t in listed] == [("PUT-1", "Expired")]
+    entries = api.get(f"/api/v2/teams/{account.team_id}/audit-log", params={"action": "id_tag.updated"}).json()
+    assert [e["action"] for e in entries["data"]] == ["id_tag.updated", "id_tag.updated"]
+
+
+def test_update_id_tag_rejects_bad_values_and_unknown_tags(api: httpx.Client, account: Account) -> None:
+    tag = create_tag(api, account.team_id, id_tag="PUT-2")
+    path = f"{tags_path(account.team_id)}/{tag['uuid']}"
+    for body, field in (({"status": "Lost"}, "status"), ({"status": None}, "status"), ({"name": "x" * 256}, "name")):
+        response = api.put(path, json=body)
+        assert response.status_code == 422, response.text
+        assert list(response.json()["errors"]) == [field]
+    assert api.get(tags_path(account.team_id)).json()["data"][0]["status"] == "Accepted"
+    missing = api.put(f"{tags_path(account.team_id)}/{uuid.uuid4()}", json={"status": "Blocked"})
+    assert (missing.status_code, missing.json()) == (404, NOT_FOUND)

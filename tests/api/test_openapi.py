@@ -271,7 +271,10 @@ def _identity() -> str:
 async def _gateway(data: bytes) -> bytes:
     command, _args, _ = decode_request(data)
     if command == "get_configuration":
-        keys = [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
+        keys = [
+            {"key": "HeartbeatInterval", "readonly": False, "value": "300"},
+            {"key": "LocalAuthListEnabled", "readonly": False, "value": "true"},  # a local list for local-list/sync
+        ]
         return encode_reply("ok", {"configuration_key": keys, "unknown_key": []})
     return encode_reply("ok", {"status": "Accepted"})
 
@@ -515,6 +518,13 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
     ],
     ("GET", C + "/diagnostics-files"): [_missing("charger"), Call(422, query={"per_page": "0"}), Call(200)],
     ("GET", C + "/diagnostics-files/{file}"): [_missing("file"), _missing("charger")],
+    ("PUT", T + "/id-tags/{id_tag}"): [
+        _missing("id_tag", {"status": "Blocked"}),
+        Call(422, {"status": "Lost"}),
+        Call(200, {"status": "Blocked"}),
+    ],
+    ("GET", C + "/local-list"): [_missing("charger"), Call(200)],
+    ("POST", C + "/local-list/sync"): [_missing("charger"), Call(409, refs={"charger": "loose"}), Call(200)],
     ("GET", "/api/v2/tariffs"): [
         Call(422, query={"limit": "5"}),
         Call(200, query={"location": "NL", "date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}),

@@ -335,7 +335,8 @@ def test_get_composite_schedule_returns_the_effective_limits() -> None:
             {"status": "Accepted", "data": "ping"},
         ),
         ("GetLocalListVersion", {}, {"listVersion": 0}),
-        ("SendLocalList", {"listVersion": 1, "updateType": "Full"}, {"status": "NotSupported"}),
+        ("SendLocalList", {"listVersion": 0, "updateType": "Differential"}, {"status": "VersionMismatch"}),
+        ("SendLocalList", {"listVersion": 1, "updateType": "Full"}, {"status": "Accepted"}),
         (
             "ReserveNow",
             {"connectorId": 7, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "T", "reservationId": 1},

@@ -10,6 +10,7 @@ from voltline.api import (
     firmware,
     groups,
     id_tags,
+    local_lists,
     logs,
     meter_values,
     meters,
@@ -50,4 +51,5 @@ ENDPOINTS: list[Endpoint] = [
     *firmware.ENDPOINTS,
     *reservations.ENDPOINTS,
     *diagnostics.ENDPOINTS,
+    *local_lists.ENDPOINTS,
 ]

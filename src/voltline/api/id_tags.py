@@ -54,6 +54,18 @@ class IdTagResource(msgspec.Struct):
 
 
 CREATE = Contract("CreateIdTagBody", "Body of POST /id-tags; `expiry_date` is `Y-m-d H:i:s` in UTC.", CREATE_RULES)
+UPDATE_RULES = {
+    "status": "string|in:" + ",".join(STATUSES),
+    "expiry_date": f"nullable|date_format:{DATE_FORMAT}",
+    "parent_id_tag": "nullable|string|max:20",
+    "name": "nullable|string|max:255",
+}
+UPDATE = Contract(
+    "UpdateIdTagBody",
+    "Body of PUT /id-tags/{id_tag}: the fields sent change; the local lists of the team's chargers follow.",
+    UPDATE_RULES,
+    partial=True,
+)
 
 
 def id_tag_resource(row: Mapping[Any, Any]) -> IdTagResource:
@@ -112,6 +124,18 @@ async def create_id_tag(request: Request) -> Response:
     return envelope(id_tag_resource(row), 201)
 
 
+async def update_id_tag(request: Request) -> Response:
+    """Change an id tag of the team (its status: Accepted, Blocked or Expired; expiry, parent, name)."""
+    rt, team_id, ref = runtime(request), scope(request).team_id, path_ref(request, "id_tag")
+    await id_tags.get_id_tag(rt, team_id, ref)  # 404 before 422, as Laravel binds the route first
+    clean = UPDATE.validate(await json_body(request))
+    values = {key: value for key, value in clean.items() if key in UPDATE_RULES}
+    if "expiry_date" in values:
+        values["expiry_date"] = optional_date(values["expiry_date"])
+    row = await id_tags.update_id_tag(rt, team_id, ref, values)
+    return envelope(id_tag_resource(row))
+
+
 async def delete_id_tag(request: Request) -> Response:
     """Remove an id tag of the team."""
     await id_tags.delete_id_tag(runtime(request), scope(request).team_id, path_ref(request, "id_tag"))
@@ -140,6 +164,17 @@ ENDPOINTS = [
         response=IdTagResource,
         status=201,
         errors=(422,),
+        guard=team_member,
+    ),
+    Endpoint(
+        "PUT",
+        "/api/v2/teams/{team}/id-tags/{id_tag}",
+        update_id_tag,
+        "Update an id tag",
+        "Id tags",
+        body=UPDATE,
+        response=IdTagResource,
+        errors=(404, 422),
         guard=team_member,
     ),
     Endpoint(

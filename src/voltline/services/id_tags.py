@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
+from voltline.bus.events import publish_id_tags_changed
 from voltline.domain.ids import Ref, TeamId
 from voltline.errors import ValidationError
 from voltline.services import audit
@@ -37,6 +38,23 @@ async def create_id_tag(rt: Runtime, team_id: TeamId, id_tag: str, values: dict[
         await audit.record(
             rt.clock, conn, team_id, "id_tag.created", ("id_tag", row["uuid"]), detail={"id_tag": id_tag}
         )
+    await publish_id_tags_changed(rt.bus, team_id)
+    return row
+
+
+async def get_id_tag(rt: Runtime, team_id: TeamId, ref: Ref) -> RowMapping:
+    """One id tag of the team; NotFoundError for any other."""
+    async with rt.db.read() as conn:
+        return await id_tags.get_id_tag(conn, team_id, ref)
+
+
+async def update_id_tag(rt: Runtime, team_id: TeamId, ref: Ref, values: dict[str, Any]) -> RowMapping:
+    """Change an id tag of the team (status, expiry, parent, name); the local lists follow (OCPP 1.6 §3.5.3)."""
+    async with rt.db.write() as conn:
+        row = await id_tags.update_id_tag(conn, team_id, ref, values)
+        detail = {"id_tag": row["id_tag"], "fields": sorted(values)}
+        await audit.record(rt.clock, conn, team_id, "id_tag.updated", ("id_tag", row["uuid"]), detail=detail)
+    await publish_id_tags_changed(rt.bus, team_id)
     return row
 
 
@@ -46,3 +64,4 @@ async def delete_id_tag(rt: Runtime, team_id: TeamId, ref: Ref) -> None:
         row = await id_tags.delete_id_tag(conn, team_id, ref)
         detail = {"id_tag": row["id_tag"]}
         await audit.record(rt.clock, conn, team_id, "id_tag.deleted", ("id_tag", row["uuid"]), detail=detail)
+    await publish_id_tags_changed(rt.bus, team_id)

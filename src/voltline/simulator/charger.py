@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.typing import Subprotocol
 
 from voltline.clock import Clock
-from voltline.simulator import handlers, sessions
+from voltline.simulator import handlers, local_list, sessions
 from voltline.simulator.connection import Counters, FollowUp, Link, LinkClosedError, Outbox, Outgoing, Payload
 from voltline.simulator.meter import Car, Meter, random_car
 from voltline.simulator.profiles import ChargingProfiles, Limits
@@ -64,6 +64,9 @@ class SimulatedCharger:
         reject_zero_amp: bool = False,
         reject_profiles: bool = False,
         ignore_calls: bool = False,
+        local_auth_list: bool = True,
+        local_list_max_length: int = 100,
+        send_local_list_max_length: int = 20,
         cars: Callable[[random.Random], Car] = random_car,
         clock: Clock | None = None,
     ) -> None:
@@ -83,6 +86,11 @@ class SimulatedCharger:
             for n in range(1, connectors + 1)
         }
         self.config = handlers.Configuration(connectors, meter_interval)
+        self.config.set_value("LocalAuthListMaxLength", str(local_list_max_length))
+        self.config.set_value("SendLocalListMaxLength", str(send_local_list_max_length))
+        if not local_auth_list:
+            local_list.remove_feature(self)
+        self.local_list = local_list.LocalList()
         self.profiles = ChargingProfiles(Limits(connectors), self.max_current)
         self.reservations: dict[int, Reservation] = {}  # by reservationId (OCPP 1.6 §5.13)
         self.counters = Counters()
@@ -289,6 +297,20 @@ class SimulatedCharger:
     def now_text(self) -> str:
         """The current time as an OCPP date-time."""
         return timestamp(self.now())
+
+    def present_card(self, number: int, id_tag: str) -> bool:
+        """A driver presents a card at a connector: online the server authorizes it (Authorize); offline the
+        local list does (OCPP 1.6 §3.5.3) and the StartTransaction waits for the connection. False: no start."""
+        conn = self.connectors.get(number)
+        if conn is None or conn.busy or conn.transaction is not None or not (conn.operative and self.operative0):
+            return False
+        if self.connection_state == "accepted":
+            self.spawn(lambda: sessions.run_session(self, conn, id_tag, remote=False))
+            return True
+        if self.stopping() or not local_list.authorizes_offline(self, id_tag):
+            return False
+        self.spawn(lambda: sessions.run_session(self, conn, id_tag, remote=False, authorized=True))
+        return True
 
     # ------------------------------------------------------------------ commands and waiting
 

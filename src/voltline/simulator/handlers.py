@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from voltline.simulator import diagnostics, firmware, reservations, sessions
+from voltline.simulator import diagnostics, firmware, local_list, reservations, sessions
 from voltline.simulator.connection import Answer, CallError, FollowUp, Payload
 from voltline.simulator.profiles import ProfileError
 
@@ -46,7 +46,11 @@ KEYS: dict[str, tuple[str, bool, str]] = {
     "StopTransactionOnEVSideDisconnect": ("true", False, "bool"),
     "StopTransactionOnInvalidId": ("true", False, "bool"),
     "StopTxnSampledData": ("Energy.Active.Import.Register", False, "measurands"),
-    "SupportedFeatureProfiles": ("Core,SmartCharging,RemoteTrigger,Reservation", True, "text"),
+    "SupportedFeatureProfiles": (
+        "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger",
+        True,
+        "text",
+    ),
     "TransactionMessageAttempts": ("3", False, "int"),
     "TransactionMessageRetryInterval": ("30", False, "int"),
     "UnlockConnectorOnEVSideDisconnect": ("true", False, "bool"),
@@ -56,6 +60,9 @@ KEYS: dict[str, tuple[str, bool, str]] = {
     "ChargingScheduleMaxPeriods": ("24", True, "int"),
     "MaxChargingProfilesInstalled": ("32", True, "int"),
     "ReserveConnectorZeroSupported": ("false", True, "bool"),
+    "LocalAuthListEnabled": ("true", False, "bool"),
+    "LocalAuthListMaxLength": ("100", True, "int"),
+    "SendLocalListMaxLength": ("20", True, "int"),
 }
 
 
@@ -95,7 +102,7 @@ class Configuration:
 
     def change(self, key: str, value: str) -> str:
         """Apply ChangeConfiguration: Accepted, Rejected (read-only or a bad value) or NotSupported."""
-        if key not in KEYS:
+        if key not in KEYS or key not in self.values:
             return "NotSupported"
         _, readonly, kind = KEYS[key]
         if readonly or not _valid(kind, value):
@@ -375,8 +382,8 @@ HANDLERS: dict[str, Callable[[SimulatedCharger, Payload], Answer]] = {
     "GetCompositeSchedule": on_get_composite_schedule,
     "ClearCache": _fixed({"status": "Accepted"}),
     "DataTransfer": on_data_transfer,
-    "GetLocalListVersion": _fixed({"listVersion": 0}),
-    "SendLocalList": _fixed({"status": "NotSupported"}),
+    "GetLocalListVersion": local_list.on_get_local_list_version,
+    "SendLocalList": local_list.on_send_local_list,
     "ReserveNow": reservations.on_reserve_now,
     "CancelReservation": reservations.on_cancel_reservation,
     "GetDiagnostics": diagnostics.on_get_diagnostics,

@@ -181,9 +181,18 @@ async def auto_sessions(cp: SimulatedCharger, conn: Connector) -> None:
 
 
 async def run_session(
-    cp: SimulatedCharger, conn: Connector, id_tag: str, remote: bool, profile: Payload | None = None
+    cp: SimulatedCharger,
+    conn: Connector,
+    id_tag: str,
+    remote: bool,
+    profile: Payload | None = None,
+    *,
+    authorized: bool = False,
 ) -> None:
-    """Plug in, authorize, charge until the session ends, unplug (a reserved connector only for its id tag)."""
+    """Plug in, authorize (unless `authorized` already, e.g. from the local list), charge, unplug.
+
+    A reserved connector admits only its id tag (or the reservation's parent id tag).
+    """
     if conn.busy or conn.transaction is not None or not reservations.admits(cp, conn, id_tag):
         return
     conn.busy = True
@@ -191,7 +200,7 @@ async def run_session(
         cp.set_status(conn.number, "Preparing")
         conn.meter.plug(cp.cars(cp.rng))
         must_authorize = not remote or cp.config.flag("AuthorizeRemoteTxRequests")
-        if must_authorize and not await _authorize(cp, id_tag):
+        if must_authorize and not authorized and not await _authorize(cp, id_tag):
             return
         if cp.stopping() or not (conn.operative and cp.operative0):
             return

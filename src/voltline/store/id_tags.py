@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -72,3 +72,10 @@ async def delete_id_tag(conn: AsyncConnection, team_id: TeamId, ref: Ref) -> Row
     row = await get_id_tag(conn, team_id, ref)
     await conn.execute(delete(id_tags).where(id_tags.c.id == row["id"]))
     return row
+
+
+async def update_id_tag(conn: AsyncConnection, team_id: TeamId, ref: Ref, values: dict[str, Any]) -> RowMapping:
+    """Change some fields of one id tag of the team (the row after); NotFoundError when there is no such tag."""
+    row = await get_id_tag(conn, team_id, ref)
+    await conn.execute(update(id_tags).where(id_tags.c.id == row["id"]).values(stamped(values)))
+    return await get_id_tag(conn, team_id, IdTagId(int(row["id"])))

@@ -555,3 +555,25 @@ diagnostics_files = Table(
     Column("created_at", DateTime(), nullable=False),
     Index("ix_diagnostics_files_charger_id_id", "charger_id", "id"),
 )
+
+
+# ---------------------------------------------------------------- local lists (migration 0019)
+
+# OCPP 1.6 §3.5.3: what we last set as a charger's local list. `enabled` null: decided from the
+# charger's features (`supported`: it reported LocalAuthListManagement with LocalAuthListEnabled
+# true, or answered -1 / NotSupported: false); `entries` is JSON of what the
+# charger holds (id_tag -> {status, expiry_date, parent_id_tag}); `version` is the listVersion we set.
+charger_local_lists = Table(
+    "charger_local_lists",
+    metadata,
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), primary_key=True),
+    Column("enabled", Boolean, nullable=True),
+    Column("supported", Boolean, nullable=True),
+    Column("version", Integer, nullable=False, default=0),
+    Column("entries", Text, nullable=True),
+    Column("max_length", Integer, nullable=True),
+    Column("chunk_length", Integer, nullable=True),
+    Column("last_sync_at", DateTime(), nullable=True),
+    Column("last_outcome", String(32), nullable=True),
+    Column("updated_at", DateTime(), nullable=False),
+)

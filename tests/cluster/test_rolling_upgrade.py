@@ -56,8 +56,10 @@ def source_before_newest_migration(into: Path) -> tuple[Path, str]:
     newest = max(path.name for path in (ROOT / VERSIONS).glob("[0-9]*.py"))
     if shutil.which("git") is None or git("rev-parse", "--git-dir").returncode != 0:
         pytest.skip("needs a git checkout with history (the old code is the repository's own past)")
-    # The commit that added the file (a later one may have changed it, e.g. its down_revision).
-    added = git("log", "--diff-filter=A", "-1", "--format=%H", "--", f"{VERSIONS}/{newest}").stdout.decode().strip()
+    # The commit that added the file (a later one may have changed it, e.g. its down_revision), on the
+    # main line: a merge that brought the file in counts as adding it (diffed against its first parent).
+    log = ("log", "--first-parent", "-m", "--diff-filter=A", "-1", "--format=%H", "--", f"{VERSIONS}/{newest}")
+    added = git(*log).stdout.decode().strip()
     if not added:
         pytest.skip(f"{newest} is not committed yet: no old code to run beside it")
     archive = git("archive", "--format=tar", f"{added}^", "src")

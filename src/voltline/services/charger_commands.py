@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from voltline.domain.ids import ChargerId, TeamId
-from voltline.errors import ValidationError, VoltlineError
+from voltline.errors import CommandFailedError, ConflictError, ValidationError, VoltlineError
 from voltline.services import audit
 from voltline.services.runtime import Runtime
 from voltline.store import transactions
@@ -31,6 +31,18 @@ DETAIL_ARGS = (
     "message_id",
     "reservation_id",
 )
+
+# OCPP-J 1.6 §4.2.3 CALLERROR codes of a charger without the operation (e.g. without the Firmware
+# Management profile): for an operation a user asked for, that is the charger refusing it (409), not
+# a failure of the call (502).
+REFUSAL_CODES = frozenset({"NotSupported", "NotImplemented"})
+
+
+def as_refusal(error: VoltlineError) -> VoltlineError:
+    """A CALLERROR NotSupported / NotImplemented as a ConflictError with the charger's answer; others unchanged."""
+    if isinstance(error, CommandFailedError) and error.code in REFUSAL_CODES:
+        return ConflictError(str(error))
+    return error
 
 
 async def send_command(

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from voltline.domain.ids import ChargerId, Ref, TeamId
-from voltline.errors import ChargerTimeoutError, CommandFailedError, ConflictError, VoltlineError
+from voltline.errors import ChargerTimeoutError, ConflictError, VoltlineError
 from voltline.services import charger_commands
 from voltline.services.runtime import Runtime
 from voltline.store import chargers, diagnostics
@@ -33,8 +33,6 @@ from voltline.store import chargers, diagnostics
 UPLOAD_PATH = "/uploads/diagnostics/"
 TOKEN_LIFETIME = timedelta(hours=24)
 REQUESTED = "Requested"
-# The refusals of a charger that cannot upload (OCPP-J 1.6 §4.2.3 CALLERROR codes): a 409, not a 502.
-REFUSALS = frozenset({"NotSupported", "NotImplemented"})
 # log_type -> the version-neutral command (1.6: GetDiagnostics; the Security Whitepaper's GetLog).
 COMMANDS = {"diagnostics": "get_diagnostics", "security": "get_log"}
 # GetLog's logType for each log_type it serves.
@@ -122,9 +120,7 @@ async def request_upload(
     except VoltlineError as error:
         async with rt.db.write() as conn:
             await diagnostics.delete_request(conn, int(row["id"]))
-        if isinstance(error, CommandFailedError) and error.code in REFUSALS:
-            raise ConflictError(f"The charger does not support this upload ({error.code}).") from None
-        raise
+        raise charger_commands.as_refusal(error) from None
     name = result.get("file_name", result.get("filename"))
     return Requested(str(result.get("status", "Accepted")), None if name is None else str(name))
 

@@ -16,13 +16,11 @@ from sqlalchemy.engine import RowMapping
 from voltline.domain.firmware import V201, FirmwareRequest
 from voltline.domain.ids import ChargerId, TeamId
 from voltline.domain.timestamps import format_timestamp
-from voltline.errors import CommandFailedError, ConflictError, ValidationError, VoltlineError
+from voltline.errors import ValidationError, VoltlineError
 from voltline.services import charger_commands
 from voltline.services.runtime import Runtime
 from voltline.store import firmware
 
-# OCPP-J 1.6 §4.2.3: a charger without the Firmware Management profile answers one of these.
-REFUSALS = frozenset({"NotSupported", "NotImplemented"})
 NEEDS_V201 = "The {field} field needs an OCPP 2.0.1 charger; this charger speaks OCPP {version}."
 
 
@@ -74,9 +72,7 @@ async def request_update(
     except VoltlineError as error:
         async with rt.db.write() as conn:
             await firmware.delete_update(conn, int(row["id"]))
-        if isinstance(error, CommandFailedError) and error.code in REFUSALS:
-            raise ConflictError(str(error)) from None
-        raise
+        raise charger_commands.as_refusal(error) from None
     async with rt.db.read() as conn:
         return await firmware.get_update(conn, int(row["id"]))
 

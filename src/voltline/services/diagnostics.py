@@ -125,6 +125,15 @@ async def request_upload(
     return Requested(str(result.get("status", "Accepted")), None if name is None else str(name))
 
 
+async def purge_expired_requests(rt: Runtime) -> int:
+    """Forget the requests whose token expired before any file came (housekeeping); how many went.
+
+    A request with a file stays as long as its file does.
+    """
+    async with rt.db.write() as conn:
+        return await diagnostics.delete_expired_requests(conn, rt.clock.now())
+
+
 async def is_upload_open(rt: Runtime, token: str) -> bool:
     """Whether an upload with this token would be taken (it names a request, unused and unexpired)."""
     async with rt.db.read() as conn:

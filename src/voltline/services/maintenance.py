@@ -9,6 +9,9 @@ arrived before it has gone.
 The audit log (`VOLTLINE_AUDIT_RETENTION_DAYS`, 0 = for ever, the default) goes the same way,
 oldest first, in chunks of rows.
 
+Diagnostics upload requests whose one-time token expired before a file came are forgotten
+(services/diagnostics.py); the files and their requests stay.
+
 Reservations past their `expires_at` are marked expired every `RESERVATION_SWEEP_SECONDS`, in
 a loop of their own so that an hour's purge never delays them (services/reservations.py).
 """
@@ -23,7 +26,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voltline.services import reservations
+from voltline.services import diagnostics, reservations
 from voltline.services.runtime import Runtime
 from voltline.store import audit, meter_values
 from voltline.store.ocpp_log import purge_ocpp_log
@@ -138,4 +141,8 @@ class Housekeeping:
                 await purge_old_audit_rows(self.runtime)
             except Exception:  # task boundary: try again next time
                 log.exception("purging old audit log rows failed")
+            try:
+                await diagnostics.purge_expired_requests(self.runtime)
+            except Exception:  # task boundary: try again next time
+                log.exception("purging expired diagnostics upload requests failed")
             await self.runtime.clock.sleep(PURGE_EVERY_SECONDS)

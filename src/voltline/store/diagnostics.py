@@ -59,6 +59,13 @@ async def consume_request(conn: AsyncConnection, request_id: int, token_hash: st
     return spent.rowcount == 1
 
 
+async def delete_expired_requests(conn: AsyncConnection, now: datetime) -> int:
+    """Delete the requests whose token expired with no file uploaded (they can take none any more); how many."""
+    has_file = select(diagnostics_files.c.id).where(diagnostics_files.c.request_id == diagnostics_requests.c.id)
+    expired = delete(diagnostics_requests).where(diagnostics_requests.c.expires_at <= now, ~has_file.exists())
+    return (await conn.execute(expired)).rowcount
+
+
 async def insert_file(conn: AsyncConnection, values: dict[str, Any], now: datetime) -> RowMapping:
     """Store an uploaded file (request, charger, team, name, content type, size, sha256, content)."""
     row = {"uuid": new_uuid(), "created_at": now, **values}

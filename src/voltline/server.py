@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from uvicorn.config import LOGGING_CONFIG
 
 from voltline.http_protocol import deadline_protocol
+from voltline.services.diagnostics import redact_upload_tokens
 from voltline.settings import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -50,7 +50,6 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 # The one-time token of a diagnostics upload URL (docs/api.md "Diagnostics") stays out of the access log.
-UPLOAD_TOKEN = re.compile(r"(/uploads/diagnostics/)[^/?#\s]+")
 
 
 class UploadTokenFilter(logging.Filter):
@@ -60,7 +59,7 @@ class UploadTokenFilter(logging.Filter):
         """Rewrite the path argument of a uvicorn.access record; every record passes."""
         args = record.args
         if isinstance(args, tuple) and len(args) == len(ACCESS_FIELDS) and isinstance(args[2], str):
-            record.args = (*args[:2], UPLOAD_TOKEN.sub(r"\1<token>", args[2]), *args[3:])
+            record.args = (*args[:2], redact_upload_tokens(args[2]), *args[3:])
         return True
 
 

@@ -282,6 +282,24 @@ def test_a_multipart_upload_is_stored_once_and_bad_or_spent_tokens_store_nothing
     scenario(server, account, body)
 
 
+def test_the_message_log_keeps_the_upload_url_without_its_token(server: LiveServer, account: Account) -> None:
+    """The one-time token is a credential: the logged GetDiagnostics shows `<token>` in its place."""
+    charger, base = make_charger(server, account)
+
+    async def body(api: httpx.AsyncClient) -> str:
+        async with connected(server, str(charger["identity"]), UploadCharger) as cp:
+            return await request_upload(api, base, cp)
+
+    location = scenario(server, account, body)
+    server.run(server.runtime.writer.flush)  # the message log is written by the next flush; nobody waits for it
+    with server.client(account) as api:
+        logged = api.get(f"{base}/logs", params={"action": "GetDiagnostics"}).json()["data"]
+    [payload] = [str(row["payload"]) for row in logged if row["direction"] == "out"]
+    token = location.rsplit("/", 1)[1]
+    assert token not in payload
+    assert location.replace(token, "<token>").split("://", 1)[1] in payload
+
+
 def test_an_upload_over_the_api_body_limit_is_taken_and_a_cut_off_one_leaves_nothing(
     server: LiveServer, account: Account
 ) -> None:
@@ -474,16 +492,17 @@ def test_a_token_expires_after_a_day(
 
         async def body(api: httpx.AsyncClient) -> list[int]:
             async with connected(live, str(charger["identity"]), UploadCharger) as cp:
-                location = await request_upload(api, base, cp)
-            live.run(lambda: clock.advance(24 * 3600 + 1))
+                first = await request_upload(api, base, cp)
+                second = await request_upload(api, base, cp)
+            live.run(lambda: clock.advance(24 * 3600 - 1))
             async with httpx.AsyncClient(timeout=30) as uploader:
-                late = await uploader.put(location, content=b"late")
-            live.run(lambda: clock.advance(-2))
+                in_time = await uploader.put(first, content=b"in time")
+            live.run(lambda: clock.advance(2))
             async with httpx.AsyncClient(timeout=30) as uploader:
-                in_time = await uploader.put(location, content=b"in time")
-            return [late.status_code, in_time.status_code]
+                late = await uploader.put(second, content=b"late")
+            return [in_time.status_code, late.status_code]
 
-        assert scenario(live, account, body) == [404, 201]
+        assert scenario(live, account, body) == [201, 404]
         assert [f["content"] for f in file_rows(live, charger["id"])] == [b"in time"]
     finally:
         live.stop()

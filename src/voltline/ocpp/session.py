@@ -19,12 +19,15 @@ from voltline.domain.frames import LogEntry
 from voltline.domain.ids import ChargerId, SiteId, TeamId
 from voltline.metrics import OcppCounts
 from voltline.ocpp.log_limits import LogBudget, capped_payload
+from voltline.services.diagnostics import redact_upload_tokens
 from voltline.services.runtime import Runtime
 from voltline.settings import Settings
 from voltline.store.engine import Database
 from voltline.store.ocpp_log import ACTION_MAX, MESSAGE_ID_MAX
 from voltline.store.writer import MeterWriter
 
+# Calls whose payload carries a one-time upload URL: its token is not kept in the log.
+UPLOAD_CALLS = frozenset({"GetDiagnostics", "GetLog"})
 # DESIGN: with VOLTLINE_OCPP_LOG=default these actions are counted, not kept.
 UNLOGGED_BY_DEFAULT = frozenset({"Heartbeat", "MeterValues"})
 # Known transaction ids per session; enough for every transaction of a long connection.
@@ -108,6 +111,8 @@ class MessageLog:
             return
         ctx = self.ctx
         text = capped_payload(payload, self.max_payload)
+        if action in UPLOAD_CALLS:
+            text = redact_upload_tokens(text)
         if not self.budget.admit(ctx.charger_id, ctx.identity, len(text)):
             self.unlogged[f"{direction}:over budget"] += 1
             return

@@ -31,6 +31,8 @@ from voltline.services.runtime import Runtime
 from voltline.store import chargers, diagnostics
 
 UPLOAD_PATH = "/uploads/diagnostics/"
+# An upload URL's one-time token, wherever the URL is written down (access log, OCPP message log).
+UPLOAD_TOKEN = re.compile(r"(/uploads/diagnostics/)[^/?#\s\"]+")
 TOKEN_LIFETIME = timedelta(hours=24)
 REQUESTED = "Requested"
 # log_type -> the version-neutral command (1.6: GetDiagnostics; the Security Whitepaper's GetLog).
@@ -123,6 +125,11 @@ async def request_upload(
         raise charger_commands.as_refusal(error) from None
     name = result.get("file_name", result.get("filename"))
     return Requested(str(result.get("status", "Accepted")), None if name is None else str(name))
+
+
+def redact_upload_tokens(text: str) -> str:
+    """`text` with `<token>` in place of every upload URL's one-time token (the URL stays readable)."""
+    return UPLOAD_TOKEN.sub(r"\1<token>", text) if UPLOAD_PATH in text else text
 
 
 async def purge_expired_requests(rt: Runtime) -> int:

@@ -33,7 +33,7 @@ from tests.support.smart_e2e import (
 )
 from voltline.domain.ids import TeamId
 from voltline.errors import ValidationError
-from voltline.services import charge_limits
+from voltline.services import audit, charge_limits
 from voltline.smart.charge_limits import CHARGE_LIMIT_BASE
 from voltline.store.schema import chargers, connectors
 
@@ -228,6 +228,48 @@ def test_an_unmanaged_connector_gets_the_cap_as_a_tx_default_profile_again_after
             await clear_limit(site, cp, 0)
             assert caps_installed(cp) == []
             assert [p.profile_id for p in cp.profiles.installed] == [], "no profile of ours is left"
+        actions = await call(smart, lambda: audited(smart, site))
+        assert actions.count("charger.charge_limit") == 2
+        assert actions.count("charger.charging_profile") == 1
+        assert actions.count("charger.clear_charge_limit") == 2
+        assert "charger.set_charging_profile" in actions and "charger.clear_charging_profile" in actions
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        site.api.close()
+
+
+async def audited(server: ClockedServer, site: Site) -> list[str]:
+    """The actions in the team's audit log."""
+    rows = await audit.list_audit_log(server.runtime, TeamId(site.account.team_id), {}, offset=0, limit=100)
+    return [str(row["action"]) for row in rows]
+
+
+def test_a_cap_moves_between_its_own_profile_and_the_controller_when_load_management_changes(
+    smart: ClockedServer,
+) -> None:
+    """DESIGN "v3 API", "Load management": an unmanaged connector's cap is its TxDefaultProfile; once the
+    site is balanced the controller carries it (TxProfile of min(allocation, cap), reason `charge_limit`)
+    and our profile is removed, so only the controller's profiles remain (Σ ≤ C); unbalanced again, the
+    cap's own profile comes back and holds the car at the cap."""
+    site = Site(smart, smart.account(), 32, load_management=False)
+    cp = make_charger(smart, site, "MOVE", None)
+
+    async def scenario() -> None:
+        async with running([cp]):
+            cp.begin()
+            await until(lambda: cp.connectors[1].transaction is not None, "a session")
+            await set_limit(site, cp, 1, 20)
+            assert caps_installed(cp) == [(1, 4001, 1, 20.0)]
+            await site.put("", {"load_management": True})
+            await until(lambda: caps_installed(cp) == [], "our profile made way for the controller's")
+            await picture_is(site, [cp], [("20.0", "charge_limit")], "the controller carries the cap")
+            await until(lambda: cp.offered(1) == 20.0, "capped by the controller's TxProfile")
+            await site.put("", {"load_management": False})
+            await until(lambda: caps_installed(cp) == [(1, 4001, 1, 20.0)], "the cap's own profile is back")
+            await until(lambda: cp.offered(1) == 20.0, "still capped")
+            await until(lambda: [p.profile_id for p in cp.profiles.installed] == [4001], "nothing of the controller's")
 
     try:
         asyncio.run(scenario())

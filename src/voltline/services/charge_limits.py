@@ -136,12 +136,12 @@ async def clear_charge_limit(
         detail = {"connector_id": connector_id}
         await audit.record(rt.clock, conn, team_id, "charger.clear_charge_limit", ("charger", charger_row["uuid"]),
                            detail=detail)  # fmt: skip
-    await _wake(rt, charger_row)
+    managed = caps.controller_manages(rt.settings.smart_control, site)
+    await _wake(rt, charger_row, managed)
     status = ACCEPTED
     for number in removing:
         answer = await _send_clear(rt, team_id, charger_row, number)
         status = answer if status == ACCEPTED else status
-    managed = caps.controller_manages(rt.settings.smart_control, site)
     return {"status": status, "managed": managed, "connectors": [int(row["number"]) for row in rows]}
 
 
@@ -190,7 +190,7 @@ async def _apply(
             "number_phases": phases,
         }
         await audit.record(rt.clock, conn, team_id, action, ("charger", charger_row["uuid"]), detail=detail)
-    await _wake(rt, charger_row)
+    await _wake(rt, charger_row, managed)
     status = ACCEPTED
     if managed:
         for row in rows:  # a profile of ours from before the site was managed makes way for the controller's
@@ -228,9 +228,10 @@ def _values(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {name: row[name] for name in names}
 
 
-async def _wake(rt: Runtime, charger_row: Mapping[str, Any]) -> None:
+async def _wake(rt: Runtime, charger_row: Mapping[str, Any], managed: bool) -> None:
+    """A cap the controller enforces wakes the site's run (an unmanaged one is this module's alone)."""
     site_id = charger_row.get("site_id")
-    if site_id is not None:
+    if managed and site_id is not None:
         await publish_settings_changed(rt.bus, int(site_id))
 
 

@@ -29,6 +29,7 @@ CHARGE_LIMIT_BASE = 4000  # + connector number (1..999)
 MAX_TENTHS = 10_000  # 1,000 A: far above any connector's rating
 MAX_STACK_LEVEL = 100
 LIMIT_FIELD = "limit"
+PERIOD_LIMIT_FIELD = "charging_profile.charging_schedule.charging_schedule_period.0.limit"
 LIMIT_BETWEEN = "The limit must be 0 (pause) or at least 6 A."
 LIMIT_NUMBER = "The limit must be a number."
 LIMIT_MIN = "The limit must be at least 0."
@@ -73,15 +74,15 @@ def phases_of(value: Any) -> int | None:
     return value
 
 
-def watts_to_tenths(watts: Any, phases: int) -> int:
+def watts_to_tenths(watts: Any, phases: int, *, field: str = LIMIT_FIELD) -> int:
     """R-16: a W limit as A per phase on `phases` at 230 V, floored to 0.1 A (11,000 W on 3 phases = 15.9 A)."""
     try:
         total = Decimal(str(watts))
     except InvalidOperation:
-        raise ValidationError.single(LIMIT_FIELD, LIMIT_NUMBER) from None
+        raise ValidationError.single(field, LIMIT_NUMBER) from None
     if not total.is_finite():
-        raise ValidationError.single(LIMIT_FIELD, LIMIT_NUMBER)
-    return cap_tenths(total / (NOMINAL_VOLTAGE * max(1, phases)))
+        raise ValidationError.single(field, LIMIT_NUMBER)
+    return cap_tenths(total / (NOMINAL_VOLTAGE * max(1, phases)), field=field)
 
 
 def profile_limit(profile: Mapping[str, Any], phases: int) -> int:
@@ -95,15 +96,15 @@ def profile_limit(profile: Mapping[str, Any], phases: int) -> int:
     first = min(periods, key=lambda p: p.get("start_period", 0) if isinstance(p, Mapping) else math.inf)
     limit = first.get("limit")
     if isinstance(limit, bool) or not isinstance(limit, (int, float)):
-        raise ValidationError.single(LIMIT_FIELD, LIMIT_NUMBER)
+        raise ValidationError.single(PERIOD_LIMIT_FIELD, LIMIT_NUMBER)
     unit = str(schedule.get("charging_rate_unit", "A")) if isinstance(schedule, Mapping) else "A"
     if unit == "W":
-        return watts_to_tenths(limit, phases)
+        return watts_to_tenths(limit, phases, field=PERIOD_LIMIT_FIELD)
     if unit != "A":
         raise ValidationError.single(
             "charging_profile.charging_schedule.charging_rate_unit", "The charging rate unit must be A or W."
         )
-    return cap_tenths(limit)
+    return cap_tenths(limit, field=PERIOD_LIMIT_FIELD)
 
 
 def controller_manages(smart_control: bool, site: Mapping[Any, Any] | None) -> bool:

@@ -183,8 +183,8 @@ def test_an_unmanaged_connector_gets_the_cap_as_a_tx_default_profile_again_after
     manages nothing, so the cap is a TxDefaultProfile (id 4000 + n) at the requested stack level; the car
     charges at 16 A instead of 32 A (R-12: no TxProfile overrides it). After the charger reboots and loses
     its profiles it gets it again (R-89). Cleared, it is removed by id and the car is back at 32 A.
-    Connector 0 caps every connector; `charging-profile` in W becomes the A cap (R-16: 11,000 W on three
-    phases at 230 V = 15.9 A, floored)."""
+    A cap of 0 pauses it (R-41: SuspendedEVSE, 0 A). Connector 0 caps every connector; `charging-profile`
+    in W becomes the A cap (R-16: 11,000 W on three phases at 230 V = 15.9 A, floored)."""
     site = Site(smart, smart.account(), 32, load_management=False)
     cp = two_connector_charger(smart, site, "UNM")
 
@@ -208,28 +208,13 @@ def test_an_unmanaged_connector_gets_the_cap_as_a_tx_default_profile_again_after
             assert result["status"] == "Accepted"
             assert caps_installed(cp) == []
             await until(lambda: cp.offered(1) == 32.0, "back at its rating")
-            result = await set_limit(site, cp, 0, 10)
-            assert [c["connector_id"] for c in result["connectors"]] == [1, 2]
-            assert caps_installed(cp) == [(1, 4001, 1, 10.0), (2, 4002, 1, 10.0)], "connector 0: all, stack level 1"
-            await until(lambda: cp.offered(1) == 10.0 and cp.offered(2) == 10.0, "both capped")
-            body = {
-                "stack_level": 3,
-                "charging_schedule": {
-                    "charging_rate_unit": "W",
-                    "charging_schedule_period": [{"start_period": 0, "limit": 11000}],
-                },
-            }
-            row = charger_row(smart, cp.identity)
-            team = TeamId(site.account.team_id)
-            rt = smart.runtime
-            result = await call(smart, lambda: charge_limits.cap_from_charging_profile(rt, team, row, 2, body))
-            assert result["connectors"] == [{"connector_id": 2, "limit": "15.9"}]
-            assert caps_installed(cp) == [(1, 4001, 1, 10.0), (2, 4002, 3, 15.9)]
-            await clear_limit(site, cp, 0)
-            assert caps_installed(cp) == []
-            assert [p.profile_id for p in cp.profiles.installed] == [], "no profile of ours is left"
+            await set_limit(site, cp, 1, 0)
+            assert caps_installed(cp) == [(1, 4001, 1, 0.0)]
+            await until(lambda: cp.connectors[1].status == "SuspendedEVSE", "R-41: paused by its TxDefaultProfile 0")
+            assert cp.connectors[1].meter.current == 0.0
+            await every_connector_and_watts(site, cp)
         actions = await call(smart, lambda: audited(smart, site))
-        assert actions.count("charger.charge_limit") == 2
+        assert actions.count("charger.charge_limit") == 3
         assert actions.count("charger.charging_profile") == 1
         assert actions.count("charger.clear_charge_limit") == 2
         assert "charger.set_charging_profile" in actions and "charger.clear_charging_profile" in actions
@@ -238,6 +223,31 @@ def test_an_unmanaged_connector_gets_the_cap_as_a_tx_default_profile_again_after
         asyncio.run(scenario())
     finally:
         site.api.close()
+
+
+async def every_connector_and_watts(site: Site, cp: SmartCharger) -> None:
+    """Connector 0 caps every connector at stack level 1; a W profile becomes 15.9 A (R-16); clear 0 clears all."""
+    smart = site.server
+    result = await set_limit(site, cp, 0, 10)
+    assert [c["connector_id"] for c in result["connectors"]] == [1, 2]
+    assert caps_installed(cp) == [(1, 4001, 1, 10.0), (2, 4002, 1, 10.0)], "connector 0: all, stack level 1"
+    await until(lambda: cp.offered(1) == 10.0 and cp.offered(2) == 10.0, "both capped")
+    body = {
+        "stack_level": 3,
+        "charging_schedule": {
+            "charging_rate_unit": "W",
+            "charging_schedule_period": [{"start_period": 0, "limit": 11000}],
+        },
+    }
+    row = charger_row(smart, cp.identity)
+    team = TeamId(site.account.team_id)
+    rt = smart.runtime
+    result = await call(smart, lambda: charge_limits.cap_from_charging_profile(rt, team, row, 2, body))
+    assert result["connectors"] == [{"connector_id": 2, "limit": "15.9"}]
+    assert caps_installed(cp) == [(1, 4001, 1, 10.0), (2, 4002, 3, 15.9)]
+    await clear_limit(site, cp, 0)
+    assert caps_installed(cp) == []
+    assert [p.profile_id for p in cp.profiles.installed] == [], "no profile of ours is left"
 
 
 async def audited(server: ClockedServer, site: Site) -> list[str]:

@@ -68,6 +68,7 @@ class ConnectorRow:
     arrival: datetime | None = None
     drawn: tuple[int, int, int] | None = None
     drawn_at: datetime | None = None  # when the newest of the `drawn` readings was taken
+    cap: int | None = None  # a charge-limit cap in tenths (DESIGN "v3 API"; 0 = paused), None = none
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +94,4 @@ class SiteView:
     connectors: tuple[ConnectorRow, ...]
     profiles: Mapping[ProfileKey, ProfileRow] = field(default_factory=dict)
     balanced: bool = True  # the site's `load_management`: its groups' capacity is shared (§7)
+    managed: bool = True  # balanced or gated: the controller enforces the connectors' caps (smart/charge_limits.py)

@@ -25,6 +25,12 @@ apply); each charging connector may draw its rating, less only what the gate (R-
 per-connector cap takes (`_capped_max`), so a TxProfile is sent only to pause or cap it, and
 the failsafes and TxProfiles installed while the site was balanced are cleared.
 
+A connector's charge-limit cap (DESIGN "v3 API", smart/charge_limits.py) is enforced here on a
+managed site (`SiteView.managed`: balanced or gated): it is the connector's max for the allocator,
+so its limit is min(allocation, cap) with reason `charge_limit`, and what it leaves of a share goes
+to the others as R-82's water-filling gives it (R-30: a hard cap whose unused share goes to the
+other connectors); Σ limits ≤ C holds as before. A cap of 0 pauses (R-41, idle connectors too).
+
 Nothing is sent to a charger whose BootNotification was not Accepted in its current connection
 (`ChargerRow.booted`, DESIGN "Load management"): until then it counts as offline (R-87).
 """
@@ -225,10 +231,13 @@ def under_stale_meter(view: SiteView) -> frozenset[int]:
 
 
 def _marked(view: SiteView, allocations: dict[int, Allocation], caps: Mapping[int, int]) -> dict[int, Allocation]:
-    """A connector held at its max only by a stale meter or a reclaim cap says so."""
+    """A connector held at its max only by a charge-limit cap, a stale meter or a reclaim cap says so."""
     stale = under_stale_meter(view)
     for connector in view.connectors:
         allocation = allocations[connector.id]
+        if _charge_limited(view, connector, allocation):
+            allocations[connector.id] = shared_allocation(allocation.limit, "charge_limit")
+            continue
         if allocation.reason != "max" or allocation.limit >= connector.max:
             continue
         if connector.id in stale and allocation.limit == MIN_TENTHS:
@@ -238,6 +247,27 @@ def _marked(view: SiteView, allocations: dict[int, Allocation], caps: Mapping[in
     return allocations
 
 
+def _charge_limited(view: SiteView, connector: ConnectorRow, allocation: Allocation) -> bool:
+    """True when a session's limit is its charge-limit cap (DESIGN "v3 API": min(allocation, cap)).
+
+    The cap is the connector's max for the allocator (`_capped_max`): it ends at its cap ("max") or,
+    for a pause (cap 0, below any minimum), at 0 ("below_minimum" when balanced).
+    """
+    cap = connector_cap(view, connector)
+    return (
+        cap is not None
+        and cap < connector.max
+        and is_active(connector)
+        and allocation.reason in ("max", "below_minimum")
+        and allocation.limit == cap
+    )
+
+
+def connector_cap(view: SiteView, connector: ConnectorRow) -> int | None:
+    """The connector's charge-limit cap when the controller enforces it (a managed site), else None."""
+    return connector.cap if view.managed else None
+
+
 def _loads(view: SiteView, gate: Gate, fixed: Mapping[int, int], caps: Mapping[int, int]) -> list[ConnectorLoad]:
     blocked = None if gate.open else gate.reason
     stale = under_stale_meter(view) if view.balanced else frozenset()  # a meter only matters for sharing
@@ -245,7 +275,7 @@ def _loads(view: SiteView, gate: Gate, fixed: Mapping[int, int], caps: Mapping[i
         ConnectorLoad(
             id=c.id,
             group_id=c.group_id,
-            max=_capped_max(c, c.id in stale, caps.get(c.id)),
+            max=_capped_max(c, c.id in stale, _lowest(caps.get(c.id), connector_cap(view, c))),
             phases=c.phases,
             arrival=c.arrival,
             active=is_active(c),
@@ -256,6 +286,12 @@ def _loads(view: SiteView, gate: Gate, fixed: Mapping[int, int], caps: Mapping[i
         )
         for c in view.connectors
     ]
+
+
+def _lowest(*caps: int | None) -> int | None:
+    """The lowest of the caps given (None: no cap)."""
+    found = [cap for cap in caps if cap is not None]
+    return min(found) if found else None
 
 
 def _capped_max(connector: ConnectorRow, stale: bool, cap: int | None) -> int:
@@ -366,11 +402,12 @@ def _uncapped(view: SiteView, connector: ConnectorRow, row: ProfileRow | None) -
 
 
 def _idle_sends(view: SiteView, connector: ConnectorRow, gate: Gate) -> list[Send]:
-    """R-41: an idle connector waits paused (TxDefault 0) while the gate is closed; cleared when it opens."""
+    """R-41: an idle connector waits paused (TxDefault 0) while the gate is closed or its charge limit is 0;
+    cleared when it opens (or the limit is lifted)."""
     if connector.transaction_id is not None:
         return []
     row = view.profiles.get((connector.charger_id, connector.number, DEFAULT))
-    if not gate.open:
+    if not gate.open or connector_cap(view, connector) == 0:  # a charge limit of 0 pauses it too
         if _unchanged(row, 0):
             return []
         return [Send(connector.charger_id, connector.number, DEFAULT, 0, True, phases=connector.phases)]
@@ -407,7 +444,7 @@ def connector_states(view: SiteView, decision: Decision, gate: Gate) -> dict[int
         if charger.profiles_unsupported or is_stuck(view, connector) or connector.id in decision.pause_refused:
             states[connector.id] = "rejected"
         elif connector.transaction_id is None:
-            states[connector.id] = "none" if gate.open else "paused"
+            states[connector.id] = "none" if gate.open and connector_cap(view, connector) != 0 else "paused"
         else:
             limit = decision.allocations[connector.id].limit
             states[connector.id] = "paused" if limit == 0 else "limited" if limit < connector.max else "none"

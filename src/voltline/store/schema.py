@@ -577,3 +577,21 @@ charger_local_lists = Table(
     Column("last_outcome", String(32), nullable=True),
     Column("updated_at", DateTime(), nullable=False),
 )
+
+# Per-connector charge-limit caps (DESIGN "v3 API": v3 `actions/charge-limit`), one row per connector
+# until cleared. `limit_tenths` in tenths of an ampere per phase (0 = pause); NULL = cleared, but a
+# TxDefaultProfile of ours may still be on the charger and is removed when it is reachable again.
+# `profile_status` is what became of the TxDefaultProfile we installed for a connector the
+# smart-charging controller does not manage (the charger's answer, `pending`); NULL = none of ours.
+connector_charge_limits = Table(
+    "connector_charge_limits",
+    metadata,
+    Column("connector_id", Integer, ForeignKey("connectors.id", ondelete="CASCADE"), primary_key=True),
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), nullable=False),
+    Column("limit_tenths", Integer, nullable=True),
+    Column("stack_level", Integer, nullable=False, default=1),
+    Column("number_phases", Integer, nullable=True),
+    Column("profile_status", String(16), nullable=True),
+    Column("updated_at", DateTime(), nullable=False),
+    Index("ix_connector_charge_limits_charger_id", "charger_id"),
+)

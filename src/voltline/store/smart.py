@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
@@ -19,6 +20,7 @@ from voltline.domain.groups import find_root
 from voltline.domain.ids import GroupId
 from voltline.domain.power import CURRENT, PHASES
 from voltline.domain.site_view import DEFAULT_MAX, ChargerRow, ConnectorRow, GroupRow, ProfileKey, ProfileRow, SiteView
+from voltline.store import charge_limits as store_charge_limits
 from voltline.store import meters as store_meters
 from voltline.store.schema import (
     charger_capabilities,
@@ -120,15 +122,24 @@ async def load_site_view(
     charger_rows = list((await conn.execute(CHARGER_COLUMNS.where(chargers.c.site_id == site_id))).mappings())
     charger_ids = [int(row["id"]) for row in charger_rows]
     metered = any(row["meter_id"] is not None for row in group_rows)
+    managed = bool(site["load_management"]) or site["smart_charging"] != "disabled"  # smart/charge_limits.py
+    found = await _connectors(conn, charger_rows, group_rows, draws or metered)
     view = SiteView(
         site_id=site_id,
         groups=tuple(await _groups(conn, group_rows, meter_fresh_after)),
         chargers=await _chargers(conn, charger_rows),
-        connectors=tuple(await _connectors(conn, charger_rows, group_rows, draws or metered)),
+        connectors=tuple(await _capped(conn, found) if managed else found),
         profiles=await _profiles(conn, charger_ids),
         balanced=bool(site["load_management"]),
+        managed=managed,
     )
     return site, view
+
+
+async def _capped(conn: AsyncConnection, found: list[ConnectorRow]) -> list[ConnectorRow]:
+    """The connectors with their charge-limit caps (DESIGN "v3 API")."""
+    caps = await store_charge_limits.caps_of(conn, [c.id for c in found])
+    return [dataclasses.replace(c, cap=caps[c.id]) if c.id in caps else c for c in found]
 
 
 async def _slices(rows: Sequence[RowMapping]) -> AsyncIterator[Sequence[RowMapping]]:

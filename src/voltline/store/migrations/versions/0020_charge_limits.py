@@ -1,6 +1,6 @@
 """charge limits: a per-connector cap (v3 actions/charge-limit), kept until cleared
 
-Revision ID: 0020_limits
+Revision ID: 0020
 Revises: 0019
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020_limits"
+revision = "0020"
 down_revision = "0019"
 branch_labels = None
 depends_on = None

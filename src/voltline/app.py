@@ -34,6 +34,7 @@ from voltline.bus import make_bus
 from voltline.clock import Clock
 from voltline.ocpp.endpoint import ocpp_endpoint
 from voltline.ocpp.gateway import Gateway
+from voltline.services.charger_settings import ChargerSettings
 from voltline.services.commands import Commands
 from voltline.services.gateways import GatewayWatch
 from voltline.services.lease import ControlLease, Duty
@@ -135,6 +136,7 @@ def _control_duties(runtime: Runtime, commands: Commands) -> list[Duty]:
     """What the control lease's holder runs (DESIGN "Cluster"), made afresh for each term."""
     # PriceFeed polls ENTSO-E only when VOLTLINE_PRICE_FETCH and a token are set.
     duties: list[Duty] = [Housekeeping(runtime), PriceFeed(runtime), LocalLists(runtime, commands)]
+    duties.append(ChargerSettings(runtime, commands))  # v3 charger settings: re-applied after boot/reconnect
     if runtime.settings.smart_control:
         duties.append(SmartCharging(runtime, commands))
     return duties

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import LiveServer
+from voltline.services import charger_settings
 from voltline.services.accounts import Account
 from voltline.simulator import SimulatedCharger
 from voltline.simulator.connection import FollowUp, Payload
@@ -35,10 +36,13 @@ class RecordingCharger(SimulatedCharger):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.calls: list[tuple[str, Payload]] = []
+        self.refuse: dict[str, Payload] = {}  # canned answers by action
 
     def _answer(self, action: str, payload: Any) -> tuple[Payload, FollowUp | None]:
         if action in RECORDED:
             self.calls.append((action, payload))
+        if action in self.refuse:
+            return self.refuse[action], None
         return super()._answer(action, payload)
 
     def got(self, action: str) -> list[Payload]:
@@ -122,6 +126,11 @@ def play(server: LiveServer, account: Account, body: Callable[[Team], Awaitable[
     asyncio.run(run())
 
 
+def blocked(server: LiveServer, charger: dict[str, Any]) -> bool:
+    """`charger_settings.blocked` in the server's runtime."""
+    return server.run(lambda: charger_settings.blocked(server.runtime, int(charger["id"])))
+
+
 def unavailable(statuses: dict[int, str]) -> bool:
     return set(statuses) == {1, 2} and set(statuses.values()) == {"Unavailable"}
 
@@ -144,11 +153,13 @@ def test_lock_makes_every_connector_unavailable_and_unlock_makes_them_available(
             assert await team.get(charger, "cable-lock") == {"enabled": True, "interactable": True}
             await until(lambda: _check(team.statuses(charger), unavailable), "every connector Unavailable")
             assert cp.status0 == "Unavailable"
+            assert blocked(server, charger) is True  # what the v3 charger resource's `blocked` reads
 
             unlocked = await team.post(charger, "cable-lock", {"enabled": False})  # the alias
             assert unlocked.status_code == 204, unlocked.text
             assert cp.got("ChangeAvailability")[-1] == {"connectorId": 0, "type": "Operative"}
             assert await team.get(charger, "lock") == {"enabled": False}
+            assert blocked(server, charger) is False
             await until(
                 lambda: _check(team.statuses(charger), lambda s: set(s.values()) == {"Available"}),
                 "every connector Available again",
@@ -301,5 +312,31 @@ def test_bad_bodies_are_422_and_another_teams_charger_is_404(server: LiveServer,
         assert by_id.status_code == 404
         assert (await team.client.get(f"/api/v3/chargers/{uuid.uuid4()}/settings/lock")).status_code == 404
         assert await team.get(charger, "lock") == {"enabled": False}
+
+    play(server, account, body)
+
+
+def test_a_charger_refusing_a_setting_is_a_409_and_the_setting_stays_stored(
+    server: LiveServer, account: Account
+) -> None:
+    async def body(team: Team) -> None:
+        charger = await team.charger()
+        # Set while offline: 204, set at the boot.
+        assert (await team.post(charger, "socket-lock", {"enabled": True})).status_code == 204
+        async with online(server, charger) as cp:
+            await until(lambda: cp.config.values[SOCKET_KEY] == "false", "the socket lock set at the boot")
+            cp.refuse = {"ChangeAvailability": {"status": "Rejected"}, "ChangeConfiguration": {"status": "Rejected"}}
+            refused = await team.post(charger, "lock", {"enabled": True})
+            assert refused.status_code == 409, refused.text
+            assert refused.json() == {"message": "The charger answered Rejected."}
+            assert await team.get(charger, "lock") == {"enabled": True}  # stored: tried again at the next boot
+            refused = await team.post(charger, "socket-lock", {"enabled": False})
+            assert refused.status_code == 409, refused.text
+            assert cp.config.values[SOCKET_KEY] == "false"
+        sent = [r for r in await team.actions("charger.change_availability") if r["object_id"] == charger["uuid"]]
+        assert sent[0]["outcome"] == "Rejected"
+        async with online(server, charger) as again:  # accepts now: both applied at its boot
+            await until(lambda: again.status0 == "Unavailable", "the lock applied at the boot")
+            await until(lambda: again.config.values[SOCKET_KEY] == "true", "the socket lock applied at the boot")
 
     play(server, account, body)

@@ -257,6 +257,7 @@ def test_plug_charge_starts_a_session_with_the_card_when_a_cable_is_plugged_in(
             await until(lambda: cp.got("RemoteStartTransaction"), "the plug & charge start")
             assert cp.got("RemoteStartTransaction")[0] == {"connectorId": 2, "idTag": card}
             await until(lambda: cp.transactions.get(2), "the session on connector 2")
+            assert len(cp.got("RemoteStartTransaction")) == 1
             # A session runs: the lock cannot be toggled now.
             assert await team.get(charger, "cable-lock") == {"enabled": False, "interactable": False}
             refused = await team.post(charger, "lock", {"enabled": True})
@@ -272,8 +273,19 @@ def test_plug_charge_starts_a_session_with_the_card_when_a_cable_is_plugged_in(
             await until(lambda: _check(team.statuses(charger), lambda s: s.get(1) == "Preparing"), "the plug")
             await asyncio.sleep(1.0)
             assert quiet.got("RemoteStartTransaction") == []
+        # On again but the charger locked: nothing starts either.
+        assert (await team.post(charger, "plug-charge", {"enabled": True, "card_uid": card})).status_code == 204
+        assert (await team.post(charger, "lock", {"enabled": True})).status_code == 204
+        async with online(server, charger) as locked:
+            await until(lambda: locked.status0 == "Unavailable", "the lock applied at the boot")
+            locked.set_status(1, "Preparing")
+            await until(lambda: _check(team.statuses(charger), lambda s: s.get(1) == "Preparing"), "the plug")
+            await asyncio.sleep(1.0)
+            assert locked.got("RemoteStartTransaction") == []
         starts = [r for r in await team.actions("charger.plug_charge_start") if r["object_id"] == charger["uuid"]]
-        assert starts and starts[-1]["outcome"] == "Accepted" and starts[-1]["actor"]["kind"] == "system"
+        assert [(r["outcome"], r["detail"], r["actor"]["kind"]) for r in starts] == [
+            ("Accepted", {"connector_id": 2}, "system")
+        ]
 
     play(server, account, body)
 

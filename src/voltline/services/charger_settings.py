@@ -242,20 +242,20 @@ async def plug_charge_start(rt: Runtime, commands: Commands, charger_id: int, co
         if await store.has_active_transaction(conn, charger_id, connector):
             return None
     args = {"connector_id": connector, "id_tag": str(row["plug_charge_card"])}
-    identity = str(charger["identity"])
+    answer: dict[str, Any] | None = None
+    failure: VoltlineError | None = None
     try:
-        answer = await commands.send(identity, "remote_start", args)
+        answer = await commands.send(str(charger["identity"]), "remote_start", args)
     except VoltlineError as error:
-        await audit.record_command(
-            rt, charger["team_id"], "charger.plug_charge_start", ("charger", charger["uuid"]),
-            outcome=audit.command_outcome(None, error), detail={"connector_id": connector},
-        )  # fmt: skip
-        raise
-    outcome = audit.command_outcome(answer, None)
+        failure = error
+    outcome = audit.command_outcome(answer, failure)
+    target = ("charger", charger["uuid"])
+    detail = {"connector_id": connector}
     await audit.record_command(
-        rt, charger["team_id"], "charger.plug_charge_start", ("charger", charger["uuid"]),
-        outcome=outcome, detail={"connector_id": connector},
-    )  # fmt: skip
+        rt, charger["team_id"], "charger.plug_charge_start", target, outcome=outcome, detail=detail
+    )
+    if failure is not None:
+        raise failure
     return outcome
 
 

@@ -352,3 +352,22 @@ def test_a_charger_refusing_a_setting_is_a_409_and_the_setting_stays_stored(
             await until(lambda: again.config.values[SOCKET_KEY] == "true", "the socket lock applied at the boot")
 
     play(server, account, body)
+
+
+def test_an_unlock_made_while_offline_reaches_the_charger_when_it_boots(server: LiveServer, account: Account) -> None:
+    async def body(team: Team) -> None:
+        charger = await team.charger()
+        async with online(server, charger) as cp:
+            assert (await team.post(charger, "lock", {"enabled": True})).status_code == 204
+            await until(lambda: cp.status0 == "Unavailable", "the charger locked")
+        # Unlocked while it is away: stored, and Operative is sent when it is back.
+        assert (await team.post(charger, "lock", {"enabled": False})).status_code == 204
+        async with online(server, charger) as again:
+            await until(lambda: again.got("ChangeAvailability"), "the unlock at the boot")
+            assert again.got("ChangeAvailability") == [{"connectorId": 0, "type": "Operative"}]
+        # Once the charger accepted it, later boots send nothing.
+        async with online(server, charger) as third:
+            await asyncio.sleep(1.0)
+            assert third.got("ChangeAvailability") == []
+
+    play(server, account, body)

@@ -35,6 +35,7 @@ from voltline.clock import Clock
 from voltline.ocpp.endpoint import ocpp_endpoint
 from voltline.ocpp.gateway import Gateway
 from voltline.services.charge_limits import ChargeLimits
+from voltline.services.charger_settings import ChargerSettings
 from voltline.services.commands import Commands
 from voltline.services.gateways import GatewayWatch
 from voltline.services.lease import ControlLease, Duty
@@ -137,6 +138,7 @@ def _control_duties(runtime: Runtime, commands: Commands) -> list[Duty]:
     # PriceFeed polls ENTSO-E only when VOLTLINE_PRICE_FETCH and a token are set.
     duties: list[Duty] = [Housekeeping(runtime), PriceFeed(runtime), LocalLists(runtime, commands)]
     duties.append(ChargeLimits(runtime, commands))  # caps the controller does not enforce
+    duties.append(ChargerSettings(runtime, commands))  # v3 charger settings: re-applied after boot/reconnect
     if runtime.settings.smart_control:
         duties.append(SmartCharging(runtime, commands))
     return duties

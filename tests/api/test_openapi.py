@@ -43,6 +43,7 @@ T = "/api/v2/teams/{team}"
 S = T + "/sites/{site}"
 C = T + "/chargers/{charger}"
 CMD = C + "/commands"
+V3S = "/api/v3/chargers/{charger}/settings"  # v3 charger settings (spec/volttime-v3.md §3.10)
 SITE_BODY = {"name": "Depot", "street": "Main", "house_number": 1, "postal_code": "1000", "city": "C", "country": "NL"}
 
 
@@ -525,6 +526,31 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
     ],
     ("GET", C + "/local-list"): [_missing("charger"), Call(200)],
     ("POST", C + "/local-list/sync"): [_missing("charger"), Call(409, refs={"charger": "loose"}), Call(200)],
+    ("GET", V3S + "/plug-charge"): [_missing("charger"), Call(404, refs={"charger": "charger_id"}), Call(200)],
+    ("POST", V3S + "/plug-charge"): [
+        _missing("charger", {"enabled": False}),
+        Call(422, {"enabled": True}),
+        Call(422, {"enabled": False, "card_uid": "X" * 21}),
+        Call(204, {"enabled": True, "card_uid": "04A1B2C3"}),
+    ],
+    ("GET", V3S + "/lock"): [_missing("charger"), Call(200)],
+    ("POST", V3S + "/lock"): [
+        _missing("charger", {"enabled": True}),
+        Call(422, {"enabled": "x"}),
+        Call(204, {"enabled": True}),
+    ],
+    ("GET", V3S + "/cable-lock"): [_missing("charger"), Call(200)],
+    ("POST", V3S + "/cable-lock"): [
+        _missing("charger", {"enabled": False}),
+        Call(422, {}),
+        Call(204, {"enabled": False}),
+    ],
+    ("GET", V3S + "/socket-lock"): [_missing("charger"), Call(200)],
+    ("POST", V3S + "/socket-lock"): [
+        _missing("charger", {"enabled": True}),
+        Call(422, {"enabled": 2}),
+        Call(204, {"enabled": True}),
+    ],
     ("GET", "/api/v2/tariffs"): [
         Call(422, query={"limit": "5"}),
         Call(200, query={"location": "NL", "date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}),

@@ -23,6 +23,7 @@ from voltline.api import (
     teams,
     transactions,
     usage,
+    v3_settings,
 )
 from voltline.api._kit import message
 from voltline.api._routing import Endpoint, build_routes
@@ -52,4 +53,5 @@ ENDPOINTS: list[Endpoint] = [
     *reservations.ENDPOINTS,
     *diagnostics.ENDPOINTS,
     *local_lists.ENDPOINTS,
+    *v3_settings.ENDPOINTS,
 ]

@@ -595,3 +595,22 @@ connector_charge_limits = Table(
     Column("updated_at", DateTime(), nullable=False),
     Index("ix_connector_charge_limits_charger_id", "charger_id"),
 )
+
+
+# v3 charger settings (spec/volttime-v3.md §3.10), one row per charger, made on first change.
+# `lock_enabled`: the charger is blocked (every connector Inoperative, OCPP 1.6 §5.2); `lock_applied`:
+# the availability the charger last accepted from us (True Inoperative, False Operative, None never sent).
+# `socket_lock_enabled`: the cable stays locked in the socket (UnlockConnectorOnEVSideDisconnect false,
+# OCPP 1.6 §9.1.35); None: never set through us. `plug_charge_*`: start a session with the card when
+# a cable is plugged in (a connector reports Preparing).
+charger_settings = Table(
+    "charger_settings",
+    metadata,
+    Column("charger_id", Integer, ForeignKey("chargers.id", ondelete="CASCADE"), primary_key=True),
+    Column("lock_enabled", Boolean, nullable=False, default=False),
+    Column("lock_applied", Boolean, nullable=True),
+    Column("socket_lock_enabled", Boolean, nullable=True),
+    Column("plug_charge_enabled", Boolean, nullable=False, default=False),
+    Column("plug_charge_card", String(20), nullable=True),
+    Column("updated_at", DateTime(), nullable=False),
+)

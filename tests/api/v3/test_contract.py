@@ -155,6 +155,9 @@ CHARGER_TYPES: dict[str, Any] = {
     "firmware_version": (str, type(None)),
     "parsed_firmware_version": (str, type(None)),
     "server": (str, type(None)),
+    "last_connection_at": (str, type(None)),
+    "last_disconnection_at": (str, type(None)),
+    "last_heartbeat_at": (str, type(None)),
     "setup_pending": bool,
     "setup_completed": bool,
     "blocked": bool,
@@ -175,6 +178,7 @@ def test_a_charger_has_every_field_with_its_json_type(server: LiveServer, home: 
     for name, kind in CHARGER_TYPES.items():
         assert isinstance(charger[name], kind), name
     assert charger["connection_status"] == "never_seen" and charger["server"] is None
+    assert charger["last_connection_at"] is charger["last_disconnection_at"] is charger["last_heartbeat_at"] is None
     assert charger["licenses"] == {"smart": True, "pro": True}
     assert charger["permissions"] == {"basic": True, "sensitive": True, "full": True}
     assert charger["blocked"] is False and charger["max_current"] == 32

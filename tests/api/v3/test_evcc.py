@@ -7,16 +7,18 @@ document and the live power from `power-usage`, as evcc does (steps 2, 3, 6, 7 o
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 
 from tests.api.v3.support import V3, get
 from tests.conftest import LiveServer
-from tests.ocpp.gateway_support import Raw, identity_only, open_charger, run
+from tests.ocpp.gateway_support import Raw, identity_only, open_charger, run, wait_for
 from tests.support.stations import current, power, stamp, utc_now
 from voltline.services.accounts import Account
 
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 # spec v3 §5 step 3: evcc's status mapping.
 EVCC_STATUS = {
     "Available": "A",
@@ -82,9 +84,10 @@ def test_evcc_finds_its_charger_reads_status_and_power_while_charging_and_idle(s
                 assert never == {"timestamp": None, "L1": "-", "L2": "-", "L3": "-", "kW": "0.00"}
                 assert current_power(api, uuid) == (0.0, [0.0, 0.0, 0.0])
                 online = get(api, f"{V3}/chargers/{uuid}")["data"]
-                assert online["connection_status"] == "online" and online["server"] == server.runtime.node_id
+                assert online["connection_status"] == "online"
                 assert online["model"] == {"vendor": "Alfen", "name": "Eve", "is_dc": False}
                 assert online["vendor_id"] == "Alfen" and online["firmware_version"] == "6.1.0"
+
             begin = {"connectorId": 1, "idTag": "TAG1", "meterStart": 0, "timestamp": at}
             started = (await peer.result("StartTransaction", begin))["transactionId"]
             await peer.result("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Charging"})
@@ -111,6 +114,31 @@ def test_evcc_finds_its_charger_reads_status_and_power_while_charging_and_idle(s
                 assert (body["kW"], body["L1"], body["L2"], body["L3"]) == ("0.00", "0", "0", "0")
 
     run(charge())
+
+
+def test_the_gateway_stamps_connection_heartbeat_and_disconnection(server: LiveServer) -> None:
+    """spec v3 §3.2: `last_connection_at`, `last_heartbeat_at`, `last_disconnection_at`; `server` only while online."""
+    account = server.account()
     with server.client(account) as api:
-        offline = get(api, f"{V3}/chargers/{uuid}")["data"]
-        assert offline["connection_status"] == "offline" and offline["server"] is None
+        made = api.post(f"{V3}/chargers", json={"identity": f"HB-{account.team_id}"}).json()["data"]
+        identity_only(api, account, made)
+    path = f"{V3}/chargers/{made['uuid']}"
+
+    async def visit() -> None:
+        async with open_charger(server, made["identity"]) as ws:
+            peer = Raw(ws)
+            with server.client(account) as api:
+                online = get(api, path)["data"]
+            assert TIMESTAMP.match(online["last_connection_at"]) and online["server"] == server.runtime.node_id
+            assert online["last_heartbeat_at"] is None and online["last_disconnection_at"] is None
+            await peer.result("Heartbeat", {})
+            with server.client(account) as api:
+                beat = get(api, path)["data"]["last_heartbeat_at"]
+            assert TIMESTAMP.match(beat) and beat >= online["last_connection_at"]
+
+    run(visit())
+    with server.client(account) as api:
+        wait_for(lambda: get(api, path)["data"]["connection_status"] == "offline")
+        offline = get(api, path)["data"]
+    assert offline["server"] is None
+    assert offline["last_disconnection_at"] >= offline["last_heartbeat_at"] >= offline["last_connection_at"]

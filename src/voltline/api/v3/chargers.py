@@ -2,9 +2,10 @@
 
 Sources of the fields: identity, reference, statuses and errors as v2; `vendor_id`, `model` and
 `firmware_version` from the BootNotification; `server` = the gateway process holding the socket
-(DESIGN "Cluster"; null while offline); `blocked` from `charger_blocked` (the one place the lock
-setting is read); `max_current` = the largest connector rating; `licenses` all true (Voltline
-licenses nothing); `permissions` from the caller's membership (services/reach.py).
+(DESIGN "Cluster"; null while offline); `last_connection_at`, `last_disconnection_at`,
+`last_heartbeat_at` as the gateway records them (store/ocpp_state.py); `blocked` from
+`charger_blocked` (the one place the lock setting is read); `max_current` = the largest connector
+rating; `licenses` all true (Voltline licenses nothing); `permissions` from the caller's membership (services/reach.py).
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class V3ChargerResource(msgspec.Struct):
     firmware_version: str | None
     parsed_firmware_version: str | None
     server: str | None
+    last_connection_at: str | None
+    last_disconnection_at: str | None
+    last_heartbeat_at: str | None
     setup_pending: bool
     setup_completed: bool
     blocked: bool
@@ -166,6 +170,9 @@ def _fields(row: Mapping[Any, Any], connectors: Sequence[Mapping[Any, Any]], all
         "firmware_version": row["firmware_version"],
         "parsed_firmware_version": row["firmware_version"],
         "server": row["gateway_id"] if online else None,
+        "last_connection_at": format_timestamp(row["last_connection_at"]),
+        "last_disconnection_at": format_timestamp(row["last_disconnection_at"]),
+        "last_heartbeat_at": format_timestamp(row["last_heartbeat_at"]),
         "setup_pending": False,
         "setup_completed": True,
         "blocked": charger_blocked(row),

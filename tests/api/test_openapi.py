@@ -574,6 +574,12 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
     ("POST", "/api/v3/chargers"): [Call(422, {}), Call(201, lambda _: {"identity": _identity()})],
     (V3, V3C): [_missing("charger"), Call(200)],
     ("PUT", V3C): [_missing("charger"), Call(422, {"reference": "x" * 256}), Call(200, {"reference": "Garage"})],
+    ("PUT", V3C + "/connectors/{number}"): [
+        _missing("number", {"phase_rotation": "RST", "max_amperage": 16}),
+        _missing("charger", {"phase_rotation": "RST", "max_amperage": 16}),
+        Call(422, {"max_amperage": 16}),
+        Call(200, {"phase_rotation": "RST", "max_amperage": 16}),
+    ],
     (V3, V3C + "/connectors/{number}/power-usage"): [_missing("number"), _missing("charger"), Call(200)],
     (V3, V3C + "/connectors/{number}/latest-metervalue"): [_missing("number"), _missing("charger"), Call(200)],
     (V3, V3C + "/transactions"): [

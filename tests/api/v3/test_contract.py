@@ -291,3 +291,26 @@ def test_a_connector_without_a_rating_leaves_max_current_null(server: LiveServer
     add_connector(server, home.charger["id"], 1, max_amperage=None)
     with server.client(home.account) as api:
         assert get(api, home.charger_url)["data"]["max_current"] is None
+
+
+def test_a_connectors_rotation_and_rating_are_set_by_its_ocpp_number(server: LiveServer, home: Home) -> None:
+    """spec v3 §3.7 PUT connector: both fields required; v2's rules; the charger document follows."""
+    url = f"{home.charger_url}/connectors/1"
+    with server.client(home.account) as api:
+        changed = api.put(url, json={"phase_rotation": "RTS", "max_amperage": 16})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["data"]["connector_id"] == 1 and changed.json()["data"]["max_amperage"] == 16
+        connector = get(api, home.charger_url)["data"]["connectors"][0]
+        assert (connector["phase_rotation"], connector["max_amperage"]) == ("RTS", 16)
+        assert get(api, home.charger_url)["data"]["max_current"] == 16
+        missing = api.put(url, json={"max_amperage": 16})
+        assert missing.status_code == 422
+        assert missing.json()["errors"] == {"phase_rotation": ["The phase rotation field is required."]}
+        assert api.put(url, json={"phase_rotation": "RTS", "max_amperage": 1001}).status_code == 422
+        assert api.put(f"{home.charger_url}/connectors/9", json={}).status_code == 404
+        loose = api.post(f"{V3}/chargers", json={"identity": f"LOOSE-{uuid.uuid4().hex[:8]}"}).json()["data"]
+        add_connector(server, loose["id"])
+        refused = api.put(
+            f"{V3}/chargers/{loose['uuid']}/connectors/1", json={"phase_rotation": "RST", "max_amperage": 16}
+        )
+        assert (refused.status_code, refused.json()) == (409, {"message": "The charger is not on a site."})

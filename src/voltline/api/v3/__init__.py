@@ -5,7 +5,7 @@ DESIGN "v3 API": same tokens, rate limit and tenancy; uuids in paths; the envelo
 """
 
 from voltline.api._routing import Endpoint
-from voltline.api.v3 import account, actions, chargers, readings, sites
+from voltline.api.v3 import account, actions, chargers, connectors, readings, sites
 
 __all__ = ["ENDPOINTS"]
 
@@ -13,6 +13,7 @@ ENDPOINTS: list[Endpoint] = [
     *account.ENDPOINTS,
     *sites.ENDPOINTS,
     *chargers.ENDPOINTS,
+    *connectors.ENDPOINTS,
     *readings.ENDPOINTS,
     *actions.ENDPOINTS,
 ]

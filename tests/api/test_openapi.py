@@ -592,6 +592,11 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
         Call(422, query={"date_from": "2025-03-12 13:49:24"}),
         Call(200, query={"date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}),
     ],
+    (V3, V3C + "/logs"): [
+        _missing("charger"),
+        Call(422, query={"filter[status]": "lost"}),
+        Call(200, query={"filter[hide_insignificant]": "1", "filter[date_from]": "2025-03-12"}),
+    ],
     ("POST", V3C + "/actions/start"): [
         _missing("charger", {"id_token": "TAG1"}),
         Call(422, {}),

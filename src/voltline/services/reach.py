@@ -107,3 +107,27 @@ async def site_team_or_none(rt: Runtime, user_id: UserId, uuid: str) -> TeamId |
     """The user's team owning the live site, or None."""
     async with rt.db.read() as conn:
         return await reach.team_of_site(conn, user_id, uuid.lower())
+
+
+@dataclass(frozen=True)
+class CallLog:
+    """A page of a charger's OCPP calls with their answers, and every method its log holds."""
+
+    calls: list[tuple[RowMapping, RowMapping | None]]
+    methods: list[str]
+
+
+async def list_call_log(
+    rt: Runtime, team_id: TeamId, uuid: str, wanted: reach.CallFilter, *, offset: int, limit: int
+) -> CallLog:
+    """Calls of the team's charger the team may read (v2's log rule: DESIGN Charger security), each with its answer."""
+    async with rt.db.read() as conn:
+        charger = await chargers.get_charger(conn, team_id, uuid)
+        charger_id = ChargerId(charger["id"])
+        calls = await reach.list_calls(
+            conn, charger_id, team_id, charger["attached_at"], wanted, offset=offset, limit=limit
+        )
+        answers = await reach.answers_to(conn, charger_id, team_id, calls)
+        methods = await reach.call_methods(conn, charger_id, team_id)
+    paired = [(call, answers.get((str(call["direction"]), str(call["message_id"])))) for call in calls]
+    return CallLog(paired, methods)

@@ -5,7 +5,7 @@ DESIGN "v3 API": same tokens, rate limit and tenancy; uuids in paths; the envelo
 """
 
 from voltline.api._routing import Endpoint
-from voltline.api.v3 import account, actions, chargers, connectors, readings, sites
+from voltline.api.v3 import account, actions, chargers, connectors, logs, readings, sites
 
 __all__ = ["ENDPOINTS"]
 
@@ -15,5 +15,6 @@ ENDPOINTS: list[Endpoint] = [
     *chargers.ENDPOINTS,
     *connectors.ENDPOINTS,
     *readings.ENDPOINTS,
+    *logs.ENDPOINTS,
     *actions.ENDPOINTS,
 ]

@@ -558,6 +558,7 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
         Call(200, lambda w: {"identity": w.loose_identity, "pincode": w.pincode}),
     ],
     ("DELETE", V3S + "/chargers/{charger}"): [_missing("charger"), Call(204)],
+    (V3, V3S + "/connectors"): [_missing("site"), Call(422, query={"per_page": "0"}), Call(200)],
     (V3, V3S + "/cards"): [_missing("site"), Call(422, query={"page": "0"}), Call(200)],
     ("POST", V3S + "/cards"): [
         _missing("site", {"name": "A", "id_token": "CARD1"}),

@@ -314,3 +314,21 @@ def test_a_connectors_rotation_and_rating_are_set_by_its_ocpp_number(server: Liv
             f"{V3}/chargers/{loose['uuid']}/connectors/1", json={"phase_rotation": "RST", "max_amperage": 16}
         )
         assert (refused.status_code, refused.json()) == (409, {"message": "The charger is not on a site."})
+
+
+def test_a_sites_connectors_carry_their_charger(server: LiveServer, home: Home) -> None:
+    """spec v3 §3.6 `GET /sites/{site}/connectors`: connector objects with `charger` {uuid, id, identity, ...}."""
+    add_connector(server, home.charger["id"], 2)
+    with server.client(home.account) as api:
+        listed = get(api, f"{V3}/sites/{home.site['uuid']}/connectors", per_page=1)
+        assert [c["connector_id"] for c in listed["data"]] == [1] and listed["links"]["next"] is not None
+        second = get(api, f"{V3}/sites/{home.site['uuid']}/connectors", per_page=1, page=2)
+        assert [c["connector_id"] for c in second["data"]] == [2] and second["links"]["next"] is None
+        assert second["data"][0]["charger"] == {
+            "uuid": home.charger["uuid"],
+            "id": home.charger["id"],
+            "identity": home.charger["identity"],
+            "connection_status": "never_seen",
+            "status": None,
+        }
+        assert get(api, f"{V3}/sites/{home.site['uuid']}/connectors", page=3)["data"] == []

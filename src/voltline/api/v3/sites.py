@@ -35,7 +35,7 @@ from voltline.api.v3.chargers import V3ConnectorResource, V3Permissions, connect
 from voltline.domain.ids import TeamId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
-from voltline.services import chargers, id_tags, reach, sites
+from voltline.services import chargers, connectors, id_tags, reach, sites
 from voltline.services.reach import Permissions
 
 LIST_RULES = {**PAGE_RULES, "team": "nullable|string|max:36", "search": "nullable|string|max:255"}
@@ -102,6 +102,22 @@ class V3SiteChargerResource(msgspec.Struct):
     created_at: str
     updated_at: str
     connectors: list[V3ConnectorResource]
+
+
+class SiteConnectorCharger(msgspec.Struct):
+    """The charger a site's connector belongs to."""
+
+    uuid: str
+    id: int
+    identity: str
+    connection_status: str
+    status: str | None
+
+
+class V3SiteConnectorResource(V3ConnectorResource):
+    """A connector of the site with its parent charger (spec v3 §3.6 `GET /sites/{site}/connectors`)."""
+
+    charger: SiteConnectorCharger
 
 
 class V3CardResource(msgspec.Struct):
@@ -222,6 +238,26 @@ def _site_charger(row: Mapping[Any, Any], connectors: list[Any]) -> V3SiteCharge
         updated_at=format_timestamp(row["updated_at"]) or "",
         connectors=[connector_resource(c) for c in connectors],
     )
+
+
+def site_connector_resource(row: Mapping[Any, Any]) -> V3SiteConnectorResource:
+    """Shape a site connector row (with its charger's summary) for v3."""
+    charger = SiteConnectorCharger(
+        uuid=row["charger_uuid"],
+        id=row["charger_id"],
+        identity=row["charger_identity"],
+        connection_status=row["charger_connection_status"],
+        status=row["charger_status"],
+    )
+    return V3SiteConnectorResource(**msgspec.structs.asdict(connector_resource(row)), charger=charger)
+
+
+async def v3_list_site_connectors(request: Request) -> Response:
+    """Return a page of the connectors of the site's chargers, each with its charger."""
+    team_id, uuid = await site_team(request)
+    page = page_window(request)
+    rows = await connectors.list_site_connectors(runtime(request), team_id, uuid, offset=page.offset, limit=page.fetch)
+    return simple_page(request, page, rows, site_connector_resource)
 
 
 async def v3_attach_charger(request: Request) -> Response:
@@ -363,6 +399,17 @@ ENDPOINTS = [
         "v3 Sites",
         shape="empty",
         status=204,
+        guard=authenticated,
+    ),
+    Endpoint(
+        "GET",
+        f"{SITE}/connectors",
+        v3_list_site_connectors,
+        "Get the connectors of a location",
+        "v3 Sites",
+        query=PAGE,
+        response=V3SiteConnectorResource,
+        shape="page",
         guard=authenticated,
     ),
     Endpoint(

@@ -43,7 +43,10 @@ T = "/api/v2/teams/{team}"
 S = T + "/sites/{site}"
 C = T + "/chargers/{charger}"
 CMD = C + "/commands"
-V3S = "/api/v3/chargers/{charger}/settings"  # v3 charger settings (spec/volttime-v3.md §3.10)
+V3SET = "/api/v3/chargers/{charger}/settings"  # v3 charger settings (spec/volttime-v3.md §3.10)
+V3 = "GET"
+V3S = "/api/v3/sites/{site}"
+V3C = "/api/v3/chargers/{charger}"
 SITE_BODY = {"name": "Depot", "street": "Main", "house_number": 1, "postal_code": "1000", "city": "C", "country": "NL"}
 
 
@@ -301,6 +304,8 @@ def build_world(server: LiveServer) -> World:
         "root_group": group["group_id"],
         "charger": charger["uuid"],
         "loose": loose["id"],
+        "loose_uuid": loose["uuid"],
+        "card": id_tag["id"],
         "connector": connector["id"],
         "id_tag": id_tag["uuid"],
         "missing": str(uuid.uuid4()),
@@ -361,6 +366,7 @@ BodyOf = Callable[[World], Any]
 SUCCESS_NEEDS_STATE = {
     ("POST", CMD + "/stop"): "an active transaction (tests/api/test_commands_api.py)",
     ("GET", C + "/diagnostics-files/{file}"): "an uploaded file (tests/api/test_diagnostics.py)",
+    ("POST", "/api/v3/chargers/{charger}/actions/stop"): "an active transaction (tests/api/v3/test_actions.py)",
 }
 SCENARIOS: dict[tuple[str, str], list[Call]] = {
     ("GET", "/api/v2/user"): [Call(200)],
@@ -526,27 +532,27 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
     ],
     ("GET", C + "/local-list"): [_missing("charger"), Call(200)],
     ("POST", C + "/local-list/sync"): [_missing("charger"), Call(409, refs={"charger": "loose"}), Call(200)],
-    ("GET", V3S + "/plug-charge"): [_missing("charger"), Call(404, refs={"charger": "charger_id"}), Call(200)],
-    ("POST", V3S + "/plug-charge"): [
+    ("GET", V3SET + "/plug-charge"): [_missing("charger"), Call(404, refs={"charger": "charger_id"}), Call(200)],
+    ("POST", V3SET + "/plug-charge"): [
         _missing("charger", {"enabled": False}),
         Call(422, {"enabled": True}),
         Call(422, {"enabled": False, "card_uid": "X" * 21}),
         Call(204, {"enabled": True, "card_uid": "04A1B2C3"}),
     ],
-    ("GET", V3S + "/lock"): [_missing("charger"), Call(200)],
-    ("POST", V3S + "/lock"): [
+    ("GET", V3SET + "/lock"): [_missing("charger"), Call(200)],
+    ("POST", V3SET + "/lock"): [
         _missing("charger", {"enabled": True}),
         Call(422, {"enabled": "x"}),
         Call(204, {"enabled": True}),
     ],
-    ("GET", V3S + "/cable-lock"): [_missing("charger"), Call(200)],
-    ("POST", V3S + "/cable-lock"): [
+    ("GET", V3SET + "/cable-lock"): [_missing("charger"), Call(200)],
+    ("POST", V3SET + "/cable-lock"): [
         _missing("charger", {"enabled": False}),
         Call(422, {}),
         Call(204, {"enabled": False}),
     ],
-    ("GET", V3S + "/socket-lock"): [_missing("charger"), Call(200)],
-    ("POST", V3S + "/socket-lock"): [
+    ("GET", V3SET + "/socket-lock"): [_missing("charger"), Call(200)],
+    ("POST", V3SET + "/socket-lock"): [
         _missing("charger", {"enabled": True}),
         Call(422, {"enabled": 2}),
         Call(204, {"enabled": True}),
@@ -563,6 +569,74 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
         Call(200, {"location": "https://example.com/fw.bin", "retries": 2, "retrieve_at": "2025-03-12 13:49:24"}),
     ],
     ("GET", C + "/firmware-updates"): [_missing("charger"), Call(422, query={"per_page": "0"}), Call(200)],
+    # -- v3 (spec volttime-v3; tests/api/v3/) --
+    (V3, "/api/v3/user"): [Call(200)],
+    (V3, "/api/v3/teams"): [Call(200)],
+    ("POST", "/api/v3/teams"): [Call(422, {}), Call(201, {"name": "Acme", "email": "acme@example.com"})],
+    (V3, "/api/v3/sites"): [Call(422, query={"per_page": "101"}), Call(200, query={"search": "Main"})],
+    ("POST", "/api/v3/sites"): [Call(422, {**SITE_BODY, "country": "NLD"}), Call(201, SITE_BODY)],
+    (V3, V3S): [_missing("site"), Call(200)],
+    ("PUT", V3S): [_missing("site"), Call(422, {"country": "NLD"}), Call(200, {"name": "Renamed"})],
+    (V3, V3S + "/chargers"): [_missing("site"), Call(422, query={"per_page": "0"}), Call(200)],
+    ("POST", V3S + "/chargers"): [
+        _missing("site"),
+        Call(422, lambda w: {"identity": w.loose_identity, "pincode": "WRONG123"}),
+        Call(200, lambda w: {"identity": w.loose_identity, "pincode": w.pincode}),
+    ],
+    ("DELETE", V3S + "/chargers/{charger}"): [_missing("charger"), Call(204)],
+    (V3, V3S + "/connectors"): [_missing("site"), Call(422, query={"per_page": "0"}), Call(200)],
+    (V3, V3S + "/cards"): [_missing("site"), Call(422, query={"page": "0"}), Call(200)],
+    ("POST", V3S + "/cards"): [
+        _missing("site", {"name": "A", "id_token": "CARD1"}),
+        Call(422, {"name": "A"}),
+        Call(201, {"name": "A", "id_token": "CARD1"}),
+    ],
+    ("PUT", V3S + "/cards/{card}"): [
+        _missing("card", {"name": "A", "id_token": "CARD1"}),
+        Call(422, {}),
+        Call(200, {"name": "A", "id_token": "CARD1"}),
+    ],
+    ("DELETE", V3S + "/cards/{card}"): [_missing("card"), Call(204)],
+    (V3, "/api/v3/chargers"): [Call(422, query={"per_page": "101"}), Call(200)],
+    ("POST", "/api/v3/chargers"): [Call(422, {}), Call(201, lambda _: {"identity": _identity()})],
+    (V3, V3C): [_missing("charger"), Call(200)],
+    ("PUT", V3C): [_missing("charger"), Call(422, {"reference": "x" * 256}), Call(200, {"reference": "Garage"})],
+    ("PUT", V3C + "/connectors/{number}"): [
+        _missing("number", {"phase_rotation": "RST", "max_amperage": 16}),
+        _missing("charger", {"phase_rotation": "RST", "max_amperage": 16}),
+        Call(422, {"max_amperage": 16}),
+        Call(200, {"phase_rotation": "RST", "max_amperage": 16}),
+    ],
+    (V3, V3C + "/connectors/{number}/power-usage"): [_missing("number"), _missing("charger"), Call(200)],
+    (V3, V3C + "/connectors/{number}/latest-metervalue"): [_missing("number"), _missing("charger"), Call(200)],
+    (V3, V3C + "/transactions"): [
+        _missing("charger"),
+        Call(422, query={"sort": "up"}),
+        Call(200, query={"limit": "5", "filter[status]": "finished"}),
+    ],
+    (V3, V3C + "/metervalues"): [
+        _missing("charger"),
+        Call(422, query={"date_from": "2025-03-12 13:49:24"}),
+        Call(200, query={"date_from": "2025-03-12 00:00:00", "date_to": "2025-03-13 00:00:00"}),
+    ],
+    (V3, V3C + "/logs"): [
+        _missing("charger"),
+        Call(422, query={"filter[status]": "lost"}),
+        Call(200, query={"filter[hide_insignificant]": "1", "filter[date_from]": "2025-03-12"}),
+    ],
+    ("POST", V3C + "/actions/start"): [
+        _missing("charger", {"id_token": "TAG1"}),
+        Call(422, {}),
+        Call(409, {"id_token": "TAG1"}, refs={"charger": "loose_uuid"}),
+        Call(200, {"id_token": "TAG1", "connector_id": 1}),
+    ],
+    ("POST", V3C + "/actions/stop"): [_missing("charger"), Call(422, {})],
+    ("POST", V3C + "/actions/restart"): [_missing("charger"), Call(200)],
+    ("POST", V3C + "/actions/unlock"): [
+        _missing("charger", {"connector_id": 1}),
+        Call(422, {}),
+        Call(200, {"connector_id": 1}),
+    ],
 }
 
 

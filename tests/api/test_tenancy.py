@@ -247,3 +247,57 @@ def test_another_teams_objects_under_ones_own_site_are_404_and_change_nothing(
             response = call(api, ep.method, url, body_for(ep.method, ep.path, b))
             assert (ep.method, ep.path, response.status_code) == (ep.method, ep.path, 404)
     assert snapshot(server, b) == before
+
+
+# -- v3 (spec volttime-v3 §1.6; DESIGN "v3 API"): no team in the path, objects by uuid -------------------------
+
+V3_ENDPOINTS = [ep for ep in ENDPOINTS if ep.path.startswith("/api/v3/") and PARAM.search(ep.path)]
+# How each v3 path parameter names one of a tenant's objects: chargers and sites by uuid, connectors by
+# OCPP number, cards (the team's id tags) by integer id.
+V3_REFS = {
+    "charger": ("charger", "uuid"),
+    "site": ("site", "uuid"),
+    "number": ("number", "id"),
+    "card": ("id_tag", "id"),
+}
+
+
+def fill_v3(path: str, tenant: Tenant, outer: Tenant | None = None) -> str:
+    """The v3 path with the tenant's objects; `outer`: whose site holds the inner object in the path."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name in V3_REFS, f"tenancy test does not know the v3 path parameter {{{name}}} of {path}"
+        owner = outer if outer is not None and name == "site" else tenant
+        return owner.ref(*V3_REFS[name])
+
+    return PARAM.sub(replace, path)
+
+
+def test_another_teams_v3_objects_are_404_and_change_nothing(
+    server: LiveServer, tenants: tuple[Tenant, Tenant]
+) -> None:
+    """Every v3 route with an object in its path: B's objects are 404 for A, and nothing of B changes."""
+    a, b = tenants
+    before = snapshot(server, b)
+    assert len(V3_ENDPOINTS) >= 15
+    with server.client(a.account) as api:
+        for ep in V3_ENDPOINTS:
+            response = call(api, ep.method, fill_v3(ep.path, b), body_for(ep.method, ep.path, b))
+            assert (ep.method, ep.path, response.status_code) == (ep.method, ep.path, 404)
+            assert response.json() == {"message": "Not found."}
+            if "{site}" in ep.path and ep.path.count("{") >= 2:  # A's own site, B's object inside it
+                response = call(api, ep.method, fill_v3(ep.path, b, a), body_for(ep.method, ep.path, b))
+                assert (ep.method, ep.path, response.status_code) == (ep.method, ep.path, 404)
+    assert snapshot(server, b) == before
+
+
+def test_v3_paths_take_uuids_not_integer_ids(server: LiveServer, tenants: tuple[Tenant, Tenant]) -> None:
+    """spec v3 §1.1: a charger or site named by its integer id, even one's own, names nothing."""
+    a, _ = tenants
+    with server.client(a.account) as api:
+        for ep in V3_ENDPOINTS:
+            if ep.method != "GET" or not ({"charger", "site"} & set(PARAM.findall(ep.path))):
+                continue
+            url = PARAM.sub(lambda m: str(a.objects[V3_REFS[m.group(1)][0]]["id"]), ep.path)
+            assert (ep.path, api.get(url).status_code) == (ep.path, 404)

@@ -23,6 +23,7 @@ from voltline.api import (
     teams,
     transactions,
     usage,
+    v3,
     v3_settings,
 )
 from voltline.api._kit import message
@@ -53,5 +54,7 @@ ENDPOINTS: list[Endpoint] = [
     *reservations.ENDPOINTS,
     *diagnostics.ENDPOINTS,
     *local_lists.ENDPOINTS,
+    # Volttime v3 (spec volttime-v3; DESIGN "v3 API"): the same services under /api/v3.
+    *v3.ENDPOINTS,
     *v3_settings.ENDPOINTS,
 ]

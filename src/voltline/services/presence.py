@@ -57,7 +57,7 @@ async def mark_all_offline(runtime: Runtime) -> int:
 async def mark_gateway_offline(runtime: Runtime, gateway_id: str) -> int:
     """DESIGN "Cluster": the gateway stopped or went silent: its chargers offline, `disconnected` published."""
     async with runtime.db.write() as conn:
-        rows = await ocpp_state.mark_gateway_offline(conn, gateway_id)
+        rows = await ocpp_state.mark_gateway_offline(conn, gateway_id, runtime.clock.now())
     for row in rows:
         await _announce(runtime, "disconnected", ChargerId(row["id"]), row["site_id"])
     return len(rows)
@@ -124,7 +124,9 @@ async def mark_disconnected(runtime: Runtime, socket: Socket, reason: str, *, an
     ours = True
     try:
         async with runtime.db.write() as conn:
-            ours = await ocpp_state.mark_offline(conn, socket.charger_id, socket.token, release=release)
+            ours = await ocpp_state.mark_offline(
+                conn, socket.charger_id, socket.token, release=release, now=runtime.clock.now()
+            )
     except Exception:  # task boundary: the socket is gone either way
         log.exception("%s: could not record going offline", socket.identity)
     if announce and ours:

@@ -187,11 +187,12 @@ async def list_charger_transactions(
     date_to: datetime | None,
     limit: int,
     descending: bool,
+    status: str | None = None,
 ) -> Listing:
     """Up to `limit` of the team's transactions on the charger, by started_at (newest first when `descending`)."""
     async with runtime.db.scan() as conn:  # up to 10,000 rows (an export 50,000): keep it off the event loop
         charger_id = ChargerId((await chargers.get_charger(conn, team_id, charger))["id"])
-        filters = TransactionFilter(date_from=date_from, date_to=date_to)
+        filters = TransactionFilter(date_from=date_from, date_to=date_to, status=status)
         rows = await datapoints.list_charger_transactions(
             conn, team_id, charger_id, filters, limit=limit, descending=descending
         )

@@ -50,6 +50,7 @@ async def mark_online(
         "connection_status": "online",
         "ocpp_version": ocpp_version,
         "last_seen_at": now,
+        "last_connection_at": now,
         "gateway_id": gateway_id,
         "connection_token": token,
     }
@@ -58,13 +59,17 @@ async def mark_online(
     return str(before or "never_seen") if result.rowcount else None
 
 
-async def mark_offline(conn: AsyncConnection, charger_id: ChargerId, token: str, *, release: bool) -> bool:
+async def mark_offline(
+    conn: AsyncConnection, charger_id: ChargerId, token: str, *, release: bool, now: datetime | None = None
+) -> bool:
     """Record that the socket `token` dropped (`release`: closed) or went silent; False if the row names another.
 
     DESIGN "Cluster": an old socket closing after a newer one (on any gateway) marked the charger
     online writes nothing. A closed socket also clears the gateway and token; a silent one keeps them.
     """
     values: dict[str, Any] = {"connection_status": "offline"}
+    if now is not None:
+        values["last_disconnection_at"] = now
     if release:
         values |= {"gateway_id": None, "connection_token": None}
     ours = and_(chargers.c.id == charger_id, chargers.c.connection_token == token)
@@ -82,12 +87,15 @@ async def mark_all_offline(conn: AsyncConnection) -> int:
     return int(result.rowcount or 0)
 
 
-async def mark_gateway_offline(conn: AsyncConnection, gateway_id: str) -> list[RowMapping]:
-    """DESIGN "Cluster": the gateway is gone; its chargers go offline. Their ids and sites."""
+async def mark_gateway_offline(conn: AsyncConnection, gateway_id: str, now: datetime | None = None) -> list[RowMapping]:
+    """DESIGN "Cluster": the gateway is gone; its chargers go offline (disconnected `now`). Their ids and sites."""
+    values: dict[str, Any] = {"connection_status": "offline", "gateway_id": None, "connection_token": None}
+    if now is not None:
+        values["last_disconnection_at"] = now
     statement = (
         update(chargers)
         .where(chargers.c.gateway_id == gateway_id)
-        .values(stamped({"connection_status": "offline", "gateway_id": None, "connection_token": None}))
+        .values(stamped(values))
         .returning(chargers.c.id, chargers.c.site_id)
     )
     return list((await conn.execute(statement)).mappings().all())
@@ -105,8 +113,8 @@ async def get_placement(conn: AsyncConnection, charger_id: ChargerId) -> RowMapp
 
 
 async def record_seen(conn: AsyncConnection, charger_id: ChargerId, now: datetime) -> RowMapping | None:
-    """Stamp `last_seen_at`; returns the charger's current placement and lenient flag."""
-    await _set(conn, charger_id, {"last_seen_at": now})
+    """Stamp `last_seen_at` and `last_heartbeat_at` (a Heartbeat); returns the charger's placement and lenient flag."""
+    await _set(conn, charger_id, {"last_seen_at": now, "last_heartbeat_at": now})
     return await get_placement(conn, charger_id)
 
 

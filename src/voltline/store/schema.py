@@ -193,6 +193,11 @@ chargers = Table(
     # Set when a socket opens, cleared when it closes; null while no socket is open.
     Column("gateway_id", String(200), nullable=True, index=True),
     Column("connection_token", String(64), nullable=True),
+    # spec volttime-v3 §3.2: when a socket last came online, when one last dropped (a closed socket, or
+    # its gateway gone silent), and when the charger last sent a Heartbeat; null until the first.
+    Column("last_connection_at", DateTime(), nullable=True),
+    Column("last_disconnection_at", DateTime(), nullable=True),
+    Column("last_heartbeat_at", DateTime(), nullable=True),
     *_timestamps(),
 )
 

@@ -278,6 +278,8 @@ def test_plug_charge_starts_a_session_with_the_card_when_a_cable_is_plugged_in(
         assert (await team.post(charger, "lock", {"enabled": True})).status_code == 204
         async with online(server, charger) as locked:
             await until(lambda: locked.status0 == "Unavailable", "the lock applied at the boot")
+            # Every connector reported Unavailable first, so the plug below is the last status it sends.
+            await until(lambda: _check(team.statuses(charger), lambda s: s.get(1) == "Unavailable"), "locked")
             locked.set_status(1, "Preparing")
             await until(lambda: _check(team.statuses(charger), lambda s: s.get(1) == "Preparing"), "the plug")
             await asyncio.sleep(1.0)

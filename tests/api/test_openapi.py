@@ -47,6 +47,12 @@ V3SET = "/api/v3/chargers/{charger}/settings"  # v3 charger settings (spec/voltt
 V3 = "GET"
 V3S = "/api/v3/sites/{site}"
 V3C = "/api/v3/chargers/{charger}"
+V3_PROFILE = {
+    "stack_level": 1,
+    "charging_profile_purpose": "TxDefaultProfile",
+    "charging_profile_kind": "Absolute",
+    "charging_schedule": {"charging_rate_unit": "A", "charging_schedule_period": [{"start_period": 0, "limit": 10}]},
+}
 SITE_BODY = {"name": "Depot", "street": "Main", "house_number": 1, "postal_code": "1000", "city": "C", "country": "NL"}
 
 
@@ -636,6 +642,26 @@ SCENARIOS: dict[tuple[str, str], list[Call]] = {
         _missing("charger", {"connector_id": 1}),
         Call(422, {}),
         Call(200, {"connector_id": 1}),
+    ],
+    ("POST", V3C + "/actions/charge-limit"): [
+        _missing("charger", {"connector_id": 1, "limit": 16}),
+        Call(422, {"connector_id": 1, "limit": 5}),
+        Call(200, {"connector_id": 1, "limit": 16}),
+    ],
+    ("POST", V3C + "/actions/clear-charge-limit"): [
+        _missing("charger", {}),
+        Call(422, {"connector_id": -1}),
+        Call(200, {"connector_id": 1}),
+    ],
+    ("POST", V3C + "/actions/charging-profile"): [
+        _missing("charger", {"connector_id": 1, "charging_profile": {}}),
+        Call(422, {"connector_id": 1}),
+        Call(200, {"connector_id": 1, "charging_profile": V3_PROFILE}),
+    ],
+    ("POST", V3C + "/actions/clear-charging-profile"): [
+        _missing("charger", {}),
+        Call(422, {"charging_profile_purpose": "Other"}),
+        Call(200, {}),
     ],
 }
 

@@ -160,6 +160,63 @@ def test_a_managed_connector_is_capped_paused_and_resumed_within_the_group_capac
         site.api.close()
 
 
+async def v3_action(site: Site, cp: SmartCharger, action: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """`POST /api/v3/chargers/{uuid}/actions/{action}` as a client sends it: status and JSON body."""
+    uuid = charger_row(site.server, cp.identity)["uuid"]
+    path = f"/api/v3/chargers/{uuid}/actions/{action}"
+    response = await asyncio.to_thread(site.api.post, path, json=body)
+    return response.status_code, response.json()
+
+
+def test_evcc_pauses_and_resumes_through_the_v3_charge_limit_on_a_balanced_site(smart: ClockedServer) -> None:
+    """spec v3 §5 (evcc `plugchoice`): Enable(false) posts `{"connector_id": 1, "limit": 0}` and the connector
+    goes SuspendedEVSE drawing 0 A (R-41, R-32) while the others share the group (R-82); MaxCurrent(16) posts
+    `limit: 16` and the installed limit is min(allocation, 16) (R-42). A charging profile in W becomes the
+    same cap (DESIGN "v3 API"), clear-charging-profile lifts it; 0 < limit < 6 is a 422 (R-40). Σ ≤ 32 A (R-85)."""
+    site = Site(smart, smart.account(), 32)
+    ledger = Ledger(32.0)
+    cps = [make_charger(smart, site, f"EVCC{n}", ledger) for n in range(2)]
+    first = cps[0]
+
+    async def scenario() -> None:
+        async with running(cps):
+            for cp in cps:
+                cp.begin()
+            await offered_are(cps, [16.0, 16.0], "R-82: two equal shares")
+            assert await v3_action(site, first, "charge-limit", {"connector_id": 1, "limit": 0}) == (
+                200,
+                {"status": "Accepted"},
+            )
+            await offered_are(cps, [0.0, 32.0], "paused, the other takes the group")
+            await picture_is(site, cps, [("0.0", "charge_limit"), ("32.0", "max")], "paused: the other at its rating")
+            await until(lambda: server_status(smart, first.identity, 1) == "SuspendedEVSE", "the server shows it")
+            assert first.connectors[1].meter.current == 0.0
+            assert await v3_action(site, first, "charge-limit", {"connector_id": 1, "limit": 16}) == (
+                200,
+                {"status": "Accepted"},
+            )
+            await offered_are(cps, [16.0, 16.0], "resumed at min(allocation, 16)")
+            uuid = charger_row(smart, first.identity)["uuid"]
+            shown_charger = (await asyncio.to_thread(site.api.get, f"/api/v3/chargers/{uuid}")).json()["data"]
+            assert shown_charger["max_current"] == 16, "spec v3 §3.2 max_current: the connector's cap"
+            status, body = await v3_action(site, first, "charge-limit", {"connector_id": 1, "limit": 5})
+            assert (status, list(body["errors"])) == (422, ["limit"])
+            period = {"start_period": 0, "limit": 8280}
+            profile = {"charging_schedule": {"charging_rate_unit": "W", "charging_schedule_period": [period]}}
+            answer = await v3_action(site, first, "charging-profile", {"connector_id": 1, "charging_profile": profile})
+            assert answer == (200, {"status": "Accepted"})
+            await offered_are(cps, [12.0, 20.0], "8,280 W on three phases at 230 V: a 12 A cap")
+            await picture_is(site, cps, [("12.0", "charge_limit"), ("20.0", "share")], "capped by the profile")
+            assert await v3_action(site, first, "clear-charging-profile", {}) == (200, {"status": "Accepted"})
+            await offered_are(cps, [16.0, 16.0], "the cap lifted")
+        assert ledger.violations == [], f"R-85: Σ above 32 A at {ledger.violations}"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        site.api.close()
+
+
 def two_connector_charger(server: ClockedServer, site: Site, name: str) -> SmartCharger:
     """A simulated charger with two connectors on the server's clock."""
     identity = site.charger(f"{name}-{site.site['id']}")["identity"]

@@ -68,6 +68,15 @@ class Team:
     def __init__(self, client: httpx.AsyncClient, account: Account) -> None:
         self.client, self.base = client, f"/api/v2/teams/{account.team_id}"
 
+    async def v3_blocked(self, charger: dict[str, Any]) -> bool:
+        """`blocked` of the charger as v3 shows it, in the single GET and in the list."""
+        one = await self.client.get(f"/api/v3/chargers/{charger['uuid']}")
+        assert one.status_code == 200, one.text
+        listed = (await self.client.get("/api/v3/chargers", params={"per_page": "100"})).json()["data"]
+        [row] = [row for row in listed if row["uuid"] == charger["uuid"]]
+        assert row["blocked"] is one.json()["data"]["blocked"]
+        return bool(one.json()["data"]["blocked"])
+
     async def charger(self) -> dict[str, Any]:
         """A charger of the team on security profile 0 (identity only)."""
         made = await self.client.post(f"{self.base}/chargers", json={"identity": f"ST-{uuid.uuid4().hex[:10]}"})
@@ -153,13 +162,15 @@ def test_lock_makes_every_connector_unavailable_and_unlock_makes_them_available(
             assert await team.get(charger, "cable-lock") == {"enabled": True, "interactable": True}
             await until(lambda: _check(team.statuses(charger), unavailable), "every connector Unavailable")
             assert cp.status0 == "Unavailable"
-            assert blocked(server, charger) is True  # what the v3 charger resource's `blocked` reads
+            assert blocked(server, charger) is True
+            assert await team.v3_blocked(charger) is True, "spec v3 §3.2 `blocked`: the lock setting"
 
             unlocked = await team.post(charger, "cable-lock", {"enabled": False})  # the alias
             assert unlocked.status_code == 204, unlocked.text
             assert cp.got("ChangeAvailability")[-1] == {"connectorId": 0, "type": "Operative"}
             assert await team.get(charger, "lock") == {"enabled": False}
             assert blocked(server, charger) is False
+            assert await team.v3_blocked(charger) is False
             await until(
                 lambda: _check(team.statuses(charger), lambda s: set(s.values()) == {"Available"}),
                 "every connector Available again",

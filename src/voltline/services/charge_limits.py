@@ -145,6 +145,13 @@ async def clear_charge_limit(
     return {"status": status, "managed": managed, "connectors": [int(row["number"]) for row in rows]}
 
 
+async def caps_in_amps(rt: Runtime, charger_id: int) -> dict[int, float]:
+    """The standing caps of the charger's connectors in A, by connector row id (cleared ones left out)."""
+    async with rt.db.read() as conn:
+        rows = await store.list_charger_limits(conn, charger_id)
+    return {int(row["connector_id"]): row["limit_tenths"] / 10 for row in rows if row["limit_tenths"] is not None}
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 
 

@@ -91,6 +91,12 @@ async def blocked(rt: Runtime, charger_id: int) -> bool:
         return await store.is_blocked(conn, charger_id)
 
 
+async def blocked_among(rt: Runtime, charger_ids: list[int]) -> set[int]:
+    """Which of the chargers are locked: the v3 `blocked` of a page of chargers."""
+    async with rt.db.read() as conn:
+        return await store.blocked_among(conn, charger_ids)
+
+
 async def user_charger(rt: Runtime, user_id: UserId, charger_uuid: str) -> RowMapping:
     """The charger with this uuid among the user's teams; NotFoundError for any other (v3 tenancy, §1.4)."""
     async with rt.db.read() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,17 @@ async def is_blocked(conn: AsyncConnection, charger_id: int) -> bool:
     """Whether the charger is locked (`settings/lock` enabled): the v3 charger's `blocked`."""
     query = select(charger_settings.c.lock_enabled).where(charger_settings.c.charger_id == charger_id)
     return bool((await conn.execute(query)).scalar())
+
+
+async def blocked_among(conn: AsyncConnection, charger_ids: Iterable[int]) -> set[int]:
+    """Which of the chargers are locked (one query for a page of chargers)."""
+    ids = [int(charger_id) for charger_id in charger_ids]
+    if not ids:
+        return set()
+    query = select(charger_settings.c.charger_id).where(
+        charger_settings.c.charger_id.in_(ids), charger_settings.c.lock_enabled.is_(True)
+    )
+    return {int(charger_id) for charger_id in (await conn.execute(query)).scalars()}
 
 
 async def get_user_charger(conn: AsyncConnection, user_id: int, charger_uuid: str) -> RowMapping:

@@ -3,9 +3,11 @@
 Sources of the fields: identity, reference, statuses and errors as v2; `vendor_id`, `model` and
 `firmware_version` from the BootNotification; `server` = the gateway process holding the socket
 (DESIGN "Cluster"; null while offline); `last_connection_at`, `last_disconnection_at`,
-`last_heartbeat_at` as the gateway records them (store/ocpp_state.py); `blocked` from
-`charger_blocked` (the one place the lock setting is read); `max_current` = the largest connector
-rating; `licenses` all true (Voltline licenses nothing); `permissions` from the caller's membership (services/reach.py).
+`last_heartbeat_at` as the gateway records them (store/ocpp_state.py); `blocked` = the lock
+setting (v3 `settings/lock`, services/charger_settings.py); `max_current` = the largest of its
+connectors' limits, each the connector's cap (v3 `actions/charge-limit`) or else its rating;
+`licenses` all true (Voltline licenses nothing); `permissions` from the caller's membership
+(services/reach.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from voltline.api.v3._common import V3, charger_team, simple_page, user_of
 from voltline.domain.ids import TeamId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
-from voltline.services import chargers, reach
+from voltline.services import charge_limits, charger_settings, chargers, reach
 from voltline.services.reach import Permissions
 
 CREATE_RULES = {
@@ -121,11 +123,6 @@ class V3ChargerDetailResource(V3ChargerResource):
     connectors: list[V3ConnectorResource]
 
 
-def charger_blocked(_row: Mapping[Any, Any]) -> bool:
-    """Whether the charger is blocked (spec v3 §3.2 `blocked`): the lock setting, not served yet, so false."""
-    return False
-
-
 def connector_resource(row: Mapping[Any, Any]) -> V3ConnectorResource:
     """Shape a connector row for v3."""
     return V3ConnectorResource(
@@ -148,13 +145,15 @@ def connector_resource(row: Mapping[Any, Any]) -> V3ConnectorResource:
     )
 
 
-def max_current(connectors: Sequence[Mapping[Any, Any]]) -> int | None:
-    """The charger's current limit in A: the largest rating of its connectors; null while none is known."""
-    ratings = [int(c["max_amperage"]) for c in connectors if c["max_amperage"] is not None]
-    return max(ratings) if ratings else None
+def max_current(connectors: Sequence[Mapping[Any, Any]], caps: Mapping[int, float]) -> int | None:
+    """The charger's current limit in whole A: the largest connector limit, each its cap (by connector row
+    id) or else its rating; null while none is known."""
+    limits = [caps.get(int(c["id"]), c["max_amperage"]) for c in connectors]
+    known = [int(limit) for limit in limits if limit is not None]
+    return max(known) if known else None
 
 
-def _fields(row: Mapping[Any, Any], connectors: Sequence[Mapping[Any, Any]], allowed: Permissions) -> dict[str, Any]:
+def _fields(row: Mapping[Any, Any], allowed: Permissions, *, blocked: bool) -> dict[str, Any]:
     online = row["connection_status"] == "online"
     return {
         "uuid": row["uuid"],
@@ -175,8 +174,7 @@ def _fields(row: Mapping[Any, Any], connectors: Sequence[Mapping[Any, Any]], all
         "last_heartbeat_at": format_timestamp(row["last_heartbeat_at"]),
         "setup_pending": False,
         "setup_completed": True,
-        "blocked": charger_blocked(row),
-        "max_current": max_current(connectors),
+        "blocked": blocked,
         "created_at": format_timestamp(row["created_at"]) or "",
         "updated_at": format_timestamp(row["updated_at"]) or "",
         "licenses": V3Licenses(smart=True, pro=True),
@@ -185,17 +183,23 @@ def _fields(row: Mapping[Any, Any], connectors: Sequence[Mapping[Any, Any]], all
     }
 
 
-def charger_resource(row: Mapping[Any, Any], allowed: Permissions) -> V3ChargerResource:
-    """Shape a charger row for a v3 list."""
-    return V3ChargerResource(**_fields(row, [], allowed) | {"max_current": None})
+def charger_resource(row: Mapping[Any, Any], allowed: Permissions, *, blocked: bool) -> V3ChargerResource:
+    """Shape a charger row for a v3 list (no connectors read: `max_current` null)."""
+    return V3ChargerResource(**_fields(row, allowed, blocked=blocked), max_current=None)
 
 
 def charger_detail_resource(
-    row: Mapping[Any, Any], connectors: Sequence[Mapping[Any, Any]], allowed: Permissions
+    row: Mapping[Any, Any],
+    connectors: Sequence[Mapping[Any, Any]],
+    allowed: Permissions,
+    *,
+    blocked: bool,
+    caps: Mapping[int, float],
 ) -> V3ChargerDetailResource:
-    """Shape a charger row and its connector rows for the v3 single GET."""
+    """Shape a charger row and its connector rows (and their caps, by row id) for the v3 single GET."""
     return V3ChargerDetailResource(
-        **_fields(row, connectors, allowed),
+        **_fields(row, allowed, blocked=blocked),
+        max_current=max_current(connectors, caps),
         pincode=row["pincode"] if allowed.sensitive else None,
         connectors=[connector_resource(c) for c in connectors],
     )
@@ -211,14 +215,23 @@ async def v3_list_chargers(request: Request) -> Response:
     page = page_window(request)
     rows = await reach.list_chargers(runtime(request), user_of(request), offset=page.offset, limit=page.fetch)
     allowed = await _permissions_by_team(request, rows)
-    return simple_page(request, page, rows, lambda row: charger_resource(row, allowed[int(row["team_id"])]))
+    locked = await charger_settings.blocked_among(runtime(request), [int(row["id"]) for row in rows])
+    return simple_page(
+        request,
+        page,
+        rows,
+        lambda row: charger_resource(row, allowed[int(row["team_id"])], blocked=int(row["id"]) in locked),
+    )
 
 
 async def detail(request: Request, team_id: TeamId, uuid: str) -> V3ChargerDetailResource:
     """The v3 detail of the team's charger."""
     rt = runtime(request)
     row, connectors = await chargers.get_charger_with_connectors(rt, team_id, uuid)
-    return charger_detail_resource(row, connectors, await reach.permissions(rt, user_of(request), team_id))
+    allowed = await reach.permissions(rt, user_of(request), team_id)
+    blocked = await charger_settings.blocked(rt, int(row["id"]))
+    caps = await charge_limits.caps_in_amps(rt, int(row["id"]))
+    return charger_detail_resource(row, connectors, allowed, blocked=blocked, caps=caps)
 
 
 async def v3_get_charger(request: Request) -> Response:

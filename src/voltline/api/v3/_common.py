@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import UUID_PATTERN, Page, json_response, page_response
+from voltline.api._kit import UUID_PATTERN, Page, json_response
 from voltline.api.auth import runtime
 from voltline.domain.ids import TeamId, UserId
 from voltline.errors import NotFoundError
@@ -47,11 +47,6 @@ async def site_team(request: Request) -> tuple[TeamId, str]:
     """The user's team owning the path's `{site}`, and the site's uuid; 404 for any other."""
     uuid = uuid_of(request, "site")
     return await reach.site_team(runtime(request), user_of(request), uuid), uuid
-
-
-def simple_page(request: Request, page: Page, rows: Sequence[Any], shape: Callable[[Any], Any]) -> Response:
-    """Laravel's simple paginator (spec v3 §1.3): `rows` were read with `page.fetch`."""
-    return page_response(request, page, rows, shape)
 
 
 def _url(request: Request, page: int) -> str:

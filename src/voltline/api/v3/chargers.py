@@ -20,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from voltline.api._contract import Contract
-from voltline.api._kit import PAGE_QUERY, UUID_PATTERN, envelope, json_body, page_window
+from voltline.api._kit import PAGE_QUERY, UUID_PATTERN, envelope, json_body, page_response, page_window
 from voltline.api._routing import Endpoint
 from voltline.api.auth import authenticated, runtime
-from voltline.api.v3._common import V3, charger_team, simple_page, user_of
+from voltline.api.v3._common import V3, charger_team, user_of
 from voltline.domain.ids import TeamId
 from voltline.domain.timestamps import format_timestamp
 from voltline.errors import ValidationError
@@ -216,7 +216,7 @@ async def v3_list_chargers(request: Request) -> Response:
     rows = await reach.list_chargers(runtime(request), user_of(request), offset=page.offset, limit=page.fetch)
     allowed = await _permissions_by_team(request, rows)
     locked = await charger_settings.blocked_among(runtime(request), [int(row["id"]) for row in rows])
-    return simple_page(
+    return page_response(
         request,
         page,
         rows,

@@ -22,6 +22,7 @@ from voltline.api._kit import (
     json_body,
     no_content,
     page_of,
+    page_response,
     page_window,
     path_ref,
     query_data,
@@ -30,7 +31,7 @@ from voltline.api._routing import Endpoint
 from voltline.api.auth import authenticated, runtime
 from voltline.api.chargers import _attempt_counter
 from voltline.api.sites import CREATE_SITE, CREATE_SITE_RULES, UPDATE_SITE, _site_values
-from voltline.api.v3._common import V3, simple_page, site_team, user_of, uuid_of
+from voltline.api.v3._common import V3, site_team, user_of, uuid_of
 from voltline.api.v3.chargers import V3ConnectorResource, V3Permissions, connector_resource
 from voltline.domain.ids import TeamId
 from voltline.domain.timestamps import format_timestamp
@@ -188,7 +189,7 @@ async def v3_list_sites(request: Request) -> Response:
         rt, user, team_id=team_id, search=clean.get("search"), offset=page.offset, limit=page.fetch
     )
     allowed = {t: await reach.permissions(rt, user, TeamId(t)) for t in {int(r["team_id"]) for r in rows}}
-    return simple_page(request, page, rows, lambda row: site_resource(row, allowed[int(row["team_id"])]))
+    return page_response(request, page, rows, lambda row: site_resource(row, allowed[int(row["team_id"])]))
 
 
 async def v3_create_site(request: Request) -> Response:
@@ -223,7 +224,7 @@ async def v3_list_site_chargers(request: Request) -> Response:
     for row in rows[: page.size]:
         found, connectors = await chargers.get_charger_with_connectors(rt, team_id, row["uuid"])
         shaped.append(_site_charger(found, connectors))
-    return simple_page(request, page, [*shaped, *rows[page.size :]], lambda item: item)
+    return page_response(request, page, [*shaped, *rows[page.size :]], lambda item: item)
 
 
 def _site_charger(row: Mapping[Any, Any], connectors: list[Any]) -> V3SiteChargerResource:
@@ -257,7 +258,7 @@ async def v3_list_site_connectors(request: Request) -> Response:
     team_id, uuid = await site_team(request)
     page = page_window(request)
     rows = await connectors.list_site_connectors(runtime(request), team_id, uuid, offset=page.offset, limit=page.fetch)
-    return simple_page(request, page, rows, site_connector_resource)
+    return page_response(request, page, rows, site_connector_resource)
 
 
 async def v3_attach_charger(request: Request) -> Response:
@@ -290,7 +291,7 @@ async def v3_list_cards(request: Request) -> Response:
     team_id, _ = await site_team(request)
     page = page_window(request)
     rows = await id_tags.list_id_tags(runtime(request), team_id, offset=page.offset, limit=page.fetch)
-    return simple_page(request, page, rows, card_resource)
+    return page_response(request, page, rows, card_resource)
 
 
 async def _card_values(request: Request, team_id: TeamId, *, keep: str | None = None) -> dict[str, Any]:

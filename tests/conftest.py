@@ -133,9 +133,29 @@ class LiveServer:
     def stop(self) -> None:
         """Shut the server down and wait for its thread."""
         if self._server is not None:
+            self._settle_closing_websockets()
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(15)
+
+    def _settle_closing_websockets(self, seconds: float = 3.0) -> None:
+        """Wait (bounded) until no WebSocket is half-way through its closing handshake.
+
+        uvicorn's shutdown sends a close frame (1012) on every open WebSocket and raises
+        InvalidState, in the server's thread, on one whose peer has just closed it; a test that
+        closes its charger and stops the server at once would then fail on that race.
+        """
+        assert self._server is not None
+        connections = self._server.server_state.connections
+        deadline = threading.Event()
+        for _ in range(int(seconds / 0.01)):
+            try:
+                states = [getattr(getattr(c, "conn", None), "state", None) for c in list(connections)]
+            except RuntimeError:  # the set changed while it was copied: look again
+                continue
+            if not any(state is not None and state.name == "CLOSING" for state in states):
+                return
+            deadline.wait(0.01)
 
     @property
     def runtime(self) -> Runtime:

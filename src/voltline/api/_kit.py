@@ -210,7 +210,8 @@ def page_response(
     return _paginated(request, [shape(row) for row in rows[: page.size]], page.number, page.size, has_more=has_more)
 
 
-def _page_url(request: Request, page: int) -> str:
+def page_url(request: Request, page: int) -> str:
+    """The request's URL (its other query parameters kept) on page `page`."""
     query = {k: v for k, v in request.query_params.items() if k != "page"}
     query["page"] = str(page)
     return f"{_path_url(request)}?{urlencode(query)}"
@@ -228,10 +229,10 @@ def _paginated(request: Request, items: Sequence[Any], page: int, per_page: int,
         {
             "data": list(items),
             "links": {
-                "first": _page_url(request, 1),
+                "first": page_url(request, 1),
                 "last": None,
-                "prev": _page_url(request, page - 1) if page > 1 else None,
-                "next": _page_url(request, page + 1) if has_more else None,
+                "prev": page_url(request, page - 1) if page > 1 else None,
+                "next": page_url(request, page + 1) if has_more else None,
             },
             "meta": {
                 "current_page": page,

@@ -195,13 +195,29 @@ def _query_parameter(name: str, rules: str) -> dict[str, Any]:
     return {**parameter, "description": description} if description else parameter
 
 
+# spec volttime-v3 §1.1: chargers and sites by uuid, connectors by OCPP number, cards by integer id.
+_V3_PATH_PARAMETERS = {
+    "charger": "The uuid of the charger.",
+    "site": "The uuid of the site.",
+    "number": "The OCPP connector number.",
+    "card": "The integer id of the card.",
+}
+
+
+def _path_description(path: str, name: str) -> str:
+    """What a path parameter names: v2 takes an integer id or a uuid; v3 as its §1.1 says."""
+    if path.startswith("/api/v3/") and name in _V3_PATH_PARAMETERS:
+        return _V3_PATH_PARAMETERS[name]
+    return f"The integer id or the uuid of the {name.replace('_', ' ')}."
+
+
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {
             "name": name,
             "in": "path",
             "required": True,
-            "description": f"The integer id or the uuid of the {name.replace('_', ' ')}.",
+            "description": _path_description(endpoint.path, name),
             "schema": {"type": "string", "pattern": _REF_PATTERN},
         }
         for name in _PARAM.findall(endpoint.path)

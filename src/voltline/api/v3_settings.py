@@ -23,7 +23,7 @@ from voltline.errors import NotFoundError
 from voltline.services import charger_settings
 
 PREFIX = "/api/v3/chargers/{charger}/settings"
-TAG = "v3 charger settings"
+TAG = "v3 Charger settings"
 
 ENABLED_RULES = {"enabled": "required|boolean"}
 PLUG_CHARGE_RULES = {"enabled": "required|boolean", "card_uid": "required_if:enabled,true|nullable|string|max:20"}

@@ -4,7 +4,7 @@
   connector 0 (OCPP 1.6 §5.2: every connector becomes Unavailable, no new sessions); disabled:
   Operative. Refused (409) while a transaction runs (`interactable` false), as Plugchoice does.
   A charger offline at the change gets it when it boots or reconnects. The v3 charger's `blocked`
-  reads this setting (`is_blocked`).
+  reads this setting (`blocked`, `blocked_among`).
 - `socket-lock`: the cable stays locked in the socket when the EV side is unplugged: OCPP 1.6
   §9.1.35 UnlockConnectorOnEVSideDisconnect = false (enabled) / true (disabled), set by
   ChangeConfiguration and re-set after a boot or reconnect. Its state is read from the charger
@@ -80,13 +80,8 @@ class PlugChargeState:
     current_card: str | None
 
 
-async def is_blocked(conn: AsyncConnection, charger_id: int) -> bool:
-    """Whether the charger is locked (`settings/lock`): the v3 charger resource's `blocked`."""
-    return await store.is_blocked(conn, charger_id)
-
-
 async def blocked(rt: Runtime, charger_id: int) -> bool:
-    """`is_blocked` in a read of its own."""
+    """Whether the charger is locked (`settings/lock`): the v3 charger resource's `blocked`."""
     async with rt.db.read() as conn:
         return await store.is_blocked(conn, charger_id)
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from voltline.api._kit import UUID_PATTERN, Page, json_response
+from voltline.api._kit import UUID_PATTERN, Page, json_response, page_url
 from voltline.api.auth import runtime
 from voltline.domain.ids import TeamId, UserId
 from voltline.errors import NotFoundError
@@ -49,12 +48,6 @@ async def site_team(request: Request) -> tuple[TeamId, str]:
     return await reach.site_team(runtime(request), user_of(request), uuid), uuid
 
 
-def _url(request: Request, page: int) -> str:
-    query = {k: v for k, v in request.query_params.items() if k != "page"}
-    query["page"] = str(page)
-    return f"{request.url.replace(query='', fragment='')}?{urlencode(query)}"
-
-
 def length_aware_page(request: Request, page: Page, items: Sequence[Any], shape: Callable[[Any], Any]) -> Response:
     """Laravel's length-aware paginator (spec v3 §1.3) over all `items`, with `last_page`, `total`, `links`."""
     total = len(items)
@@ -67,7 +60,7 @@ def length_aware_page(request: Request, page: Page, items: Sequence[Any], shape:
 
     def link(number: int | None, label: str, *, active: bool = False) -> dict[str, Any]:
         return {
-            "url": None if number is None else _url(request, number),
+            "url": None if number is None else page_url(request, number),
             "label": label,
             "page": number,
             "active": active,
@@ -80,10 +73,10 @@ def length_aware_page(request: Request, page: Page, items: Sequence[Any], shape:
         {
             "data": shown,
             "links": {
-                "first": _url(request, 1),
-                "last": _url(request, last),
-                "prev": None if previous is None else _url(request, previous),
-                "next": None if following is None else _url(request, following),
+                "first": page_url(request, 1),
+                "last": page_url(request, last),
+                "prev": None if previous is None else page_url(request, previous),
+                "next": None if following is None else page_url(request, following),
             },
             "meta": {
                 "current_page": page.number,

@@ -243,6 +243,22 @@ def test_laravel_rules_become_json_schema_keywords(
     assert {k: v for k, v in made.items() if k != "description" or "description" in expected} == expected
 
 
+def test_path_parameters_say_what_each_api_version_takes() -> None:
+    """v2 takes an integer id or a uuid; v3 chargers and sites by uuid (spec v3 §1.1); connectors by OCPP number."""
+
+    def described(method: str, path: str) -> dict[str, str]:
+        return {p["name"]: p["description"] for p in operation(method, path)["parameters"] if p["in"] == "path"}
+
+    assert described("GET", "/api/v3/chargers/{charger}") == {"charger": "The uuid of the charger."}
+    assert described("PUT", "/api/v3/chargers/{charger}/connectors/{number}") == {
+        "charger": "The uuid of the charger.",
+        "number": "The OCPP connector number.",
+    }
+    assert described("GET", "/api/v2/teams/{team}/chargers/{charger}")["charger"] == (
+        "The integer id or the uuid of the charger."
+    )
+
+
 def test_docs_describe_every_route() -> None:
     """docs/api.md lists every operation of the route table as `METHOD path`."""
     text = API_DOCS.read_text(encoding="utf-8")

@@ -205,8 +205,9 @@ _V3_PATH_PARAMETERS = {
 
 
 def _path_description(path: str, name: str) -> str:
-    """What a path parameter names: v2 takes an integer id or a uuid; v3 as its §1.1 says."""
-    if path.startswith("/api/v3/") and name in _V3_PATH_PARAMETERS:
+    """What a path parameter names: v2 takes an integer id or a uuid (a connector: its OCPP number); v3 as
+    its §1.1 says."""
+    if name == "number" or (path.startswith("/api/v3/") and name in _V3_PATH_PARAMETERS):
         return _V3_PATH_PARAMETERS[name]
     return f"The integer id or the uuid of the {name.replace('_', ' ')}."
 
